@@ -1,0 +1,73 @@
+# netns-session build, test and install.
+#
+#   make            build ./netns-session
+#   make test       unit tests, then the systemd-nspawn suites (root; installs deps)
+#   make install    PREFIX=/usr DESTDIR= : /usr/sbin/netns-session, units, default config
+
+PREFIX     ?= /usr
+SBINDIR    ?= $(PREFIX)/sbin
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+DESTDIR    ?=
+
+GO         ?= go
+VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS    := -s -w -X main.version=$(VERSION)
+BIN        := netns-session
+STATICCHECK_VERSION := v0.8.2
+FUZZTIME   ?= 60s
+NSPAWN_TIMEOUT ?= 40m
+
+UNIT_PKGS   = $(shell $(GO) list ./... | grep -v /tests/)
+
+.PHONY: all build test test-unit test-nspawn fuzz lint install deps clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/netns-session
+
+test: test-unit test-nspawn
+
+test-unit:
+	$(GO) test -count=1 $(UNIT_PKGS)
+
+# The nspawn suites boot Debian bookworm and trixie containers; they need root,
+# systemd-nspawn and debootstrap. Images are cached under
+# /var/cache/netns-session-test (override with NETNS_SESSION_CACHE).
+test-nspawn: deps
+	NETNS_SESSION_NSPAWN=1 $(GO) test -count=1 -v -timeout $(NSPAWN_TIMEOUT) ./tests/nspawn/
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/config
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/netns-session
+	for u in $(wildcard units/*); do install -D -m 0644 $$u $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/security/netns-session.d
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/security/netns-session.conf ]; then \
+		echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/security/netns-session.conf"; \
+	else \
+		install -m 0644 etc/netns-session.conf $(DESTDIR)$(SYSCONFDIR)/security/netns-session.conf; \
+	fi
+
+# deps installs the host packages the nspawn suites need, and only those missing.
+deps:
+	@missing=""; \
+	command -v systemd-nspawn >/dev/null || missing="$$missing systemd-container"; \
+	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing host packages for the nspawn suites:$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	else \
+		echo "host packages for the nspawn suites are present (systemd-container, debootstrap)"; \
+	fi
+
+clean:
+	rm -f $(BIN)
+	$(GO) clean -testcache
