@@ -1,0 +1,289 @@
+package units
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// change is one user's wanted drop-in: the namespace path, or none.
+type change struct {
+	uid    uint32
+	user   string
+	nsPath string
+	remove bool
+	// reloaded is set by apply when systemd reloaded for this change.
+	reloaded bool
+}
+
+// Set collects the wanted drop-ins of many users, to apply them with a
+// single reload. The zero value is an empty Set; the last call for a UID wins.
+type Set struct {
+	changes map[uint32]change
+}
+
+// Ensure asks for uid's drop-in to name nsPath.
+func (s *Set) Ensure(user string, uid uint32, nsPath string) {
+	s.put(change{uid: uid, user: user, nsPath: nsPath})
+}
+
+// Remove asks for uid to have no drop-in.
+func (s *Set) Remove(uid uint32) {
+	s.put(change{uid: uid, remove: true})
+}
+
+func (s *Set) put(c change) {
+	if s.changes == nil {
+		s.changes = make(map[uint32]change)
+	}
+	s.changes[c.uid] = c
+}
+
+// UIDs returns the UIDs s changes, in ascending order.
+func (s *Set) UIDs() []uint32 {
+	return slices.Sorted(maps.Keys(s.changes))
+}
+
+// Apply locks the UIDs of s, applies s and unlocks; see Lock.Apply.
+func (m *Manager) Apply(ctx context.Context, s *Set) (changed []uint32, err error) {
+	l, err := m.Lock(ctx, s.UIDs()...)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
+	return l.Apply(ctx, s)
+}
+
+// Apply writes or removes the drop-ins of s that differ from what is on disk
+// and then reloads systemd once, if anything changed. l must hold every UID of
+// s. changed lists, in ascending order, the UIDs systemd reloaded for. An
+// error for one UID does not stop the others.
+func (l *Lock) Apply(ctx context.Context, s *Set) (changed []uint32, err error) {
+	changes := make([]change, 0, len(s.changes))
+	for _, uid := range s.UIDs() {
+		changes = append(changes, s.changes[uid])
+	}
+	err = l.apply(ctx, changes)
+	for _, c := range changes {
+		if c.reloaded {
+			changed = append(changed, c.uid)
+		}
+	}
+	return changed, err
+}
+
+// Ensure makes uid's drop-in name nsPath and, if that changed it, reloads
+// systemd before returning, so the caller may start or check the user
+// manager. It reports whether systemd reloaded. When systemd is not running
+// it returns an error matching ErrNoSystemd and changes nothing.
+func (l *Lock) Ensure(ctx context.Context, user string, uid uint32, nsPath string) (changed bool, err error) {
+	c := [1]change{{uid: uid, user: user, nsPath: nsPath}}
+	err = l.apply(ctx, c[:])
+	return c[0].reloaded, err
+}
+
+// Remove removes uid's drop-in, and its directory if this package created it
+// and nothing else is in it, then reloads systemd. Without a drop-in it does
+// nothing. It reports whether systemd reloaded.
+func (l *Lock) Remove(ctx context.Context, uid uint32) (changed bool, err error) {
+	c := [1]change{{uid: uid, remove: true}}
+	err = l.apply(ctx, c[:])
+	return c[0].reloaded, err
+}
+
+// apply makes the changes and reloads once, before the caller can release the
+// locks: a later holder who finds its drop-in in place may then rely on
+// systemd having loaded it, unless pendingMark says otherwise.
+func (l *Lock) apply(ctx context.Context, changes []change) error {
+	var errs []error
+	reload := false
+	for i := range changes {
+		c := &changes[i]
+		h := l.find(c.uid)
+		if h == nil {
+			errs = append(errs, fmt.Errorf("changing drop-in for uid %d: %w", c.uid, ErrNotLocked))
+			continue
+		}
+		var err error
+		if c.remove {
+			err = l.m.removeDropIn(h)
+		} else {
+			err = l.m.writeDropIn(h, c.user, c.nsPath)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		reload = reload || h.pending
+	}
+	if !reload {
+		return errors.Join(errs...)
+	}
+	if err := l.m.reload(ctx); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for i := range changes {
+		h := l.find(changes[i].uid)
+		if h == nil || !h.pending {
+			continue
+		}
+		changes[i].reloaded = true
+		if err := h.clearPending(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writeDropIn writes the drop-in of h's UID when it differs from the one on
+// disk, marking the reload pending first.
+func (m *Manager) writeDropIn(h *heldUID, user, nsPath string) error {
+	if err := checkNetnsPath(nsPath); err != nil {
+		return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, err)
+	}
+	var stack [512]byte
+	want := appendDropIn(stack[:0], user, h.uid, nsPath)
+	path := m.DropInPath(h.uid)
+	exists, equal, err := fileContentIs(path, want)
+	if err != nil {
+		return fmt.Errorf("reading drop-in for uid %d: %w", h.uid, err)
+	}
+	if equal {
+		return nil
+	}
+	// Only now is the check worth its stat: a drop-in on disk means systemd.
+	if !exists && !m.SystemdBooted() {
+		return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, ErrNoSystemd)
+	}
+	if err := h.markPending(); err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if err := m.makeDropInDir(h.uid, dir); err != nil {
+		return fmt.Errorf("creating drop-in directory for uid %d: %w", h.uid, err)
+	}
+	if err := removeLeftovers(dir); err != nil {
+		return fmt.Errorf("removing stale temporary drop-ins for uid %d: %w", h.uid, err)
+	}
+	if err := writeAtomic(dir, want); err != nil {
+		return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, err)
+	}
+	return nil
+}
+
+// removeDropIn removes the drop-in of h's UID if there is one, marking the
+// reload pending first.
+func (m *Manager) removeDropIn(h *heldUID) error {
+	path := m.DropInPath(h.uid)
+	var st unix.Stat_t
+	switch err := unix.Lstat(path, &st); {
+	case err == unix.ENOENT:
+		return nil
+	case err != nil:
+		return fmt.Errorf("removing drop-in for uid %d: %w", h.uid, &fs.PathError{Op: "lstat", Path: path, Err: err})
+	}
+	if err := h.markPending(); err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing drop-in for uid %d: %w", h.uid, err)
+	}
+	if err := removeLeftovers(dir); err != nil {
+		return fmt.Errorf("removing stale temporary drop-ins for uid %d: %w", h.uid, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("removing drop-in for uid %d: %w", h.uid, err)
+	}
+	if err := m.removeDropInDir(h.uid, dir); err != nil {
+		return fmt.Errorf("removing drop-in directory for uid %d: %w", h.uid, err)
+	}
+	return nil
+}
+
+// ownedDirSuffix names the file in LockDir that records that this package
+// created a user's drop-in directory, so that it removes only what it made.
+const ownedDirSuffix = ".owns-dropin-dir"
+
+func (m *Manager) makeDropInDir(uid uint32, dir string) error {
+	err := os.Mkdir(dir, 0o755)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// Mkdir obeys the umask of whoever logs in; systemd wants to read it.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(m.userStatePath(uid, ownedDirSuffix), nil, 0o600); err != nil {
+		return err
+	}
+	return syncDir(m.SystemDir)
+}
+
+func (m *Manager) removeDropInDir(uid uint32, dir string) error {
+	marker := m.userStatePath(uid, ownedDirSuffix)
+	if _, err := os.Lstat(marker); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	err := os.Remove(dir)
+	if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
+		// Someone else put a file there: the directory is theirs too now.
+		return nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Remove(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return syncDir(m.SystemDir)
+}
+
+// SystemdBooted reports whether systemd is the init system, as sd_booted(3)
+// does: SystemDir exists and is a directory.
+func (m *Manager) SystemdBooted() bool {
+	fi, err := os.Lstat(m.SystemDir)
+	return err == nil && fi.IsDir()
+}
+
+// DropInUIDs returns, in ascending order, the UIDs that have a drop-in, so a
+// sync can remove those of users no longer mapped.
+func (m *Manager) DropInUIDs() ([]uint32, error) {
+	entries, err := os.ReadDir(m.SystemDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing drop-ins: %w", err)
+	}
+	var uids []uint32
+	for _, e := range entries {
+		id, ok := strings.CutPrefix(e.Name(), "user@")
+		if !ok {
+			continue
+		}
+		if id, ok = strings.CutSuffix(id, ".service.d"); !ok {
+			continue
+		}
+		uid, err := strconv.ParseUint(id, 10, 32)
+		if err != nil || strconv.FormatUint(uid, 10) != id {
+			continue
+		}
+		if _, err := os.Lstat(m.DropInPath(uint32(uid))); err == nil {
+			uids = append(uids, uint32(uid))
+		}
+	}
+	slices.Sort(uids)
+	return uids, nil
+}

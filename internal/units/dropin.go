@@ -1,0 +1,169 @@
+package units
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// tempPrefix starts the names of drop-ins being written. Such a name never
+// ends in ".conf" and is hidden, so systemd never reads a half-written file.
+const tempPrefix = "." + DropInName + "."
+
+// Render returns the drop-in that starts user@UID.service of user in the
+// network namespace at nsPath.
+func Render(user string, uid uint32, nsPath string) []byte {
+	return appendDropIn(nil, user, uid, nsPath)
+}
+
+func appendDropIn(b []byte, user string, uid uint32, nsPath string) []byte {
+	b = append(b, "# Written by netns-session for user "...)
+	b = appendPrintable(b, user)
+	b = append(b, " (uid "...)
+	b = strconv.AppendUint(b, uint64(uid), 10)
+	b = append(b, "); do not edit:\n# regenerated at login and by \"netns-session sync\".\n"...)
+	b = append(b, "[Service]\nNetworkNamespacePath="...)
+	// systemd expands %-specifiers in this setting; "%%" is a literal "%".
+	for i := 0; i < len(nsPath); i++ {
+		if nsPath[i] == '%' {
+			b = append(b, '%')
+		}
+		b = append(b, nsPath[i])
+	}
+	return append(b, '\n')
+}
+
+// appendPrintable appends s with control characters replaced, so that a
+// hostile user name cannot end the comment line and inject settings.
+func appendPrintable(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if isControl(s[i]) {
+			b = append(b, '?')
+		} else {
+			b = append(b, s[i])
+		}
+	}
+	return b
+}
+
+func isControl(c byte) bool { return c < 0x20 || c == 0x7f }
+
+// checkNetnsPath rejects paths systemd would read as another path: it wants an
+// absolute path and normalizes or strips the rest.
+func checkNetnsPath(p string) error {
+	if !filepath.IsAbs(p) || filepath.Clean(p) != p || strings.HasSuffix(p, " ") {
+		return fmt.Errorf("%w: %q", ErrInvalidNetnsPath, p)
+	}
+	for i := 0; i < len(p); i++ {
+		if isControl(p[i]) {
+			return fmt.Errorf("%w: %q", ErrInvalidNetnsPath, p)
+		}
+	}
+	return nil
+}
+
+// fileContentIs reports whether the file at path exists and holds exactly
+// want. It reads at most len(want)+1 bytes, into a stack buffer when want is
+// small, because this is the whole cost of a login that changes nothing.
+func fileContentIs(path string, want []byte) (exists, equal bool, err error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	if err == unix.ENOENT {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+
+	var stack [1024]byte
+	var buf []byte
+	if len(want) < len(stack) {
+		buf = stack[:len(want)+1]
+	} else {
+		buf = make([]byte, len(want)+1)
+	}
+	n := 0
+	for n < len(buf) {
+		r, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return true, false, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if r == 0 {
+			break
+		}
+		n += r
+	}
+	return true, bytes.Equal(buf[:n], want), nil
+}
+
+// writeAtomic replaces dir/DropInName with data: readers see the old file or
+// the new one, never a part, even if the writer is killed.
+func writeAtomic(dir string, data []byte) (err error) {
+	f, err := os.CreateTemp(dir, tempPrefix+"*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	// CreateTemp makes the file 0600; systemd and admins read it as 0644.
+	if err := f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), filepath.Join(dir, DropInName)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// removeLeftovers removes temporary files of writers killed before their
+// rename. The caller holds the user's lock, so no live writer owns one.
+func removeLeftovers(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tempPrefix) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// syncDir makes a rename, creation or removal in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

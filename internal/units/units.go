@@ -1,0 +1,82 @@
+// Package units owns netns-session's side of systemd: the drop-in
+// /run/systemd/system/user@UID.service.d/50-netns-session.conf that places a
+// user's systemd manager (and every user service under it) in a network
+// namespace, the per-user lock that serializes logins while they change it,
+// the daemon reload that makes systemd see it, and finding the main PID of a
+// running user manager without D-Bus.
+//
+// A login holds the user's lock across writing the drop-in and checking the
+// running manager, so a concurrent login cannot change the drop-in in between:
+//
+//	lk, err := m.Lock(ctx, uid)
+//	...
+//	defer lk.Unlock()
+//	changed, err := lk.Ensure(ctx, user, uid, nsPath)
+//	pid, err := m.UserManagerPID(uid)
+//
+// A sync of many users builds a Set and applies it with one reload.
+package units
+
+import (
+	"context"
+	"errors"
+	"strconv"
+)
+
+// DropInName is the file name of the drop-in in user@UID.service.d. Its "50-"
+// prefix lets an administrator's later drop-ins (60-*.conf) override it.
+const DropInName = "50-netns-session.conf"
+
+var (
+	// ErrNoSystemd means systemd is not the init system (no SystemDir, as
+	// sd_booted(3) decides): there is no user manager to place.
+	ErrNoSystemd = errors.New("systemd is not running")
+	// ErrNotRunning means the user's systemd manager is not running.
+	ErrNotRunning = errors.New("user manager is not running")
+	// ErrNotLocked means a change names a UID its Lock does not hold.
+	ErrNotLocked = errors.New("uid is not locked")
+	// ErrInvalidNetnsPath means a namespace path systemd would read differently
+	// from what was given (relative, unclean, or with control characters).
+	ErrInvalidNetnsPath = errors.New("invalid network namespace path")
+)
+
+// Reloader is the part of a systemd D-Bus connection this package uses;
+// *github.com/coreos/go-systemd/v22/dbus.Conn implements it.
+type Reloader interface {
+	ReloadContext(ctx context.Context) error
+	Close()
+}
+
+// Manager manages the drop-ins under SystemDir. The zero value is not usable;
+// New returns one with the production paths, which tests replace.
+type Manager struct {
+	// SystemDir is systemd's runtime unit directory; its existence is also
+	// how sd_booted(3) tells that systemd is the init system.
+	SystemDir string
+	// CgroupRoot is where the cgroup hierarchies are mounted.
+	CgroupRoot string
+	// ProcRoot is the proc file system.
+	ProcRoot string
+	// LockDir holds the per-user lock files. It is created 0700 when missing.
+	LockDir string
+	// Connect opens a connection to the system manager. It is called only
+	// when a reload is needed; the connection is closed after the reload.
+	Connect func(ctx context.Context) (Reloader, error)
+}
+
+// New returns a Manager for the running system.
+func New() *Manager {
+	return &Manager{
+		SystemDir:  "/run/systemd/system",
+		CgroupRoot: "/sys/fs/cgroup",
+		ProcRoot:   "/proc",
+		LockDir:    "/run/netns-session",
+		Connect:    connectSystemd,
+	}
+}
+
+// DropInPath returns the path of the drop-in for user@UID.service.
+func (m *Manager) DropInPath(uid uint32) string {
+	var id [10]byte
+	return m.SystemDir + "/user@" + string(strconv.AppendUint(id[:0], uint64(uid), 10)) + ".service.d/" + DropInName
+}
