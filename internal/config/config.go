@@ -1,0 +1,151 @@
+// Package config owns the netns-session policy: it reads
+// /etc/security/netns-session.conf and /etc/security/netns-session.d/*.conf,
+// refuses files an unprivileged user could have written, validates every line,
+// and resolves a login user to the network namespace the session must run in,
+// looking users and groups up through the system's NSS.
+//
+// The format, one entry per line:
+//
+//	# comment              (also trailing: "alice ns0 # lab bench")
+//	alice      ns0         user alice -> /run/netns/ns0
+//	@research  lab         members of group research -> /run/netns/lab
+//	bob        /srv/ns/b   an absolute path to a namespace file
+//	carol      -           the host namespace (that of PID 1)
+//	*          guest       everyone without a user or group line
+//	unmapped = keep        directive: what happens to users no line matches
+//
+// A user line beats group lines, group lines apply in file order (files in
+// load order), and "*" comes last. Users no line matches get the host
+// namespace, or stay where the login process is with "unmapped = keep".
+package config
+
+import "strings"
+
+// Where the policy lives and where named namespaces are found.
+const (
+	DefaultFile = "/etc/security/netns-session.conf"
+	DefaultDir  = "/etc/security/netns-session.d"
+	NetnsDir    = "/run/netns"
+	// HostNetnsPath is the namespace "-" and unmapped users resolve to.
+	HostNetnsPath = "/proc/1/ns/net"
+)
+
+// Netns is the network namespace a rule names.
+type Netns struct {
+	// Host is set for "-": the namespace of PID 1.
+	Host bool
+	// Path is the namespace file: NetnsDir/NAME, the path as written, or
+	// HostNetnsPath.
+	Path string
+	// Spec is the namespace as written in the config: "-", "NAME" or "/PATH".
+	Spec string
+}
+
+// netnsFromSpec returns the namespace a valid NETNS field names.
+func netnsFromSpec(spec string) Netns {
+	switch {
+	case spec == "-":
+		return Netns{Host: true, Path: HostNetnsPath, Spec: spec}
+	case strings.HasPrefix(spec, "/"):
+		return Netns{Path: spec, Spec: spec}
+	default:
+		return Netns{Path: NetnsDir + "/" + spec, Spec: spec}
+	}
+}
+
+// SelectorKind says whom a rule applies to.
+type SelectorKind uint8
+
+// The selector kinds, in the order resolution tries them.
+const (
+	SelectUser  SelectorKind = iota // a user name
+	SelectGroup                     // @group
+	SelectAll                       // *
+)
+
+// Rule is one mapping line.
+type Rule struct {
+	File string
+	Line int
+	Kind SelectorKind
+	// Name is the user or group name without "@"; empty for "*".
+	Name  string
+	Netns Netns
+}
+
+// Selector returns the selector as written: "alice", "@research" or "*".
+func (r Rule) Selector() string {
+	switch r.Kind {
+	case SelectGroup:
+		return "@" + r.Name
+	case SelectAll:
+		return "*"
+	default:
+		return r.Name
+	}
+}
+
+// Source returns "FILE:LINE".
+func (r Rule) Source() string {
+	return position{r.File, r.Line}.String()
+}
+
+// UnmappedPolicy says what happens to users no rule matches.
+type UnmappedPolicy int
+
+const (
+	// UnmappedHost moves unmapped users to the host namespace (PID 1's), so
+	// su or sudo from a mapped session to an unmapped user leaves the mapped
+	// namespace.
+	UnmappedHost UnmappedPolicy = iota
+	// UnmappedKeep leaves unmapped users in the namespace of the login process.
+	UnmappedKeep
+)
+
+var unmappedPolicyNames = []string{UnmappedHost: "host", UnmappedKeep: "keep"}
+
+func (p UnmappedPolicy) String() string { return choiceName(p, unmappedPolicyNames) }
+
+// Config is the merged policy of all loaded files. Load and Parse guarantee
+// that no selector appears twice.
+type Config struct {
+	// Files are the files read, in load order.
+	Files    []string
+	Unmapped UnmappedPolicy
+
+	// texts[i] is the content of Files[i]; rules point into it.
+	texts []string
+	rules []rule
+}
+
+// rule is the stored form of a Rule: offsets instead of strings, so a
+// config of 100k lines costs little memory and nothing to scan for the
+// garbage collector; a login parses the whole config every time. Rules are
+// built from it on demand.
+type rule struct {
+	file  uint32 // index into Files and texts
+	line  uint32
+	kind  SelectorKind
+	name  span // the name without "@"
+	netns span
+}
+
+// span is text[start:end] of one file, or of one line while parsing.
+type span struct{ start, end uint32 }
+
+func (s span) shift(by int) span { return span{s.start + uint32(by), s.end + uint32(by)} }
+
+func (c *Config) str(r *rule, s span) string { return c.texts[r.file][s.start:s.end] }
+
+func (c *Config) rule(r *rule) Rule {
+	return Rule{File: c.Files[r.file], Line: int(r.line), Kind: r.kind, Name: c.str(r, r.name), Netns: netnsFromSpec(c.str(r, r.netns))}
+}
+
+// Rules returns the rules in file order (files in load order).
+func (c *Config) Rules() []Rule {
+	rules := make([]Rule, len(c.rules))
+	for i := range c.rules {
+		rules[i] = c.rule(&c.rules[i])
+	}
+	return rules
+}

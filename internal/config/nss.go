@@ -1,0 +1,159 @@
+package config
+
+/*
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+
+// The _r lookups return their error instead of setting errno; these wrappers
+// hand back the record by value with a found flag, so no C pointer to a Go
+// stack variable is kept across the call.
+static struct passwd nss_getpwnam(const char *name, char *buf, size_t len, int *found, int *err) {
+	struct passwd pwd, *result = NULL;
+	memset(&pwd, 0, sizeof pwd);
+	*err = getpwnam_r(name, &pwd, buf, len, &result);
+	*found = result != NULL;
+	return pwd;
+}
+
+static struct group nss_getgrnam(const char *name, char *buf, size_t len, int *found, int *err) {
+	struct group grp, *result = NULL;
+	memset(&grp, 0, sizeof grp);
+	*err = getgrnam_r(name, &grp, buf, len, &result);
+	*found = result != NULL;
+	return grp;
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"unsafe"
+)
+
+const (
+	// Record buffers start small and double on ERANGE: groups from LDAP or
+	// Active Directory can list tens of thousands of members.
+	minRecordBuffer = 1 << 10
+	maxRecordBuffer = 32 << 20
+	// maxGroupList bounds getgrouplist's answer; the kernel allows 65536
+	// supplementary groups, directories may list more.
+	maxGroupList = 1 << 20
+)
+
+// NSS returns the system's user database: getpwnam_r, getgrouplist and
+// getgrnam_r through glibc's NSS, so users and groups from LDAP, SSSD,
+// extrausers or systemd userdb count like those in /etc/passwd.
+func NSS() Directory { return nssDirectory{} }
+
+type nssDirectory struct{}
+
+func (nssDirectory) LookupUser(name string) (*User, error) {
+	var pwd C.struct_passwd
+	err := lookupRecord("getpwnam_r", name, ErrUnknownUser, func(cname, buf *C.char, size C.size_t, found, errno *C.int) {
+		pwd = C.nss_getpwnam(cname, buf, size, found, errno)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &User{Name: C.GoString(pwd.pw_name), UID: uint32(pwd.pw_uid), GID: uint32(pwd.pw_gid)}, nil
+}
+
+func (nssDirectory) GroupIDs(u *User) ([]uint32, error) {
+	cname, err := cString(u.Name)
+	if err != nil {
+		return nil, err
+	}
+	size := 64
+	for {
+		gids := make([]C.gid_t, size)
+		n := C.int(size)
+		// getgrouplist reports no source errors; it returns -1 only when
+		// the list is too short, with n set to the length needed.
+		if C.getgrouplist(cname, C.gid_t(u.GID), &gids[0], &n) >= 0 {
+			ids := make([]uint32, n)
+			for i := range ids {
+				ids[i] = uint32(gids[i])
+			}
+			return ids, nil
+		}
+		size = max(int(n), 2*size)
+		if size > maxGroupList {
+			return nil, fmt.Errorf("getgrouplist %q: more than %d groups", u.Name, maxGroupList)
+		}
+	}
+}
+
+func (nssDirectory) LookupGroup(name string) (*Group, error) {
+	var grp C.struct_group
+	err := lookupRecord("getgrnam_r", name, ErrUnknownGroup, func(cname, buf *C.char, size C.size_t, found, errno *C.int) {
+		grp = C.nss_getgrnam(cname, buf, size, found, errno)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var members []string
+	if grp.gr_mem != nil {
+		for p := grp.gr_mem; *p != nil; p = (**C.char)(unsafe.Add(unsafe.Pointer(p), unsafe.Sizeof(*p))) {
+			members = append(members, C.GoString(*p))
+		}
+	}
+	return &Group{Name: C.GoString(grp.gr_name), GID: uint32(grp.gr_gid), Members: members}, nil
+}
+
+// lookupRecord runs the NSS lookup call (named for errors) of name. It
+// returns nil when the record was found, notFound wrapped when there is no
+// such record, and any other failure wrapped.
+func lookupRecord(call, name string, notFound error, lookup func(cname, buf *C.char, size C.size_t, found, errno *C.int)) error {
+	cname, err := cString(name)
+	if err != nil {
+		return err
+	}
+	found, err := withRecordBuffer(func(buf []byte) (bool, syscall.Errno) {
+		var found, errno C.int
+		lookup(cname, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &found, &errno)
+		return found != 0, syscall.Errno(errno)
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s %q: %w", call, name, err)
+	case !found:
+		return fmt.Errorf("%w %q", notFound, name)
+	}
+	return nil
+}
+
+// withRecordBuffer runs lookup with a buffer that grows while lookup reports
+// ERANGE, and reports whether the record was found (a missing one is not an
+// error). The record's strings point into the buffer, which stays alive as
+// long as the record does.
+func withRecordBuffer(lookup func(buf []byte) (found bool, errno syscall.Errno)) (bool, error) {
+	for size := minRecordBuffer; ; size *= 2 {
+		found, err := lookup(make([]byte, size))
+		switch {
+		case err == 0:
+			return found, nil
+		case err == syscall.ENOENT:
+			// POSIX allows "not found" as ENOENT.
+			return false, nil
+		case err != syscall.ERANGE:
+			return false, err
+		case size >= maxRecordBuffer:
+			return false, fmt.Errorf("record larger than %d bytes", maxRecordBuffer)
+		}
+	}
+}
+
+// cString returns name as a C string in Go memory.
+func cString(name string) (*C.char, error) {
+	if strings.IndexByte(name, 0) >= 0 {
+		return nil, fmt.Errorf("name %q contains NUL", name)
+	}
+	b := append([]byte(name), 0)
+	return (*C.char)(unsafe.Pointer(&b[0])), nil
+}

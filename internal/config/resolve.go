@@ -1,0 +1,141 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// User is a login user as the user database knows it.
+type User struct {
+	// Name is the name NSS returns, which may differ from the one asked for
+	// (case, aliases).
+	Name string
+	UID  uint32
+	GID  uint32
+}
+
+// Group is a group as the user database knows it.
+type Group struct {
+	Name    string
+	GID     uint32
+	Members []string
+}
+
+// Directory is the part of the user database resolution needs; NSS returns
+// the system's. Lookups of names that do not exist return errors wrapping
+// ErrUnknownUser or ErrUnknownGroup; any other error is a failing source.
+type Directory interface {
+	LookupUser(name string) (*User, error)
+	// GroupIDs returns the IDs of all groups u is in, its primary group
+	// included (getgrouplist). It is separate from LookupUser because most
+	// logins resolve without it.
+	GroupIDs(u *User) ([]uint32, error)
+	LookupGroup(name string) (*Group, error)
+}
+
+// Decision is where a user's sessions belong.
+type Decision struct {
+	// Rule is the rule that matched; nil for an unmapped user.
+	Rule *Rule
+	// Netns is the namespace to join; zero when Keep is set.
+	Netns Netns
+	// Keep: leave the session in the namespace of the login process
+	// (unmapped user under "unmapped = keep").
+	Keep bool
+	// Reason says in words why this decision was taken.
+	Reason string
+}
+
+// Mapped reports whether a rule matched the user.
+func (d Decision) Mapped() bool { return d.Rule != nil }
+
+// Resolve decides the namespace of user: the user's own line; else the first
+// group line, in file order, of a group the user is in (by the user's group
+// list or by the group's member list, so sources whose group list is
+// incomplete still count); else "*"; else the unmapped policy. It returns the
+// user as looked up, whose IDs the caller needs anyway. Only lookup failures
+// are errors; groups that do not exist are skipped.
+func (c *Config) Resolve(name string, dir Directory) (Decision, *User, error) {
+	u, err := dir.LookupUser(name)
+	if err != nil {
+		return Decision{}, nil, fmt.Errorf("looking up user %q: %w", name, err)
+	}
+	names := []string{name}
+	if u.Name != name {
+		names = append(names, u.Name)
+	}
+	for _, n := range names {
+		if r := c.find(SelectUser, n); r != nil {
+			return c.decide(r, "user line for "+n), u, nil
+		}
+	}
+	d, err := c.resolveGroups(u, names, dir)
+	if d.Mapped() || err != nil {
+		return d, u, err
+	}
+	if r := c.find(SelectAll, ""); r != nil {
+		return c.decide(r, "no user or group line matches; * applies"), u, nil
+	}
+	if c.Unmapped == UnmappedKeep {
+		return Decision{Keep: true, Reason: "no line matches; unmapped = keep leaves the login namespace"}, u, nil
+	}
+	return Decision{Netns: netnsFromSpec("-"), Reason: "no line matches; unmapped = host"}, u, nil
+}
+
+// resolveGroups returns the decision of the first group line of a group u
+// is in, or a zero Decision. names are the user's names as asked for and as
+// NSS returned them.
+func (c *Config) resolveGroups(u *User, names []string, dir Directory) (Decision, error) {
+	var gids []uint32
+	listed := false
+	for i := range c.rules {
+		r := &c.rules[i]
+		if r.kind != SelectGroup {
+			continue
+		}
+		if !listed {
+			var err error
+			if gids, err = dir.GroupIDs(u); err != nil {
+				return Decision{}, fmt.Errorf("listing groups of %s: %w", u.Name, err)
+			}
+			// Sorted for binary search: users can be in thousands of groups.
+			gids = slices.Clone(gids)
+			slices.Sort(gids)
+			listed = true
+		}
+		name := c.str(r, r.name)
+		g, err := dir.LookupGroup(name)
+		if errors.Is(err, ErrUnknownGroup) {
+			continue
+		}
+		if err != nil {
+			return Decision{}, fmt.Errorf("looking up group %q: %w", name, err)
+		}
+		if _, in := slices.BinarySearch(gids, g.GID); in {
+			return c.decide(r, fmt.Sprintf("%s is in group %s (gid %d)", u.Name, g.Name, g.GID)), nil
+		}
+		for _, n := range names {
+			if slices.Contains(g.Members, n) {
+				return c.decide(r, fmt.Sprintf("%s is listed as a member of group %s", n, g.Name)), nil
+			}
+		}
+	}
+	return Decision{}, nil
+}
+
+func (c *Config) decide(r *rule, reason string) Decision {
+	matched := c.rule(r)
+	return Decision{Rule: &matched, Netns: matched.Netns, Reason: reason}
+}
+
+// find returns the rule for selector kind and name, or nil; a linear scan is
+// cheaper than indexing a config that is read once per login.
+func (c *Config) find(kind SelectorKind, name string) *rule {
+	for i := range c.rules {
+		if r := &c.rules[i]; r.kind == kind && c.str(r, r.name) == name {
+			return r
+		}
+	}
+	return nil
+}
