@@ -1,0 +1,34 @@
+package nsjoin
+
+import (
+	"errors"
+	"runtime"
+)
+
+// Errors returned, wrapped with the path or thread concerned, by this package.
+// Match them with errors.Is; print the wrapped error, it says what was involved.
+var (
+	// ErrNotNamespace: the path exists but is not a namespace file (nsfs).
+	ErrNotNamespace = errors.New("not a namespace")
+	// ErrNotNetNamespace: the path is a namespace, of another type than network.
+	ErrNotNetNamespace = errors.New("not a network namespace")
+	// ErrRelativePath: the caller resolves the path with its own working
+	// directory, so only absolute paths can name the same file for both.
+	ErrRelativePath = errors.New("namespace path is not absolute")
+	// ErrNotWaiting: no thread of the parent is blocked waiting on this process.
+	ErrNotWaiting = errors.New("parent is not waiting on this process")
+	// ErrPtraceRefused: PTRACE_SEIZE failed with EPERM although we are root.
+	ErrPtraceRefused = errors.New("ptrace refused (Yama ptrace_scope=3 or an LSM)")
+	// ErrUnsupportedArch: the syscall injection exists for amd64 only.
+	ErrUnsupportedArch = errors.New("not supported on " + runtime.GOARCH)
+	// ErrTimeout: the caller did not reach a ptrace stop in time.
+	ErrTimeout = errors.New("timed out")
+	// ErrCallerGone: the caller exited (or was killed by someone else) during the join.
+	ErrCallerGone = errors.New("caller exited during the join")
+	// ErrCallerKilled: the caller could not be put back as it was, so it was
+	// killed rather than let run altered. See JoinParent for the contract.
+	ErrCallerKilled = errors.New("caller could not be restored and was killed")
+	// ErrMismatch: the namespace the caller opened or ended up in is not the
+	// one that was checked (the path changed under us).
+	ErrMismatch = errors.New("namespace does not match the checked target")
+)

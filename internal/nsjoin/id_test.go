@@ -1,0 +1,184 @@
+package nsjoin
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces and uses ptrace")
+	}
+}
+
+// newNetns creates a network namespace bound onto a file in a temporary
+// directory, without moving the test process into it.
+func newNetns(t testing.TB) string {
+	t.Helper()
+	requireRoot(t)
+	path := filepath.Join(t.TempDir(), "netns")
+	if err := os.WriteFile(path, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error)
+	go func() {
+		// The thread goes back to its namespace before it is unlocked. If
+		// it cannot, it stays locked and the runtime retires it with this
+		// goroutine (or, for the main thread, parks it for good).
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer unix.Close(orig)
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("unsharing: %w", err)
+			return
+		}
+		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		mountErr := unix.Mount(src, path, "", unix.MS_BIND, "")
+		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("returning to the original namespace: %w", err)
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- mountErr
+	}()
+	if err := <-errc; err != nil {
+		t.Fatalf("creating a network namespace at %s: %v", path, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmounting %s: %v", path, err)
+		}
+	})
+	return path
+}
+
+func TestCheckNetns(t *testing.T) {
+	dir := t.TempDir()
+	regular := filepath.Join(dir, "regular")
+	if err := os.WriteFile(regular, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	self := fmt.Sprintf("/proc/%d/ns/", os.Getpid())
+
+	tests := []struct {
+		name       string
+		path       func(t *testing.T) string
+		wantErr    error
+		wantSameAs string // a path whose ID CheckNetns must return
+	}{
+		{name: "own network namespace", path: func(*testing.T) string { return self + "net" }, wantSameAs: self + "net"},
+		{name: "bind-mounted network namespace", path: func(t *testing.T) string { return newNetns(t) }},
+		{name: "uts namespace", path: func(*testing.T) string { return self + "uts" }, wantErr: ErrNotNetNamespace},
+		{name: "regular file", path: func(*testing.T) string { return regular }, wantErr: ErrNotNamespace},
+		{name: "directory", path: func(*testing.T) string { return dir }, wantErr: ErrNotNamespace},
+		{name: "fifo is not opened", path: func(*testing.T) string { return fifo }, wantErr: ErrNotNamespace},
+		{name: "missing", path: func(*testing.T) string { return filepath.Join(dir, "missing") }, wantErr: fs.ErrNotExist},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := tt.path(t)
+			id, err := CheckNetns(path)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("CheckNetns(%s) error = %v, want %v", path, err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			want, err := PathID(path)
+			if tt.wantSameAs != "" {
+				want, err = PathID(tt.wantSameAs)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id != want || id == (ID{}) {
+				t.Errorf("CheckNetns(%s) = %v, want %v", path, id, want)
+			}
+		})
+	}
+}
+
+func TestNetnsIDs(t *testing.T) {
+	own, err := ProcessNetnsID(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	thread, err := ThreadNetnsID(os.Getpid(), unix.Gettid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own != thread {
+		t.Errorf("process namespace %v differs from its thread's %v", own, thread)
+	}
+	uts, err := PathID(fmt.Sprintf("/proc/%d/ns/uts", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uts == own {
+		t.Errorf("uts and net namespaces share the ID %v", own)
+	}
+	if _, err := ThreadNetnsID(os.Getpid(), 0); err == nil {
+		t.Error("ThreadNetnsID of thread 0 succeeded")
+	}
+
+	t.Run("another namespace has another ID", func(t *testing.T) {
+		other, err := PathID(newNetns(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if other == own {
+			t.Errorf("new namespace has our ID %v", own)
+		}
+	})
+}
+
+func TestSameNetns(t *testing.T) {
+	self := fmt.Sprintf("/proc/%d/ns/", os.Getpid())
+	thread := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
+	tests := []struct {
+		name    string
+		a, b    string // "new" stands for a new namespace
+		want    bool
+		wantErr bool
+	}{
+		{name: "process and its thread", a: self + "net", b: thread, want: true},
+		{name: "bind mount and itself", a: "new", b: "", want: true},
+		{name: "own and a new one", a: self + "net", b: "new"},
+		{name: "net and uts", a: self + "net", b: self + "uts"},
+		{name: "missing", a: self + "net", b: "/nonexistent/netns", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := tt.a, tt.b
+			if a == "new" {
+				a = newNetns(t)
+			}
+			switch b {
+			case "":
+				b = a
+			case "new":
+				b = newNetns(t)
+			}
+			got, err := SameNetns(a, b)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("SameNetns(%s, %s) = %v, %v; want %v, error %v", a, b, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}

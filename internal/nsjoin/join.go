@@ -1,0 +1,32 @@
+// Package nsjoin owns namespace identity and the move of the PAM caller into a
+// network namespace.
+//
+// Identity: a namespace is its nsfs device and inode (ID); CheckNetns is the
+// canonical check that a path is a network namespace.
+//
+// The join: `netns-session pam` runs as pam_exec's child, and its parent (the
+// sshd monitor, login, su, sudo, cron's job child) is blocked in wait4 on it
+// and forks the user's shell only once the session is open. No kernel API
+// moves another process into a namespace, so JoinParent injects
+// openat+setns+close into that parent's waiting thread with ptrace, through
+// the thread's own syscall instruction, and then lets the wait go on exactly
+// as it would have. It is implemented for amd64; elsewhere it fails with
+// ErrUnsupportedArch.
+package nsjoin
+
+import "time"
+
+// Options tunes JoinParent. The zero value is ready to use.
+type Options struct {
+	// Debugf receives debug messages; nil discards them. Messages about the
+	// time the caller is stopped are held back until it runs again, so that
+	// a slow log sink never keeps it stopped.
+	Debugf func(format string, args ...any)
+	// WaitTimeout bounds the search for the parent's thread blocked waiting
+	// on us: right after fork the parent may not have reached its wait yet.
+	// Zero means one second.
+	WaitTimeout time.Duration
+	// StopTimeout bounds each wait for the caller to reach a ptrace stop.
+	// Zero means one second.
+	StopTimeout time.Duration
+}

@@ -1,0 +1,239 @@
+package nsjoin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Wait syscalls as the caller's thread shows them in /proc/PID/task/TID/syscall
+// and in orig_rax (arch/x86/entry/syscalls/syscall_64.tbl).
+const (
+	sysWait4  = 61
+	sysWaitid = 247
+	// idtype_t values of waitid's first argument.
+	idtypeAll = 0
+	idtypePID = 1
+)
+
+const (
+	defaultWaitTimeout = time.Second
+	defaultStopTimeout = time.Second
+)
+
+// The steps of a join, in order. stepHook runs between them, so a test can
+// act at each point where the caller is in a different state: untouched,
+// stopped, holding the namespace fd, joined, restored.
+const (
+	stepBeforeSeize  = "before-seize"
+	stepStopped      = "stopped"
+	stepOpened       = "after-openat"
+	stepJoined       = "after-setns"
+	stepBeforeDetach = "before-detach"
+)
+
+// stepHook is set by tests only. It must not block or do I/O: when it runs
+// past stepBeforeSeize the caller is stopped.
+var stepHook func(step string)
+
+func step(name string) {
+	if stepHook != nil {
+		stepHook(name)
+	}
+}
+
+// JoinParent moves the thread of our parent process that is blocked in wait4
+// or waitid on us into the network namespace at nsPath, an absolute path.
+// It does nothing if that thread is already there, and it checks afterwards
+// that the thread is in exactly the namespace CheckNetns(nsPath) identified.
+//
+// On error the caller runs on unchanged (its registers, memory, fds and
+// namespace as they were), and the login must be denied. The one exception
+// is ErrCallerKilled: the caller could not be restored, so it has been sent
+// SIGKILL and is still attached to this process with PTRACE_O_EXITKILL; the
+// process must then exit promptly, without trying anything else on it.
+// Likewise, a process that calls JoinParent must not linger after an error
+// wrapping ErrTimeout: a caller that never stopped stays attached until exit.
+//
+// ctx bounds the search for the waiting thread and is checked between the
+// injected syscalls; once the caller is stopped, every wait is bounded by
+// Options.StopTimeout instead, so that cancelling can never cut a restore short.
+func JoinParent(ctx context.Context, nsPath string, opts Options) error {
+	if opts.Debugf == nil {
+		opts.Debugf = func(string, ...any) {}
+	}
+	if opts.WaitTimeout <= 0 {
+		opts.WaitTimeout = defaultWaitTimeout
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = defaultStopTimeout
+	}
+	if !filepath.IsAbs(nsPath) {
+		return fmt.Errorf("joining the caller to %s: %w", nsPath, ErrRelativePath)
+	}
+	cPath, err := unix.ByteSliceFromString(nsPath)
+	if err != nil {
+		return fmt.Errorf("joining the caller to %q: %w", nsPath, err)
+	}
+	target, err := CheckNetns(nsPath)
+	if err != nil {
+		return err
+	}
+
+	w, err := findWaiter(ctx, os.Getppid(), os.Getpid(), opts.WaitTimeout)
+	if err != nil {
+		return err
+	}
+	current, err := ThreadNetnsID(w.pid, w.tid)
+	if err != nil {
+		return fmt.Errorf("reading the namespace of caller %d thread %d: %w", w.pid, w.tid, err)
+	}
+	if current == target {
+		opts.Debugf("caller %d thread %d is already in %s (%s)", w.pid, w.tid, nsPath, target)
+		return nil
+	}
+
+	start := time.Now()
+	if err := inject(ctx, w, cPath, target, opts); err != nil {
+		return fmt.Errorf("joining caller %d thread %d to %s: %w", w.pid, w.tid, nsPath, err)
+	}
+	joined, err := ThreadNetnsID(w.pid, w.tid)
+	if err != nil {
+		return fmt.Errorf("verifying the namespace of caller %d thread %d: %w", w.pid, w.tid, err)
+	}
+	if joined != target {
+		return fmt.Errorf("verifying caller %d thread %d: in %s, want %s: %w", w.pid, w.tid, joined, target, ErrMismatch)
+	}
+	opts.Debugf("joined caller %d thread %d to %s (%s) in %v", w.pid, w.tid, nsPath, target, time.Since(start))
+	return nil
+}
+
+// waiter is a thread blocked in a wait syscall, with the syscall number and
+// the first two arguments it was seen with, which the registers of the
+// stopped thread must match.
+type waiter struct {
+	pid, tid int
+	nr       uint64
+	a0, a1   uint64
+}
+
+// findWaiter returns the thread of pid that is blocked waiting on child. The
+// parent may still be between fork and wait when we start, so it polls until
+// timeout.
+func findWaiter(ctx context.Context, pid, child int, timeout time.Duration) (waiter, error) {
+	deadline := time.Now().Add(timeout)
+	for delay := 100 * time.Microsecond; ; delay = min(2*delay, 10*time.Millisecond) {
+		w, found, err := waitingThread(pid, child)
+		if err != nil || found {
+			return w, err
+		}
+		if time.Now().After(deadline) {
+			return waiter{}, fmt.Errorf("finding the thread of %d blocked waiting on %d within %v: %w", pid, child, timeout, ErrNotWaiting)
+		}
+		select {
+		case <-ctx.Done():
+			return waiter{}, fmt.Errorf("finding the thread of %d blocked waiting on %d: %w", pid, child, ctx.Err())
+		case <-time.After(delay):
+		}
+	}
+}
+
+// waitingThread looks once through the threads of pid for one blocked in
+// wait4(child) or waitid(P_PID, child), which is how pam_exec waits. A thread
+// waiting for any child (a shell) is taken only if it is the process's only
+// thread: in a multithreaded process it may be reaping for someone else.
+func waitingThread(pid, child int) (waiter, bool, error) {
+	taskDir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(taskDir)
+	if err != nil {
+		return waiter{}, false, fmt.Errorf("listing threads of %d: %w", pid, err)
+	}
+	var exact, anyChild []waiter
+	for _, task := range tasks {
+		tid, err := strconv.Atoi(task.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(taskDir, task.Name(), "syscall"))
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+			continue // the thread exited meanwhile
+		}
+		if err != nil {
+			return waiter{}, false, fmt.Errorf("reading the syscall of %d thread %d: %w", pid, tid, err)
+		}
+		w, blocked := parseSyscall(raw)
+		if !blocked {
+			continue
+		}
+		w.pid, w.tid = pid, tid
+		switch waitsOn(w, child) {
+		case waitsExactly:
+			exact = append(exact, w)
+		case waitsAnyChild:
+			anyChild = append(anyChild, w)
+		}
+	}
+	switch {
+	case len(exact) == 1:
+		return exact[0], true, nil
+	case len(exact) > 1:
+		return waiter{}, false, fmt.Errorf("%d threads of %d wait on %d: %w", len(exact), pid, child, ErrNotWaiting)
+	case len(anyChild) == 1 && len(tasks) == 1:
+		return anyChild[0], true, nil
+	}
+	return waiter{}, false, nil
+}
+
+// parseSyscall reads /proc/PID/task/TID/syscall: "NR ARG0 ... ARG5 SP PC" for
+// a thread blocked in a syscall, "-1 SP PC" or "running" otherwise.
+func parseSyscall(raw []byte) (w waiter, blocked bool) {
+	fields := strings.Fields(string(raw))
+	if len(fields) != 9 {
+		return waiter{}, false
+	}
+	nr, err0 := strconv.ParseUint(fields[0], 10, 64)
+	a0, err1 := strconv.ParseUint(fields[1], 0, 64)
+	a1, err2 := strconv.ParseUint(fields[2], 0, 64)
+	if err0 != nil || err1 != nil || err2 != nil {
+		return waiter{}, false
+	}
+	return waiter{nr: nr, a0: a0, a1: a1}, true
+}
+
+type waitKind int
+
+const (
+	waitsNot waitKind = iota
+	waitsExactly
+	waitsAnyChild
+)
+
+// waitsOn tells whether a thread blocked in w waits on child. pid arguments
+// are C ints: only the low 32 bits of the register count.
+func waitsOn(w waiter, child int) waitKind {
+	switch w.nr {
+	case sysWait4:
+		switch int32(w.a0) {
+		case int32(child):
+			return waitsExactly
+		case -1:
+			return waitsAnyChild
+		}
+	case sysWaitid:
+		switch {
+		case w.a0 == idtypePID && int32(w.a1) == int32(child):
+			return waitsExactly
+		case w.a0 == idtypeAll:
+			return waitsAnyChild
+		}
+	}
+	return waitsNot
+}

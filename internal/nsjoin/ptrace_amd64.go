@@ -1,0 +1,514 @@
+package nsjoin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// redZone is the part below rsp that the amd64 ABI lets leaf functions
+	// use without moving rsp; the scratch path goes below it.
+	redZone = 128
+	// errRestartSys is -ERESTARTSYS, what a wait interrupted by a signal or
+	// by PTRACE_INTERRUPT holds in rax until the kernel restarts it.
+	errRestartSys = -512
+	// syscallInsnLen is the length of the `syscall` instruction (0f 05),
+	// which rip points just past while the thread is in a syscall.
+	syscallInsnLen = 2
+	// injectedOpenFlags: O_NONBLOCK and O_NOCTTY make opening a FIFO or a
+	// terminal put in place of the namespace file harmless to the caller;
+	// the opened file is then compared with the target before setns.
+	injectedOpenFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
+	// spinTime is how long wait polls without sleeping.
+	spinTime = 200 * time.Microsecond
+)
+
+// stopState says where the tracee is. Every ptrace request but
+// PTRACE_INTERRUPT needs it stopped.
+type stopState int
+
+const (
+	// running: resumed and not yet seen stopping.
+	running stopState = iota
+	// inSignalPath: an interrupt, group or signal-delivery stop. These all
+	// happen inside the kernel's get_signal(), before its syscall-restart
+	// logic runs, which is where the caller was first stopped.
+	inSignalPath
+	atSyscallEntry
+	atSyscallExit
+)
+
+// tracer drives one seized thread. The kernel ties a tracee to the thread
+// that seized it, so a tracer is used from one locked OS thread only.
+type tracer struct {
+	pid, tid    int
+	stopTimeout time.Duration
+
+	state     stopState
+	inSyscall bool // whether the next syscall stop is an exit stop
+	gone      bool // the tracee exited; nothing is left to restore
+
+	saved        unix.PtraceRegs // at the first stop; restored before detaching
+	scratch      uintptr         // where the path was written on the caller's stack
+	scratchSaved []byte          // the bytes it overwrote; nil while nothing was written
+
+	// signals are those that arrived while attached. Each was suppressed at
+	// its signal-delivery stop, because a handler must not run on injected
+	// registers, and is queued again with tgkill just before detaching.
+	signals []unix.Signal
+	logs    []string
+}
+
+// inject runs openat, setns and close in the waiting thread w and puts it
+// back as it was. See JoinParent for what an error means for the caller.
+func inject(ctx context.Context, w waiter, cPath []byte, target ID, opts Options) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	step(stepBeforeSeize)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// EXITKILL is not set here but only once the thread is stopped and
+	// checked (firstStop), just before anything is changed: until then, if
+	// this process dies, the caller simply goes on, unchanged.
+	if err := unix.PtraceSeize(w.tid); err != nil {
+		if !errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("seizing thread %d: %w", w.tid, err)
+		}
+		if tracer := tracerOf(w.pid, w.tid); tracer != 0 {
+			return fmt.Errorf("seizing thread %d, already traced by %d: %w", w.tid, tracer, ErrPtraceRefused)
+		}
+		return fmt.Errorf("seizing thread %d: %w", w.tid, ErrPtraceRefused)
+	}
+	t := &tracer{pid: w.pid, tid: w.tid, stopTimeout: opts.StopTimeout}
+	defer func() {
+		for _, line := range t.logs {
+			opts.Debugf("%s", line)
+		}
+	}()
+
+	if err := t.firstStop(w); err != nil {
+		// Nothing was changed. A stopped thread is let go at once; one that
+		// never stopped is released when this process exits.
+		if t.state != running && !t.gone {
+			err = joinErrs(err, t.detach())
+		}
+		return err
+	}
+	step(stepStopped)
+
+	err := t.run(ctx, cPath, target)
+	if !t.gone {
+		err = joinErrs(err, t.finish())
+	}
+	return err
+}
+
+// finish restores and detaches the thread, or abandons it if it cannot be
+// put back as it was.
+func (t *tracer) finish() error {
+	err := t.restore()
+	if err == nil {
+		step(stepBeforeDetach)
+		err = t.detach()
+	}
+	if err != nil && !t.gone {
+		return t.abandon(err)
+	}
+	return err
+}
+
+// joinErrs combines two errors, either possibly nil, on one line: the
+// command line prints them as the one-line reason a login was denied.
+func joinErrs(first, second error) error {
+	switch {
+	case first == nil:
+		return second
+	case second == nil:
+		return first
+	}
+	return fmt.Errorf("%w; %w", first, second)
+}
+
+// tracerOf returns the pid of the process tracing thread tid of pid, 0 if
+// none or unknown: a thread has only one tracer, which is the other common
+// reason for EPERM from PTRACE_SEIZE.
+func tracerOf(pid, tid int) int {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "TracerPid:"); ok {
+			tracer, _ := strconv.Atoi(strings.TrimSpace(v))
+			return tracer
+		}
+	}
+	return 0
+}
+
+func (t *tracer) logf(format string, args ...any) {
+	t.logs = append(t.logs, fmt.Sprintf(format, args...))
+}
+
+// firstStop interrupts the thread, checks that it stopped inside the wait it
+// was found in, with the syscall instruction where it should be, and arms
+// PTRACE_O_EXITKILL so that it can never outlive us altered.
+func (t *tracer) firstStop(w waiter) error {
+	if err := unix.PtraceInterrupt(t.tid); err != nil {
+		return fmt.Errorf("interrupting thread %d: %w", t.tid, err)
+	}
+	if err := t.wait(time.Now().Add(t.stopTimeout)); err != nil {
+		return fmt.Errorf("waiting for thread %d to stop: %w", t.tid, err)
+	}
+	if t.state != inSignalPath {
+		return fmt.Errorf("thread %d stopped at a syscall stop without PTRACE_SYSCALL: %w", t.tid, ErrNotWaiting)
+	}
+	if err := unix.PtraceGetRegs(t.tid, &t.saved); err != nil {
+		return fmt.Errorf("reading registers of thread %d: %w", t.tid, err)
+	}
+	r := &t.saved
+	if r.Orig_rax != w.nr || r.Rdi != w.a0 || r.Rsi != w.a1 || int64(r.Rax) != errRestartSys {
+		return fmt.Errorf("thread %d stopped outside its wait on us (orig_rax=%d rdi=%#x rsi=%#x rax=%d): %w",
+			t.tid, int64(r.Orig_rax), r.Rdi, r.Rsi, int64(r.Rax), ErrNotWaiting)
+	}
+	var insn [syscallInsnLen]byte
+	if _, err := unix.PtracePeekText(t.tid, uintptr(r.Rip-syscallInsnLen), insn[:]); err != nil {
+		return fmt.Errorf("reading the instruction before rip %#x: %w", r.Rip, err)
+	}
+	if insn != [syscallInsnLen]byte{0x0f, 0x05} {
+		return fmt.Errorf("no syscall instruction before rip %#x (found % x): %w", r.Rip, insn, ErrNotWaiting)
+	}
+	if err := unix.PtraceSetOptions(t.tid, unix.PTRACE_O_EXITKILL|unix.PTRACE_O_TRACESYSGOOD); err != nil {
+		return fmt.Errorf("setting ptrace options on thread %d: %w", t.tid, err)
+	}
+	t.logf("thread %d stopped in syscall %d at rip %#x, rsp %#x", t.tid, r.Orig_rax, r.Rip, r.Rsp)
+	return nil
+}
+
+// run does the join proper on the stopped thread: openat, check, setns,
+// close. It may leave the thread anywhere; restore puts it back.
+func (t *tracer) run(ctx context.Context, cPath []byte, target ID) error {
+	if err := t.writeScratch(cPath); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	atFDCWD := int64(unix.AT_FDCWD)
+	ret, err := t.syscall(unix.SYS_OPENAT, uint64(atFDCWD), uint64(t.scratch), injectedOpenFlags)
+	if err != nil {
+		return fmt.Errorf("injecting openat: %w", err)
+	}
+	if err := errnoOf(ret); err != nil {
+		return fmt.Errorf("opening the namespace in the caller: %w", err)
+	}
+	fd := ret
+	t.logf("openat in thread %d returned fd %d", t.tid, fd)
+	step(stepOpened)
+	joinErr := t.setnsChecked(ctx, fd, target)
+	return joinErrs(joinErr, t.closeFD(fd))
+}
+
+// setnsChecked joins the namespace open as fd in the caller, provided it is
+// the target: the caller resolved the path itself, in its own mount
+// namespace and later than CheckNetns did.
+func (t *tracer) setnsChecked(ctx context.Context, fd uint64, target ID) error {
+	opened, err := PathID(fmt.Sprintf("/proc/%d/fd/%d", t.pid, fd))
+	if err != nil {
+		return fmt.Errorf("identifying the file the caller opened: %w", err)
+	}
+	if opened != target {
+		return fmt.Errorf("caller opened %s, checked %s: %w", opened, target, ErrMismatch)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ret, err := t.syscall(unix.SYS_SETNS, fd, unix.CLONE_NEWNET)
+	if err != nil {
+		return fmt.Errorf("injecting setns: %w", err)
+	}
+	if err := errnoOf(ret); err != nil {
+		return fmt.Errorf("setns in the caller: %w", err)
+	}
+	t.logf("setns in thread %d succeeded", t.tid)
+	step(stepJoined)
+	return nil
+}
+
+func (t *tracer) closeFD(fd uint64) error {
+	ret, err := t.syscall(unix.SYS_CLOSE, fd)
+	if err != nil {
+		return fmt.Errorf("injecting close: %w", err)
+	}
+	if err := errnoOf(ret); err != nil {
+		return fmt.Errorf("closing fd %d in the caller: %w", fd, err)
+	}
+	return nil
+}
+
+// errnoOf returns the error a raw syscall result stands for, if any.
+func errnoOf(ret uint64) error {
+	if r := int64(ret); r < 0 && r >= -4095 {
+		return unix.Errno(-r)
+	}
+	return nil
+}
+
+// writeScratch puts the NUL-terminated path on the caller's stack, below the
+// red zone: no code of the thread runs while it is attached (signals are
+// held back), so nothing else uses that memory until restore puts the old
+// bytes back.
+func (t *tracer) writeScratch(cPath []byte) error {
+	addr := (uintptr(t.saved.Rsp) - redZone - uintptr(len(cPath))) &^ 15
+	old := make([]byte, len(cPath))
+	if _, err := unix.PtracePeekData(t.tid, addr, old); err != nil {
+		return fmt.Errorf("reading the caller's stack at %#x: %w", addr, err)
+	}
+	// Recorded before writing, so that a partial write is undone too.
+	t.scratch, t.scratchSaved = addr, old
+	if _, err := unix.PtracePokeData(t.tid, addr, cPath); err != nil {
+		return fmt.Errorf("writing the path to the caller's stack at %#x: %w", addr, err)
+	}
+	return nil
+}
+
+// syscall runs one system call in the stopped thread through its own
+// syscall instruction and returns the raw result (rax).
+func (t *tracer) syscall(nr uint64, args ...uint64) (uint64, error) {
+	regs := t.saved
+	regs.Rip -= syscallInsnLen
+	regs.Rax = nr
+	// orig_rax -1 says "not in a syscall", so that the kernel's restart logic
+	// does not rewrite rip and rax before the thread gets back to user mode.
+	regs.Orig_rax = ^uint64(0)
+	argRegs := []*uint64{&regs.Rdi, &regs.Rsi, &regs.Rdx, &regs.R10, &regs.R8, &regs.R9}
+	for i, a := range args {
+		*argRegs[i] = a
+	}
+	if err := unix.PtraceSetRegs(t.tid, &regs); err != nil {
+		return 0, fmt.Errorf("setting registers for syscall %d: %w", nr, err)
+	}
+	if err := t.stopAtSyscall(atSyscallEntry, &regs); err != nil {
+		return 0, fmt.Errorf("running to the entry of syscall %d: %w", nr, err)
+	}
+	if regs.Orig_rax != nr {
+		return 0, fmt.Errorf("expected the entry of syscall %d, thread entered %d", nr, int64(regs.Orig_rax))
+	}
+	if err := t.stopAtSyscall(atSyscallExit, &regs); err != nil {
+		return 0, fmt.Errorf("running syscall %d: %w", nr, err)
+	}
+	return regs.Rax, nil
+}
+
+// stopAtSyscall resumes the thread up to its next syscall stop, which must
+// be want, resuming it past signal and group stops on the way, and reads its
+// registers there. If it does not get there in time, which means the
+// injected syscall blocks, it interrupts the thread once: a blocking syscall
+// then ends with a syscall-exit stop.
+func (t *tracer) stopAtSyscall(want stopState, regs *unix.PtraceRegs) error {
+	if err := t.resume(unix.PTRACE_SYSCALL); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(t.stopTimeout)
+	interrupted := false
+	for {
+		err := t.wait(deadline)
+		if errors.Is(err, ErrTimeout) && !interrupted {
+			interrupted = true
+			if err := unix.PtraceInterrupt(t.tid); err != nil {
+				return fmt.Errorf("interrupting thread %d: %w", t.tid, err)
+			}
+			deadline = time.Now().Add(t.stopTimeout)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if t.state == want {
+			if err := unix.PtraceGetRegs(t.tid, regs); err != nil {
+				return fmt.Errorf("reading registers of thread %d: %w", t.tid, err)
+			}
+			return nil
+		}
+		if t.state == atSyscallEntry || t.state == atSyscallExit {
+			return fmt.Errorf("thread %d stopped at the other end of a syscall", t.tid)
+		}
+		if err := t.resume(unix.PTRACE_SYSCALL); err != nil {
+			return err
+		}
+	}
+}
+
+// restore puts the thread back as it was first stopped: in the signal path
+// of its interrupted wait, with its memory and registers. The kernel then
+// restarts the wait, or ends it with EINTR for a handler without SA_RESTART,
+// exactly as it would have had we never been there.
+func (t *tracer) restore() error {
+	if err := t.park(); err != nil {
+		return fmt.Errorf("returning thread %d to its wait: %w", t.tid, err)
+	}
+	if t.scratchSaved != nil {
+		if _, err := unix.PtracePokeData(t.tid, t.scratch, t.scratchSaved); err != nil {
+			return fmt.Errorf("restoring the caller's stack at %#x: %w", t.scratch, err)
+		}
+	}
+	if err := unix.PtraceSetRegs(t.tid, &t.saved); err != nil {
+		return fmt.Errorf("restoring the registers of thread %d: %w", t.tid, err)
+	}
+	return nil
+}
+
+// park brings the thread into the signal path (get_signal), where it was
+// first stopped. From a syscall-exit stop the restart logic runs only if a
+// signal is pending as the thread leaves the kernel; PTRACE_DETACH happens
+// to mark one today, but the documented way to be there is the stop that
+// PTRACE_INTERRUPT causes before the thread returns to user mode.
+func (t *tracer) park() error {
+	deadline := time.Now().Add(t.stopTimeout)
+	for t.state != inSignalPath {
+		switch t.state {
+		case running:
+			// A resume did not stop in time. The interrupt ends a blocking
+			// injected syscall (syscall-exit stop) or stops the thread.
+			if err := unix.PtraceInterrupt(t.tid); err != nil {
+				return fmt.Errorf("interrupting thread %d: %w", t.tid, err)
+			}
+		case atSyscallEntry:
+			// Skip the injected syscall rather than run it unchecked.
+			var regs unix.PtraceRegs
+			if err := unix.PtraceGetRegs(t.tid, &regs); err != nil {
+				return fmt.Errorf("reading registers of thread %d: %w", t.tid, err)
+			}
+			regs.Orig_rax = ^uint64(0)
+			if err := unix.PtraceSetRegs(t.tid, &regs); err != nil {
+				return fmt.Errorf("cancelling the syscall of thread %d: %w", t.tid, err)
+			}
+			fallthrough
+		case atSyscallExit:
+			if err := unix.PtraceInterrupt(t.tid); err != nil {
+				return fmt.Errorf("interrupting thread %d: %w", t.tid, err)
+			}
+			if err := t.resume(unix.PTRACE_CONT); err != nil {
+				return err
+			}
+		}
+		if err := t.wait(deadline); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resume restarts the stopped thread with request (PTRACE_SYSCALL or
+// PTRACE_CONT), always without a signal: the ones it stopped for are
+// re-queued at detach.
+func (t *tracer) resume(request int) error {
+	var err error
+	if request == unix.PTRACE_SYSCALL {
+		err = unix.PtraceSyscall(t.tid, 0)
+	} else {
+		err = unix.PtraceCont(t.tid, 0)
+	}
+	if err != nil {
+		return fmt.Errorf("resuming thread %d: %w", t.tid, err)
+	}
+	t.state = running
+	return nil
+}
+
+// wait polls until the thread's next stop, or deadline, and records what
+// kind of stop it is.
+func (t *tracer) wait(deadline time.Time) error {
+	var ws unix.WaitStatus
+	start := time.Now()
+	for delay := 10 * time.Microsecond; ; {
+		pid, err := unix.Wait4(t.tid, &ws, unix.WNOHANG|unix.WALL, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("waiting for thread %d: %w", t.tid, err)
+		}
+		if pid == t.tid {
+			break
+		}
+		now := time.Now()
+		if now.After(deadline) {
+			return fmt.Errorf("waiting for thread %d to stop: %w", t.tid, ErrTimeout)
+		}
+		// A stop normally follows within microseconds, far below what a
+		// Go timer resolves, so poll by yielding the CPU at first, then
+		// sleep this (locked) thread in growing steps.
+		if now.Sub(start) < spinTime {
+			_, _, _ = unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+			continue
+		}
+		ts := unix.NsecToTimespec(delay.Nanoseconds())
+		_ = unix.Nanosleep(&ts, nil) // EINTR only shortens the sleep
+		delay = min(2*delay, time.Millisecond)
+	}
+
+	switch {
+	case ws.Exited() || ws.Signaled():
+		t.gone = true
+		return fmt.Errorf("thread %d (wait status %#x): %w", t.tid, uint32(ws), ErrCallerGone)
+	case !ws.Stopped():
+		return fmt.Errorf("thread %d: unexpected wait status %#x", t.tid, uint32(ws))
+	}
+	sig := ws.StopSignal()
+	event := int(ws) >> 16
+	switch {
+	case sig == unix.SIGTRAP|0x80: // PTRACE_O_TRACESYSGOOD marks syscall stops
+		if t.inSyscall {
+			t.state = atSyscallExit
+		} else {
+			t.state = atSyscallEntry
+		}
+		t.inSyscall = !t.inSyscall
+	case event == unix.PTRACE_EVENT_STOP: // interrupt or group stop
+		t.state, t.inSyscall = inSignalPath, false
+	case event != 0:
+		return fmt.Errorf("thread %d: unexpected ptrace event %d", t.tid, event)
+	default:
+		t.signals = append(t.signals, sig)
+		t.logf("held back signal %v of thread %d", sig, t.tid)
+		t.state, t.inSyscall = inSignalPath, false
+	}
+	return nil
+}
+
+// detach queues again the signals that were held back, while the thread is
+// still stopped, then lets it go. It finds them pending the moment it
+// resumes, before its wait restarts, as if they had just arrived (tgkill
+// makes us their sender: the original siginfo cannot be forged).
+func (t *tracer) detach() error {
+	for _, sig := range t.signals {
+		if err := unix.Tgkill(t.pid, t.tid, sig); err != nil {
+			t.logf("re-queuing signal %v to thread %d: %v", sig, t.tid, err)
+		}
+	}
+	if err := unix.PtraceDetach(t.tid); err != nil {
+		return fmt.Errorf("detaching from thread %d: %w", t.tid, err)
+	}
+	return nil
+}
+
+// abandon is the last resort when the thread cannot be put back as it was.
+// It stays attached, and the whole caller is killed now rather than when
+// EXITKILL would do it at our exit, so it can never run on altered.
+func (t *tracer) abandon(cause error) error {
+	if err := unix.Kill(t.pid, unix.SIGKILL); err != nil {
+		cause = joinErrs(cause, fmt.Errorf("killing caller %d: %w", t.pid, err))
+	}
+	return fmt.Errorf("%w: %w", ErrCallerKilled, cause)
+}

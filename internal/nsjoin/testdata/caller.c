@@ -1,0 +1,235 @@
+/*
+ * A single-threaded PAM-caller stand-in for the nsjoin tests (amd64).
+ *
+ *   caller plain|signal|signal-eintr ITERATIONS HELPER NETNS...
+ *
+ * Each iteration runs HELPER (the test binary in join mode) with
+ * NSJOIN_TEST_NETNS set to the next NETNS, and waits for it with a raw
+ * wait4 whose every register holds a known value and whose stack is a
+ * pattern-filled buffer. After the wait it checks that the registers the
+ * kernel preserves across a syscall, the whole stack buffer, the fd count
+ * and the namespace (its own and a new child's) are as they must be.
+ * In the signal modes the helper sends SIGUSR1 while it is attached; the
+ * handler (on an alternate stack) must run exactly once per join, and the
+ * wait must restart (SA_RESTART, "signal") or fail with EINTR
+ * ("signal-eintr"), as it would have without the join.
+ */
+#include <errno.h>
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PATTERN 0xa5
+#define NREGS 14
+
+/* raw_wait4 and the values it loads; after_regs gets, in this order:
+ * rax rbx rbp r12 r13 r14 r15 r8 r9 r10 rdx rdi rsi rsp. */
+long raw_wait4(long pid, int *status, void *stack_top);
+uint64_t after_regs[NREGS];
+uint64_t caller_rsp;
+
+__asm__(
+	"	.text\n"
+	"	.globl raw_wait4\n"
+	"	.type raw_wait4, @function\n"
+	"raw_wait4:\n"
+	"	pushq %rbx\n"
+	"	pushq %rbp\n"
+	"	pushq %r12\n"
+	"	pushq %r13\n"
+	"	pushq %r14\n"
+	"	pushq %r15\n"
+	"	movq %rsp, caller_rsp(%rip)\n"
+	"	movq %rdx, %rsp\n"
+	"	xorl %edx, %edx\n"  /* options */
+	"	xorl %r10d, %r10d\n" /* rusage */
+	"	movabsq $0x1111111111111111, %rbx\n"
+	"	movabsq $0x2222222222222222, %rbp\n"
+	"	movabsq $0x3333333333333333, %r12\n"
+	"	movabsq $0x4444444444444444, %r13\n"
+	"	movabsq $0x5555555555555555, %r14\n"
+	"	movabsq $0x6666666666666666, %r15\n"
+	"	movabsq $0x7777777777777777, %r8\n"
+	"	movabsq $0x8888888888888888, %r9\n"
+	"	movl $61, %eax\n"
+	"	syscall\n"
+	"	movq %rax, after_regs+0(%rip)\n"
+	"	movq %rbx, after_regs+8(%rip)\n"
+	"	movq %rbp, after_regs+16(%rip)\n"
+	"	movq %r12, after_regs+24(%rip)\n"
+	"	movq %r13, after_regs+32(%rip)\n"
+	"	movq %r14, after_regs+40(%rip)\n"
+	"	movq %r15, after_regs+48(%rip)\n"
+	"	movq %r8, after_regs+56(%rip)\n"
+	"	movq %r9, after_regs+64(%rip)\n"
+	"	movq %r10, after_regs+72(%rip)\n"
+	"	movq %rdx, after_regs+80(%rip)\n"
+	"	movq %rdi, after_regs+88(%rip)\n"
+	"	movq %rsi, after_regs+96(%rip)\n"
+	"	movq %rsp, after_regs+104(%rip)\n"
+	"	movq caller_rsp(%rip), %rsp\n"
+	"	popq %r15\n"
+	"	popq %r14\n"
+	"	popq %r13\n"
+	"	popq %r12\n"
+	"	popq %rbp\n"
+	"	popq %rbx\n"
+	"	ret\n");
+
+static const char *reg_names[NREGS] = {"rax", "rbx", "rbp", "r12", "r13", "r14", "r15",
+				       "r8",  "r9",  "r10", "rdx", "rdi", "rsi", "rsp"};
+
+static unsigned char wait_stack[1 << 16] __attribute__((aligned(16)));
+static volatile sig_atomic_t handled;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	handled++;
+}
+
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static int same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* child_in runs a new child and tells whether it starts in netns. */
+static int child_in(const char *netns)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(same_file("/proc/self/ns/net", netns) ? 0 : 1);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return 0;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static int fail(int iter, const char *what)
+{
+	printf("caller: iteration %d: %s\n", iter, what);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	int signal_mode, restart, iterations, nnetns;
+	char *helper, **netns;
+
+	if (argc < 5) {
+		fprintf(stderr, "usage: caller plain|signal|signal-eintr ITERATIONS HELPER NETNS...\n");
+		return 2;
+	}
+	signal_mode = strncmp(argv[1], "signal", 6) == 0;
+	restart = strcmp(argv[1], "signal-eintr") != 0;
+	iterations = atoi(argv[2]);
+	helper = argv[3];
+	netns = argv + 4;
+	nnetns = argc - 4;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	if (signal_mode) {
+		static unsigned char alt[1 << 16];
+		stack_t ss = {.ss_sp = alt, .ss_size = sizeof(alt)};
+		struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = SA_ONSTACK | (restart ? SA_RESTART : 0)};
+
+		if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGUSR1, &sa, NULL) != 0) {
+			perror("caller: setting up SIGUSR1");
+			return 1;
+		}
+	}
+
+	for (int i = 0; i < iterations; i++) {
+		const char *target = netns[i % nnetns];
+		unsigned char *top = wait_stack + sizeof(wait_stack) / 2;
+		int status = -1, fds_before, fds_after;
+		char msg[256];
+		long ret;
+		pid_t pid;
+
+		setenv("NSJOIN_TEST_NETNS", target, 1);
+		fds_before = count_fds();
+		pid = fork();
+		if (pid < 0)
+			return fail(i, "fork failed");
+		if (pid == 0) {
+			execl(helper, helper, (char *)NULL);
+			_exit(127);
+		}
+
+		memset(wait_stack, PATTERN, sizeof(wait_stack));
+		ret = raw_wait4(pid, &status, top);
+
+		long want_ret = restart ? pid : -EINTR;
+		if (ret != want_ret) {
+			snprintf(msg, sizeof(msg), "wait4 returned %ld, want %ld", ret, want_ret);
+			return fail(i, msg);
+		}
+		if (!restart && waitpid(pid, &status, 0) != pid)
+			return fail(i, "reaping the helper failed");
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			snprintf(msg, sizeof(msg), "helper status %#x", status);
+			return fail(i, msg);
+		}
+		uint64_t want[NREGS] = {
+			(uint64_t)want_ret,  0x1111111111111111, 0x2222222222222222, 0x3333333333333333,
+			0x4444444444444444, 0x5555555555555555, 0x6666666666666666, 0x7777777777777777,
+			0x8888888888888888, 0,			 0,			 (uint64_t)pid,
+			(uint64_t)(uintptr_t)&status, (uint64_t)(uintptr_t)top,
+		};
+		for (int r = 0; r < NREGS; r++) {
+			if (after_regs[r] != want[r]) {
+				snprintf(msg, sizeof(msg), "%s = %#llx, want %#llx", reg_names[r],
+					 (unsigned long long)after_regs[r], (unsigned long long)want[r]);
+				return fail(i, msg);
+			}
+		}
+		for (size_t b = 0; b < sizeof(wait_stack); b++) {
+			if (wait_stack[b] != PATTERN) {
+				snprintf(msg, sizeof(msg), "stack byte at top%+ld changed to %#x",
+					 (long)(wait_stack + b - top), wait_stack[b]);
+				return fail(i, msg);
+			}
+		}
+		fds_after = count_fds();
+		if (fds_after != fds_before) {
+			snprintf(msg, sizeof(msg), "fd count %d, was %d", fds_after, fds_before);
+			return fail(i, msg);
+		}
+		if (!same_file("/proc/self/ns/net", target))
+			return fail(i, "caller is not in the target namespace");
+		if (!child_in(target))
+			return fail(i, "a new child is not in the target namespace");
+		if (signal_mode && handled != i + 1) {
+			snprintf(msg, sizeof(msg), "SIGUSR1 handled %d times, want %d", (int)handled, i + 1);
+			return fail(i, msg);
+		}
+	}
+	printf("caller: ok %d\n", iterations);
+	return 0;
+}
