@@ -1,0 +1,256 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/nsjoin"
+)
+
+// errCheckFailed makes check exit 1; the problems are already printed.
+var errCheckFailed = errors.New("check found errors")
+
+func checkCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "check",
+		Usage:     "validate the config and show which network namespace each user gets",
+		UsageText: "netns-session check [--config FILE] [--user NAME]",
+		Description: `Reads ` + config.DefaultFile + ` and ` + config.DefaultDir + `/*.conf
+(in lexical order) the way the PAM hook does, and prints every mapping: the
+selector and namespace as written, the namespace file, whether that file is a
+network namespace, what NSS knows of the user or group, and where the line is.
+Then the policy for unmapped users, then every problem, one per line.
+
+The config has one mapping per line, "#" starts a comment:
+
+   alice      ns0              # user alice -> /run/netns/ns0
+   @research  lab              # members of group research -> /run/netns/lab
+   bob        /srv/netns/bob   # an absolute path to a namespace file
+   root       -                # the host namespace (PID 1's)
+   *          guest            # everyone no other line matches
+   unmapped = keep             # unmatched users keep the login's namespace
+                               # (default: unmapped = host)
+
+A user's own line wins, then the first @group line (in file order) of a group
+the user is in, then "*". Group membership comes from NSS: the user's group list
+and the group's member list, so LDAP, SSSD and userdb groups count.
+
+Errors (exit status 1): a line that does not parse, a config file or directory
+not owned by root or writable by group or others (with either, the PAM hook
+refuses every login but root's), and a namespace file that is missing or not a
+network namespace (its users cannot log in). Warnings (exit status 0): a user or group NSS does not
+know (the line matches nobody), and a namespace file that cannot be inspected.
+
+With --user NAME, shows how that user resolves instead: the rule, why it
+matched, and the namespace the session will join.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "check only this config `FILE` instead of " + config.DefaultFile + " and " + config.DefaultDir + "/*.conf"},
+			&cli.StringFlag{Name: "user", Usage: "show how the user `NAME` resolves"},
+		},
+		Action: func(c *cli.Context) error {
+			ck := &checker{out: c.App.Writer, users: config.NSS(), inspect: inspectNetns}
+			if name := c.String("user"); name != "" {
+				return ck.user(c.String("config"), name)
+			}
+			return ck.all(c.String("config"))
+		},
+	}
+}
+
+// checker reports on a config and counts what it finds.
+type checker struct {
+	out   io.Writer
+	users config.Directory
+	// inspect checks that a path is a network namespace (inspectNetns).
+	inspect  func(path string) error
+	errors   []string
+	warnings []string
+	// netnsStates caches, in a word for the table, what checking a namespace
+	// file found: many rules share one.
+	netnsStates map[string]string
+}
+
+func (ck *checker) errorf(format string, args ...any) {
+	ck.errors = append(ck.errors, fmt.Sprintf(format, args...))
+}
+
+func (ck *checker) warnf(format string, args ...any) {
+	ck.warnings = append(ck.warnings, fmt.Sprintf(format, args...))
+}
+
+// load reads the config and records its problems. It returns nil when
+// there is no config to show.
+func (ck *checker) load(path string) *config.Config {
+	cfg, err := config.Load(path)
+	var list config.ErrorList
+	switch {
+	case errors.As(err, &list):
+		for _, e := range list {
+			ck.errorf("%v", e)
+		}
+	case err != nil:
+		ck.errorf("%v", err)
+	}
+	return cfg
+}
+
+// all prints the effective mapping of the whole config and its problems.
+func (ck *checker) all(path string) error {
+	cfg := ck.load(path)
+	if cfg != nil {
+		rules := cfg.Rules()
+		if len(rules) == 0 {
+			fmt.Fprintln(ck.out, "no mappings")
+		} else {
+			tw := tabwriter.NewWriter(ck.out, 0, 8, 2, ' ', 0)
+			fmt.Fprintln(tw, "SELECTOR\tNETNS\tPATH\tNETNS-FILE\tRESOLVES\tSOURCE")
+			for _, r := range rules {
+				state := ck.netns(r.Netns, r.Selector()+" at "+r.Source())
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Selector(), r.Netns.Spec, r.Netns.Path, state, ck.resolves(r), r.Source())
+			}
+			tw.Flush()
+		}
+		fmt.Fprintf(ck.out, "\nunmapped = %s: %s\n", cfg.Unmapped, describeUnmapped(cfg.Unmapped))
+	}
+	return ck.finish(cfg != nil)
+}
+
+// user prints how one user resolves.
+func (ck *checker) user(path, name string) error {
+	cfg := ck.load(path)
+	if cfg == nil {
+		return ck.finish(false)
+	}
+	broken := len(ck.errors) > 0
+	if broken {
+		fmt.Fprintln(ck.out, "the config has errors, so the PAM hook refuses every login but root's; the valid lines say:")
+	}
+	d, u, err := cfg.Resolve(name, ck.users)
+	if err != nil {
+		ck.errorf("%v", err)
+		return ck.finish(broken)
+	}
+	tw := tabwriter.NewWriter(ck.out, 0, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "user\t%s (uid %d, gid %d)\n", u.Name, u.UID, u.GID)
+	if d.Mapped() {
+		fmt.Fprintf(tw, "rule\t%s %s at %s\n", d.Rule.Selector(), d.Rule.Netns.Spec, d.Rule.Source())
+	} else {
+		fmt.Fprintf(tw, "rule\tnone\n")
+	}
+	fmt.Fprintf(tw, "why\t%s\n", d.Reason)
+	if d.Keep {
+		fmt.Fprintf(tw, "netns\tunchanged: %s\n", describeUnmapped(config.UnmappedKeep))
+	} else {
+		fmt.Fprintf(tw, "netns\t%s -> %s: %s\n", d.Netns.Spec, d.Netns.Path, ck.netns(d.Netns, u.Name))
+	}
+	tw.Flush()
+	return ck.finish(true)
+}
+
+// netns checks a namespace file once per path; the first user of the path,
+// described by who, is named in the problem.
+func (ck *checker) netns(n config.Netns, who string) string {
+	if state, ok := ck.netnsStates[n.Path]; ok {
+		return state
+	}
+	var state string
+	switch err := ck.inspect(n.Path); {
+	case err == nil:
+		state = "ok"
+	case errors.Is(err, fs.ErrNotExist):
+		ck.errorf("netns %s for %s does not exist (create it with ip netns add %s)", n.Path, who, n.Spec)
+		state = "missing"
+	case errors.Is(err, nsjoin.ErrNotNetNamespace):
+		ck.errorf("netns %s for %s: %v", n.Path, who, err)
+		state = "not a netns: another namespace type"
+	case errors.Is(err, nsjoin.ErrNotNamespace):
+		ck.errorf("netns %s for %s: %v (a leftover of ip netns without its mount?)", n.Path, who, err)
+		state = "not a netns: not a namespace file"
+	default:
+		ck.warnf("netns %s for %s cannot be inspected: %v", n.Path, who, err)
+		state = "unchecked"
+	}
+	if ck.netnsStates == nil {
+		ck.netnsStates = make(map[string]string)
+	}
+	ck.netnsStates[n.Path] = state
+	return state
+}
+
+func inspectNetns(path string) error {
+	_, err := nsjoin.CheckNetns(path)
+	return err
+}
+
+// resolves says what NSS knows of the selector of r.
+func (ck *checker) resolves(r config.Rule) string {
+	var err error
+	var found string
+	switch r.Kind {
+	case config.SelectAll:
+		return "everyone else"
+	case config.SelectUser:
+		var u *config.User
+		if u, err = ck.users.LookupUser(r.Name); err == nil {
+			found = fmt.Sprintf("uid %d", u.UID)
+		}
+	case config.SelectGroup:
+		var g *config.Group
+		if g, err = ck.users.LookupGroup(r.Name); err == nil {
+			found = fmt.Sprintf("gid %d", g.GID)
+		}
+	}
+	switch {
+	case err == nil:
+		return found
+	case errors.Is(err, config.ErrUnknownUser):
+		ck.warnf("%s: unknown user %q: the line matches nobody", r.Source(), r.Name)
+		return "unknown user"
+	case errors.Is(err, config.ErrUnknownGroup):
+		ck.warnf("%s: unknown group %q: the line matches nobody", r.Source(), r.Name)
+		return "unknown group"
+	default:
+		// Resolution fails the same way, which denies the login.
+		ck.errorf("%s: %v", r.Source(), err)
+		return "lookup failed"
+	}
+}
+
+// finish prints the problems and a summary, set apart from a report printed
+// before, and fails if any problem is an error.
+func (ck *checker) finish(afterReport bool) error {
+	if afterReport && len(ck.errors)+len(ck.warnings) > 0 {
+		fmt.Fprintln(ck.out)
+	}
+	for _, e := range ck.errors {
+		fmt.Fprintln(ck.out, "error:", e)
+	}
+	for _, w := range ck.warnings {
+		fmt.Fprintln(ck.out, "warning:", w)
+	}
+	fmt.Fprintf(ck.out, "%s, %s\n", plural(len(ck.errors), "error"), plural(len(ck.warnings), "warning"))
+	if len(ck.errors) > 0 {
+		return errCheckFailed
+	}
+	return nil
+}
+
+func describeUnmapped(p config.UnmappedPolicy) string {
+	if p == config.UnmappedKeep {
+		return "users no line matches stay in the namespace of the process they log in from"
+	}
+	return "users no line matches join the host network namespace"
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/netns-session/netns-session/internal/config"
+)
+
+// checkUsers is a fixed user database for check's tests.
+type checkUsers struct{}
+
+var (
+	checkUserTable  = map[string]*config.User{"root": {Name: "root"}, "alice": {Name: "alice", UID: 1000, GID: 1000}, "carol": {Name: "carol", UID: 1002, GID: 100}}
+	checkGroupTable = map[string]*config.Group{"research": {Name: "research", GID: 2000, Members: []string{"alice"}}}
+)
+
+func (checkUsers) LookupUser(name string) (*config.User, error) {
+	if u, ok := checkUserTable[name]; ok {
+		return u, nil
+	}
+	return nil, fmt.Errorf("%w %q", config.ErrUnknownUser, name)
+}
+
+func (checkUsers) GroupIDs(u *config.User) ([]uint32, error) { return []uint32{u.GID}, nil }
+
+func (checkUsers) LookupGroup(name string) (*config.Group, error) {
+	if g, ok := checkGroupTable[name]; ok {
+		return g, nil
+	}
+	return nil, fmt.Errorf("%w %q", config.ErrUnknownGroup, name)
+}
+
+// inspectForTest inspects namespace files like check does, but looks at its
+// own network namespace for the host's: PID 1's is not always open to
+// inspection in test environments.
+func inspectForTest(path string) error {
+	if path == config.HostNetnsPath {
+		path = "/proc/self/ns/net"
+	}
+	return inspectNetns(path)
+}
+
+// writeCheckConfig writes a root-owned config in a fresh 0755 directory.
+func writeCheckConfig(t *testing.T, content string) (path, dir string) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root: the config must be owned by root")
+	}
+	dir = t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(dir, "netns-session.conf")
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, dir
+}
+
+func TestCheckAll(t *testing.T) {
+	tests := []struct {
+		name    string
+		config  string
+		want    string // CONF stands for the config file
+		wantErr bool
+	}{
+		{
+			name:   "healthy",
+			config: "# lab\nalice /proc/self/ns/net\n@research -  # the host\n* /proc/self/ns/net\n",
+			want: `SELECTOR   NETNS              PATH               NETNS-FILE  RESOLVES       SOURCE
+alice      /proc/self/ns/net  /proc/self/ns/net  ok          uid 1000       CONF:2
+@research  -                  /proc/1/ns/net     ok          gid 2000       CONF:3
+*          /proc/self/ns/net  /proc/self/ns/net  ok          everyone else  CONF:4
+
+unmapped = host: users no line matches join the host network namespace
+0 errors, 0 warnings
+`,
+		},
+		{
+			name:   "problems",
+			config: "unmapped = keep\nalice netns-session-test-missing\nbob /proc/self/ns/uts\n@staff /proc/self/status\nalice -\nbroken\n",
+			want: `SELECTOR  NETNS                       PATH                                   NETNS-FILE                           RESOLVES       SOURCE
+alice     netns-session-test-missing  /run/netns/netns-session-test-missing  missing                              uid 1000       CONF:2
+bob       /proc/self/ns/uts           /proc/self/ns/uts                      not a netns: another namespace type  unknown user   CONF:3
+@staff    /proc/self/status           /proc/self/status                      not a netns: not a namespace file    unknown group  CONF:4
+
+unmapped = keep: users no line matches stay in the namespace of the process they log in from
+
+error: CONF:5: duplicate selector "alice" (first at CONF:2)
+error: CONF:6: missing namespace after "broken": want SELECTOR NETNS
+error: netns /run/netns/netns-session-test-missing for alice at CONF:2 does not exist (create it with ip netns add netns-session-test-missing)
+error: netns /proc/self/ns/uts for bob at CONF:3: /proc/self/ns/uts is not a network namespace (it is a uts namespace)
+error: netns /proc/self/status for @staff at CONF:4: /proc/self/status is not a namespace (a leftover of ip netns without its mount?)
+warning: CONF:3: unknown user "bob": the line matches nobody
+warning: CONF:4: unknown group "staff": the line matches nobody
+5 errors, 2 warnings
+`,
+			wantErr: true,
+		},
+		{
+			name:   "nothing mapped",
+			config: "# as shipped\n",
+			want:   "no mappings\n\nunmapped = host: users no line matches join the host network namespace\n0 errors, 0 warnings\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path, _ := writeCheckConfig(t, tt.config)
+			var out bytes.Buffer
+			err := (&checker{out: &out, users: checkUsers{}, inspect: inspectForTest}).all(path)
+			if got, want := out.String(), strings.ReplaceAll(tt.want, "CONF", path); got != want {
+				t.Errorf("output:\n%s\nwant:\n%s", got, want)
+			}
+			if (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, errCheckFailed)) {
+				t.Errorf("err = %v, want failure %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestCheckUser(t *testing.T) {
+	const cfg = "@research /proc/self/ns/net\nroot -\n"
+	tests := []struct {
+		name    string
+		config  string
+		user    string
+		want    string
+		wantErr bool
+	}{
+		{
+			name: "via group", config: cfg, user: "alice",
+			want: `user   alice (uid 1000, gid 1000)
+rule   @research /proc/self/ns/net at CONF:1
+why    alice is listed as a member of group research
+netns  /proc/self/ns/net -> /proc/self/ns/net: ok
+0 errors, 0 warnings
+`,
+		},
+		{
+			name: "own line to the host", config: cfg, user: "root",
+			want: `user   root (uid 0, gid 0)
+rule   root - at CONF:2
+why    user line for root
+netns  - -> /proc/1/ns/net: ok
+0 errors, 0 warnings
+`,
+		},
+		{
+			name: "unmapped", config: cfg, user: "carol",
+			want: `user   carol (uid 1002, gid 100)
+rule   none
+why    no line matches; unmapped = host
+netns  - -> /proc/1/ns/net: ok
+0 errors, 0 warnings
+`,
+		},
+		{
+			name: "unmapped keep", config: "unmapped = keep\n", user: "carol",
+			want: `user   carol (uid 1002, gid 100)
+rule   none
+why    no line matches; unmapped = keep leaves the login namespace
+netns  unchanged: users no line matches stay in the namespace of the process they log in from
+0 errors, 0 warnings
+`,
+		},
+		{
+			name: "missing namespace", config: "alice netns-session-test-missing\n", user: "alice", wantErr: true,
+			want: `user   alice (uid 1000, gid 1000)
+rule   alice netns-session-test-missing at CONF:1
+why    user line for alice
+netns  netns-session-test-missing -> /run/netns/netns-session-test-missing: missing
+
+error: netns /run/netns/netns-session-test-missing for alice does not exist (create it with ip netns add netns-session-test-missing)
+1 error, 0 warnings
+`,
+		},
+		{
+			name: "unknown user", config: cfg, user: "mallory", wantErr: true,
+			want: "error: looking up user \"mallory\": unknown user \"mallory\"\n1 error, 0 warnings\n",
+		},
+		{
+			name: "broken config", config: "alice\n* -\n", user: "alice", wantErr: true,
+			want: `the config has errors, so the PAM hook refuses every login but root's; the valid lines say:
+user   alice (uid 1000, gid 1000)
+rule   * - at CONF:2
+why    no user or group line matches; * applies
+netns  - -> /proc/1/ns/net: ok
+
+error: CONF:1: missing namespace after "alice": want SELECTOR NETNS
+1 error, 0 warnings
+`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path, _ := writeCheckConfig(t, tt.config)
+			var out bytes.Buffer
+			err := (&checker{out: &out, users: checkUsers{}, inspect: inspectForTest}).user(path, tt.user)
+			if got, want := out.String(), strings.ReplaceAll(tt.want, "CONF", path); got != want {
+				t.Errorf("output:\n%s\nwant:\n%s", got, want)
+			}
+			if (err != nil) != tt.wantErr {
+				t.Errorf("err = %v, want failure %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// The command line reaches the checker: flags, exit status, and the real
+// user database.
+func TestCheckCommand(t *testing.T) {
+	path, dir := writeCheckConfig(t, "root /proc/self/ns/net\n")
+	tests := []struct {
+		name     string
+		args     []string
+		wantOut  string
+		wantFail bool
+	}{
+		{"whole config", []string{"check", "--config", path}, "root      /proc/self/ns/net  /proc/self/ns/net  ok          uid 0     " + path + ":1\n", false},
+		{"one user", []string{"check", "--config", path, "--user", "root"}, "rule   root /proc/self/ns/net at " + path + ":1\n", false},
+		{"missing config", []string{"check", "--config", filepath.Join(dir, "none.conf")}, "error: no config at " + filepath.Join(dir, "none.conf") + "\n1 error, 0 warnings\n", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := newApp()
+			var out bytes.Buffer
+			app.Writer = &out
+			err := app.Run(append([]string{"netns-session"}, tt.args...))
+			if !strings.Contains(out.String(), tt.wantOut) {
+				t.Errorf("output does not contain %q:\n%s", tt.wantOut, out.String())
+			}
+			if (err != nil) != tt.wantFail {
+				t.Errorf("err = %v, want failure %v", err, tt.wantFail)
+			}
+		})
+	}
+}

@@ -1,0 +1,38 @@
+// Command netns-session binds Linux login sessions to pre-configured network
+// namespaces: a PAM hook places each login, and the other subcommands inspect
+// and maintain the policy.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:  "netns-session",
+		Usage: "bind login sessions to per-user network namespaces",
+		Description: `An administrator maps users and groups to named network namespaces in
+/etc/security/netns-session.conf (and /etc/security/netns-session.d/*.conf).
+Every session of a mapped user - ssh, su, sudo, cron, systemd --user services -
+then runs in that namespace; unmapped users stay on the host network.`,
+		Version:              version,
+		HideHelpCommand:      true,
+		EnableBashCompletion: false,
+		Commands: []*cli.Command{
+			checkCommand(),
+		},
+	}
+}
+
+func main() {
+	if err := newApp().Run(os.Args); err != nil {
+		fmt.Fprintf(os.Stderr, "netns-session: %v\n", err)
+		os.Exit(1)
+	}
+}
