@@ -19,8 +19,6 @@ var (
 	ErrUnknownUser = errors.New("unknown user")
 	// ErrUnknownGroup: NSS knows no such group.
 	ErrUnknownGroup = errors.New("unknown group")
-	// ErrNotNetns: a file is not a network namespace.
-	ErrNotNetns = errors.New("not a netns")
 )
 
 // position is where something was written; Line 0 means the whole file.
