@@ -25,6 +25,7 @@ then runs in that namespace; unmapped users stay on the host network.`,
 		HideHelpCommand:      true,
 		EnableBashCompletion: false,
 		Commands: []*cli.Command{
+			pamCommand(),
 			checkCommand(),
 		},
 	}

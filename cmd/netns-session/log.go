@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/journal"
+)
+
+// syslogIdentifier tags every journal entry, so `journalctl -t netns-session`
+// shows them all.
+const syslogIdentifier = "netns-session"
+
+// fieldPrefix namespaces the structured journal fields we add, e.g.
+// `journalctl NETNS_SESSION_USER=alice`.
+const fieldPrefix = "NETNS_SESSION_"
+
+// eventLog writes one record per event to the journal with structured fields,
+// falls back to stderr when the journal socket is not there, and appends a
+// human-readable line to an optional log file (the seed's `log=`).
+type eventLog struct {
+	debug  bool
+	fields map[string]string // context attached to every record: user, service, ...
+	file   io.Writer         // nil unless --log was given
+	stderr io.Writer
+	send   func(msg string, prio journal.Priority, vars map[string]string) error
+}
+
+func newEventLog(debug bool) *eventLog {
+	return &eventLog{
+		debug:  debug,
+		fields: map[string]string{},
+		stderr: os.Stderr,
+		send:   journal.Send,
+	}
+}
+
+// openFile appends records to path too. The file is created 0600: records
+// name users and their remote hosts.
+func (l *eventLog) openFile(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening log file: %w", err)
+	}
+	l.file = f
+	return nil
+}
+
+// set attaches a field to every later record; empty values are dropped.
+func (l *eventLog) set(key, value string) {
+	if value == "" {
+		delete(l.fields, key)
+		return
+	}
+	l.fields[key] = value
+}
+
+func (l *eventLog) Debugf(format string, args ...any) {
+	if l.debug {
+		l.record(journal.PriDebug, fmt.Sprintf(format, args...), nil)
+	}
+}
+
+func (l *eventLog) Info(msg string, extra map[string]string) {
+	l.record(journal.PriInfo, msg, extra)
+}
+
+func (l *eventLog) Warning(msg string, extra map[string]string) {
+	l.record(journal.PriWarning, msg, extra)
+}
+
+func (l *eventLog) Error(msg string, extra map[string]string) {
+	l.record(journal.PriErr, msg, extra)
+}
+
+func (l *eventLog) record(prio journal.Priority, msg string, extra map[string]string) {
+	vars := make(map[string]string, len(l.fields)+len(extra)+1)
+	for k, v := range l.fields {
+		vars[fieldPrefix+k] = v
+	}
+	for k, v := range extra {
+		if v != "" {
+			vars[fieldPrefix+k] = v
+		}
+	}
+	vars["SYSLOG_IDENTIFIER"] = syslogIdentifier
+	line := humanLine(msg, vars)
+	if err := l.send(msg, prio, vars); err != nil {
+		fmt.Fprintf(l.stderr, "%s: %s\n", syslogIdentifier, line)
+	}
+	if l.file != nil {
+		fmt.Fprintf(l.file, "%s %s[%d]: %s\n", time.Now().Format(time.RFC3339), syslogIdentifier, os.Getpid(), line)
+	}
+}
+
+// humanLine renders a record as `msg key=value ...` with our fields sorted,
+// for the log file and the stderr fallback.
+func humanLine(msg string, vars map[string]string) string {
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		if strings.HasPrefix(k, fieldPrefix) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(msg)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%q", strings.ToLower(strings.TrimPrefix(k, fieldPrefix)), vars[k])
+	}
+	return b.String()
+}

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/units"
+)
+
+// pamBudget bounds one session open. A reload of a busy systemd is the slow
+// part; past this the login is denied rather than left hanging.
+const pamBudget = 20 * time.Second
+
+func pamCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "pam",
+		Usage:     "place a session being opened in its user's network namespace (run by pam_exec)",
+		ArgsUsage: "[config=PATH] [log=PATH] [debug]",
+		Description: `Run from the PAM session stack, before pam_systemd.so:
+
+   session required pam_exec.so seteuid /usr/sbin/netns-session pam
+
+For PAM_TYPE=open_session it resolves PAM_USER through the config, writes the
+drop-in that starts user@UID.service in the user's namespace (reloading systemd
+only when the drop-in changed), and moves the process that opens the session -
+sshd's privileged monitor, login, su, sudo, cron - into the namespace, so the
+shell it forks inherits it. Unmapped users go to the host namespace (PID 1's)
+unless the config says "unmapped = keep".
+
+Exit status 0 lets the session open; anything else denies it. A mapped user is
+denied whenever their namespace cannot be confirmed: missing namespace, failed
+join, failed drop-in, or a user manager already running in another namespace.
+A broken or insecure config denies everyone but root. The reason is one line on
+stderr; details go to the journal (journalctl -t netns-session).
+
+Other PAM_TYPE values and PAM_SERVICE=systemd-user (the user manager's own
+session, placed by its drop-in) succeed without doing anything. Options are
+taken only from arguments, never from the environment; the seed module's
+config=PATH, log=PATH and debug arguments work too.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "read only this config `FILE` instead of " + config.DefaultFile + " and " + config.DefaultDir + "/*.conf"},
+			&cli.StringFlag{Name: "log", Usage: "also append a line per session to `FILE`"},
+			&cli.BoolFlag{Name: "debug", Usage: "log every step"},
+		},
+		Action: runPAMCommand,
+	}
+}
+
+// pamOptions are the hook's settings, from flags and the seed's key=value arguments.
+type pamOptions struct {
+	configPath string
+	logPath    string
+	debug      bool
+}
+
+// withPAMArgs applies the seed module's key=value arguments, which follow the
+// flags on the PAM line.
+func (opts pamOptions) withPAMArgs(args []string) (pamOptions, error) {
+	for _, arg := range args {
+		switch key, value, _ := strings.Cut(arg, "="); {
+		case arg == "debug":
+			opts.debug = true
+		case key == "config" && value != "":
+			opts.configPath = value
+		case key == "log" && value != "":
+			opts.logPath = value
+		default:
+			return opts, fmt.Errorf("unknown pam argument %q (want config=PATH, log=PATH or debug)", arg)
+		}
+	}
+	return opts, nil
+}
+
+func runPAMCommand(c *cli.Context) error {
+	start := time.Now()
+	opts, optsErr := pamOptions{
+		configPath: c.String("config"),
+		logPath:    c.String("log"),
+		debug:      c.Bool("debug"),
+	}.withPAMArgs(c.Args().Slice())
+	log := newEventLog(opts.debug)
+	if opts.logPath != "" {
+		if err := log.openFile(opts.logPath); err != nil {
+			log.Warning(err.Error(), nil)
+		}
+	}
+	req, err := readPAMRequest()
+	if err != nil {
+		return deny(log, start, &denial{reason: "cannot read the PAM request", err: err})
+	}
+	log.set("USER", req.User)
+	log.set("SERVICE", req.Service)
+	log.set("TTY", req.TTY)
+	log.set("RHOST", req.RHost)
+	log.set("TYPE", req.Type)
+
+	ctx, cancel := context.WithTimeout(c.Context, pamBudget)
+	defer cancel()
+	h := &pamHook{log: log, opts: opts, optsErr: optsErr, units: units.New(), users: config.NSS()}
+	placed, err := h.open(ctx, req)
+	if err != nil {
+		return deny(log, start, err)
+	}
+	if placed != nil {
+		log.Info(placed.message, map[string]string{
+			"ACTION":      placed.action,
+			"NETNS":       placed.netns,
+			"UID":         placed.uid,
+			"DURATION_US": strconv.FormatInt(time.Since(start).Microseconds(), 10),
+		})
+	}
+	return nil
+}
+
+// denial refuses a session: reason is the one line the user is shown, err
+// the detail for the journal.
+type denial struct {
+	reason string
+	err    error
+}
+
+func (d *denial) Error() string { return d.reason + ": " + d.err.Error() }
+func (d *denial) Unwrap() error { return d.err }
+
+func deny(log *eventLog, start time.Time, err error) error {
+	var d *denial
+	if !errors.As(err, &d) {
+		d = &denial{reason: "internal error", err: err}
+	}
+	log.Error("session denied: "+d.Error(), map[string]string{
+		"ACTION":      "deny",
+		"DURATION_US": strconv.FormatInt(time.Since(start).Microseconds(), 10),
+	})
+	fmt.Fprintf(os.Stderr, "netns-session: login refused: %s\n", d.reason)
+	return cli.Exit("", 1)
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/units"
+)
+
+// pamHook opens one session: it decides where the session belongs, places
+// the user manager, and joins the login process.
+type pamHook struct {
+	log     *eventLog
+	opts    pamOptions
+	optsErr error // a bad pam argument counts as a broken config
+	units   *units.Manager
+	users   config.Directory
+}
+
+// placement is what the hook did with a session that it let open.
+type placement struct {
+	action  string // joined, kept, root-fallback
+	netns   string // the namespace file the session was placed in
+	uid     string
+	message string
+}
+
+func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) {
+	switch {
+	case req.Type != "open_session":
+		h.log.Debugf("nothing to do for PAM_TYPE=%s", req.Type)
+		return nil, nil
+	case req.Service == "systemd-user":
+		h.log.Debugf("nothing to do for the user manager's own session: its drop-in places it")
+		return nil, nil
+	case req.User == "":
+		return nil, &denial{reason: "no user in the PAM request", err: errors.New("PAM_USER is empty")}
+	}
+
+	cfg, err := h.loadConfig()
+	if err != nil {
+		return h.rootFallback(ctx, req, err)
+	}
+	decision, user, err := cfg.Resolve(req.User, h.users)
+	if err != nil {
+		if req.User == "root" {
+			return h.rootFallback(ctx, req, err)
+		}
+		return nil, &denial{reason: fmt.Sprintf("cannot look up user %s", req.User), err: err}
+	}
+	uid := strconv.FormatUint(uint64(user.UID), 10)
+	h.log.set("UID", uid)
+	h.log.Debugf("%s resolves to %q: %s", req.User, decision.Netns.Spec, decision.Reason)
+
+	target := targetOf(decision)
+	if target != "" {
+		if err := h.join(ctx, target); err != nil {
+			return nil, err
+		}
+	}
+	// The manager is placed after the join so that a missing namespace is
+	// refused before any drop-in points at it.
+	if h.units.SystemdBooted() {
+		if err := h.placeUserManager(ctx, user, decision, target); err != nil {
+			return nil, err
+		}
+	} else {
+		h.log.Debugf("systemd is not running: no user manager to place")
+	}
+	if target == "" {
+		return &placement{action: "kept", uid: uid, message: fmt.Sprintf("%s is unmapped: session left in its namespace", req.User)}, nil
+	}
+	return &placement{action: "joined", netns: target, uid: uid, message: fmt.Sprintf("session of %s placed in %s", req.User, target)}, nil
+}
+
+// isUnavailable tells a namespace that is missing or not a network namespace
+// (an administrator's fix) from a join that went wrong.
+func isUnavailable(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, nsjoin.ErrNotNamespace) || errors.Is(err, nsjoin.ErrNotNetNamespace)
+}
+
+// loadConfig reads the config named by the pam arguments.
+func (h *pamHook) loadConfig() (*config.Config, error) {
+	if h.optsErr != nil {
+		return nil, h.optsErr
+	}
+	return config.Load(h.opts.configPath)
+}
+
+// rootFallback handles a config that cannot be used. Everyone is denied but
+// root, who gets the host network so an administrator can always log in and
+// repair the config.
+func (h *pamHook) rootFallback(ctx context.Context, req pamRequest, cause error) (*placement, error) {
+	if req.User != "root" {
+		return nil, &denial{reason: "the netns-session configuration is broken; ask an administrator (journalctl -t netns-session)", err: cause}
+	}
+	h.log.Error("config unusable, letting root in on the host network: "+cause.Error(), map[string]string{"ACTION": "root-fallback"})
+	if err := h.join(ctx, config.HostNetnsPath); err != nil {
+		h.log.Error("joining root's session to the host network: "+err.Error(), nil)
+	}
+	return &placement{action: "root-fallback", netns: config.HostNetnsPath, uid: "0", message: "session of root placed on the host network despite the config error"}, nil
+}
+
+// placeUserManager makes user@UID.service start in target, and refuses the
+// session when the manager already runs somewhere else: the user's services
+// would silently keep the wrong network.
+func (h *pamHook) placeUserManager(ctx context.Context, user *config.User, decision config.Decision, target string) error {
+	lock, err := h.units.Lock(ctx, user.UID)
+	if err != nil {
+		return &denial{reason: "cannot place your user manager", err: err}
+	}
+	defer lock.Unlock()
+
+	var changed bool
+	if target == "" || decision.Netns.Host {
+		// The manager's default is already the host namespace; keep-policy
+		// users have no expectation to enforce.
+		changed, err = lock.Remove(ctx, user.UID)
+	} else {
+		changed, err = lock.Ensure(ctx, user.Name, user.UID, target)
+	}
+	if err != nil {
+		return &denial{reason: "cannot place your user manager in its network namespace", err: err}
+	}
+	h.log.Debugf("drop-in for user@%d.service: changed=%t", user.UID, changed)
+	if target == "" {
+		return nil
+	}
+
+	pid, err := h.units.UserManagerPID(user.UID)
+	if errors.Is(err, units.ErrNotRunning) {
+		return nil
+	}
+	if err != nil {
+		return &denial{reason: "cannot check your running user manager", err: err}
+	}
+	same, err := nsjoin.SameNetns(fmt.Sprintf("/proc/%d/ns/net", pid), target)
+	if err != nil {
+		return &denial{reason: "cannot check your running user manager", err: err}
+	}
+	if !same {
+		return &denial{
+			reason: fmt.Sprintf("user@%d.service of %s already runs in another network namespace; end all of %s's sessions, or run `systemctl stop user@%d.service` as root, then log in again",
+				user.UID, user.Name, user.Name, user.UID),
+			err: fmt.Errorf("user manager PID %d is not in %s", pid, target),
+		}
+	}
+	return nil
+}
+
+// join moves the login process - our parent, waiting for us - into target.
+func (h *pamHook) join(ctx context.Context, target string) error {
+	err := nsjoin.JoinParent(ctx, target, nsjoin.Options{Debugf: h.log.Debugf})
+	switch {
+	case err == nil:
+		return nil
+	case isUnavailable(err):
+		return &denial{reason: fmt.Sprintf("network namespace %s is not available; ask an administrator", target), err: err}
+	case errors.Is(err, nsjoin.ErrPtraceRefused):
+		return &denial{reason: "ptrace is refused on this host (kernel.yama.ptrace_scope=3 or a security module), so the session cannot be placed in its network namespace", err: err}
+	default:
+		return &denial{reason: "cannot move the session into its network namespace", err: err}
+	}
+}
+
+// targetOf is the namespace file a session goes to, or "" to leave it where it is.
+func targetOf(d config.Decision) string {
+	if d.Keep {
+		return ""
+	}
+	return d.Netns.Path
+}
