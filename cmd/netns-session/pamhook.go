@@ -57,7 +57,7 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 	h.log.set("UID", uid)
 	h.log.Debugf("%s resolves to %q: %s", req.User, decision.Netns.Spec, decision.Reason)
 
-	target := targetOf(decision)
+	target := decision.Target()
 	if target != "" {
 		if err := h.join(ctx, target); err != nil {
 			return nil, err
@@ -66,7 +66,7 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 	// The manager is placed after the join so that a missing namespace is
 	// refused before any drop-in points at it.
 	if h.units.SystemdBooted() {
-		if err := h.placeUserManager(ctx, user, decision, target); err != nil {
+		if err := h.placeUserManager(ctx, user, decision); err != nil {
 			return nil, err
 		}
 	} else {
@@ -106,10 +106,11 @@ func (h *pamHook) rootFallback(ctx context.Context, req pamRequest, cause error)
 	return &placement{action: "root-fallback", netns: config.HostNetnsPath, uid: "0", message: "session of root placed on the host network despite the config error"}, nil
 }
 
-// placeUserManager makes user@UID.service start in target, and refuses the
+// placeUserManager makes user@UID.service start in the user's namespace, and refuses the
 // session when the manager already runs somewhere else: the user's services
 // would silently keep the wrong network.
-func (h *pamHook) placeUserManager(ctx context.Context, user *config.User, decision config.Decision, target string) error {
+func (h *pamHook) placeUserManager(ctx context.Context, user *config.User, decision config.Decision) error {
+	target := decision.Target()
 	lock, err := h.units.Lock(ctx, user.UID)
 	if err != nil {
 		return &denial{reason: "cannot place your user manager", err: err}
@@ -117,12 +118,10 @@ func (h *pamHook) placeUserManager(ctx context.Context, user *config.User, decis
 	defer lock.Unlock()
 
 	var changed bool
-	if target == "" || decision.Netns.Host {
-		// The manager's default is already the host namespace; keep-policy
-		// users have no expectation to enforce.
-		changed, err = lock.Remove(ctx, user.UID)
-	} else {
+	if decision.NeedsDropIn() {
 		changed, err = lock.Ensure(ctx, user.Name, user.UID, target)
+	} else {
+		changed, err = lock.Remove(ctx, user.UID)
 	}
 	if err != nil {
 		return &denial{reason: "cannot place your user manager in its network namespace", err: err}
@@ -166,12 +165,4 @@ func (h *pamHook) join(ctx context.Context, target string) error {
 	default:
 		return &denial{reason: "cannot move the session into its network namespace", err: err}
 	}
-}
-
-// targetOf is the namespace file a session goes to, or "" to leave it where it is.
-func targetOf(d config.Decision) string {
-	if d.Keep {
-		return ""
-	}
-	return d.Netns.Path
 }

@@ -50,6 +50,20 @@ type Decision struct {
 // Mapped reports whether a rule matched the user.
 func (d Decision) Mapped() bool { return d.Rule != nil }
 
+// Target is the namespace file the user's sessions must run in, or "" when
+// the policy leaves them where they log in from.
+func (d Decision) Target() string {
+	if d.Keep {
+		return ""
+	}
+	return d.Netns.Path
+}
+
+// NeedsDropIn reports whether user@UID.service needs a NetworkNamespacePath=
+// drop-in. PID 1 starts the manager in the host namespace by itself, which is
+// right for host-mapped users; under "unmapped = keep" nothing is expected.
+func (d Decision) NeedsDropIn() bool { return !d.Keep && !d.Netns.Host }
+
 // Resolve decides the namespace of user: the user's own line; else the first
 // group line, in file order, of a group the user is in (by the user's group
 // list or by the group's member list, so sources whose group list is

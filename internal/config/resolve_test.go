@@ -294,3 +294,27 @@ func BenchmarkResolve(b *testing.B) {
 		})
 	}
 }
+
+func TestDecisionTargetAndDropIn(t *testing.T) {
+	tests := []struct {
+		name       string
+		decision   Decision
+		wantTarget string
+		wantDropIn bool
+	}{
+		{name: "named netns", decision: Decision{Netns: netnsFromSpec("ns0")}, wantTarget: "/run/netns/ns0", wantDropIn: true},
+		{name: "path", decision: Decision{Netns: netnsFromSpec("/srv/netns/bob")}, wantTarget: "/srv/netns/bob", wantDropIn: true},
+		{name: "host", decision: Decision{Netns: netnsFromSpec("-")}, wantTarget: HostNetnsPath, wantDropIn: false},
+		{name: "keep", decision: Decision{Keep: true}, wantTarget: "", wantDropIn: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.decision.Target(); got != tt.wantTarget {
+				t.Errorf("Target() = %q, want %q", got, tt.wantTarget)
+			}
+			if got := tt.decision.NeedsDropIn(); got != tt.wantDropIn {
+				t.Errorf("NeedsDropIn() = %t, want %t", got, tt.wantDropIn)
+			}
+		})
+	}
+}
