@@ -58,19 +58,34 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 	h.log.Debugf("%s resolves to %q: %s", req.User, decision.Netns.Spec, decision.Reason)
 
 	target := decision.Target()
-	if target != "" {
-		if err := h.join(ctx, target); err != nil {
-			return nil, err
+	systemd := h.units.SystemdBooted()
+	if systemd {
+		// Held until the running manager has been checked, so that a
+		// concurrent login cannot change the drop-in in between.
+		lock, err := h.units.Lock(ctx, user.UID)
+		if err != nil {
+			return nil, &denial{reason: "cannot place your user manager", err: err}
 		}
-	}
-	// The manager is placed after the join so that a missing namespace is
-	// refused before any drop-in points at it.
-	if h.units.SystemdBooted() {
-		if err := h.placeUserManager(ctx, user, decision); err != nil {
+		defer lock.Unlock()
+		// The drop-in is written before the join, also when the namespace
+		// turns out to be missing: pam_systemd runs after a failed
+		// "required" module too, and the manager it starts must fail
+		// rather than run the user's services on the host network.
+		if err := h.writeDropIn(ctx, lock, user, decision); err != nil {
 			return nil, err
 		}
 	} else {
 		h.log.Debugf("systemd is not running: no user manager to place")
+	}
+	if target != "" {
+		if err := h.join(ctx, target); err != nil {
+			return nil, err
+		}
+		if systemd {
+			if err := h.checkUserManager(user, target); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if target == "" {
 		return &placement{action: "kept", uid: uid, message: fmt.Sprintf("%s is unmapped: session left in its namespace", req.User)}, nil
@@ -106,20 +121,12 @@ func (h *pamHook) rootFallback(ctx context.Context, req pamRequest, cause error)
 	return &placement{action: "root-fallback", netns: config.HostNetnsPath, uid: "0", message: "session of root placed on the host network despite the config error"}, nil
 }
 
-// placeUserManager makes user@UID.service start in the user's namespace, and refuses the
-// session when the manager already runs somewhere else: the user's services
-// would silently keep the wrong network.
-func (h *pamHook) placeUserManager(ctx context.Context, user *config.User, decision config.Decision) error {
-	target := decision.Target()
-	lock, err := h.units.Lock(ctx, user.UID)
-	if err != nil {
-		return &denial{reason: "cannot place your user manager", err: err}
-	}
-	defer lock.Unlock()
-
+// writeDropIn makes user@UID.service start in the user's namespace.
+func (h *pamHook) writeDropIn(ctx context.Context, lock *units.Lock, user *config.User, decision config.Decision) error {
 	var changed bool
+	var err error
 	if decision.NeedsDropIn() {
-		changed, err = lock.Ensure(ctx, user.Name, user.UID, target)
+		changed, err = lock.Ensure(ctx, user.Name, user.UID, decision.Target())
 	} else {
 		changed, err = lock.Remove(ctx, user.UID)
 	}
@@ -127,10 +134,12 @@ func (h *pamHook) placeUserManager(ctx context.Context, user *config.User, decis
 		return &denial{reason: "cannot place your user manager in its network namespace", err: err}
 	}
 	h.log.Debugf("drop-in for user@%d.service: changed=%t", user.UID, changed)
-	if target == "" {
-		return nil
-	}
+	return nil
+}
 
+// checkUserManager refuses the session when the user's manager already runs
+// outside target: the user's services would silently keep the wrong network.
+func (h *pamHook) checkUserManager(user *config.User, target string) error {
 	pid, err := h.units.UserManagerPID(user.UID)
 	if errors.Is(err, units.ErrNotRunning) {
 		return nil
