@@ -20,7 +20,7 @@ NSPAWN_TIMEOUT ?= 40m
 
 UNIT_PKGS   = $(shell $(GO) list ./... | grep -v /tests/)
 
-.PHONY: all build test test-unit test-nspawn fuzz lint install deps clean
+.PHONY: all build test test-unit test-nspawn demo fuzz lint install deps clean
 
 all: build
 
@@ -37,6 +37,12 @@ test-unit:
 # /var/cache/netns-session-test (override with NETNS_SESSION_CACHE).
 test-nspawn: deps
 	NETNS_SESSION_NSPAWN=1 $(GO) test -count=1 -v -timeout $(NSPAWN_TIMEOUT) ./tests/nspawn/
+
+# demo boots a throwaway trixie container, maps alice to a namespace, logs in
+# over ssh as alice and as unmapped bob, and says where each landed. go test
+# runs without package arguments so that the demo's own output is shown.
+demo: deps
+	cd tests/nspawn && NETNS_SESSION_NSPAWN=1 $(GO) test -count=1 -run '^TestDemo$$'
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/config
