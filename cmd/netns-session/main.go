@@ -27,6 +27,8 @@ then runs in that namespace; unmapped users stay on the host network.`,
 		Commands: []*cli.Command{
 			pamCommand(),
 			checkCommand(),
+			syncCommand(),
+			netnsCommand(),
 		},
 	}
 }

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/netns"
+)
+
+func netnsCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "netns",
+		Usage:     "add, delete and list named network namespaces (" + config.NetnsDir + "/NAME, as ip netns keeps them)",
+		UsageText: "netns-session netns add|del|list [NAME]",
+		Description: `Named network namespaces are files under ` + config.NetnsDir + ` that hold a namespace
+open with a bind mount, exactly as "ip netns" lays them out: "ip netns exec NAME",
+the config's NAME form and NetworkNamespacePath= all find the same namespace.
+
+"add" and "del" are idempotent, so units and scripts can run them again. They
+live until the next reboot; netns-session-netns@NAME.service creates one at every
+boot, before netns-session-sync.service and the network come up:
+
+   systemctl enable --now netns-session-netns@ns0.service
+
+Names are 1 to 255 of A-Z a-z 0-9 _ . - and do not start with "-".`,
+		Subcommands: []*cli.Command{
+			{
+				Name:      "add",
+				Usage:     "create network namespace NAME with its loopback up; nothing to do if it exists",
+				ArgsUsage: "NAME",
+				Description: `Like "ip netns add NAME", which also makes ` + config.NetnsDir + ` a shared mount point,
+then brings up the loopback interface, which a new namespace starts without.
+If NAME exists and is a network namespace, only makes sure its loopback is up.
+Fails if NAME is taken by a file that is not a network namespace.`,
+				Action: func(c *cli.Context) error {
+					name, err := oneName(c)
+					if err != nil {
+						return err
+					}
+					r := netns.System()
+					created, err := r.Add(name)
+					if err != nil {
+						return err
+					}
+					if created {
+						fmt.Fprintf(c.App.Writer, "created network namespace %s at %s, loopback up\n", name, r.Path(name))
+					} else {
+						fmt.Fprintf(c.App.Writer, "network namespace %s exists at %s, loopback up\n", name, r.Path(name))
+					}
+					return nil
+				},
+			},
+			{
+				Name:      "del",
+				Aliases:   []string{"delete"},
+				Usage:     "delete network namespace NAME; nothing to do if it does not exist",
+				ArgsUsage: "NAME",
+				Description: `Like "ip netns del NAME": detaches the bind mount and removes the file.
+Processes still in the namespace keep it, and its interfaces, alive until they
+exit. Users mapped to NAME cannot log in until it exists again.`,
+				Action: func(c *cli.Context) error {
+					name, err := oneName(c)
+					if err != nil {
+						return err
+					}
+					r := netns.System()
+					deleted, err := r.Delete(name)
+					if err != nil {
+						return err
+					}
+					if deleted {
+						fmt.Fprintf(c.App.Writer, "deleted network namespace %s\n", name)
+					} else {
+						fmt.Fprintf(c.App.Writer, "no network namespace %s at %s\n", name, r.Path(name))
+					}
+					return nil
+				},
+			},
+			{
+				Name:  "list",
+				Usage: "list the named network namespaces",
+				Description: `Prints every name under ` + config.NetnsDir + ` with its namespace ID (device:inode,
+the way to compare it with /proc/PID/ns/net) or why it is not a usable
+network namespace.`,
+				Action: func(c *cli.Context) error {
+					if c.NArg() > 0 {
+						return fmt.Errorf("netns list takes no arguments, got %q", c.Args().Slice())
+					}
+					r := netns.System()
+					entries, err := r.List()
+					if err != nil {
+						return err
+					}
+					if len(entries) == 0 {
+						fmt.Fprintf(c.App.Writer, "no network namespaces in %s\n", r.Dir)
+						return nil
+					}
+					tw := tabwriter.NewWriter(c.App.Writer, 0, 8, 2, ' ', 0)
+					fmt.Fprintln(tw, "NAME\tPATH\tID")
+					for _, e := range entries {
+						id := e.ID.String()
+						if e.Err != nil {
+							id = "unusable: " + e.Err.Error()
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Name, e.Path, id)
+					}
+					return tw.Flush()
+				},
+			},
+		},
+	}
+}
+
+// oneName returns the single NAME argument of add and del.
+func oneName(c *cli.Context) (string, error) {
+	if c.NArg() != 1 {
+		return "", fmt.Errorf("netns %s takes one NAME, got %q", c.Command.Name, c.Args().Slice())
+	}
+	name := c.Args().First()
+	return name, netns.ValidateName(name)
+}

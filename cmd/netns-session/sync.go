@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/reconcile"
+	"github.com/netns-session/netns-session/internal/units"
+)
+
+func syncCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "sync",
+		Usage:     "make every user@UID.service drop-in match the config",
+		UsageText: "netns-session sync [--dry-run] [--config FILE]",
+		Description: `The PAM hook places a user's systemd manager when the user logs in. sync places
+the managers nobody logs in for and cleans up after config changes: it writes
+/run/systemd/system/user@UID.service.d/50-netns-session.conf (NetworkNamespacePath=)
+for every user it can name whose policy is a namespace, removes it where the
+policy is the host network or "unmapped = keep", and reloads systemd once if
+anything changed. netns-session-sync.service runs it at boot, before
+systemd-logind starts the managers of lingering users.
+
+The users it can name: those of user lines, the members NSS lists for the
+groups of @group lines, lingering users (/var/lib/systemd/linger), users whose
+user@UID.service runs, and users that already have a drop-in. Users that only
+"*" maps, or that are in a mapped group only as their primary group, are not
+listed by NSS; they are placed when they log in, and by sync from then on.
+
+A drop-in naming a namespace that does not exist is still written (with a
+warning): systemd then refuses to start that manager rather than start it on
+the host network. A running manager keeps its namespace until it restarts.
+Unknown users are skipped with a warning and their drop-ins left alone.
+
+It prints each drop-in it writes or removes (with --dry-run: would write or
+remove, and changes nothing). Exit status 1: the config has errors (nothing is
+changed), or some users could not be looked up or some drop-ins not written
+(the others are synced).`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show what would change, change nothing"},
+			&cli.StringFlag{Name: "config", Usage: "read only this config `FILE` instead of " + config.DefaultFile + " and " + config.DefaultDir + "/*.conf"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("sync takes no arguments, got %q", c.Args().Slice())
+			}
+			cfg, err := config.Load(c.String("config"))
+			if err != nil {
+				return fmt.Errorf("loading config, nothing changed:\n%w", err)
+			}
+			report, err := reconcile.Sync(c.Context, cfg, reconcile.NSS(), units.New(), reconcile.Options{DryRun: c.Bool("dry-run")})
+			printSyncReport(c.App.Writer, report)
+			if err != nil {
+				return fmt.Errorf("syncing drop-ins: %w", err)
+			}
+			return nil
+		},
+	}
+}
+
+// printSyncReport prints one line per changed drop-in, the warnings and a
+// summary.
+func printSyncReport(w io.Writer, r *reconcile.Report) {
+	verb := map[reconcile.Action]string{reconcile.Write: "write", reconcile.Remove: "remove"}
+	if r.DryRun {
+		verb = map[reconcile.Action]string{reconcile.Write: "would write", reconcile.Remove: "would remove"}
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for _, c := range r.Changes {
+		target := c.Netns
+		if c.Action == reconcile.Remove {
+			target = "(no drop-in)"
+		}
+		fmt.Fprintf(tw, "%s\t%s (uid %d)\t%s\t%s\n", verb[c.Action], c.User, c.UID, target, c.Reason)
+	}
+	tw.Flush()
+	for _, warning := range r.Warnings {
+		fmt.Fprintln(w, "warning:", warning)
+	}
+	switch {
+	case r.DryRun:
+		fmt.Fprintf(w, "dry run: %s of %s would change; nothing was changed\n", plural(len(r.Changes), "drop-in"), plural(r.Users, "user"))
+	case r.Reloaded:
+		fmt.Fprintf(w, "%s of %s changed; systemd reloaded\n", plural(len(r.Changes), "drop-in"), plural(r.Users, "user"))
+	case len(r.Changes) > 0:
+		fmt.Fprintf(w, "%s of %s differed; systemd was not reloaded\n", plural(len(r.Changes), "drop-in"), plural(r.Users, "user"))
+	default:
+		fmt.Fprintf(w, "%s checked; nothing to change\n", plural(r.Users, "user"))
+	}
+}

@@ -1,0 +1,208 @@
+// Package netns owns named network namespaces: files under /run/netns that
+// are bind mounts of a namespace, laid out exactly as iproute2's `ip netns`
+// keeps them, so `ip netns exec`, the config's NAME form and
+// NetworkNamespacePath= all find the same namespace. It creates them with the
+// loopback interface up, deletes them, lists them, and runs code inside one
+// on a locked OS thread.
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/nsjoin"
+)
+
+// Sentinel errors; match them with errors.Is.
+var (
+	// ErrInvalidName: the name is not a plain file name of the portable
+	// character set.
+	ErrInvalidName = errors.New("invalid namespace name")
+	// ErrOccupied: the name is taken by a file that is not a network
+	// namespace, such as the leftover of an interrupted `ip netns add`.
+	ErrOccupied = errors.New("name taken by a file that is not a network namespace")
+)
+
+// maxNameBytes is NAME_MAX: a name is a file name in the registry directory.
+const maxNameBytes = 255
+
+// ValidateName returns an error wrapping ErrInvalidName unless name is 1 to
+// 255 of A-Z a-z 0-9 _ . -, not "." or "..", and does not start with "-"
+// (it would read as an option to this command and to ip). These are the
+// names the config accepts for its NETNS field, and they pass unescaped
+// through a systemd instance name such as netns-session-netns@NAME.service.
+func ValidateName(name string) error {
+	why := ""
+	switch {
+	case name == "":
+		why = "empty"
+	case len(name) > maxNameBytes:
+		why = fmt.Sprintf("longer than %d bytes", maxNameBytes)
+	case name == "." || name == "..":
+		why = "not a file name"
+	case name[0] == '-':
+		why = `starts with "-"`
+	}
+	for i := 0; why == "" && i < len(name); i++ {
+		if c := name[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			why = fmt.Sprintf("byte %q not allowed (use A-Z a-z 0-9 _ . -)", c)
+		}
+	}
+	if why != "" {
+		return fmt.Errorf("%w %q: %s", ErrInvalidName, name, why)
+	}
+	return nil
+}
+
+// Registry is a directory of named network namespaces.
+type Registry struct {
+	// Dir holds one bind-mounted namespace file per name.
+	Dir string
+}
+
+// System returns the registry ip netns and the config use, /run/netns.
+func System() Registry { return Registry{Dir: config.NetnsDir} }
+
+// Path returns the namespace file of name.
+func (r Registry) Path(name string) string { return filepath.Join(r.Dir, name) }
+
+// Add makes name a network namespace with its loopback interface up, the
+// way `ip netns add` does (plus the loopback): Dir becomes a shared mount
+// point, so that a later delete propagates to every mount namespace that
+// copied it, and a new namespace is bind-mounted on an empty file named name.
+// When name already is a network namespace, Add only makes sure its loopback
+// is up and reports created false; it fails with ErrOccupied when the name is
+// taken by something else.
+func (r Registry) Add(name string) (created bool, err error) {
+	if err := ValidateName(name); err != nil {
+		return false, err
+	}
+	path := r.Path(name)
+	switch _, err := nsjoin.CheckNetns(path); {
+	case err == nil:
+		if err := Do(path, setLoopbackUp); err != nil {
+			return false, fmt.Errorf("bringing up loopback in %s: %w", path, err)
+		}
+		return false, nil
+	case errors.Is(err, nsjoin.ErrNotNamespace) || errors.Is(err, nsjoin.ErrNotNetNamespace):
+		return false, fmt.Errorf("adding %s: %w (netns-session netns del %s removes it)", path, ErrOccupied, name)
+	case !errors.Is(err, fs.ErrNotExist):
+		return false, fmt.Errorf("adding %s: %w", path, err)
+	}
+	if err := r.makeSharedMountPoint(); err != nil {
+		return false, err
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, fmt.Errorf("creating namespace file %s: %w", path, err)
+	}
+	unix.Close(fd)
+	err = inNewThreadNetns(func() error {
+		// /proc/self would name the main thread's namespace, not this one's.
+		if err := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind-mounting the new namespace on %s: %w", path, err)
+		}
+		if err := setLoopbackUp(); err != nil {
+			return fmt.Errorf("bringing up loopback in %s: %w", path, err)
+		}
+		return nil
+	})
+	if err != nil {
+		if _, rmErr := r.remove(path); rmErr != nil {
+			return false, errors.Join(err, fmt.Errorf("cleaning up after the failed add: %w", rmErr))
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// makeSharedMountPoint makes Dir a mount point with shared propagation, as
+// iproute2's netns_add does: mount --make-rshared, and when Dir is not a
+// mount point yet (EINVAL), bind-mount it on itself first. The flock keeps
+// concurrent adds at boot from stacking bind mounts of Dir on each other.
+func (r Registry) makeSharedMountPoint() error {
+	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", r.Dir, err)
+	}
+	lock, err := unix.Open(r.Dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", r.Dir, err)
+	}
+	defer unix.Close(lock) // closing releases the flock
+	if err := unix.Flock(lock, unix.LOCK_EX); err != nil {
+		return fmt.Errorf("locking %s: %w", r.Dir, err)
+	}
+	for madeMountPoint := false; ; madeMountPoint = true {
+		err := unix.Mount("", r.Dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+		if err == nil {
+			return nil
+		}
+		if err != unix.EINVAL || madeMountPoint {
+			return fmt.Errorf("making %s a shared mount point: %w", r.Dir, err)
+		}
+		if err := unix.Mount(r.Dir, r.Dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind-mounting %s on itself: %w", r.Dir, err)
+		}
+	}
+}
+
+// Delete removes name, the way `ip netns del` does: it detaches the bind
+// mount and removes the file. Processes still in the namespace keep it alive
+// until they exit. Without such a file Delete does nothing and reports
+// deleted false; a file that is not a namespace is removed too.
+func (r Registry) Delete(name string) (deleted bool, err error) {
+	if err := ValidateName(name); err != nil {
+		return false, err
+	}
+	return r.remove(r.Path(name))
+}
+
+func (r Registry) remove(path string) (bool, error) {
+	// EINVAL: not a mount point, the leftover of an interrupted add.
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+		return false, fmt.Errorf("unmounting %s: %w", path, err)
+	}
+	err := os.Remove(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("removing %s: %w", path, err)
+	}
+	return true, nil
+}
+
+// Entry is one name in a registry.
+type Entry struct {
+	Name string
+	Path string
+	// ID identifies the namespace; zero when Err is set.
+	ID nsjoin.ID
+	// Err says why the file is not a usable network namespace.
+	Err error
+}
+
+// List returns the entries of the registry in name order; a missing Dir has
+// none.
+func (r Registry) List() ([]Entry, error) {
+	dirents, err := os.ReadDir(r.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", r.Dir, err)
+	}
+	entries := make([]Entry, 0, len(dirents))
+	for _, d := range dirents {
+		e := Entry{Name: d.Name(), Path: r.Path(d.Name())}
+		e.ID, e.Err = nsjoin.CheckNetns(e.Path)
+		entries = append(entries, e)
+	}
+	return entries, nil
+}

@@ -1,0 +1,122 @@
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/netns-session/netns-session/internal/config"
+)
+
+// candidates are the users a sync can name, by name or, where only the UID
+// is known, by UID.
+type candidates struct {
+	names map[string]struct{}
+	uids  map[uint32]struct{}
+}
+
+func (c *candidates) addName(name string) {
+	if c.names == nil {
+		c.names = make(map[string]struct{})
+	}
+	c.names[name] = struct{}{}
+}
+
+func (c *candidates) addUID(uid uint32) {
+	if c.uids == nil {
+		c.uids = make(map[uint32]struct{})
+	}
+	c.uids[uid] = struct{}{}
+}
+
+// fromRules adds the users of user lines and the listed members of the groups
+// of group lines. Members whose primary group is the mapped group are not
+// listed by NSS, and "*" stands for users nobody can list; both are placed at
+// login and found here only through the other sources.
+func (s *syncer) fromRules(c *candidates) {
+	for _, r := range s.cfg.Rules() {
+		switch r.Kind {
+		case config.SelectUser:
+			c.addName(r.Name)
+		case config.SelectGroup:
+			g, err := s.users.LookupGroup(r.Name)
+			switch {
+			case errors.Is(err, config.ErrUnknownGroup):
+				s.warnf("%s: unknown group %q: the line matches nobody", r.Source(), r.Name)
+			case err != nil:
+				s.errs = append(s.errs, fmt.Errorf("listing members of @%s (%s): %w", r.Name, r.Source(), err))
+			default:
+				for _, m := range g.Members {
+					c.addName(m)
+				}
+			}
+		}
+	}
+}
+
+// fromLinger adds the users logind starts a manager for at boot: one file
+// per user name in lingerDir.
+func (s *syncer) fromLinger(c *candidates) {
+	entries, err := os.ReadDir(s.lingerDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	if err != nil {
+		s.errs = append(s.errs, fmt.Errorf("listing lingering users: %w", err))
+		return
+	}
+	for _, e := range entries {
+		c.addName(e.Name())
+	}
+}
+
+// fromRunningManagers adds the UIDs that have a user@UID.service cgroup, in
+// the unified hierarchy mounted at the cgroup root or in one mounted below it
+// (hybrid and legacy hosts).
+func (s *syncer) fromRunningManagers(c *candidates) {
+	for _, pattern := range []string{"user.slice/user-*.slice/user@*.service", "*/user.slice/user-*.slice/user@*.service"} {
+		matches, err := filepath.Glob(filepath.Join(s.units.CgroupRoot, pattern))
+		if err != nil {
+			s.errs = append(s.errs, fmt.Errorf("finding running user managers: %w", err))
+			return
+		}
+		for _, m := range matches {
+			if uid, ok := serviceUID(filepath.Base(m)); ok {
+				c.addUID(uid)
+			}
+		}
+	}
+}
+
+// fromDropIns adds the UIDs that have a drop-in, so that those no longer
+// mapped lose it.
+func (s *syncer) fromDropIns(c *candidates) {
+	uids, err := s.units.DropInUIDs()
+	if err != nil {
+		s.errs = append(s.errs, err)
+	}
+	s.dropIns = uids
+	for _, uid := range uids {
+		c.addUID(uid)
+	}
+}
+
+// serviceUID returns UID of a "user@UID.service" name.
+func serviceUID(name string) (uint32, bool) {
+	id, ok := strings.CutPrefix(name, "user@")
+	if !ok {
+		return 0, false
+	}
+	if id, ok = strings.CutSuffix(id, ".service"); !ok {
+		return 0, false
+	}
+	uid, err := strconv.ParseUint(id, 10, 32)
+	if err != nil || strconv.FormatUint(uid, 10) != id {
+		return 0, false
+	}
+	return uint32(uid), true
+}

@@ -1,0 +1,268 @@
+// Package reconcile owns `netns-session sync`: it makes the drop-ins
+// /run/systemd/system/user@UID.service.d/50-netns-session.conf match the
+// policy for every user it can name, and reloads systemd once if anything
+// changed. The PAM hook places a user's manager at login; sync places the
+// managers nobody logs in for (lingering users, which logind starts at boot)
+// and takes drop-ins away from users the policy no longer maps.
+//
+// The users it can name: those of user lines, the members that NSS lists for
+// the groups of group lines, lingering users (/var/lib/systemd/linger), users
+// with a user@UID.service cgroup, and users with a drop-in. It cannot list
+// everyone "*" maps, nor the users whose primary group is a mapped group
+// (NSS lists only supplementary members, and enumerating every user is
+// slow or impossible with LDAP); the PAM hook still places them when they
+// log in, and sync finds them once they have a drop-in or linger.
+//
+// Each user gets what the PAM hook would give: config.Decision.NeedsDropIn
+// and Target are the one rule. A drop-in is written even when its namespace
+// file is missing: systemd then refuses to start the user manager instead of
+// starting it on the host network, the same fail-closed answer the PAM hook
+// gives the login. Sync warns about it. Users NSS does not know are skipped
+// with a warning and their drop-ins left alone, since a directory that is
+// briefly unreachable can look like one that lost the user.
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"slices"
+
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/units"
+)
+
+// DefaultLingerDir is where logind records lingering users, one file per
+// user name.
+const DefaultLingerDir = "/var/lib/systemd/linger"
+
+// Options tunes Sync. The zero value syncs the running system.
+type Options struct {
+	// DryRun computes and reports the changes without making them.
+	DryRun bool
+	// LingerDir replaces DefaultLingerDir.
+	LingerDir string
+}
+
+// Action is what a change does to a drop-in.
+type Action string
+
+// The actions of a Change.
+const (
+	Write  Action = "write"
+	Remove Action = "remove"
+)
+
+// Change is one drop-in that differed from the policy.
+type Change struct {
+	Action Action
+	UID    uint32
+	User   string
+	// Netns is the namespace file the written drop-in names; "" for Remove.
+	Netns string
+	// Reason is why the policy places the user there.
+	Reason string
+}
+
+// Report is what a sync found and did.
+type Report struct {
+	DryRun bool
+	// Users is how many users had their drop-in compared with the policy.
+	Users int
+	// Changes are the drop-ins that differed when sync read them, by UID;
+	// written or removed unless DryRun.
+	Changes []Change
+	// Reloaded says systemd reloaded.
+	Reloaded bool
+	// Warnings are problems that did not stop the sync: unknown users and
+	// groups, missing namespaces, managers that keep their old namespace.
+	Warnings []string
+}
+
+// Sync makes the drop-ins of every user it can name match cfg, with one
+// reload for all of them, and reports what differed. cfg must be a config
+// that loaded without errors: a partial policy would take drop-ins away.
+// Users whose lookup fails, or whose names disagree on the namespace, are
+// left alone; the errors are returned together after the others are synced,
+// along with the report.
+func Sync(ctx context.Context, cfg *config.Config, users Users, m *units.Manager, opts Options) (*Report, error) {
+	s := &syncer{
+		cfg:       cfg,
+		users:     users,
+		units:     m,
+		lingerDir: opts.LingerDir,
+		report:    &Report{DryRun: opts.DryRun},
+	}
+	if s.lingerDir == "" {
+		s.lingerDir = DefaultLingerDir
+	}
+	var c candidates
+	s.fromRules(&c)
+	s.fromLinger(&c)
+	s.fromRunningManagers(&c)
+	s.fromDropIns(&c)
+
+	policies := s.resolve(&c)
+	var set units.Set
+	for _, uid := range slices.Sorted(maps.Keys(policies)) {
+		s.plan(policies[uid], &set)
+	}
+	s.report.Users = len(policies)
+	if !opts.DryRun && len(set.UIDs()) > 0 {
+		changed, err := m.Apply(ctx, &set)
+		if err != nil {
+			s.errs = append(s.errs, err)
+		}
+		s.report.Reloaded = len(changed) > 0
+	}
+	return s.report, errors.Join(s.errs...)
+}
+
+// syncer holds the state of one Sync.
+type syncer struct {
+	cfg       *config.Config
+	users     Users
+	units     *units.Manager
+	lingerDir string
+	// dropIns are the UIDs with a drop-in when the sync started.
+	dropIns []uint32
+	// netnsChecked are the namespace files already checked for existence.
+	netnsChecked map[string]bool
+	report       *Report
+	errs         []error
+}
+
+func (s *syncer) warnf(format string, args ...any) {
+	s.report.Warnings = append(s.report.Warnings, fmt.Sprintf(format, args...))
+}
+
+// policy is where the policy puts one user.
+type policy struct {
+	// name is the name that was resolved, as the user lines or NSS give it.
+	name     string
+	user     *config.User
+	decision config.Decision
+}
+
+// resolve decides the policy of every candidate, by UID. A user known by
+// several names (aliases sharing a UID) must get the same answer for each,
+// or it is left alone: the PAM hook resolves the name that logs in.
+func (s *syncer) resolve(c *candidates) map[uint32]policy {
+	byUID := make(map[uint32][]policy)
+	add := func(name string) {
+		d, u, err := s.cfg.Resolve(name, s.users)
+		switch {
+		case errors.Is(err, config.ErrUnknownUser):
+			s.warnf("skipping user %q: unknown to NSS", name)
+		case err != nil:
+			s.errs = append(s.errs, fmt.Errorf("resolving user %q: %w", name, err))
+		default:
+			byUID[u.UID] = append(byUID[u.UID], policy{name: name, user: u, decision: d})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.names)) {
+		add(name)
+	}
+	for _, uid := range slices.Sorted(maps.Keys(c.uids)) {
+		if _, done := byUID[uid]; done {
+			continue
+		}
+		u, err := s.users.LookupUID(uid)
+		switch {
+		case errors.Is(err, config.ErrUnknownUser):
+			s.warnf("skipping uid %d: no user has it; its drop-in, if any, is left alone", uid)
+		case err != nil:
+			s.errs = append(s.errs, fmt.Errorf("looking up uid %d: %w", uid, err))
+		default:
+			add(u.Name)
+		}
+	}
+
+	policies := make(map[uint32]policy, len(byUID))
+	for uid, ps := range byUID {
+		if i := slices.IndexFunc(ps[1:], func(p policy) bool { return !samePlacement(ps[0].decision, p.decision) }); i >= 0 {
+			s.warnf("skipping uid %d: its names %s and %s resolve to different namespaces (%s, %s); give them the same line",
+				uid, ps[0].name, ps[i+1].name, describe(ps[0].decision), describe(ps[i+1].decision))
+			continue
+		}
+		policies[uid] = ps[0]
+	}
+	return policies
+}
+
+// samePlacement reports whether a and b put the user manager in the same
+// place.
+func samePlacement(a, b config.Decision) bool {
+	return a.NeedsDropIn() == b.NeedsDropIn() && (!a.NeedsDropIn() || a.Target() == b.Target())
+}
+
+func describe(d config.Decision) string {
+	if d.NeedsDropIn() {
+		return d.Target()
+	}
+	return "no drop-in"
+}
+
+// plan adds p's wanted drop-in to set and records it as a change when the
+// disk differs. Every wanted drop-in goes into set, not only changed ones:
+// Apply then also retries a reload that an interrupted login left pending.
+func (s *syncer) plan(p policy, set *units.Set) {
+	uid, d := p.user.UID, p.decision
+	var change Change
+	if d.NeedsDropIn() {
+		target := d.Target()
+		set.Ensure(p.user.Name, uid, target)
+		s.checkNetns(target, p.user.Name)
+		same, err := fileHolds(s.units.DropInPath(uid), units.Render(p.user.Name, uid, target))
+		if err != nil {
+			s.errs = append(s.errs, fmt.Errorf("reading drop-in of uid %d: %w", uid, err))
+		}
+		if same {
+			return
+		}
+		change = Change{Action: Write, UID: uid, User: p.user.Name, Netns: target, Reason: d.Reason}
+	} else {
+		if _, has := slices.BinarySearch(s.dropIns, uid); !has {
+			return
+		}
+		set.Remove(uid)
+		change = Change{Action: Remove, UID: uid, User: p.user.Name, Reason: d.Reason}
+	}
+	s.report.Changes = append(s.report.Changes, change)
+	if pid, err := s.units.UserManagerPID(uid); err == nil {
+		s.warnf("user@%d.service of %s runs (PID %d) and keeps its namespace until it restarts (systemctl restart user@%d.service)",
+			uid, p.user.Name, pid, uid)
+	}
+}
+
+// checkNetns warns, once per path, about a namespace file that a drop-in
+// names but that is not a network namespace.
+func (s *syncer) checkNetns(path, user string) {
+	if s.netnsChecked[path] {
+		return
+	}
+	if s.netnsChecked == nil {
+		s.netnsChecked = make(map[string]bool)
+	}
+	s.netnsChecked[path] = true
+	if _, err := nsjoin.CheckNetns(path); err != nil {
+		s.warnf("%v: the user manager of %s (and of every user mapped there) fails to start, and their logins are refused, until it is a network namespace", err, user)
+	}
+}
+
+// fileHolds reports whether the file at path holds exactly want; a missing
+// file does not.
+func fileHolds(path string, want []byte) (bool, error) {
+	got, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return string(got) == string(want), nil
+}

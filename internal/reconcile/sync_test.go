@@ -1,0 +1,424 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/units"
+)
+
+// fakeUsers is a user database of fixed users and groups.
+type fakeUsers struct {
+	users  []config.User
+	groups []config.Group
+	// failing names users whose lookup fails as if the source were down.
+	failing map[string]bool
+}
+
+var errSourceDown = errors.New("source down")
+
+func (f *fakeUsers) LookupUser(name string) (*config.User, error) {
+	if f.failing[name] {
+		return nil, errSourceDown
+	}
+	for _, u := range f.users {
+		if u.Name == name {
+			return &u, nil
+		}
+	}
+	return nil, fmt.Errorf("%w %q", config.ErrUnknownUser, name)
+}
+
+func (f *fakeUsers) LookupUID(uid uint32) (*config.User, error) {
+	for _, u := range f.users {
+		if u.UID == uid {
+			return &u, nil
+		}
+	}
+	return nil, fmt.Errorf("%w with uid %d", config.ErrUnknownUser, uid)
+}
+
+func (f *fakeUsers) GroupIDs(u *config.User) ([]uint32, error) {
+	ids := []uint32{u.GID}
+	for _, g := range f.groups {
+		if slices.Contains(g.Members, u.Name) {
+			ids = append(ids, g.GID)
+		}
+	}
+	return ids, nil
+}
+
+func (f *fakeUsers) LookupGroup(name string) (*config.Group, error) {
+	for _, g := range f.groups {
+		if g.Name == name {
+			return &g, nil
+		}
+	}
+	return nil, fmt.Errorf("%w %q", config.ErrUnknownGroup, name)
+}
+
+func testUsers() *fakeUsers {
+	return &fakeUsers{
+		users: []config.User{
+			{Name: "alice", UID: 1001, GID: 1001},
+			{Name: "bob", UID: 1002, GID: 1002},
+			{Name: "carol", UID: 1003, GID: 1003},
+			{Name: "dave", UID: 1004, GID: 1004},
+		},
+		groups: []config.Group{
+			{Name: "lab", GID: 2000, Members: []string{"bob", "carol"}},
+		},
+	}
+}
+
+// fakeSystemd counts reloads.
+type fakeSystemd struct{ reloads int }
+
+func (f *fakeSystemd) ReloadContext(context.Context) error { f.reloads++; return nil }
+func (f *fakeSystemd) Close()                              {}
+
+// A namespace file that exists on every test host, and one that does not.
+const (
+	present = "/proc/self/ns/net"
+	missing = "/run/netns/netns-session-test-missing"
+)
+
+// testSystem is a Manager and a linger directory in temporary directories.
+type testSystem struct {
+	m         *units.Manager
+	sd        *fakeSystemd
+	lingerDir string
+}
+
+func newTestSystem(t *testing.T) *testSystem {
+	t.Helper()
+	root := t.TempDir()
+	sd := &fakeSystemd{}
+	s := &testSystem{
+		m: &units.Manager{
+			SystemDir:  filepath.Join(root, "systemd"),
+			CgroupRoot: filepath.Join(root, "cgroup"),
+			ProcRoot:   filepath.Join(root, "proc"),
+			LockDir:    filepath.Join(root, "lock"),
+			Connect:    func(context.Context) (units.Reloader, error) { return sd, nil },
+		},
+		sd:        sd,
+		lingerDir: filepath.Join(root, "linger"),
+	}
+	for _, dir := range []string{s.m.SystemDir, s.lingerDir} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func (s *testSystem) writeDropIn(t *testing.T, user string, uid uint32, nsPath string) {
+	t.Helper()
+	writeFile(t, s.m.DropInPath(uid), string(units.Render(user, uid, nsPath)))
+}
+
+func (s *testSystem) linger(t *testing.T, user string) {
+	t.Helper()
+	writeFile(t, filepath.Join(s.lingerDir, user), "")
+}
+
+// runManager makes uid's user manager look running as pid.
+func (s *testSystem) runManager(t *testing.T, uid uint32, pid int) {
+	t.Helper()
+	service := fmt.Sprintf("user.slice/user-%d.slice/user@%d.service", uid, uid)
+	writeFile(t, filepath.Join(s.m.CgroupRoot, service, "init.scope", "cgroup.procs"), fmt.Sprintf("%d\n", pid))
+}
+
+// dropIns returns the namespace each drop-in on disk names, by UID.
+func (s *testSystem) dropIns(t *testing.T) map[uint32]string {
+	t.Helper()
+	uids, err := s.m.DropInUIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(map[uint32]string)
+	for _, uid := range uids {
+		data, err := os.ReadFile(s.m.DropInPath(uid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(data)) {
+			if v, ok := strings.CutPrefix(line, "NetworkNamespacePath="); ok {
+				got[uid] = strings.TrimSpace(v)
+			}
+		}
+	}
+	return got
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func parseConfig(t *testing.T, text string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("test.conf", strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// change is a Change reduced to what the tests compare.
+type change struct {
+	action Action
+	uid    uint32
+	netns  string
+}
+
+func TestSync(t *testing.T) {
+	tests := []struct {
+		name   string
+		config string
+		setup  func(t *testing.T, s *testSystem, users *fakeUsers)
+		// want are the drop-ins after the sync, by UID.
+		want        map[uint32]string
+		wantChanges []change
+		// wantWarnings are substrings of the warnings, one each, in order.
+		wantWarnings []string
+		wantErr      error
+	}{
+		{
+			name:        "user line writes a drop-in",
+			config:      "alice " + present + "\n",
+			want:        map[uint32]string{1001: present},
+			wantChanges: []change{{Write, 1001, present}},
+		},
+		{
+			name:        "listed group members get the group's namespace",
+			config:      "@lab " + present + "\n",
+			want:        map[uint32]string{1002: present, 1003: present},
+			wantChanges: []change{{Write, 1002, present}, {Write, 1003, present}},
+		},
+		{
+			name:   "lingering user matched by * gets a drop-in, others are not named",
+			config: "* " + present + "\n",
+			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {
+				s.linger(t, "carol")
+			},
+			want:        map[uint32]string{1003: present},
+			wantChanges: []change{{Write, 1003, present}},
+		},
+		{
+			name:   "running manager of a newly mapped user: written, with a warning",
+			config: "* " + present + "\n",
+			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {
+				s.runManager(t, 1004, 4242)
+			},
+			want:         map[uint32]string{1004: present},
+			wantChanges:  []change{{Write, 1004, present}},
+			wantWarnings: []string{"user@1004.service of dave runs (PID 4242)"},
+		},
+		{
+			name:   "drop-in of a user no line maps any more is removed",
+			config: "alice " + present + "\n",
+			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {
+				s.writeDropIn(t, "alice", 1001, present)
+				s.writeDropIn(t, "dave", 1004, present)
+			},
+			want:        map[uint32]string{1001: present},
+			wantChanges: []change{{Remove, 1004, ""}},
+		},
+		{
+			name:   "host mapping removes the drop-in",
+			config: "alice -\n",
+			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {
+				s.writeDropIn(t, "alice", 1001, present)
+			},
+			want:        map[uint32]string{},
+			wantChanges: []change{{Remove, 1001, ""}},
+		},
+		{
+			name:   "unmapped = keep removes the drop-in",
+			config: "unmapped = keep\nalice " + present + "\n",
+			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {
+				s.writeDropIn(t, "bob", 1002, present)
+			},
+			want:        map[uint32]string{1001: present},
+			wantChanges: []change{{Write, 1001, present}, {Remove, 1002, ""}},
+		},
+		{
+			name:   "a drop-in naming another namespace is rewritten",
+			config: "alice " + present + "\n",
+			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {
+				s.writeDropIn(t, "alice", 1001, "/run/netns/old")
+			},
+			want:        map[uint32]string{1001: present},
+			wantChanges: []change{{Write, 1001, present}},
+		},
+		{
+			name:   "drop-ins that match change nothing",
+			config: "alice " + present + "\n@lab " + present + "\n",
+			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {
+				for _, u := range testUsers().users[:3] {
+					s.writeDropIn(t, u.Name, u.UID, present)
+				}
+			},
+			want: map[uint32]string{1001: present, 1002: present, 1003: present},
+		},
+		{
+			name:         "a missing namespace is still written, with a warning",
+			config:       "alice " + missing + "\n",
+			want:         map[uint32]string{1001: missing},
+			wantChanges:  []change{{Write, 1001, missing}},
+			wantWarnings: []string{missing},
+		},
+		{
+			name:         "unknown users and groups are skipped with a warning",
+			config:       "ghost " + present + "\n@nogroup " + present + "\nalice " + present + "\n",
+			want:         map[uint32]string{1001: present},
+			wantChanges:  []change{{Write, 1001, present}},
+			wantWarnings: []string{`unknown group "nogroup"`, `skipping user "ghost"`},
+		},
+		{
+			name:   "a drop-in of a uid no user has is left alone",
+			config: "alice " + present + "\n",
+			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {
+				s.writeDropIn(t, "gone", 4000, present)
+				s.linger(t, "gone")
+			},
+			want:         map[uint32]string{1001: present, 4000: present},
+			wantChanges:  []change{{Write, 1001, present}},
+			wantWarnings: []string{`skipping user "gone"`, "skipping uid 4000"},
+		},
+		{
+			name:   "names of one uid that disagree leave it alone",
+			config: "alice " + present + "\nali -\n",
+			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
+				users.users = append(users.users, config.User{Name: "ali", UID: 1001, GID: 1001})
+				s.writeDropIn(t, "alice", 1001, "/run/netns/old")
+			},
+			want:         map[uint32]string{1001: "/run/netns/old"},
+			wantWarnings: []string{"skipping uid 1001: its names ali and alice resolve to different namespaces"},
+		},
+		{
+			name:   "a failing lookup is an error and the others are still synced",
+			config: "alice " + present + "\nbob " + present + "\n",
+			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
+				users.failing = map[string]bool{"bob": true}
+				s.writeDropIn(t, "bob", 1002, "/run/netns/old")
+			},
+			want:        map[uint32]string{1001: present, 1002: "/run/netns/old"},
+			wantChanges: []change{{Write, 1001, present}},
+			wantErr:     errSourceDown,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newTestSystem(t)
+			users := testUsers()
+			if tt.setup != nil {
+				tt.setup(t, s, users)
+			}
+			report, err := Sync(context.Background(), parseConfig(t, tt.config), users, s.m, Options{LingerDir: s.lingerDir})
+			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+				t.Errorf("Sync() error = %v, want %v", err, tt.wantErr)
+			}
+			if got := s.dropIns(t); !maps.Equal(got, tt.want) {
+				t.Errorf("drop-ins = %v, want %v", got, tt.want)
+			}
+			var got []change
+			for _, c := range report.Changes {
+				got = append(got, change{c.Action, c.UID, c.Netns})
+			}
+			if !slices.Equal(got, tt.wantChanges) {
+				t.Errorf("changes = %v, want %v", got, tt.wantChanges)
+			}
+			wantReloads := 0
+			if len(tt.wantChanges) > 0 {
+				wantReloads = 1
+			}
+			if s.sd.reloads != wantReloads || report.Reloaded != (wantReloads == 1) {
+				t.Errorf("reloads = %d (Reloaded %v), want %d", s.sd.reloads, report.Reloaded, wantReloads)
+			}
+			checkWarnings(t, report.Warnings, tt.wantWarnings)
+
+			// A second sync finds nothing to do.
+			s.sd.reloads = 0
+			again, _ := Sync(context.Background(), parseConfig(t, tt.config), users, s.m, Options{LingerDir: s.lingerDir})
+			if len(again.Changes) != 0 || s.sd.reloads != 0 {
+				t.Errorf("second sync: changes %v, %d reloads; want none", again.Changes, s.sd.reloads)
+			}
+		})
+	}
+}
+
+func TestSyncDryRunChangesNothing(t *testing.T) {
+	s := newTestSystem(t)
+	s.writeDropIn(t, "dave", 1004, present)
+	cfg := parseConfig(t, "alice "+present+"\n")
+
+	report, err := Sync(context.Background(), cfg, testUsers(), s.m, Options{DryRun: true, LingerDir: s.lingerDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (map[uint32]string{1004: present}); !maps.Equal(s.dropIns(t), want) {
+		t.Errorf("drop-ins after a dry run = %v, want them untouched (%v)", s.dropIns(t), want)
+	}
+	if s.sd.reloads != 0 || report.Reloaded {
+		t.Errorf("dry run reloaded %d times", s.sd.reloads)
+	}
+	if !report.DryRun || len(report.Changes) != 2 || report.Changes[0].Action != Write || report.Changes[1].Action != Remove {
+		t.Errorf("dry run report = %+v, want the write for alice and the removal for dave", report)
+	}
+	if report.Users != 2 {
+		t.Errorf("Users = %d, want 2", report.Users)
+	}
+}
+
+func checkWarnings(t *testing.T, got, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("warnings = %q, want %d matching %q", got, len(want), want)
+		return
+	}
+	for i := range want {
+		if !strings.Contains(got[i], want[i]) {
+			t.Errorf("warning %d = %q, want it to contain %q", i, got[i], want[i])
+		}
+	}
+}
+
+func TestServiceUID(t *testing.T) {
+	tests := []struct {
+		name string
+		uid  uint32
+		ok   bool
+	}{
+		{"user@1001.service", 1001, true},
+		{"user@0.service", 0, true},
+		{"user@01001.service", 0, false},
+		{"user@.service", 0, false},
+		{"user@1001.service.d", 0, false},
+		{"user-runtime-dir@1001.service", 0, false},
+		{"user@4294967296.service", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			uid, ok := serviceUID(tt.name)
+			if uid != tt.uid || ok != tt.ok {
+				t.Errorf("serviceUID(%q) = %d, %v; want %d, %v", tt.name, uid, ok, tt.uid, tt.ok)
+			}
+		})
+	}
+}
