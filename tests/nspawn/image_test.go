@@ -29,6 +29,9 @@ var imagePackages = []string{
 	"systemd", "systemd-sysv", "dbus", "dbus-user-session", "libpam-systemd",
 	"openssh-server", "openssh-client", "iproute2", "sudo", "procps",
 	"libnss-extrausers", "pamtester", "cron",
+	// for the benchmarks and the attack suite: the in-process pam_usernet
+	// reference, syscall counts, and at(1) as one more way to start jobs.
+	"libpam-net", "strace", "at",
 }
 
 // testUsers are created in every image with these uids, a home, bash and a
@@ -122,12 +125,15 @@ func ensureImage(t *testing.T, s Suite) (string, error) {
 		return "", fmt.Errorf("locking %s: %w", lock.Name(), err)
 	}
 	if _, err := os.Stat(dir); err == nil {
-		return dir, nil
+		return dir, useImage(dir)
 	}
 
 	// Holding the lock, every other build directory of this suite is the
 	// leftover of a killed build, and every other image is outdated.
-	if err := removeMatching(imagesDir, s.Name+"-*", ".build-"+s.Name+"-*"); err != nil {
+	if err := removeMatching(imagesDir, ".build-"+s.Name+"-*"); err != nil {
+		return "", err
+	}
+	if err := removeUnusedImages(imagesDir, s.Name); err != nil {
 		return "", err
 	}
 	logPath := dir + ".log"
@@ -137,7 +143,46 @@ func ensureImage(t *testing.T, s Suite) (string, error) {
 		return "", fmt.Errorf("building %s image: %w\n--- last lines of %s ---\n%s", s.Name, err, logPath, tail(logPath, 40))
 	}
 	t.Logf("built %s image in %v", s.Name, time.Since(start).Round(time.Second))
-	return dir, nil
+	return dir, useImage(dir)
+}
+
+// useImage marks dir as in use by this test binary until it exits: a shared
+// flock on DIR.use, which removeUnusedImages respects, so that a run with a
+// new package list never deletes the image under another run's containers.
+func useImage(dir string) error {
+	f, err := os.OpenFile(dir+".use", os.O_RDONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("marking %s in use: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		f.Close()
+		return fmt.Errorf("marking %s in use: %w", dir, err)
+	}
+	return nil // f stays open, and locked, for the life of the process.
+}
+
+// removeUnusedImages removes the images of suite that no running test binary
+// uses, with their logs.
+func removeUnusedImages(imagesDir, suite string) error {
+	uses, err := filepath.Glob(filepath.Join(imagesDir, suite+"-*.use"))
+	if err != nil {
+		return err
+	}
+	for _, use := range uses {
+		f, err := os.Open(use)
+		if err != nil {
+			return fmt.Errorf("opening %s: %w", use, err)
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			image := strings.TrimSuffix(use, ".use")
+			err = removeMatching(imagesDir, filepath.Base(image), filepath.Base(image)+".log", filepath.Base(use))
+		}
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func buildImage(s Suite, mirror, dir, logPath string) error {
