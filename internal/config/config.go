@@ -13,6 +13,8 @@
 //	carol      -           the host namespace (that of PID 1)
 //	*          guest       everyone without a user or group line
 //	unmapped = keep        directive: what happens to users no line matches
+//	enforce = warn         directive: what the watcher does with a session
+//	                       outside its namespace (default: terminate)
 //
 // A user line beats group lines, group lines apply in file order (files in
 // load order), and "*" comes last. Users no line matches get the host
@@ -106,12 +108,29 @@ var unmappedPolicyNames = []string{UnmappedHost: "host", UnmappedKeep: "keep"}
 
 func (p UnmappedPolicy) String() string { return choiceName(p, unmappedPolicyNames) }
 
+// EnforcePolicy says what the watcher does with a session that runs outside
+// the namespace its user is mapped to.
+type EnforcePolicy int
+
+const (
+	// EnforceTerminate ends the session through logind: a session that
+	// escaped its namespace is cut off, not just reported.
+	EnforceTerminate EnforcePolicy = iota
+	// EnforceWarn only logs the violation.
+	EnforceWarn
+)
+
+var enforcePolicyNames = []string{EnforceTerminate: "terminate", EnforceWarn: "warn"}
+
+func (p EnforcePolicy) String() string { return choiceName(p, enforcePolicyNames) }
+
 // Config is the merged policy of all loaded files. Load and Parse guarantee
 // that no selector appears twice.
 type Config struct {
 	// Files are the files read, in load order.
 	Files    []string
 	Unmapped UnmappedPolicy
+	Enforce  EnforcePolicy
 
 	// texts[i] is the content of Files[i]; rules point into it.
 	texts []string

@@ -16,7 +16,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse("fuzz.conf", bytes.NewReader(data))
 		again, errAgain := Parse("fuzz.conf", bytes.NewReader(data))
-		if !reflect.DeepEqual(cfg.Rules(), again.Rules()) || cfg.Unmapped != again.Unmapped || errString(err) != errString(errAgain) {
+		if !reflect.DeepEqual(cfg.Rules(), again.Rules()) || cfg.Unmapped != again.Unmapped || cfg.Enforce != again.Enforce || errString(err) != errString(errAgain) {
 			t.Fatalf("two parses differ:\n%+v %v\n%+v %v", cfg.Rules(), err, again.Rules(), errAgain)
 		}
 		if err != nil {

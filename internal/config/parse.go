@@ -31,6 +31,7 @@ type directive struct {
 // directives are all the directives the format knows.
 var directives = [...]directive{
 	{"unmapped", func(c *Config, v string) error { return setChoice(&c.Unmapped, v, unmappedPolicyNames) }},
+	{"enforce", func(c *Config, v string) error { return setChoice(&c.Enforce, v, enforcePolicyNames) }},
 }
 
 // setChoice sets *dst to the index of value in names.

@@ -33,6 +33,7 @@ func TestParseAccepts(t *testing.T) {
 		in       string
 		rules    []Rule
 		unmapped UnmappedPolicy
+		enforce  EnforcePolicy
 	}{
 		{name: "empty", in: ""},
 		{name: "legacy line without newline", in: "test ns0", rules: []Rule{user(1, "test", "ns0")}},
@@ -53,6 +54,10 @@ func TestParseAccepts(t *testing.T) {
 		{name: "directive space before =", in: "unmapped =keep\n", unmapped: UnmappedKeep},
 		{name: "directive space after =", in: "\tunmapped=\thost\n", unmapped: UnmappedHost},
 		{name: "default policy is host", in: "alice ns0\n", rules: []Rule{user(1, "alice", "ns0")}, unmapped: UnmappedHost},
+		{name: "enforce warn", in: "enforce = warn\n", enforce: EnforceWarn},
+		{name: "enforce terminate", in: "enforce=terminate\n", enforce: EnforceTerminate},
+		{name: "default enforcement terminates", in: "alice ns0\n", rules: []Rule{user(1, "alice", "ns0")}, enforce: EnforceTerminate},
+		{name: "both directives", in: "enforce = warn\nunmapped = keep\n", unmapped: UnmappedKeep, enforce: EnforceWarn},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,6 +74,9 @@ func TestParseAccepts(t *testing.T) {
 			}
 			if cfg.Unmapped != tt.unmapped {
 				t.Errorf("unmapped = %v, want %v", cfg.Unmapped, tt.unmapped)
+			}
+			if cfg.Enforce != tt.enforce {
+				t.Errorf("enforce = %v, want %v", cfg.Enforce, tt.enforce)
 			}
 			if !reflect.DeepEqual(cfg.Files, []string{"t.conf"}) {
 				t.Errorf("files = %q", cfg.Files)
@@ -147,7 +155,9 @@ func TestParseRejects(t *testing.T) {
 		{"netns too long", "alice " + strings.Repeat("n", 256) + "\n", `t.conf:1: invalid netns "` + strings.Repeat("n", 256) + `": name longer than 255 bytes`},
 		{"unclean path", "alice /run/netns/../x\n", `t.conf:1: invalid netns "/run/netns/../x": path is not clean (write "/run/x")`},
 		{"trailing slash", "alice /srv/ns/\n", `t.conf:1: invalid netns "/srv/ns/": path is not clean (write "/srv/ns")`},
-		{"unknown directive", "enforce = warn\n", `t.conf:1: unknown directive "enforce" (known: unmapped)`},
+		{"unknown directive", "enforcing = warn\n", `t.conf:1: unknown directive "enforcing" (known: unmapped, enforce)`},
+		{"bad enforce value", "enforce = kill\n", `t.conf:1: bad value "kill" for enforce: want terminate or warn`},
+		{"duplicate enforce", "enforce = warn\nenforce = terminate\n", `t.conf:2: duplicate directive enforce (first set at t.conf:1)`},
 		{"bad directive value", "unmapped = drop\n", `t.conf:1: bad value "drop" for unmapped: want host or keep`},
 		{"duplicate directive", "unmapped = keep\nunmapped = keep\n", `t.conf:2: duplicate directive unmapped (first set at t.conf:1)`},
 		{"directive without value", "unmapped =\n", `t.conf:1: malformed directive: want NAME = VALUE`},
