@@ -97,6 +97,8 @@ func TestNetnsUnitCreatesNamespaceAtBoot(t *testing.T) {
 		c := boot(t, s)
 		installUnits(t, c, netnsUnit)
 		verifyUnits(t, c, unitDir+"/netns-session-netns@ns0.service")
+		// The README's example of what admins put in a drop-in.
+		c.WriteFile(t, "/etc/systemd/system/netns-session-netns@ns0.service.d/50-veth.conf", vethDropIn, 0o644)
 		c.Run(t, "systemctl", "enable", "netns-session-netns@ns0.service")
 
 		c.Reboot(t)
@@ -109,12 +111,33 @@ func TestNetnsUnitCreatesNamespaceAtBoot(t *testing.T) {
 			t.Errorf("the unit did not create ns0; its log:\n%s", log)
 		}
 
+		if addrs := c.Run(t, "ip", "-n", "ns0", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(addrs, "10.200.0.2/24") {
+			t.Errorf("the drop-in's address is not in ns0: %s", addrs)
+		}
+		if routes := c.Run(t, "ip", "-n", "ns0", "route", "show", "default"); !strings.Contains(routes, "via 10.200.0.1") {
+			t.Errorf("the drop-in's default route is not in ns0: %q", routes)
+		}
+
 		c.Run(t, "systemctl", "stop", "netns-session-netns@ns0.service")
+		if _, _, err := c.Exec(t.Context(), "ip", "link", "show", "ns0-host"); err == nil {
+			t.Error("the host end of the veth pair outlived the namespace unit")
+		}
 		if _, _, err := c.Exec(t.Context(), "test", "-e", "/run/netns/ns0"); err == nil {
 			t.Error("/run/netns/ns0 still there after stopping its unit")
 		}
 	})
 }
+
+// vethDropIn connects ns0 to the host with a veth pair, as the README shows.
+const vethDropIn = `[Service]
+ExecStartPost=ip link add ns0-host type veth peer name eth0 netns ns0
+ExecStartPost=ip addr add 10.200.0.1/24 dev ns0-host
+ExecStartPost=ip link set ns0-host up
+ExecStartPost=ip -n ns0 addr add 10.200.0.2/24 dev eth0
+ExecStartPost=ip -n ns0 link set eth0 up
+ExecStartPost=ip -n ns0 route add default via 10.200.0.1
+ExecStopPost=-ip link del ns0-host
+`
 
 // verifyUnits runs systemd-analyze verify on unit files in c, which fails on
 // bad settings, missing executables and ordering cycles.
