@@ -329,14 +329,29 @@ func checkNetnsSpec(spec string) string {
 		return ""
 	case strings.IndexByte(spec, '/') >= 0:
 		return "neither a name under " + NetnsDir + " nor an absolute path"
-	case spec == "." || spec == "..":
+	}
+	return NetnsNameProblem(spec)
+}
+
+// NetnsNameProblem says why name cannot name a namespace under NetnsDir, or
+// returns "". A name is 1 to 255 (NAME_MAX) of A-Z a-z 0-9 _ . -, not "." or
+// "..", and does not start with "-", which would read as an option to ip and
+// to netns-session; such names also pass unescaped through a systemd
+// instance name like netns-session-netns@NAME.service.
+func NetnsNameProblem(name string) string {
+	switch {
+	case name == "":
+		return "empty name"
+	case name == "." || name == "..":
 		return "not a name"
-	case len(spec) > maxNetnsNameBytes:
+	case name[0] == '-':
+		return `name starts with "-"`
+	case len(name) > maxNetnsNameBytes:
 		return fmt.Sprintf("name longer than %d bytes", maxNetnsNameBytes)
 	}
-	for i := 0; i < len(spec); i++ {
-		if !isNameByte(spec[i]) {
-			return charAt(spec, i) + " not allowed in a name (use A-Z a-z 0-9 _ . -)"
+	for i := 0; i < len(name); i++ {
+		if !isNameByte(name[i]) {
+			return charAt(name, i) + " not allowed in a name (use A-Z a-z 0-9 _ . -)"
 		}
 	}
 	return ""

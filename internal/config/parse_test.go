@@ -150,6 +150,7 @@ func TestParseRejects(t *testing.T) {
 		{"double at", "@@g ns0\n", `t.conf:1: invalid group name "@g": '@' not allowed (use A-Z a-z 0-9 _ . -)`},
 		{"netns dot", "alice .\n", `t.conf:1: invalid netns ".": not a name`},
 		{"netns dot-dot", "alice ..\n", `t.conf:1: invalid netns "..": not a name`},
+		{"netns leading dash", "alice -ns0\n", `t.conf:1: invalid netns "-ns0": name starts with "-"`},
 		{"netns relative path", "alice a/b\n", `t.conf:1: invalid netns "a/b": neither a name under /run/netns nor an absolute path`},
 		{"netns bad char", "alice ns:0\n", `t.conf:1: invalid netns "ns:0": ':' not allowed in a name (use A-Z a-z 0-9 _ . -)`},
 		{"netns too long", "alice " + strings.Repeat("n", 256) + "\n", `t.conf:1: invalid netns "` + strings.Repeat("n", 256) + `": name longer than 255 bytes`},

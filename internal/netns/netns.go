@@ -29,32 +29,10 @@ var (
 	ErrOccupied = errors.New("name taken by a file that is not a network namespace")
 )
 
-// maxNameBytes is NAME_MAX: a name is a file name in the registry directory.
-const maxNameBytes = 255
-
-// ValidateName returns an error wrapping ErrInvalidName unless name is 1 to
-// 255 of A-Z a-z 0-9 _ . -, not "." or "..", and does not start with "-"
-// (it would read as an option to this command and to ip). These are the
-// names the config accepts for its NETNS field, and they pass unescaped
-// through a systemd instance name such as netns-session-netns@NAME.service.
+// ValidateName returns an error wrapping ErrInvalidName unless name is a
+// namespace name the config accepts (config.NetnsNameProblem).
 func ValidateName(name string) error {
-	why := ""
-	switch {
-	case name == "":
-		why = "empty"
-	case len(name) > maxNameBytes:
-		why = fmt.Sprintf("longer than %d bytes", maxNameBytes)
-	case name == "." || name == "..":
-		why = "not a file name"
-	case name[0] == '-':
-		why = `starts with "-"`
-	}
-	for i := 0; why == "" && i < len(name); i++ {
-		if c := name[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
-			why = fmt.Sprintf("byte %q not allowed (use A-Z a-z 0-9 _ . -)", c)
-		}
-	}
-	if why != "" {
+	if why := config.NetnsNameProblem(name); why != "" {
 		return fmt.Errorf("%w %q: %s", ErrInvalidName, name, why)
 	}
 	return nil
