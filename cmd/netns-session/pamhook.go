@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/policy"
 	"github.com/netns-session/netns-session/internal/units"
 )
 
@@ -93,12 +93,6 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 	return &placement{action: "joined", netns: target, uid: uid, message: fmt.Sprintf("session of %s placed in %s", req.User, target)}, nil
 }
 
-// isUnavailable tells a namespace that is missing or not a network namespace
-// (an administrator's fix) from a join that went wrong.
-func isUnavailable(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, nsjoin.ErrNotNamespace) || errors.Is(err, nsjoin.ErrNotNetNamespace)
-}
-
 // loadConfig reads the config named by the pam arguments.
 func (h *pamHook) loadConfig() (*config.Config, error) {
 	if h.optsErr != nil {
@@ -167,7 +161,7 @@ func (h *pamHook) join(ctx context.Context, target string) error {
 	switch {
 	case err == nil:
 		return nil
-	case isUnavailable(err):
+	case policy.Unavailable(err):
 		return &denial{reason: fmt.Sprintf("network namespace %s is not available; ask an administrator", target), err: err}
 	case errors.Is(err, nsjoin.ErrPtraceRefused):
 		return &denial{reason: "ptrace is refused on this host (kernel.yama.ptrace_scope=3 or a security module), so the session cannot be placed in its network namespace", err: err}

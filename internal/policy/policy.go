@@ -1,0 +1,167 @@
+// Package policy owns the verdict on a running process: does it run in the
+// network namespace the config wants for its user? The watcher acts on the
+// verdicts and status reports them; both judge sessions (by their leader)
+// and user managers here, so they never disagree.
+//
+// Where a user belongs is config.Decision.Target, the rule the PAM hook and
+// sync follow too. Namespaces are compared by identity (device and inode of
+// the nsfs file), never by name.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"syscall"
+
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/logind"
+	"github.com/netns-session/netns-session/internal/nsjoin"
+)
+
+// Verdict is the outcome of judging one process.
+type Verdict uint8
+
+// The verdicts. Only Violation breaks the policy.
+const (
+	// Compliant: the process runs in the namespace its user is mapped to.
+	Compliant Verdict = iota
+	// Violation: it runs elsewhere, or its user's namespace does not exist.
+	Violation
+	// Unconstrained: the policy leaves the user where they log in from
+	// ("unmapped = keep"), so any namespace is right.
+	Unconstrained
+	// Exempt: a session class the policy does not cover (greeters, lock
+	// screens, and the session of the user manager, which is judged as a
+	// manager).
+	Exempt
+	// Gone: the process exited before it could be looked at.
+	Gone
+	// Unknown: the verdict could not be reached: the user or the namespace
+	// could not be looked up.
+	Unknown
+)
+
+var verdictNames = [...]string{
+	Compliant:     "ok",
+	Violation:     "violation",
+	Unconstrained: "unconstrained",
+	Exempt:        "exempt",
+	Gone:          "gone",
+	Unknown:       "unknown",
+}
+
+func (v Verdict) String() string {
+	if int(v) < len(verdictNames) {
+		return verdictNames[v]
+	}
+	return fmt.Sprintf("Verdict(%d)", uint8(v))
+}
+
+// MarshalText writes the verdict as String does, for JSON.
+func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
+// Finding is a verdict and what it rests on.
+type Finding struct {
+	Verdict Verdict
+	// Expected is the namespace file the policy wants; "" when it wants
+	// none in particular.
+	Expected string
+	// ExpectedID is the identity of Expected, zero when unknown.
+	ExpectedID nsjoin.ID
+	// Actual is the identity of the process's namespace, zero when unknown.
+	Actual nsjoin.ID
+	// Reason says in words why.
+	Reason string
+}
+
+// Judge judges processes against one config.
+type Judge struct {
+	Config *config.Config
+	Users  config.Directory
+	// ProcessNetns returns the namespace of a process: nsjoin.ProcessNetnsID,
+	// or a fake in tests.
+	ProcessNetns func(pid int) (nsjoin.ID, error)
+	// NetnsFile checks that a file is a network namespace and returns its
+	// identity: nsjoin.CheckNetns, or a fake in tests.
+	NetnsFile func(path string) (nsjoin.ID, error)
+}
+
+// NewJudge returns a Judge of cfg that looks at the running system.
+func NewJudge(cfg *config.Config, users config.Directory) *Judge {
+	return &Judge{Config: cfg, Users: users, ProcessNetns: nsjoin.ProcessNetnsID, NetnsFile: nsjoin.CheckNetns}
+}
+
+// exemptClasses are the session classes not judged: greeters and lock
+// screens run as system users before or between logins, and the manager
+// classes are the sessions user@UID.service opens for itself (systemd 256
+// and later), judged as user managers.
+var exemptClasses = []string{logind.ClassGreeter, logind.ClassLockScreen, logind.ClassManager, logind.ClassManagerEarly}
+
+// IsManagerClass reports whether class is that of a user manager's own
+// session (systemd 256 and later).
+func IsManagerClass(class string) bool {
+	return class == logind.ClassManager || class == logind.ClassManagerEarly
+}
+
+// Session judges a session by its leader, the process that opened it, whose
+// namespace every process of the session inherits. Every class but the
+// exempt ones is judged, so classes systemd adds later are too.
+func (j *Judge) Session(s logind.Session) Finding {
+	for _, class := range exemptClasses {
+		if s.Class == class {
+			return Finding{Verdict: Exempt, Reason: fmt.Sprintf("sessions of class %s are not judged", class)}
+		}
+	}
+	return j.Process(s.User, int(s.Leader))
+}
+
+// Process judges process pid, which runs for user.
+func (j *Judge) Process(user string, pid int) Finding {
+	decision, _, err := j.Config.Resolve(user, j.Users)
+	if err != nil {
+		return Finding{Verdict: Unknown, Reason: err.Error()}
+	}
+	f := Finding{Expected: decision.Target()}
+	if pid <= 0 {
+		f.Verdict, f.Reason = Gone, "no process to look at"
+		return f
+	}
+	f.Actual, err = j.ProcessNetns(pid)
+	switch {
+	case isGone(err):
+		f.Verdict, f.Reason = Gone, fmt.Sprintf("process %d exited before it was looked at", pid)
+		return f
+	case err != nil:
+		f.Verdict, f.Reason = Unknown, fmt.Sprintf("reading the namespace of process %d: %v", pid, err)
+		return f
+	case f.Expected == "":
+		f.Verdict, f.Reason = Unconstrained, decision.Reason
+		return f
+	}
+	f.ExpectedID, err = j.NetnsFile(f.Expected)
+	switch {
+	case Unavailable(err):
+		f.Verdict, f.Reason = Violation, fmt.Sprintf("%s wants %s, which is not available: %v", user, f.Expected, err)
+	case err != nil:
+		f.Verdict, f.Reason = Unknown, fmt.Sprintf("checking %s: %v", f.Expected, err)
+	case f.Actual == f.ExpectedID:
+		f.Verdict, f.Reason = Compliant, decision.Reason
+	default:
+		f.Verdict, f.Reason = Violation, fmt.Sprintf("process %d runs in netns %s, not in %s (%s): %s", pid, f.Actual, f.Expected, f.ExpectedID, decision.Reason)
+	}
+	return f
+}
+
+// isGone tells a process that exited (its /proc directory is gone, or going)
+// from one that could not be read.
+func isGone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
+}
+
+// Unavailable tells a namespace file that is missing or not a network
+// namespace, which no process can be in (an administrator's fix), from one
+// that could not be checked or joined.
+func Unavailable(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, nsjoin.ErrNotNamespace) || errors.Is(err, nsjoin.ErrNotNetNamespace)
+}

@@ -1,0 +1,199 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/logind"
+	"github.com/netns-session/netns-session/internal/nsjoin"
+)
+
+// users knows alice, bob and carol; a lookup of "ldap-down" fails as a
+// broken source does.
+type users struct{}
+
+func (users) LookupUser(name string) (*config.User, error) {
+	switch name {
+	case "alice", "bob", "carol":
+		return &config.User{Name: name, UID: 1000 + uint32(len(name)), GID: 100}, nil
+	case "ldap-down":
+		return nil, errors.New("connection to LDAP server lost")
+	}
+	return nil, fmt.Errorf("%w %q", config.ErrUnknownUser, name)
+}
+
+func (users) GroupIDs(u *config.User) ([]uint32, error) { return []uint32{u.GID}, nil }
+
+func (users) LookupGroup(name string) (*config.Group, error) {
+	return nil, fmt.Errorf("%w %q", config.ErrUnknownGroup, name)
+}
+
+var (
+	hostID = nsjoin.ID{Dev: 4, Ino: 4026531840}
+	ns0ID  = nsjoin.ID{Dev: 4, Ino: 4026532001}
+	ns1ID  = nsjoin.ID{Dev: 4, Ino: 4026532002}
+)
+
+// The processes of the fake system, by PID.
+const (
+	pidInHost     = 100
+	pidInNs0      = 200
+	pidInNs1      = 300
+	pidExited     = 400
+	pidExiting    = 401 // its /proc entry is still there, its namespaces are not
+	pidUnreadable = 500
+)
+
+func fakeJudge(t *testing.T, conf string) *Judge {
+	t.Helper()
+	cfg, err := config.Parse("t.conf", strings.NewReader(conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Judge{
+		Config: cfg,
+		Users:  users{},
+		ProcessNetns: func(pid int) (nsjoin.ID, error) {
+			switch pid {
+			case pidInHost:
+				return hostID, nil
+			case pidInNs0:
+				return ns0ID, nil
+			case pidInNs1:
+				return ns1ID, nil
+			case pidExited:
+				return nsjoin.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, fs.ErrNotExist)
+			case pidExiting:
+				return nsjoin.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, syscall.ESRCH)
+			}
+			return nsjoin.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, syscall.EACCES)
+		},
+		NetnsFile: func(path string) (nsjoin.ID, error) {
+			switch path {
+			case config.HostNetnsPath:
+				return hostID, nil
+			case "/run/netns/ns0":
+				return ns0ID, nil
+			case "/run/netns/ns1":
+				return ns1ID, nil
+			case "/run/netns/notns":
+				return nsjoin.ID{}, fmt.Errorf("%s is %w", path, nsjoin.ErrNotNamespace)
+			case "/run/netns/locked":
+				return nsjoin.ID{}, fmt.Errorf("opening namespace %s: %w", path, syscall.EACCES)
+			}
+			return nsjoin.ID{}, fmt.Errorf("checking namespace %s: %w", path, fs.ErrNotExist)
+		},
+	}
+}
+
+func TestProcess(t *testing.T) {
+	tests := []struct {
+		name     string
+		config   string
+		user     string
+		pid      int
+		want     Verdict
+		expected string
+		actual   nsjoin.ID
+		reason   string // a part of the reason
+	}{
+		{name: "mapped user in its namespace", config: "alice ns0\n", user: "alice", pid: pidInNs0,
+			want: Compliant, expected: "/run/netns/ns0", actual: ns0ID, reason: "user line for alice"},
+		{name: "mapped user on the host", config: "alice ns0\n", user: "alice", pid: pidInHost,
+			want: Violation, expected: "/run/netns/ns0", actual: hostID, reason: "process 100 runs in netns 4:4026531840, not in /run/netns/ns0 (4:4026532001)"},
+		{name: "mapped user in another user's namespace", config: "alice ns0\nbob ns1\n", user: "alice", pid: pidInNs1,
+			want: Violation, expected: "/run/netns/ns0", actual: ns1ID},
+		{name: "unmapped user on the host", config: "alice ns0\n", user: "bob", pid: pidInHost,
+			want: Compliant, expected: config.HostNetnsPath, actual: hostID, reason: "unmapped = host"},
+		{name: "unmapped user inside a namespace", config: "alice ns0\n", user: "bob", pid: pidInNs0,
+			want: Violation, expected: config.HostNetnsPath, actual: ns0ID},
+		{name: "user mapped to the host with -", config: "carol -\n* ns0\n", user: "carol", pid: pidInHost,
+			want: Compliant, expected: config.HostNetnsPath, actual: hostID},
+		{name: "unmapped = keep allows any namespace", config: "unmapped = keep\nalice ns0\n", user: "bob", pid: pidInNs1,
+			want: Unconstrained, actual: ns1ID, reason: "unmapped = keep"},
+		{name: "wildcard applies", config: "* ns1\n", user: "carol", pid: pidInNs1,
+			want: Compliant, expected: "/run/netns/ns1", actual: ns1ID},
+		{name: "missing namespace is a violation", config: "alice gone\n", user: "alice", pid: pidInHost,
+			want: Violation, expected: "/run/netns/gone", actual: hostID, reason: "alice wants /run/netns/gone, which is not available"},
+		{name: "a file that is no namespace is a violation", config: "alice notns\n", user: "alice", pid: pidInNs0,
+			want: Violation, expected: "/run/netns/notns", actual: ns0ID},
+		{name: "namespace that cannot be checked", config: "alice locked\n", user: "alice", pid: pidInNs0,
+			want: Unknown, expected: "/run/netns/locked", actual: ns0ID, reason: "checking /run/netns/locked"},
+		{name: "leader exited", config: "alice ns0\n", user: "alice", pid: pidExited,
+			want: Gone, expected: "/run/netns/ns0", reason: "process 400 exited"},
+		{name: "leader exiting", config: "alice ns0\n", user: "alice", pid: pidExiting,
+			want: Gone, expected: "/run/netns/ns0"},
+		{name: "no leader", config: "alice ns0\n", user: "alice", pid: 0,
+			want: Gone, expected: "/run/netns/ns0"},
+		{name: "leader unreadable", config: "alice ns0\n", user: "alice", pid: pidUnreadable,
+			want: Unknown, expected: "/run/netns/ns0", reason: "reading the namespace of process 500"},
+		{name: "unknown user", config: "* ns0\n", user: "mallory", pid: pidInNs0,
+			want: Unknown, reason: `unknown user "mallory"`},
+		{name: "failing user source", config: "* ns0\n", user: "ldap-down", pid: pidInNs0,
+			want: Unknown, reason: "connection to LDAP server lost"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := fakeJudge(t, tt.config).Process(tt.user, tt.pid)
+			if f.Verdict != tt.want {
+				t.Errorf("verdict = %v, want %v (reason: %s)", f.Verdict, tt.want, f.Reason)
+			}
+			if f.Expected != tt.expected {
+				t.Errorf("expected = %q, want %q", f.Expected, tt.expected)
+			}
+			if f.Actual != tt.actual {
+				t.Errorf("actual = %v, want %v", f.Actual, tt.actual)
+			}
+			if !strings.Contains(f.Reason, tt.reason) {
+				t.Errorf("reason = %q, want it to contain %q", f.Reason, tt.reason)
+			}
+			if f.Verdict == Compliant && f.ExpectedID != f.Actual {
+				t.Errorf("compliant, but expected %v != actual %v", f.ExpectedID, f.Actual)
+			}
+		})
+	}
+}
+
+func TestSessionClasses(t *testing.T) {
+	tests := []struct {
+		class string
+		want  Verdict
+	}{
+		{logind.ClassUser, Violation},
+		{logind.ClassUserEarly, Violation},
+		{logind.ClassUserIncomplete, Violation},
+		{logind.ClassBackground, Violation},
+		{logind.ClassBackgroundLight, Violation},
+		{"some-future-class", Violation},
+		{logind.ClassGreeter, Exempt},
+		{logind.ClassLockScreen, Exempt},
+		{logind.ClassManager, Exempt},
+		{logind.ClassManagerEarly, Exempt},
+	}
+	j := fakeJudge(t, "alice ns0\n")
+	for _, tt := range tests {
+		t.Run(tt.class, func(t *testing.T) {
+			f := j.Session(logind.Session{ID: "1", User: "alice", UID: 1005, Leader: pidInHost, Class: tt.class})
+			if f.Verdict != tt.want {
+				t.Errorf("verdict = %v, want %v (reason: %s)", f.Verdict, tt.want, f.Reason)
+			}
+			if got := IsManagerClass(tt.class); got != (tt.class == logind.ClassManager || tt.class == logind.ClassManagerEarly) {
+				t.Errorf("IsManagerClass(%q) = %t", tt.class, got)
+			}
+		})
+	}
+}
+
+func TestVerdictText(t *testing.T) {
+	for v, want := range map[Verdict]string{Compliant: "ok", Violation: "violation", Unconstrained: "unconstrained", Exempt: "exempt", Gone: "gone", Unknown: "unknown", 9: "Verdict(9)"} {
+		text, err := v.MarshalText()
+		if v.String() != want || string(text) != want || err != nil {
+			t.Errorf("verdict %d: String %q, MarshalText %q %v; want %q", uint8(v), v.String(), text, err, want)
+		}
+	}
+}
