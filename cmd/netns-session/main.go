@@ -29,6 +29,7 @@ then runs in that namespace; unmapped users stay on the host network.`,
 			checkCommand(),
 			syncCommand(),
 			netnsCommand(),
+			watchCommand(),
 		},
 	}
 }

@@ -1,0 +1,553 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/godbus/dbus/v5"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/logind"
+	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/policy"
+	"github.com/netns-session/netns-session/internal/reconcile"
+	"github.com/netns-session/netns-session/internal/units"
+)
+
+const (
+	// callTimeout bounds one exchange with logind, well below the watchdog
+	// interval the unit sets.
+	callTimeout = 10 * time.Second
+	// The wait before dialing the bus again grows from minRetry to maxRetry
+	// while it stays unreachable.
+	minRetry = 100 * time.Millisecond
+	maxRetry = 5 * time.Second
+	// A user manager is looked for every managerPoll until managerStartWindow
+	// has passed: logind announces a user before user@UID.service runs.
+	managerPoll        = 200 * time.Millisecond
+	managerStartWindow = 30 * time.Second
+	// managerSettle is how long a manager must stay outside its namespace to
+	// be reported: systemd's child shows in the manager's cgroup before it
+	// enters the namespace of NetworkNamespacePath= and execs the manager.
+	managerSettle = time.Second
+	// exitConfig is EX_CONFIG of sysexits.h: the config has errors at start.
+	// The unit does not restart the watcher for it.
+	exitConfig = 78
+)
+
+func watchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "watch",
+		Usage:     "check every session and user manager as it starts and enforce the policy (the netns-session.service daemon)",
+		UsageText: "netns-session watch [--config FILE] [--debug]",
+		Description: `Runs as netns-session.service. On start it syncs the user@UID.service
+drop-ins (as "netns-session sync" does), then checks every logind session and
+every running user manager, then each new one as logind announces it.
+
+A session is checked by its leader, the process that opened it: it must run in
+the namespace the config maps its user to (unmapped users: the host's, or any
+with "unmapped = keep"). Every class of session is checked but greeter,
+lock-screen and the user manager's own (manager, manager-early), which are
+checked as user managers. A session outside its namespace was opened by a PAM
+service without the netns-session line, or was escaped from; the config
+decides what happens to it:
+
+   enforce = terminate   end the session through logind (the default)
+   enforce = warn        only log it
+
+A user manager (user@UID.service) in the wrong namespace is only logged, with
+either setting: stopping it would kill every service of the user, and the PAM
+hook already refuses new sessions while it runs there.
+
+Every verdict goes to the journal with structured fields:
+
+   journalctl -t netns-session NETNS_SESSION_VERDICT=violation
+
+SIGHUP (systemctl reload netns-session) reads the config again, syncs the
+drop-ins and checks every running session against the new map. A config with
+errors is refused and the one loaded before stays in force. A config with
+errors at start stops the daemon with exit status 78. It reconnects, and
+checks everything again, when the system bus or logind restarts.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "read only this config `FILE` instead of " + config.DefaultFile + " and " + config.DefaultDir + "/*.conf"},
+			&cli.BoolFlag{Name: "debug", Usage: "log every step"},
+		},
+		Action: runWatch,
+	}
+}
+
+func runWatch(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("watch takes no arguments, got %q", c.Args().Slice())
+	}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	users := reconcile.NSS()
+	manager := units.New()
+	configPath := c.String("config")
+	w := newWatcher(newEventLog(c.Bool("debug")), policy.NewJudge(nil, users))
+	w.load = func() (*config.Config, error) { return config.Load(configPath) }
+	w.sync = func(ctx context.Context, cfg *config.Config) (*reconcile.Report, error) {
+		return reconcile.Sync(ctx, cfg, users, manager, reconcile.Options{})
+	}
+	w.lookupUID = users.LookupUID
+	w.managerPID = manager.UserManagerPID
+	w.pin = pinProcess
+	w.dial = func(ctx context.Context) (logindClient, error) { return logind.Dial(ctx) }
+	w.notify = func(state string) {
+		if _, err := daemon.SdNotify(false, state); err != nil {
+			w.log.Warning("notifying systemd: "+err.Error(), nil)
+		}
+	}
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil {
+		w.log.Warning("reading the watchdog settings: "+err.Error(), nil)
+	}
+	// Pinging at half the interval leaves the other half for a slow turn of
+	// the loop.
+	w.watchdog = interval / 2
+	return w.run(ctx, hup)
+}
+
+// sessionLister is what status uses of logind; *logind.Conn implements it.
+type sessionLister interface {
+	ListSessionsContext(ctx context.Context) ([]logind.Session, error)
+	ListUsersContext(ctx context.Context) ([]logind.User, error)
+}
+
+// logindClient is what the watcher uses of logind; *logind.Conn implements it.
+type logindClient interface {
+	sessionLister
+	SessionContext(ctx context.Context, path dbus.ObjectPath) (logind.Session, error)
+	TerminateSessionContext(ctx context.Context, id string) error
+	SubscribeContext(ctx context.Context) (<-chan logind.Event, error)
+	Close() error
+}
+
+// watcher is the daemon. Everything but its fields of functions is owned by
+// the goroutine of run.
+type watcher struct {
+	log   *eventLog
+	judge *policy.Judge // its Config is the config in force
+
+	// The outside world, replaced in tests.
+	load       func() (*config.Config, error)
+	sync       func(ctx context.Context, cfg *config.Config) (*reconcile.Report, error)
+	lookupUID  func(uid uint32) (*config.User, error)
+	managerPID func(uid uint32) (int, error)
+	pin        func(pid int) (kill func() error, release func(), err error)
+	dial       func(ctx context.Context) (logindClient, error)
+	notify     func(state string)
+	// watchdog is how often to ping systemd's watchdog; 0 for never.
+	watchdog time.Duration
+	now      func() time.Time
+	after    func(d time.Duration, f func())
+
+	conn   logindClient        // nil while disconnected
+	events <-chan logind.Event // nil while disconnected
+	// managers are the user managers being looked for or judged, by UID.
+	managers map[uint32]*managerWatch
+	// managerDue receives the UIDs whose manager is to be looked for again.
+	managerDue chan uint32
+}
+
+// managerWatch is what the watcher knows of one user's manager.
+type managerWatch struct {
+	user     string
+	deadline time.Time // looking for a manager that is not running ends then
+	polling  bool      // a look is scheduled
+	judged   int       // the PID last judged, 0 for none
+	// suspect is a PID found outside its namespace, and since when, that
+	// may still be on its way in.
+	suspect      int
+	suspectSince time.Time
+}
+
+func newWatcher(log *eventLog, judge *policy.Judge) *watcher {
+	return &watcher{
+		log:        log,
+		judge:      judge,
+		now:        time.Now,
+		after:      func(d time.Duration, f func()) { time.AfterFunc(d, f) },
+		managers:   map[uint32]*managerWatch{},
+		managerDue: make(chan uint32),
+	}
+}
+
+// run is the daemon's life: it returns when ctx ends, or at once if the
+// config cannot be loaded. Everything else it retries or logs: a watcher
+// that exits watches nothing.
+func (w *watcher) run(ctx context.Context, hup <-chan os.Signal) error {
+	cfg, err := w.load()
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("netns-session: loading config (netns-session check shows the problems):\n%v", err), exitConfig)
+	}
+	w.judge.Config = cfg
+	w.syncDropIns(ctx)
+	defer w.disconnect()
+
+	var ping <-chan time.Time
+	if w.watchdog > 0 {
+		ticker := time.NewTicker(w.watchdog)
+		defer ticker.Stop()
+		ping = ticker.C
+	}
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	wait, ready := minRetry, false
+	for {
+		select {
+		case <-ctx.Done():
+			w.notify(daemon.SdNotifyStopping)
+			return nil
+		case <-ping:
+			w.notify(daemon.SdNotifyWatchdog)
+		case <-hup:
+			w.reload(ctx)
+		case <-retry.C:
+			if err := w.connect(ctx); err != nil {
+				w.log.Warning(fmt.Sprintf("cannot watch logind, trying again in %v: %v", wait, err), map[string]string{"ACTION": "reconnect"})
+				retry.Reset(wait)
+				wait = min(2*wait, maxRetry)
+				continue
+			}
+			wait = minRetry
+			w.checkAll(ctx)
+			if !ready {
+				w.notify(daemon.SdNotifyReady + "\nSTATUS=watching logind sessions")
+				ready = true
+			}
+		case ev, ok := <-w.events:
+			switch {
+			case !ok:
+				w.log.Warning("lost the connection to the system bus; reconnecting", map[string]string{"ACTION": "reconnect"})
+			case ev.Kind == logind.LogindStarted:
+				// Sessions may have come and gone unannounced meanwhile.
+				w.log.Info("logind (re)started; subscribing again and checking every session", map[string]string{"ACTION": "reconnect"})
+			default:
+				w.handle(ctx, ev)
+				continue
+			}
+			w.disconnect()
+			retry.Reset(0)
+		case uid := <-w.managerDue:
+			if m := w.managers[uid]; m != nil {
+				m.polling = false
+				w.checkManager(ctx, uid)
+			}
+		}
+	}
+}
+
+// connect dials the bus and subscribes to logind's signals.
+func (w *watcher) connect(ctx context.Context) error {
+	conn, err := w.dial(ctx)
+	if err != nil {
+		return err
+	}
+	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	events, err := conn.SubscribeContext(callCtx)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	w.conn, w.events = conn, events
+	return nil
+}
+
+func (w *watcher) disconnect() {
+	if w.conn != nil {
+		w.conn.Close()
+	}
+	w.conn, w.events = nil, nil
+}
+
+// reload puts a new config in force, if it loads without errors.
+func (w *watcher) reload(ctx context.Context) {
+	w.notify(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec())
+	defer w.notify(daemon.SdNotifyReady)
+	cfg, err := w.load()
+	if err != nil {
+		w.log.Error("reloading config: keeping the config in force: "+err.Error(), map[string]string{"ACTION": "reload-refused"})
+		return
+	}
+	w.judge.Config = cfg
+	w.log.Info("config reloaded", map[string]string{"ACTION": "reload", "ENFORCE": cfg.Enforce.String()})
+	w.syncDropIns(ctx)
+	if w.conn != nil {
+		w.checkAll(ctx)
+	}
+}
+
+// syncDropIns makes the drop-ins match the config in force.
+func (w *watcher) syncDropIns(ctx context.Context) {
+	report, err := w.sync(ctx, w.judge.Config)
+	if report != nil {
+		for _, c := range report.Changes {
+			what := fmt.Sprintf("drop-in of %s (uid %d) written for %s", c.User, c.UID, c.Netns)
+			if c.Action == reconcile.Remove {
+				what = fmt.Sprintf("drop-in of %s (uid %d) removed", c.User, c.UID)
+			}
+			w.log.Info(what+": "+c.Reason,
+				map[string]string{"ACTION": "sync-" + string(c.Action), "USER": c.User, "UID": strconv.FormatUint(uint64(c.UID), 10), "NETNS": c.Netns})
+		}
+		for _, warning := range report.Warnings {
+			w.log.Warning("sync: "+warning, map[string]string{"ACTION": "sync"})
+		}
+	}
+	if err != nil {
+		w.log.Error("syncing drop-ins: "+err.Error(), map[string]string{"ACTION": "sync"})
+	}
+}
+
+// checkAll judges every session and every user manager, forgetting what was
+// judged before: the config or logind may have changed since.
+func (w *watcher) checkAll(ctx context.Context) {
+	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+	sessions, err := w.conn.ListSessionsContext(callCtx)
+	cancel()
+	if err != nil {
+		w.log.Error("checking sessions: "+err.Error(), nil)
+	}
+	for _, s := range sessions {
+		w.judgeSession(ctx, s)
+	}
+	callCtx, cancel = context.WithTimeout(ctx, callTimeout)
+	users, err := w.conn.ListUsersContext(callCtx)
+	cancel()
+	if err != nil {
+		w.log.Error("checking user managers: "+err.Error(), nil)
+	}
+	for _, m := range w.managers {
+		m.judged = 0
+	}
+	for _, u := range users {
+		w.watchManager(ctx, u.UID, u.Name)
+	}
+}
+
+// handle acts on one event of the subscription.
+func (w *watcher) handle(ctx context.Context, ev logind.Event) {
+	switch ev.Kind {
+	case logind.SessionNew:
+		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+		s, err := w.conn.SessionContext(callCtx, ev.Path)
+		cancel()
+		switch {
+		case errors.Is(err, logind.ErrNoSuchSession):
+			w.log.Info(fmt.Sprintf("session %s ended before it could be checked", ev.SessionID),
+				map[string]string{"SESSION_ID": ev.SessionID, "VERDICT": policy.Gone.String()})
+		case err != nil:
+			w.log.Error("checking new session: "+err.Error(), map[string]string{"SESSION_ID": ev.SessionID})
+		default:
+			w.judgeSession(ctx, s)
+			// On systemd before 256 only the user's first session tells
+			// that the manager starts.
+			w.watchManager(ctx, s.UID, s.User)
+		}
+	case logind.UserNew:
+		u, err := w.lookupUID(ev.UID)
+		if err != nil {
+			w.log.Error("checking the manager of a new user: "+err.Error(), map[string]string{"UID": strconv.FormatUint(uint64(ev.UID), 10)})
+			return
+		}
+		w.watchManager(ctx, ev.UID, u.Name)
+	case logind.UserRemoved:
+		delete(w.managers, ev.UID)
+	case logind.SessionRemoved:
+		w.log.Debugf("session %s ended", ev.SessionID)
+	case logind.LogindStopped:
+		w.log.Warning("logind left the system bus", nil)
+	}
+}
+
+// judgeSession judges a session and acts on the verdict.
+func (w *watcher) judgeSession(ctx context.Context, s logind.Session) {
+	// The leader is pinned before it is judged, so that a kill reaches the
+	// process judged and never one that reused its PID.
+	kill, release, pinErr := w.pin(int(s.Leader))
+	defer release()
+	f := w.judge.Session(s)
+	fields := findingFields(f, map[string]string{
+		"SESSION_ID": s.ID,
+		"USER":       s.User,
+		"UID":        strconv.FormatUint(uint64(s.UID), 10),
+		"LEADER":     strconv.FormatUint(uint64(s.Leader), 10),
+		"CLASS":      s.Class,
+		"SERVICE":    s.Service,
+		"TTY":        s.TTY,
+		"RHOST":      s.RemoteHost,
+	})
+	what := fmt.Sprintf("session %s of %s (%s, leader %d)", s.ID, s.User, s.Service, s.Leader)
+	switch {
+	case f.Verdict == policy.Violation && w.judge.Config.Enforce == config.EnforceTerminate:
+		if pinErr != nil {
+			kill = func() error { return pinErr }
+		}
+		w.terminate(ctx, s, kill, what, f, fields)
+	case f.Verdict == policy.Violation:
+		fields["ACTION"] = "warn"
+		w.log.Warning(what+" violates the policy: "+f.Reason, fields)
+	case f.Verdict == policy.Unknown:
+		w.log.Error(what+" could not be checked: "+f.Reason, fields)
+	default:
+		w.log.Info(what+": "+f.Verdict.String()+": "+f.Reason, fields)
+	}
+}
+
+// terminate ends a session: it kills the leader, then has logind stop the
+// session's scope with everything in it. TerminateSession alone is not
+// enough for a session this young: until logind's job has moved the leader
+// into the scope, stopping the scope leaves the leader running, and it goes
+// on without a session (pam_systemd is optional) where nothing watches it.
+// Killed first, the leader cannot fork past its pam_systemd call, which
+// waits for that job.
+func (w *watcher) terminate(ctx context.Context, s logind.Session, kill func() error, what string, f policy.Finding, fields map[string]string) {
+	killErr := kill()
+	if errors.Is(killErr, syscall.ESRCH) {
+		killErr = nil // it exited; the scope goes all the same
+	}
+	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+	err := w.conn.TerminateSessionContext(callCtx, s.ID)
+	cancel()
+	if errors.Is(err, logind.ErrNoSuchSession) {
+		err = nil // it ended meanwhile, which is what was wanted
+	}
+	if err = errors.Join(killErr, err); err != nil {
+		fields["ACTION"] = "terminate-failed"
+		w.log.Error(what+" violates the policy and was not terminated: "+err.Error()+"; "+f.Reason, fields)
+		return
+	}
+	fields["ACTION"] = "terminate"
+	w.log.Warning(what+" terminated: "+f.Reason, fields)
+}
+
+// pinProcess opens a pidfd of pid. Without pidfds (Linux before 5.3) the PID
+// is signalled directly; logind has just named it.
+func pinProcess(pid int) (kill func() error, release func(), err error) {
+	if pid <= 0 {
+		return nil, func() {}, syscall.ESRCH
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ENOSYS) {
+		return func() error { return unix.Kill(pid, unix.SIGKILL) }, func() {}, nil
+	}
+	if err != nil {
+		return nil, func() {}, fmt.Errorf("opening a pidfd of %d: %w", pid, err)
+	}
+	kill = func() error {
+		if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
+			return fmt.Errorf("killing leader %d: %w", pid, err)
+		}
+		return nil
+	}
+	return kill, func() { unix.Close(fd) }, nil
+}
+
+// watchManager judges the manager of uid, now if it runs, or when it does
+// within managerStartWindow.
+func (w *watcher) watchManager(ctx context.Context, uid uint32, user string) {
+	m := w.managers[uid]
+	if m == nil {
+		m = &managerWatch{}
+		w.managers[uid] = m
+	}
+	m.user = user
+	m.deadline = w.now().Add(managerStartWindow)
+	if !m.polling {
+		w.checkManager(ctx, uid)
+	}
+}
+
+// checkManager judges the manager of uid unless that process was judged
+// already, and looks again later while it does not run.
+func (w *watcher) checkManager(ctx context.Context, uid uint32) {
+	m := w.managers[uid]
+	pid, err := w.managerPID(uid)
+	switch {
+	case errors.Is(err, units.ErrNotRunning):
+		if w.now().Before(m.deadline) {
+			w.lookAgain(ctx, uid, m)
+		}
+		return
+	case err != nil:
+		w.log.Error(err.Error(), map[string]string{"USER": m.user, "UID": strconv.FormatUint(uint64(uid), 10)})
+		return
+	case pid == m.judged:
+		return
+	}
+	f := w.judge.Process(m.user, pid)
+	if f.Verdict == policy.Violation && w.settling(ctx, uid, m, pid) {
+		return
+	}
+	m.judged, m.suspect = pid, 0
+	unit := fmt.Sprintf("user@%d.service", uid)
+	fields := findingFields(f, map[string]string{
+		"USER":   m.user,
+		"UID":    strconv.FormatUint(uint64(uid), 10),
+		"UNIT":   unit,
+		"LEADER": strconv.Itoa(pid),
+	})
+	what := fmt.Sprintf("user manager %s of %s (pid %d)", unit, m.user, pid)
+	switch f.Verdict {
+	case policy.Violation:
+		// Only warned about, whatever enforce says: see the watch help.
+		fields["ACTION"] = "warn"
+		w.log.Warning(fmt.Sprintf("%s violates the policy: %s; its user services run there until it restarts: stop it with `systemctl stop %s`", what, f.Reason, unit), fields)
+	case policy.Unknown:
+		w.log.Error(what+" could not be checked: "+f.Reason, fields)
+	default:
+		w.log.Info(what+": "+f.Verdict.String()+": "+f.Reason, fields)
+	}
+}
+
+// settling reports whether manager pid, found outside its namespace, may
+// still be on its way in, and if so looks at it again later.
+func (w *watcher) settling(ctx context.Context, uid uint32, m *managerWatch, pid int) bool {
+	if m.suspect != pid {
+		m.suspect, m.suspectSince = pid, w.now()
+	}
+	if w.now().Sub(m.suspectSince) >= managerSettle {
+		return false
+	}
+	w.lookAgain(ctx, uid, m)
+	return true
+}
+
+// lookAgain schedules a look at the manager of uid.
+func (w *watcher) lookAgain(ctx context.Context, uid uint32, m *managerWatch) {
+	m.polling = true
+	w.after(managerPoll, func() {
+		select {
+		case w.managerDue <- uid:
+		case <-ctx.Done():
+		}
+	})
+}
+
+// findingFields adds the journal fields of a finding to fields.
+func findingFields(f policy.Finding, fields map[string]string) map[string]string {
+	fields["VERDICT"] = f.Verdict.String()
+	fields["EXPECTED_NETNS"] = f.Expected
+	if f.ExpectedID != (nsjoin.ID{}) {
+		fields["EXPECTED_NETNS_ID"] = f.ExpectedID.String()
+	}
+	if f.Actual != (nsjoin.ID{}) {
+		fields["ACTUAL_NETNS_ID"] = f.Actual.String()
+	}
+	return fields
+}

@@ -1,0 +1,710 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/journal"
+	"github.com/godbus/dbus/v5"
+	"github.com/urfave/cli/v2"
+
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/logind"
+	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/policy"
+	"github.com/netns-session/netns-session/internal/reconcile"
+	"github.com/netns-session/netns-session/internal/units"
+)
+
+// The namespaces of the fake system.
+var (
+	hostNetns = nsjoin.ID{Dev: 4, Ino: 4026531840}
+	ns0Netns  = nsjoin.ID{Dev: 4, Ino: 4026532100}
+	ns1Netns  = nsjoin.ID{Dev: 4, Ino: 4026532101}
+)
+
+// fakeNetnsFile is NetnsFile of a system with the host's namespace and ns0
+// and ns1 under /run/netns.
+func fakeNetnsFile(path string) (nsjoin.ID, error) {
+	switch path {
+	case config.HostNetnsPath:
+		return hostNetns, nil
+	case "/run/netns/ns0":
+		return ns0Netns, nil
+	case "/run/netns/ns1":
+		return ns1Netns, nil
+	}
+	return nsjoin.ID{}, fmt.Errorf("checking namespace %s: %w", path, fs.ErrNotExist)
+}
+
+// fakeSystem is logind, the processes and the user managers the watcher
+// sees, shared by every connection the watcher dials.
+type fakeSystem struct {
+	mu       sync.Mutex
+	sessions []logind.Session
+	users    []logind.User
+	netns    map[int]nsjoin.ID // by PID; missing: exited
+	managers map[uint32]int    // manager PID by UID; missing: not running
+	// managerStarts counts down the looks at a manager before it runs.
+	managerStarts map[uint32]int
+	// onManagerLook runs, locked, at every look at a manager.
+	onManagerLook func(uid uint32)
+	// subscribeErrs fail the next subscriptions, one each.
+	subscribeErrs []error
+	terminateErr  error
+	killErr       error
+	terminated    []string
+	// trace lists what happened, in order: dial, subscribe, list, sync, ...
+	trace  []string
+	events chan logind.Event // of the live subscription
+}
+
+func newFakeSystem() *fakeSystem {
+	return &fakeSystem{netns: map[int]nsjoin.ID{}, managers: map[uint32]int{}, managerStarts: map[uint32]int{}}
+}
+
+func (s *fakeSystem) record(what string) {
+	s.trace = append(s.trace, what)
+}
+
+// addSession adds a session whose leader runs in netns.
+func (s *fakeSystem) addSession(id, user string, uid uint32, leader int, class string, netns nsjoin.ID) logind.Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ls := logind.Session{ID: id, Path: dbus.ObjectPath("/org/freedesktop/login1/session/" + id), User: user, UID: uid,
+		Leader: uint32(leader), Class: class, Service: "sshd", TTY: "pts/0"}
+	s.sessions = append(s.sessions, ls)
+	if netns != (nsjoin.ID{}) {
+		s.netns[leader] = netns
+	}
+	return ls
+}
+
+func (s *fakeSystem) processNetns(pid int) (nsjoin.ID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.netns[pid]; ok {
+		return id, nil
+	}
+	return nsjoin.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, syscall.ENOENT)
+}
+
+// pin pins a live process; killing it ends it.
+func (s *fakeSystem) pin(pid int) (kill func() error, release func(), err error) {
+	if _, err := s.processNetns(pid); err != nil {
+		return nil, func() {}, err
+	}
+	kill = func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.record("kill " + strconv.Itoa(pid))
+		if s.killErr != nil {
+			return s.killErr
+		}
+		delete(s.netns, pid)
+		return nil
+	}
+	return kill, func() {}, nil
+}
+
+func (s *fakeSystem) managerPID(uid uint32) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.onManagerLook != nil {
+		s.onManagerLook(uid)
+	}
+	if s.managerStarts[uid] > 0 {
+		s.managerStarts[uid]--
+		return 0, fmt.Errorf("finding user manager of uid %d: %w", uid, units.ErrNotRunning)
+	}
+	if pid, ok := s.managers[uid]; ok {
+		return pid, nil
+	}
+	return 0, fmt.Errorf("finding user manager of uid %d: %w", uid, units.ErrNotRunning)
+}
+
+// send delivers an event on the live subscription.
+func (s *fakeSystem) send(t *testing.T, ev logind.Event) {
+	t.Helper()
+	s.mu.Lock()
+	events := s.events
+	s.mu.Unlock()
+	if events == nil {
+		t.Fatal("no subscription")
+	}
+	events <- ev
+}
+
+func (s *fakeSystem) terminatedSessions() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.terminated)
+}
+
+func (s *fakeSystem) traced() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.trace)
+}
+
+// fakeConn is one connection to the fake logind.
+type fakeConn struct{ sys *fakeSystem }
+
+func (c fakeConn) ListSessionsContext(context.Context) ([]logind.Session, error) {
+	c.sys.mu.Lock()
+	defer c.sys.mu.Unlock()
+	c.sys.record("list")
+	return slices.Clone(c.sys.sessions), nil
+}
+
+func (c fakeConn) ListUsersContext(context.Context) ([]logind.User, error) {
+	c.sys.mu.Lock()
+	defer c.sys.mu.Unlock()
+	return slices.Clone(c.sys.users), nil
+}
+
+func (c fakeConn) SessionContext(_ context.Context, path dbus.ObjectPath) (logind.Session, error) {
+	c.sys.mu.Lock()
+	defer c.sys.mu.Unlock()
+	for _, s := range c.sys.sessions {
+		if s.Path == path {
+			return s, nil
+		}
+	}
+	return logind.Session{}, fmt.Errorf("reading session %s: %w", path, logind.ErrNoSuchSession)
+}
+
+func (c fakeConn) TerminateSessionContext(_ context.Context, id string) error {
+	c.sys.mu.Lock()
+	defer c.sys.mu.Unlock()
+	c.sys.record("terminate " + id)
+	if c.sys.terminateErr != nil {
+		return c.sys.terminateErr
+	}
+	i := slices.IndexFunc(c.sys.sessions, func(s logind.Session) bool { return s.ID == id })
+	if i < 0 {
+		return fmt.Errorf("terminating session %s: %w", id, logind.ErrNoSuchSession)
+	}
+	c.sys.sessions = slices.Delete(c.sys.sessions, i, i+1)
+	c.sys.terminated = append(c.sys.terminated, id)
+	return nil
+}
+
+func (c fakeConn) SubscribeContext(context.Context) (<-chan logind.Event, error) {
+	c.sys.mu.Lock()
+	defer c.sys.mu.Unlock()
+	c.sys.record("subscribe")
+	if len(c.sys.subscribeErrs) > 0 {
+		err := c.sys.subscribeErrs[0]
+		c.sys.subscribeErrs = c.sys.subscribeErrs[1:]
+		return nil, err
+	}
+	c.sys.events = make(chan logind.Event, 16)
+	return c.sys.events, nil
+}
+
+func (c fakeConn) Close() error {
+	c.sys.mu.Lock()
+	defer c.sys.mu.Unlock()
+	c.sys.record("close")
+	return nil
+}
+
+// logRecord is one record the watcher logged.
+type logRecord struct {
+	prio   journal.Priority
+	msg    string
+	fields map[string]string
+}
+
+func (r logRecord) field(name string) string { return r.fields[fieldPrefix+name] }
+
+// watchRun is a watcher running against a fake system.
+type watchRun struct {
+	sys     *fakeSystem
+	records chan logRecord
+	notes   chan string
+	hup     chan os.Signal
+	done    chan error
+
+	mu      sync.Mutex
+	config  string                 // what load reads
+	enforce []config.EnforcePolicy // of each sync's config
+}
+
+func (r *watchRun) setConfig(text string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.config = text
+}
+
+func (r *watchRun) syncs() []config.EnforcePolicy {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.enforce)
+}
+
+// startWatch runs a watcher with config, changed by opts, until the test
+// ends.
+func startWatch(t *testing.T, sys *fakeSystem, conf string, opts ...func(*watcher)) *watchRun {
+	t.Helper()
+	r := &watchRun{
+		sys:     sys,
+		records: make(chan logRecord, 1000),
+		notes:   make(chan string, 1000),
+		hup:     make(chan os.Signal, 1),
+		done:    make(chan error, 1),
+		config:  conf,
+	}
+	log := newEventLog(true)
+	log.stderr = io.Discard
+	log.send = func(msg string, prio journal.Priority, vars map[string]string) error {
+		r.records <- logRecord{prio: prio, msg: msg, fields: vars}
+		return nil
+	}
+	w := newWatcher(log, &policy.Judge{Users: checkUsers{}, ProcessNetns: sys.processNetns, NetnsFile: fakeNetnsFile})
+	w.load = func() (*config.Config, error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return config.Parse("test.conf", strings.NewReader(r.config))
+	}
+	w.sync = func(_ context.Context, cfg *config.Config) (*reconcile.Report, error) {
+		r.mu.Lock()
+		r.enforce = append(r.enforce, cfg.Enforce)
+		r.mu.Unlock()
+		sys.mu.Lock()
+		sys.record("sync")
+		sys.mu.Unlock()
+		return &reconcile.Report{Changes: []reconcile.Change{{Action: reconcile.Write, UID: 1000, User: "alice", Netns: "/run/netns/ns0", Reason: "user line"}}}, nil
+	}
+	w.lookupUID = func(uid uint32) (*config.User, error) {
+		for _, u := range checkUserTable {
+			if u.UID == uid {
+				return u, nil
+			}
+		}
+		return nil, fmt.Errorf("%w with uid %d", config.ErrUnknownUser, uid)
+	}
+	w.managerPID = sys.managerPID
+	w.pin = sys.pin
+	w.dial = func(context.Context) (logindClient, error) {
+		sys.mu.Lock()
+		defer sys.mu.Unlock()
+		sys.record("dial")
+		return fakeConn{sys}, nil
+	}
+	w.notify = func(state string) {
+		sys.mu.Lock()
+		sys.record(strings.SplitN(state, "\n", 2)[0])
+		sys.mu.Unlock()
+		r.notes <- state
+	}
+	// Time passes as fast as the watcher waits.
+	var clockMu sync.Mutex
+	clock := time.Now()
+	w.now = func() time.Time {
+		clockMu.Lock()
+		defer clockMu.Unlock()
+		return clock
+	}
+	w.after = func(d time.Duration, f func()) {
+		clockMu.Lock()
+		clock = clock.Add(d)
+		clockMu.Unlock()
+		time.AfterFunc(time.Millisecond, f)
+	}
+	for _, opt := range opts {
+		opt(w)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { r.done <- w.run(ctx, r.hup) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(5 * time.Second):
+			t.Error("watcher did not stop")
+		}
+	})
+	return r
+}
+
+// waitNote waits for the watcher to notify systemd of state.
+func (r *watchRun) waitNote(t *testing.T, state string) {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case note := <-r.notes:
+			if strings.HasPrefix(note, state) {
+				return
+			}
+		case err := <-r.done:
+			t.Fatalf("watcher ended before %s: %v", state, err)
+		case <-timeout:
+			t.Fatalf("no %s from the watcher", state)
+		}
+	}
+}
+
+// waitRecord returns the first record with all of fields, skipping others.
+func (r *watchRun) waitRecord(t *testing.T, fields map[string]string) logRecord {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case rec := <-r.records:
+			if matches(rec, fields) {
+				return rec
+			}
+		case <-timeout:
+			t.Fatalf("no record with %v", fields)
+		}
+	}
+}
+
+func matches(rec logRecord, fields map[string]string) bool {
+	for k, v := range fields {
+		if rec.field(k) != v {
+			return false
+		}
+	}
+	return true
+}
+
+// isSubsequence reports whether want appears in trace in order.
+func isSubsequence(trace, want []string) bool {
+	i := 0
+	for _, step := range trace {
+		if i < len(want) && step == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
+
+const aliceInNs0 = "alice ns0\n"
+
+func TestWatchChecksEverythingOnStart(t *testing.T) {
+	sys := newFakeSystem()
+	sys.addSession("1", "alice", 1000, 101, logind.ClassUser, ns0Netns)
+	sys.addSession("2", "alice", 1000, 102, logind.ClassBackground, hostNetns)
+	sys.addSession("3", "carol", 1002, 103, logind.ClassUser, hostNetns)
+	sys.addSession("4", "alice", 1000, 104, logind.ClassGreeter, hostNetns)
+	sys.addSession("5", "alice", 1000, 105, logind.ClassUser, nsjoin.ID{}) // leader exited
+	sys.users = []logind.User{{UID: 1000, Name: "alice"}}
+	sys.managers[1000] = 200
+	sys.netns[200] = ns0Netns
+	r := startWatch(t, sys, aliceInNs0)
+	r.waitNote(t, "READY=1")
+
+	if got := sys.terminatedSessions(); !slices.Equal(got, []string{"2"}) {
+		t.Errorf("terminated %v, want only session 2, whose leader runs on the host", got)
+	}
+	if trace := sys.traced(); !isSubsequence(trace, []string{"sync", "dial", "subscribe", "list", "kill 102", "terminate 2", "READY=1"}) {
+		t.Errorf("order of events %v: want the sync, then the subscription, then the check, then READY", trace)
+	}
+	want := map[string]map[string]string{
+		"1": {"VERDICT": "ok", "ACTUAL_NETNS_ID": ns0Netns.String(), "EXPECTED_NETNS": "/run/netns/ns0"},
+		"2": {"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": hostNetns.String(), "EXPECTED_NETNS_ID": ns0Netns.String(), "LEADER": "102"},
+		"3": {"VERDICT": "ok", "EXPECTED_NETNS": config.HostNetnsPath},
+		"4": {"VERDICT": "exempt", "CLASS": "greeter"},
+		"5": {"VERDICT": "gone"},
+	}
+	got := map[string]logRecord{}
+	for len(got) < len(want)+1 {
+		rec := r.waitRecord(t, nil)
+		switch {
+		case rec.field("SESSION_ID") != "":
+			got[rec.field("SESSION_ID")] = rec
+		case rec.field("UNIT") != "":
+			got["manager"] = rec
+		}
+	}
+	for id, fields := range want {
+		if !matches(got[id], fields) {
+			t.Errorf("session %s: record %q %v, want fields %v", id, got[id].msg, got[id].fields, fields)
+		}
+	}
+	if !matches(got["manager"], map[string]string{"UNIT": "user@1000.service", "VERDICT": "ok", "LEADER": "200"}) {
+		t.Errorf("manager record %q %v", got["manager"].msg, got["manager"].fields)
+	}
+	if got["2"].prio != journal.PriWarning {
+		t.Errorf("termination logged at priority %d, want warning", got["2"].prio)
+	}
+}
+
+func TestWatchNewSessions(t *testing.T) {
+	tests := []struct {
+		name   string
+		config string
+		// session is added before its SessionNew, unless gone is set.
+		user      string
+		uid       uint32
+		class     string
+		netns     nsjoin.ID
+		gone      bool
+		terminate error // TerminateSession's answer
+		kill      error // the answer to killing the leader
+		want      map[string]string
+		prio      journal.Priority
+		// terminated says whether the session must be gone afterwards.
+		terminated bool
+	}{
+		{name: "escaped session is terminated", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassUser, netns: hostNetns,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": hostNetns.String()}, prio: journal.PriWarning, terminated: true},
+		{name: "escaped background session is terminated", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassBackground, netns: ns1Netns,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": ns1Netns.String()}, prio: journal.PriWarning, terminated: true},
+		{name: "escaped session with enforce = warn is only logged", config: "enforce = warn\n" + aliceInNs0, user: "alice", uid: 1000, class: logind.ClassUser, netns: hostNetns,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "warn"}, prio: journal.PriWarning},
+		{name: "compliant session is left alone", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassUser, netns: ns0Netns,
+			want: map[string]string{"VERDICT": "ok", "ACTION": ""}, prio: journal.PriInfo},
+		{name: "unmapped user on the host is compliant", config: aliceInNs0, user: "carol", uid: 1002, class: logind.ClassUser, netns: hostNetns,
+			want: map[string]string{"VERDICT": "ok"}, prio: journal.PriInfo},
+		{name: "unmapped user in a namespace is terminated", config: aliceInNs0, user: "carol", uid: 1002, class: logind.ClassUser, netns: ns0Netns,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
+		{name: "lock screen is exempt", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassLockScreen, netns: hostNetns,
+			want: map[string]string{"VERDICT": "exempt"}, prio: journal.PriInfo},
+		{name: "manager session is exempt", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassManager, netns: hostNetns,
+			want: map[string]string{"VERDICT": "exempt"}, prio: journal.PriInfo},
+		{name: "session ended before it was read", config: aliceInNs0, user: "alice", uid: 1000, gone: true,
+			want: map[string]string{"VERDICT": "gone"}, prio: journal.PriInfo},
+		{name: "leader exited before it was looked at", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassUser,
+			want: map[string]string{"VERDICT": "gone"}, prio: journal.PriInfo},
+		{name: "session that ended meanwhile counts as terminated", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassUser, netns: hostNetns,
+			terminate: fmt.Errorf("terminating session 9: %w", logind.ErrNoSuchSession),
+			want:      map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning},
+		{name: "leader that cannot be killed is an error", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassUser, netns: hostNetns,
+			kill: fmt.Errorf("killing leader 900: %w", syscall.EPERM),
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate-failed"}, prio: journal.PriErr, terminated: true},
+		{name: "leader that exited meanwhile is fine", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassUser, netns: hostNetns,
+			kill: syscall.ESRCH,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
+		{name: "refused termination is an error", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassUser, netns: hostNetns,
+			terminate: errors.New("terminating session 9: access denied"),
+			want:      map[string]string{"VERDICT": "violation", "ACTION": "terminate-failed"}, prio: journal.PriErr},
+		{name: "unknown user is not acted on", config: "* ns0\n", user: "mallory", uid: 1666, class: logind.ClassUser, netns: hostNetns,
+			want: map[string]string{"VERDICT": "unknown"}, prio: journal.PriErr},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sys := newFakeSystem()
+			sys.terminateErr, sys.killErr = tt.terminate, tt.kill
+			r := startWatch(t, sys, tt.config)
+			r.waitNote(t, "READY=1")
+
+			path := dbus.ObjectPath("/org/freedesktop/login1/session/9")
+			if !tt.gone {
+				path = sys.addSession("9", tt.user, tt.uid, 900, tt.class, tt.netns).Path
+			}
+			sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "9", Path: path})
+			rec := r.waitRecord(t, map[string]string{"SESSION_ID": "9"})
+			if !matches(rec, tt.want) {
+				t.Errorf("record %q %v, want fields %v", rec.msg, rec.fields, tt.want)
+			}
+			if rec.prio != tt.prio {
+				t.Errorf("priority %d, want %d", rec.prio, tt.prio)
+			}
+			if got := slices.Contains(sys.terminatedSessions(), "9"); got != tt.terminated {
+				t.Errorf("session terminated: %t, want %t", got, tt.terminated)
+			}
+			// The leader dies first, so that it cannot go on outside the
+			// session whose scope is stopped.
+			if tt.want["ACTION"] == "terminate" || tt.want["ACTION"] == "terminate-failed" {
+				if trace := sys.traced(); !isSubsequence(trace, []string{"kill 900", "terminate 9"}) {
+					t.Errorf("trace %v: want the leader killed, then the session terminated", trace)
+				}
+			} else if trace := sys.traced(); slices.Contains(trace, "kill 900") {
+				t.Errorf("leader killed with action %q", tt.want["ACTION"])
+			}
+		})
+	}
+}
+
+func TestWatchResubscribesWhenLogindRestarts(t *testing.T) {
+	sys := newFakeSystem()
+	r := startWatch(t, sys, aliceInNs0)
+	r.waitNote(t, "READY=1")
+
+	// Opened while logind restarted: never announced.
+	sys.addSession("7", "alice", 1000, 700, logind.ClassUser, hostNetns)
+	sys.send(t, logind.Event{Kind: logind.LogindStopped})
+	sys.send(t, logind.Event{Kind: logind.LogindStarted})
+	r.waitRecord(t, map[string]string{"SESSION_ID": "7", "ACTION": "terminate"})
+
+	trace := sys.traced()
+	if !isSubsequence(trace, []string{"dial", "subscribe", "list", "close", "dial", "subscribe", "list", "terminate 7"}) {
+		t.Errorf("trace %v: want a new subscription and a new check after logind restarted", trace)
+	}
+	// The new subscription is live.
+	sys.addSession("8", "alice", 1000, 800, logind.ClassUser, hostNetns)
+	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "8", Path: "/org/freedesktop/login1/session/8"})
+	r.waitRecord(t, map[string]string{"SESSION_ID": "8", "ACTION": "terminate"})
+}
+
+func TestWatchReconnectsWhenTheBusCloses(t *testing.T) {
+	sys := newFakeSystem()
+	r := startWatch(t, sys, aliceInNs0)
+	r.waitNote(t, "READY=1")
+	sys.mu.Lock()
+	close(sys.events) // what a subscription does when its connection drops
+	sys.events = nil
+	sys.mu.Unlock()
+	r.waitRecord(t, map[string]string{"ACTION": "reconnect"})
+
+	deadline := time.Now().Add(5 * time.Second)
+	for sys.traced()[len(sys.traced())-1] != "list" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no new subscription and check: %v", sys.traced())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	sys.addSession("8", "alice", 1000, 800, logind.ClassUser, hostNetns)
+	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "8", Path: "/org/freedesktop/login1/session/8"})
+	r.waitRecord(t, map[string]string{"SESSION_ID": "8", "ACTION": "terminate"})
+}
+
+func TestWatchRetriesFailedSubscription(t *testing.T) {
+	sys := newFakeSystem()
+	addMatch := errors.New("subscribing to logind's SessionNew signals: org.freedesktop.DBus.Error.LimitsExceeded")
+	sys.subscribeErrs = []error{addMatch, addMatch}
+	r := startWatch(t, sys, aliceInNs0)
+
+	rec := r.waitRecord(t, map[string]string{"ACTION": "reconnect"})
+	if !strings.Contains(rec.msg, addMatch.Error()) {
+		t.Errorf("warning %q does not give the error", rec.msg)
+	}
+	r.waitNote(t, "READY=1")
+	trace := sys.traced()
+	if !isSubsequence(trace, []string{"subscribe", "close", "subscribe", "close", "subscribe", "list", "READY=1"}) {
+		t.Errorf("trace %v: want READY only after a subscription succeeded", trace)
+	}
+}
+
+func TestWatchReload(t *testing.T) {
+	sys := newFakeSystem()
+	sys.addSession("3", "carol", 1002, 300, logind.ClassUser, hostNetns)
+	r := startWatch(t, sys, aliceInNs0)
+	r.waitNote(t, "READY=1")
+	r.waitRecord(t, map[string]string{"SESSION_ID": "3", "VERDICT": "ok"})
+
+	// carol is mapped now, with warn: her session violates and stays.
+	r.setConfig("enforce = warn\ncarol ns1\n")
+	r.hup <- syscall.SIGHUP
+	r.waitNote(t, "RELOADING=1")
+	r.waitRecord(t, map[string]string{"ACTION": "reload", "ENFORCE": "warn"})
+	r.waitRecord(t, map[string]string{"SESSION_ID": "3", "VERDICT": "violation", "ACTION": "warn"})
+	r.waitNote(t, "READY=1")
+	if got := r.syncs(); !slices.Equal(got, []config.EnforcePolicy{config.EnforceTerminate, config.EnforceWarn}) {
+		t.Errorf("syncs with enforce %v: want one at start and one with the new config", got)
+	}
+
+	// A broken config is refused; the one in force stays.
+	r.setConfig("carol ns1 extra\n")
+	r.hup <- syscall.SIGHUP
+	rec := r.waitRecord(t, map[string]string{"ACTION": "reload-refused"})
+	if rec.prio != journal.PriErr || !strings.Contains(rec.msg, "test.conf:1") {
+		t.Errorf("refusal %q at priority %d: want an error naming the line", rec.msg, rec.prio)
+	}
+	r.waitNote(t, "READY=1")
+	sys.addSession("4", "carol", 1002, 400, logind.ClassUser, hostNetns)
+	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "4", Path: "/org/freedesktop/login1/session/4"})
+	r.waitRecord(t, map[string]string{"SESSION_ID": "4", "VERDICT": "violation", "ACTION": "warn"})
+	if got := len(r.syncs()); got != 2 {
+		t.Errorf("%d syncs, want none for a refused config", got)
+	}
+	if got := sys.terminatedSessions(); len(got) != 0 {
+		t.Errorf("terminated %v under enforce = warn", got)
+	}
+}
+
+func TestWatchUserManagers(t *testing.T) {
+	sys := newFakeSystem()
+	sys.managerStarts[1000] = 3 // not running for the first three looks
+	sys.managers[1000] = 500
+	sys.netns[500] = hostNetns
+	r := startWatch(t, sys, aliceInNs0)
+	r.waitNote(t, "READY=1")
+
+	sys.send(t, logind.Event{Kind: logind.UserNew, UID: 1000, Path: "/org/freedesktop/login1/user/_1000"})
+	rec := r.waitRecord(t, map[string]string{"UNIT": "user@1000.service"})
+	if !matches(rec, map[string]string{"VERDICT": "violation", "ACTION": "warn", "LEADER": "500", "USER": "alice"}) {
+		t.Errorf("manager record %q %v", rec.msg, rec.fields)
+	}
+	if !strings.Contains(rec.msg, "systemctl stop user@1000.service") {
+		t.Errorf("warning %q does not say how to fix it", rec.msg)
+	}
+
+	// A session of the same user does not judge the same manager again, and
+	// a misplaced manager is never stopped by terminating sessions.
+	sys.addSession("5", "alice", 1000, 501, logind.ClassUser, ns0Netns)
+	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "5", Path: "/org/freedesktop/login1/session/5"})
+	r.waitRecord(t, map[string]string{"SESSION_ID": "5", "VERDICT": "ok"})
+	sys.send(t, logind.Event{Kind: logind.SessionRemoved, SessionID: "5"}) // a marker: handled after any manager check
+	time.Sleep(20 * time.Millisecond)
+	for len(r.records) > 0 {
+		if rec := <-r.records; rec.field("UNIT") != "" {
+			t.Errorf("manager judged twice: %q", rec.msg)
+		}
+	}
+	if got := sys.terminatedSessions(); len(got) != 0 {
+		t.Errorf("terminated %v", got)
+	}
+}
+
+// TestWatchManagerOnItsWayIn starts a manager whose process is still in the
+// host's namespace when it is first seen, as systemd's child is before it
+// enters the namespace of NetworkNamespacePath= and execs the manager.
+func TestWatchManagerOnItsWayIn(t *testing.T) {
+	sys := newFakeSystem()
+	sys.managers[1000] = 500
+	sys.netns[500] = hostNetns
+	looks := 0
+	sys.onManagerLook = func(uint32) {
+		if looks++; looks == 3 {
+			sys.netns[500] = ns0Netns
+		}
+	}
+	r := startWatch(t, sys, aliceInNs0)
+	r.waitNote(t, "READY=1")
+	sys.send(t, logind.Event{Kind: logind.UserNew, UID: 1000, Path: "/org/freedesktop/login1/user/_1000"})
+	rec := r.waitRecord(t, map[string]string{"UNIT": "user@1000.service"})
+	if !matches(rec, map[string]string{"VERDICT": "ok", "ACTUAL_NETNS_ID": ns0Netns.String()}) {
+		t.Errorf("manager record %q %v: want it judged once in its namespace", rec.msg, rec.fields)
+	}
+}
+
+func TestWatchRefusesBrokenConfigAtStart(t *testing.T) {
+	sys := newFakeSystem()
+	r := startWatch(t, sys, "alice\n")
+	select {
+	case err := <-r.done:
+		var exit cli.ExitCoder
+		if !errors.As(err, &exit) || exit.ExitCode() != exitConfig || !strings.Contains(err.Error(), "test.conf:1") {
+			t.Errorf("err = %v, want exit status %d naming the line", err, exitConfig)
+		}
+		r.done <- err // for the cleanup
+	case <-time.After(5 * time.Second):
+		t.Fatal("watcher runs with a broken config")
+	}
+	if trace := sys.traced(); len(trace) != 0 {
+		t.Errorf("a watcher with a broken config did %v", trace)
+	}
+}
+
+func TestWatchPingsTheWatchdog(t *testing.T) {
+	r := startWatch(t, newFakeSystem(), aliceInNs0, func(w *watcher) { w.watchdog = time.Millisecond })
+	r.waitNote(t, "READY=1")
+	r.waitNote(t, "WATCHDOG=1")
+}
