@@ -30,6 +30,7 @@ then runs in that namespace; unmapped users stay on the host network.`,
 			syncCommand(),
 			netnsCommand(),
 			watchCommand(),
+			statusCommand(),
 		},
 	}
 }

@@ -1,0 +1,356 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/logind"
+	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/policy"
+	"github.com/netns-session/netns-session/internal/reconcile"
+	"github.com/netns-session/netns-session/internal/units"
+)
+
+// The exit statuses of status.
+const (
+	statusViolation  = 1
+	statusIncomplete = 2
+)
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show the network namespace of every session and user manager, and whether it is the right one",
+		UsageText: "netns-session status [--json] [--config FILE]",
+		Description: `Lists every logind session and every running user manager (user@UID.service)
+with the namespace the config wants for its user (EXPECTED) and the one its
+process really runs in (ACTUAL), compared by device and inode, and the drop-ins
+that do not match the config (what "netns-session sync" would change). Run it
+as root: other users' namespaces are readable only to root.
+
+A session is judged by its leader, the process that opened it. Namespaces are
+shown by name: a name under /run/netns, "host" for PID 1's, else DEV:INODE.
+The verdicts:
+
+   ok             runs in the namespace its user is mapped to
+   violation      runs elsewhere, or its user's namespace does not exist
+   unconstrained  "unmapped = keep": any namespace is right
+   exempt         greeter, lock-screen and the user manager's own session
+                  (its manager is listed below the sessions)
+   gone           the process exited before it could be looked at
+   unknown        the user or the namespace could not be looked up
+
+Exit status: 0 when nothing violates the policy, 1 when something does (a
+session, a user manager or a drop-in), 2 when it could not tell: the config
+has errors, logind cannot be reached, or a verdict is unknown. So monitoring
+can run, say:
+
+   netns-session status >/dev/null || alert "netns-session: policy violated"
+
+With --json, the same as one JSON object: "sessions", "managers", "drop_ins",
+"warnings", and the counts "violations" and "unknown".`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of tables"},
+			&cli.StringFlag{Name: "config", Usage: "read only this config `FILE` instead of " + config.DefaultFile + " and " + config.DefaultDir + "/*.conf"},
+		},
+		Action: runStatus,
+	}
+}
+
+func runStatus(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("status takes no arguments, got %q", c.Args().Slice())
+	}
+	cfg, err := config.Load(c.String("config"))
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("netns-session: loading config (see netns-session check):\n%v", err), statusIncomplete)
+	}
+	conn, err := logind.Dial(c.Context)
+	if err != nil {
+		return cli.Exit("netns-session: "+err.Error(), statusIncomplete)
+	}
+	defer conn.Close()
+	users, manager := reconcile.NSS(), units.New()
+	s := &statusTaker{
+		logind:     conn,
+		judge:      policy.NewJudge(cfg, users),
+		managerPID: manager.UserManagerPID,
+		dropIns: func(ctx context.Context) (*reconcile.Report, error) {
+			return reconcile.Sync(ctx, cfg, users, manager, reconcile.Options{DryRun: true})
+		},
+		names: hostNetnsNames,
+	}
+	report, err := s.take(c.Context)
+	if err != nil {
+		return cli.Exit("netns-session: "+err.Error(), statusIncomplete)
+	}
+	if c.Bool("json") {
+		err = report.writeJSON(c.App.Writer)
+	} else {
+		err = report.writeText(c.App.Writer)
+	}
+	if err != nil {
+		return err
+	}
+	if code := report.exitStatus(); code != 0 {
+		return cli.Exit("", code)
+	}
+	return nil
+}
+
+// exitStatus is 0, statusViolation or statusIncomplete: a violation counts
+// more than a verdict that could not be reached.
+func (r *statusReport) exitStatus() int {
+	switch {
+	case r.Violations > 0:
+		return statusViolation
+	case r.Unknown > 0:
+		return statusIncomplete
+	}
+	return 0
+}
+
+// statusTaker gathers a statusReport.
+type statusTaker struct {
+	logind     sessionLister
+	judge      *policy.Judge
+	managerPID func(uid uint32) (int, error)
+	// dropIns returns what a sync would change, without changing it.
+	dropIns func(ctx context.Context) (*reconcile.Report, error)
+	// names returns a name for each namespace it knows, by identity.
+	names func() map[nsjoin.ID]string
+}
+
+// statusReport is what status prints.
+type statusReport struct {
+	Sessions   []sessionStatus `json:"sessions"`
+	Managers   []managerStatus `json:"managers"`
+	DropIns    []dropInStatus  `json:"drop_ins"`
+	Warnings   []string        `json:"warnings"`
+	Violations int             `json:"violations"`
+	Unknown    int             `json:"unknown"`
+}
+
+// netnsStatus is a verdict and the namespaces it compares.
+type netnsStatus struct {
+	// Expected is the namespace file the policy wants, "" for any.
+	Expected string `json:"expected"`
+	// ExpectedID and ActualID are DEV:INODE, "" when unknown.
+	ExpectedID string `json:"expected_id"`
+	ActualID   string `json:"actual_id"`
+	// ActualName is the name of the namespace the process runs in (see
+	// status --help), "" when unknown.
+	ActualName string         `json:"actual_name"`
+	Verdict    policy.Verdict `json:"verdict"`
+	Reason     string         `json:"reason"`
+}
+
+type sessionStatus struct {
+	ID         string `json:"id"`
+	User       string `json:"user"`
+	UID        uint32 `json:"uid"`
+	Class      string `json:"class"`
+	Type       string `json:"type"`
+	Service    string `json:"service"`
+	TTY        string `json:"tty"`
+	RemoteHost string `json:"remote_host"`
+	Leader     uint32 `json:"leader"`
+	netnsStatus
+}
+
+// dropInStatus is a drop-in that does not match the config.
+type dropInStatus struct {
+	UID  uint32 `json:"uid"`
+	User string `json:"user"`
+	// Action is what sync would do: "write" or "remove".
+	Action reconcile.Action `json:"action"`
+	// Netns is the namespace file the drop-in should name, "" for none.
+	Netns  string `json:"netns"`
+	Reason string `json:"reason"`
+}
+
+type managerStatus struct {
+	Unit string `json:"unit"`
+	User string `json:"user"`
+	UID  uint32 `json:"uid"`
+	PID  int    `json:"pid"`
+	netnsStatus
+}
+
+func (s *statusTaker) take(ctx context.Context) (*statusReport, error) {
+	sessions, err := s.logind.ListSessionsContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	users, err := s.logind.ListUsersContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r := &statusReport{Sessions: []sessionStatus{}, Managers: []managerStatus{}, DropIns: []dropInStatus{}, Warnings: []string{}}
+	names := s.names()
+	for _, ls := range sessions {
+		r.Sessions = append(r.Sessions, sessionStatus{
+			ID: ls.ID, User: ls.User, UID: ls.UID, Class: ls.Class, Type: ls.Type, Service: ls.Service,
+			TTY: ls.TTY, RemoteHost: ls.RemoteHost, Leader: ls.Leader,
+			netnsStatus: r.count(s.judge.Session(ls), names),
+		})
+	}
+	for _, u := range users {
+		pid, err := s.managerPID(u.UID)
+		if err != nil {
+			// Not running: the user has only sessions that do without one.
+			continue
+		}
+		r.Managers = append(r.Managers, managerStatus{
+			Unit: fmt.Sprintf("user@%d.service", u.UID), User: u.Name, UID: u.UID, PID: pid,
+			netnsStatus: r.count(s.judge.Process(u.Name, pid), names),
+		})
+	}
+	sync, err := s.dropIns(ctx)
+	if sync != nil {
+		for _, c := range sync.Changes {
+			r.DropIns = append(r.DropIns, dropInStatus{UID: c.UID, User: c.User, Action: c.Action, Netns: c.Netns, Reason: c.Reason})
+		}
+		r.Violations += len(sync.Changes)
+		r.Warnings = append(r.Warnings, sync.Warnings...)
+	}
+	if err != nil {
+		r.Warnings = append(r.Warnings, "checking drop-ins: "+err.Error())
+		r.Unknown++
+	}
+	return r, nil
+}
+
+// count tallies a finding and turns it into its status.
+func (r *statusReport) count(f policy.Finding, names map[nsjoin.ID]string) netnsStatus {
+	switch f.Verdict {
+	case policy.Violation:
+		r.Violations++
+	case policy.Unknown:
+		r.Unknown++
+	}
+	st := netnsStatus{Expected: f.Expected, Verdict: f.Verdict, Reason: f.Reason}
+	if f.ExpectedID != (nsjoin.ID{}) {
+		st.ExpectedID = f.ExpectedID.String()
+	}
+	if f.Actual != (nsjoin.ID{}) {
+		st.ActualID = f.Actual.String()
+		st.ActualName = names[f.Actual]
+		if st.ActualName == "" && f.Actual == f.ExpectedID {
+			st.ActualName = f.Expected
+		}
+		if st.ActualName == "" {
+			st.ActualName = st.ActualID
+		}
+	}
+	return st
+}
+
+// hostNetnsNames names the host's namespace and those under config.NetnsDir.
+func hostNetnsNames() map[nsjoin.ID]string {
+	names := map[nsjoin.ID]string{}
+	entries, _ := os.ReadDir(config.NetnsDir)
+	for _, e := range entries {
+		if id, err := nsjoin.PathID(filepath.Join(config.NetnsDir, e.Name())); err == nil {
+			names[id] = e.Name()
+		}
+	}
+	if id, err := nsjoin.PathID(config.HostNetnsPath); err == nil {
+		names[id] = "host"
+	}
+	return names
+}
+
+func (r *statusReport) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// writeText prints tables aligned like loginctl's, then the reasons of
+// every verdict that needs attention.
+func (r *statusReport) writeText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "SESSION\tUSER\tUID\tCLASS\tSERVICE\tTTY\tREMOTE\tLEADER\tEXPECTED\tACTUAL\tVERDICT")
+	for _, s := range r.Sessions {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.ID, s.User, s.UID, s.Class, s.Service,
+			orDash(s.TTY), orDash(s.RemoteHost), s.Leader, expectedName(s.Expected, s.Verdict), orDash(s.ActualName), s.Verdict)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "USER MANAGER\tUSER\tUID\tPID\tEXPECTED\tACTUAL\tVERDICT")
+	for _, m := range r.Managers {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", m.Unit, m.User, m.UID, m.PID,
+			expectedName(m.Expected, m.Verdict), orDash(m.ActualName), m.Verdict)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.DropIns) > 0 {
+		fmt.Fprintln(w, "\ndrop-ins that do not match the config (netns-session sync fixes them):")
+		for _, c := range r.DropIns {
+			switch c.Action {
+			case reconcile.Remove:
+				fmt.Fprintf(w, "  user@%d.service of %s: has a drop-in it should not have: %s\n", c.UID, c.User, c.Reason)
+			default:
+				fmt.Fprintf(w, "  user@%d.service of %s: wants a drop-in for %s: %s\n", c.UID, c.User, c.Netns, c.Reason)
+			}
+		}
+	}
+	var attention []string
+	for _, s := range r.Sessions {
+		if s.Verdict == policy.Violation || s.Verdict == policy.Unknown {
+			attention = append(attention, fmt.Sprintf("session %s of %s: %s: %s", s.ID, s.User, s.Verdict, s.Reason))
+		}
+	}
+	for _, m := range r.Managers {
+		if m.Verdict == policy.Violation || m.Verdict == policy.Unknown {
+			attention = append(attention, fmt.Sprintf("%s of %s: %s: %s", m.Unit, m.User, m.Verdict, m.Reason))
+		}
+	}
+	if len(attention) > 0 {
+		fmt.Fprintln(w)
+		for _, line := range attention {
+			fmt.Fprintln(w, line)
+		}
+	}
+	for _, warning := range r.Warnings {
+		fmt.Fprintln(w, "warning:", warning)
+	}
+	_, err := fmt.Fprintf(w, "\n%s, %s: %s, %s\n", plural(len(r.Sessions), "session"), plural(len(r.Managers), "user manager"),
+		plural(r.Violations, "violation"), plural(r.Unknown, "unknown verdict"))
+	return err
+}
+
+// expectedName shows the namespace the policy wants as its name: the name
+// under config.NetnsDir, "host", "any" when it wants none, "-" when the
+// verdict came before the policy was known.
+func expectedName(path string, v policy.Verdict) string {
+	switch {
+	case path == config.HostNetnsPath:
+		return "host"
+	case path == "" && (v == policy.Unconstrained):
+		return "any"
+	case path == "":
+		return "-"
+	}
+	if name, ok := strings.CutPrefix(path, config.NetnsDir+"/"); ok {
+		return name
+	}
+	return path
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

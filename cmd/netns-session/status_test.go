@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/logind"
+	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/policy"
+	"github.com/netns-session/netns-session/internal/reconcile"
+)
+
+// statusFixture is a system with sessions of every verdict, two user
+// managers (one misplaced), and a stale drop-in.
+func statusFixture(t *testing.T, conf string, dropIns *reconcile.Report, dropInErr error) *statusTaker {
+	t.Helper()
+	sys := newFakeSystem()
+	sys.addSession("1", "alice", 1000, 101, logind.ClassUser, ns0Netns)
+	sys.addSession("c2", "alice", 1000, 102, logind.ClassBackground, hostNetns)
+	sys.addSession("3", "carol", 1002, 103, logind.ClassUser, hostNetns)
+	sys.addSession("4", "alice", 1000, 104, logind.ClassManager, ns0Netns)
+	sys.addSession("5", "root", 0, 105, logind.ClassUser, nsjoin.ID{}) // leader exited
+	sys.sessions[2].TTY, sys.sessions[2].RemoteHost = "", "192.0.2.7"
+	sys.users = []logind.User{{UID: 1000, Name: "alice"}, {UID: 1002, Name: "carol"}, {UID: 0, Name: "root"}}
+	sys.managers[1000], sys.netns[200] = 200, ns0Netns
+	sys.managers[1002], sys.netns[202] = 202, ns1Netns
+	cfg, err := config.Parse("test.conf", strings.NewReader(conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &statusTaker{
+		logind:     fakeConn{sys},
+		judge:      &policy.Judge{Config: cfg, Users: checkUsers{}, ProcessNetns: sys.processNetns, NetnsFile: fakeNetnsFile},
+		managerPID: sys.managerPID,
+		dropIns:    func(context.Context) (*reconcile.Report, error) { return dropIns, dropInErr },
+		names: func() map[nsjoin.ID]string {
+			return map[nsjoin.ID]string{hostNetns: "host", ns0Netns: "ns0", ns1Netns: "ns1"}
+		},
+	}
+}
+
+func TestStatusText(t *testing.T) {
+	stale := &reconcile.Report{DryRun: true, Changes: []reconcile.Change{
+		{Action: reconcile.Remove, UID: 1004, User: "dave", Reason: "no line matches; unmapped = host"},
+	}}
+	report, err := statusFixture(t, aliceInNs0, stale, nil).take(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := report.writeText(&out); err != nil {
+		t.Fatal(err)
+	}
+	want := `SESSION  USER   UID   CLASS       SERVICE  TTY    REMOTE     LEADER  EXPECTED  ACTUAL  VERDICT
+1        alice  1000  user        sshd     pts/0  -          101     ns0       ns0     ok
+c2       alice  1000  background  sshd     pts/0  -          102     ns0       host    violation
+3        carol  1002  user        sshd     -      192.0.2.7  103     host      host    ok
+4        alice  1000  manager     sshd     pts/0  -          104     -         -       exempt
+5        root   0     user        sshd     pts/0  -          105     host      -       gone
+
+USER MANAGER       USER   UID   PID  EXPECTED  ACTUAL  VERDICT
+user@1000.service  alice  1000  200  ns0       ns0     ok
+user@1002.service  carol  1002  202  host      ns1     violation
+
+drop-ins that do not match the config (netns-session sync fixes them):
+  user@1004.service of dave: has a drop-in it should not have: no line matches; unmapped = host
+
+session c2 of alice: violation: process 102 runs in netns 4:4026531840, not in /run/netns/ns0 (4:4026532100): user line for alice
+user@1002.service of carol: violation: process 202 runs in netns 4:4026532101, not in /proc/1/ns/net (4:4026531840): no line matches; unmapped = host
+
+5 sessions, 2 user managers: 3 violations, 0 unknown verdicts
+`
+	if got := out.String(); got != want {
+		t.Errorf("status output:\n%s\nwant:\n%s", got, want)
+	}
+	if got := report.exitStatus(); got != statusViolation {
+		t.Errorf("exit status %d, want %d", got, statusViolation)
+	}
+}
+
+func TestStatusJSON(t *testing.T) {
+	report, err := statusFixture(t, aliceInNs0, &reconcile.Report{DryRun: true}, nil).take(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := report.writeJSON(&out); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Sessions   []map[string]any `json:"sessions"`
+		Managers   []map[string]any `json:"managers"`
+		DropIns    []map[string]any `json:"drop_ins"`
+		Warnings   []string         `json:"warnings"`
+		Violations int              `json:"violations"`
+		Unknown    int              `json:"unknown"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v:\n%s", err, out.String())
+	}
+	if len(got.Sessions) != 5 || len(got.Managers) != 2 || got.DropIns == nil || got.Warnings == nil {
+		t.Fatalf("want 5 sessions, 2 managers and empty lists, not nulls:\n%s", out.String())
+	}
+	wantSession := map[string]any{
+		"id": "c2", "user": "alice", "uid": 1000.0, "class": "background", "service": "sshd", "leader": 102.0,
+		"expected": "/run/netns/ns0", "expected_id": ns0Netns.String(), "actual_id": hostNetns.String(), "actual_name": "host",
+		"verdict": "violation",
+	}
+	for k, v := range wantSession {
+		if got.Sessions[1][k] != v {
+			t.Errorf("session c2: %s = %#v, want %#v", k, got.Sessions[1][k], v)
+		}
+	}
+	if m := got.Managers[1]; m["unit"] != "user@1002.service" || m["pid"] != 202.0 || m["actual_id"] != ns1Netns.String() || m["verdict"] != "violation" {
+		t.Errorf("manager of carol: %v", m)
+	}
+	if got.Violations != 2 || got.Unknown != 0 {
+		t.Errorf("violations %d, unknown %d; want 2 and 0", got.Violations, got.Unknown)
+	}
+}
+
+func TestStatusExitStatus(t *testing.T) {
+	escaped := logind.Session{ID: "8", User: "alice", UID: 1000, Leader: 102, Class: logind.ClassUser}
+	unknown := logind.Session{ID: "10", User: "mallory", UID: 1666, Leader: 101, Class: logind.ClassUser}
+	staleDropIn := &reconcile.Report{Changes: []reconcile.Change{{Action: reconcile.Write, UID: 1000, User: "alice", Netns: "/run/netns/ns0"}}}
+	tests := []struct {
+		name      string
+		extra     []logind.Session
+		dropIns   *reconcile.Report
+		dropInErr error
+		want      int
+	}{
+		{name: "everything in place", dropIns: &reconcile.Report{}, want: 0},
+		{name: "a session escaped", extra: []logind.Session{escaped}, dropIns: &reconcile.Report{}, want: statusViolation},
+		{name: "a stale drop-in", dropIns: staleDropIn, want: statusViolation},
+		{name: "drop-ins could not be checked", dropIns: &reconcile.Report{}, dropInErr: errors.New("looking up uid 1005: LDAP down"), want: statusIncomplete},
+		{name: "a user unknown", extra: []logind.Session{unknown}, dropIns: &reconcile.Report{}, want: statusIncomplete},
+		{name: "a violation beats an unknown verdict", extra: []logind.Session{unknown, escaped}, dropIns: &reconcile.Report{}, want: statusViolation},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := statusFixture(t, "alice ns0\ncarol ns1\n", tt.dropIns, tt.dropInErr)
+			// alice in ns0 and carol in ns1, as their managers are.
+			sys := s.logind.(fakeConn).sys
+			sys.sessions = append([]logind.Session{sys.sessions[0], {ID: "9", User: "carol", UID: 1002, Leader: 202, Class: logind.ClassUser}}, tt.extra...)
+			report, err := s.take(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := report.exitStatus(); got != tt.want {
+				var out bytes.Buffer
+				report.writeText(&out)
+				t.Errorf("exit status %d, want %d\n%s", got, tt.want, out.String())
+			}
+		})
+	}
+}
