@@ -98,12 +98,6 @@ func NewJudge(cfg *config.Config, users config.Directory) *Judge {
 // and later), judged as user managers.
 var exemptClasses = []string{logind.ClassGreeter, logind.ClassLockScreen, logind.ClassManager, logind.ClassManagerEarly}
 
-// IsManagerClass reports whether class is that of a user manager's own
-// session (systemd 256 and later).
-func IsManagerClass(class string) bool {
-	return class == logind.ClassManager || class == logind.ClassManagerEarly
-}
-
 // Session judges a session by its leader, the process that opened it, whose
 // namespace every process of the session inherits. Every class but the
 // exempt ones is judged, so classes systemd adds later are too.
