@@ -16,11 +16,15 @@ LDFLAGS    := -s -w -X main.version=$(VERSION)
 BIN        := netns-session
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME   ?= 60s
+# fuzz-long gives the config parser, which reads what administrators write,
+# the long run; the other parsers read what the kernel and pam_exec write.
+FUZZTIME_LONG        ?= 10m
+FUZZTIME_LONG_OTHERS ?= 2m
 NSPAWN_TIMEOUT ?= 40m
 
 UNIT_PKGS   = $(shell $(GO) list ./... | grep -v /tests/)
 
-.PHONY: all build test test-unit test-nspawn demo fuzz lint install deps clean
+.PHONY: all build test test-unit test-nspawn demo fuzz fuzz-long lint install deps clean
 
 all: build
 
@@ -46,6 +50,13 @@ demo: deps
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/config
+
+# fuzz-long runs every fuzz target in turn. A crasher lands in the package's
+# testdata/fuzz/TARGET/ and stays there as a regression case.
+fuzz-long:
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME_LONG) ./internal/config
+	$(GO) test -run='^$$' -fuzz='^FuzzParsePAMEnviron$$' -fuzztime=$(FUZZTIME_LONG_OTHERS) ./cmd/netns-session
+	$(GO) test -run='^$$' -fuzz='^FuzzParseSyscall$$' -fuzztime=$(FUZZTIME_LONG_OTHERS) ./internal/nsjoin
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
