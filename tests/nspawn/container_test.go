@@ -52,6 +52,7 @@ type Container struct {
 	Name  string // nspawn's machine name, unique across runs
 
 	image   string   // the overlay's lower directory
+	binary  string   // bound in at /usr/sbin/netns-session
 	dir     string   // upper/, work/, root/ (the merged tree) and console.log
 	cgroups []string // where nspawn starts, see cgroupGroup
 
@@ -71,9 +72,25 @@ type machine struct {
 // waits until systemd reports the system running.
 func boot(t *testing.T, s Suite) *Container {
 	t.Helper()
+	return bootWith(t, s, bootOptions{})
+}
+
+// bootOptions change what bootWith puts in a container.
+type bootOptions struct {
+	// binary is bound in at /usr/sbin/netns-session instead of the build
+	// under test, e.g. the fault-injection build.
+	binary string
+}
+
+// bootWith is boot with options.
+func bootWith(t *testing.T, s Suite, opts bootOptions) *Container {
+	t.Helper()
 	requireHarness(t)
 	image := imageFor(t, s)
-	c, err := newContainer(s, image)
+	if opts.binary == "" {
+		opts.binary = binary
+	}
+	c, err := newContainer(s, image, opts.binary)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +102,7 @@ func boot(t *testing.T, s Suite) *Container {
 // newContainer creates the directories and cgroups of a container and
 // registers it for the signal handler, which holds live's lock for good once
 // it runs: nothing is created after the handler has cleaned up.
-func newContainer(s Suite, image string) (*Container, error) {
+func newContainer(s Suite, image, binaryPath string) (*Container, error) {
 	live.Lock()
 	defer live.Unlock()
 	dir, err := os.MkdirTemp(runDir, s.Name+"-")
@@ -96,6 +113,7 @@ func newContainer(s Suite, image string) (*Container, error) {
 		Suite:   s,
 		Name:    "nst-" + filepath.Base(dir),
 		image:   image,
+		binary:  binaryPath,
 		dir:     dir,
 		cgroups: cgroupsOf(filepath.Base(runDir), filepath.Base(dir)),
 		execs:   map[int]struct{}{},
@@ -144,7 +162,7 @@ exec systemd-nspawn "$@"`
 	cmd := isolated(context.Background(), script,
 		c.image, filepath.Join(c.dir, "upper"), filepath.Join(c.dir, "work"), root, strings.Join(c.cgroups, " "),
 		"--directory="+root, "--boot", "--private-network", "--keep-unit", "--register=no",
-		"--machine="+c.Name, "--bind-ro="+binary+":/usr/sbin/netns-session",
+		"--machine="+c.Name, "--bind-ro="+c.binary+":/usr/sbin/netns-session",
 		"--setenv=SYSTEMD_COLORS=0") // a console log without escape sequences
 	cmd.Stdout, cmd.Stderr = console, console
 	if err := startIsolated(cmd); err != nil {

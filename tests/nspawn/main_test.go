@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -120,16 +121,16 @@ func setUp() error {
 	if runDir, err = claimRunDir(runs); err != nil {
 		return err
 	}
-	return buildBinary()
+	binary = filepath.Join(runDir, "netns-session")
+	return buildBinary(binary)
 }
 
-// buildBinary builds the command under test once per test binary.
-func buildBinary() error {
-	binary = filepath.Join(runDir, "netns-session")
-	cmd := exec.Command("go", "build", "-o", binary, "./cmd/netns-session")
+// buildBinary builds the command under test, with build tags, at out.
+func buildBinary(out string, tags ...string) error {
+	cmd := exec.Command("go", "build", "-tags", strings.Join(tags, ","), "-o", out, "./cmd/netns-session")
 	cmd.Dir = "../.." // go test runs in the package directory, tests/nspawn
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building netns-session: %w\n%s", err, out)
+	if output, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building netns-session (tags %q): %w\n%s", tags, err, output)
 	}
 	return nil
 }

@@ -1,0 +1,364 @@
+package nspawn
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// journalCursor returns the cursor of the last entry in c's journal, so that
+// journalSays can look only at what comes after.
+func journalCursor(t *testing.T, c *Container) string {
+	t.Helper()
+	out := strings.TrimSpace(c.Run(t, "journalctl", "--quiet", "--lines=0", "--show-cursor"))
+	cursor, ok := strings.CutPrefix(out, "-- cursor: ")
+	if !ok {
+		t.Fatalf("journalctl --show-cursor printed %q", out)
+	}
+	return cursor
+}
+
+// journalSays fails the test unless netns-session logs want after cursor
+// within a few seconds: journald stores what it is sent asynchronously.
+func journalSays(t *testing.T, c *Container, cursor, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		logged := loggedAfter(t, c, cursor)
+		for _, msg := range logged {
+			if strings.Contains(msg, want) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("netns-session did not log %q; it logged:\n%s", want, strings.Join(logged, "\n"))
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// loggedAfter returns the messages netns-session logged after cursor. It
+// filters the entries itself: journalctl 252 shows nothing when a match
+// and --after-cursor are combined.
+func loggedAfter(t *testing.T, c *Container, cursor string) []string {
+	t.Helper()
+	var msgs []string
+	for line := range strings.Lines(c.Run(t, "journalctl", "--no-pager", "--output=json", "--after-cursor="+cursor)) {
+		var entry struct {
+			Identifier json.RawMessage `json:"SYSLOG_IDENTIFIER"`
+			Message    json.RawMessage `json:"MESSAGE"`
+		}
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("parsing journal entry %q: %v", line, err)
+		}
+		if journalField(entry.Identifier) == "netns-session" {
+			msgs = append(msgs, journalField(entry.Message))
+		}
+	}
+	return msgs
+}
+
+// journalField decodes a field of journalctl's JSON output: a string, or an
+// array of bytes when the value holds control characters.
+func journalField(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var b []byte
+	var ints []int
+	if json.Unmarshal(raw, &ints) == nil {
+		for _, i := range ints {
+			b = append(b, byte(i))
+		}
+	}
+	return string(b)
+}
+
+// waitForFile returns the content of path in c once it is not empty.
+func waitForFile(t *testing.T, c *Container, path string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if out, _, err := c.Exec(t.Context(), "cat", path); err == nil && out != "" {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still missing or empty after %v", path, timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestAttackLeaveTheNetns has alice, mapped to ns0, try every way out of it
+// that an unprivileged user has.
+func TestAttackLeaveTheNetns(t *testing.T) {
+	forEachSuite(t, func(t *testing.T, s Suite) {
+		f := newLoginFixture(t, s)
+		c := f.c
+		restartSSH(t, c)
+		alice := func(t *testing.T, script string) (string, string, error) {
+			t.Helper()
+			stdout, stderr, err := c.SSH(t.Context(), "alice", script)
+			return strings.TrimSpace(stdout), stderr, err
+		}
+		// cron starts jobs on the minute: the crontab goes in first, its
+		// check comes last.
+		if _, stderr, err := alice(t, `echo '* * * * * `+strings.ReplaceAll(netnsOfSelf, "%", `\%`)+` > ~/cron.out' | crontab -`); err != nil {
+			t.Fatalf("installing alice's crontab: %v\n%s", err, stderr)
+		}
+
+		for _, tt := range []struct{ name, command string }{
+			{"nsenter into the host netns is refused", "nsenter --net=/proc/1/ns/net " + netnsOfSelf},
+			{"nsenter into another named netns is refused", "nsenter --net=/run/netns/ns1 " + netnsOfSelf},
+			{"unshare -n is refused", "unshare --net " + netnsOfSelf},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				if stdout, _, err := alice(t, tt.command); err == nil {
+					t.Errorf("%q succeeded as alice, printing %q", tt.command, stdout)
+				}
+			})
+		}
+
+		t.Run("a netns of her own reaches nothing on the host", func(t *testing.T) {
+			// sshd listens on the host netns's loopback: reachable from there
+			// (the control), from nowhere else.
+			const connect = `exec 3<>/dev/tcp/127.0.0.1/22 && echo connected`
+			c.Run(t, "bash", "-c", connect)
+			if stdout, _, err := alice(t, connect); err == nil || strings.Contains(stdout, "connected") {
+				t.Errorf("alice reached the host's sshd from ns0: %q, err %v", stdout, err)
+			}
+			// A user namespace lets her create a network namespace, which
+			// starts with nothing but a loopback device.
+			stdout, stderr, err := alice(t, `unshare --map-root-user --net bash -c 'PATH=$PATH:/usr/sbin:/sbin ip link set lo up; `+netnsOfSelf+`; `+connect+`'`)
+			if strings.Contains(stdout, "connected") {
+				t.Errorf("alice reached the host's sshd from a netns of her own: %q, err %v", stdout, err)
+			}
+			if own := strings.Fields(stdout); len(own) == 0 || own[0] == f.ns0 || own[0] == f.host {
+				t.Errorf("unshare --map-root-user --net did not create a netns (output %q), so the attempt proves nothing\n%s", stdout, stderr)
+			}
+		})
+
+		t.Run("systemd-run --user lands in the mapped netns, whatever it asks for", func(t *testing.T) {
+			for _, tt := range []struct {
+				args      string
+				mayRefuse bool // asking for another netns may fail instead
+			}{
+				{args: "--wait --pipe"},
+				{args: "--scope"},
+				{args: "--wait --pipe -p NetworkNamespacePath=/proc/1/ns/net", mayRefuse: true},
+				{args: "--wait --pipe -p NetworkNamespacePath=/run/netns/ns1", mayRefuse: true},
+				{args: "--wait --pipe -p PrivateNetwork=no"},
+			} {
+				stdout, stderr, err := alice(t, "systemd-run --user --quiet "+tt.args+" "+netnsOfSelf)
+				switch {
+				case err != nil && tt.mayRefuse:
+				case err != nil:
+					t.Errorf("systemd-run --user %s: %v\n%s", tt.args, err, stderr)
+				case stdout != f.ns0:
+					t.Errorf("systemd-run --user %s ran in %q, want %s (ns0)", tt.args, stdout, f.ns0)
+				}
+			}
+		})
+
+		t.Run("an at job lands in the mapped netns", func(t *testing.T) {
+			if _, stderr, err := alice(t, `echo '`+netnsOfSelf+` > ~/at.out' | at now`); err != nil {
+				t.Fatalf("at: %v\n%s", err, stderr)
+			}
+			if got := strings.TrimSpace(waitForFile(t, c, "/home/alice/at.out", 30*time.Second)); got != f.ns0 {
+				t.Errorf("at job of alice ran in %s, want %s (ns0)", got, f.ns0)
+			}
+		})
+
+		t.Run("sudo without rights is denied and runs nothing", func(t *testing.T) {
+			for _, command := range []string{
+				"sudo -n touch /run/sudo-ran",
+				"sudo -S touch /run/sudo-ran </dev/null",
+				"echo | sudo -S -u bob touch /run/sudo-ran",
+			} {
+				if _, _, err := alice(t, command); err == nil {
+					t.Errorf("%q succeeded as alice", command)
+				}
+			}
+			if _, _, err := c.Exec(t.Context(), "test", "-e", "/run/sudo-ran"); err == nil {
+				t.Errorf("sudo ran a command for alice")
+			}
+		})
+
+		// A planted item, if the hook believed it, would leave the session
+		// on the host: bob is unmapped, and close_session and the user
+		// manager's own service are no-ops.
+		plants := []string{"PAM_USER=bob", "PAM_TYPE=close_session", "PAM_SERVICE=systemd-user"}
+
+		t.Run("PAM items sent with ssh SetEnv do not steer the hook", func(t *testing.T) {
+			c.WriteFile(t, "/etc/ssh/sshd_config.d/acceptenv.conf", "AcceptEnv PAM_* NETNS*\n", 0o644)
+			restartSSH(t, c)
+			defer func() {
+				c.Run(t, "rm", "-f", "/etc/ssh/sshd_config.d/acceptenv.conf", "/root/.ssh/config")
+				restartSSH(t, c)
+			}()
+			for _, plant := range plants {
+				c.WriteFile(t, "/root/.ssh/config", "Host 127.0.0.1\n\tSetEnv "+plant+"\n", 0o600)
+				assertPlantIgnored(t, c, f, plant)
+			}
+		})
+
+		t.Run("PAM items planted in ~/.pam_environment do not steer the hook", func(t *testing.T) {
+			// Debian reads ~/.pam_environment only after the session stack
+			// ran; here pam_env fills the PAM environment before the hook.
+			c.Sh(t, `sed -i 's|^@include common-session$|session required pam_env.so user_readenv=1 envfile=/dev/null\n&|' /etc/pam.d/sshd`)
+			defer func() {
+				c.Sh(t, `sed -i '/^session required pam_env.so user_readenv=1 envfile=\/dev\/null$/d' /etc/pam.d/sshd`)
+				c.Run(t, "rm", "-f", "/home/alice/.pam_environment")
+			}()
+			for _, plant := range plants {
+				name, value, _ := strings.Cut(plant, "=")
+				c.WriteFile(t, "/home/alice/.pam_environment", name+" DEFAULT="+value+"\n", 0o644)
+				c.Run(t, "chown", "alice:alice", "/home/alice/.pam_environment")
+				assertPlantIgnored(t, c, f, plant)
+			}
+		})
+
+		t.Run("a cron job lands in the mapped netns", func(t *testing.T) {
+			if got := strings.TrimSpace(waitForFile(t, c, "/home/alice/cron.out", 2*time.Minute)); got != f.ns0 {
+				t.Errorf("cron job of alice ran in %s, want %s (ns0)", got, f.ns0)
+			}
+		})
+	})
+}
+
+// assertPlantIgnored logs alice in with plant, NAME=VALUE, set up to reach
+// her session, and checks that it did reach her shell and that she still
+// lands in ns0.
+func assertPlantIgnored(t *testing.T, c *Container, f *loginFixture, plant string) {
+	t.Helper()
+	stdout, stderr, err := c.SSH(t.Context(), "alice", netnsOfSelf+"; env")
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if err != nil || len(lines) == 0 {
+		t.Fatalf("alice with %s planted: %v\n%s", plant, err, stderr)
+	}
+	if lines[0] != f.ns0 {
+		t.Errorf("alice with %s planted landed in %s, want %s (ns0; host is %s)", plant, lines[0], f.ns0, f.host)
+	}
+	found := false
+	for _, line := range lines[1:] {
+		found = found || line == plant
+	}
+	if !found {
+		t.Errorf("%s did not reach alice's session, so the attempt proves nothing; her environment:\n%s", plant, strings.Join(lines[1:], "\n"))
+	}
+}
+
+// TestAttackConfigRefused shows that the hook refuses a config anyone but
+// root could have written, and names it cannot trust, and a PAM_USER that
+// is no user.
+func TestAttackConfigRefused(t *testing.T) {
+	forEachSuite(t, func(t *testing.T, s Suite) {
+		f := newLoginFixture(t, s)
+		c := f.c
+		restartSSH(t, c)
+		const dropInDir = "/etc/security/netns-session.d"
+		c.Run(t, "install", "-d", "-m", "0755", dropInDir)
+		if got, stderr, err := sshNetns(t.Context(), c, "alice"); err != nil || got != f.ns0 {
+			t.Fatalf("alice before any attack: netns %q, err %v, want %s (ns0)\n%s", got, err, f.ns0, stderr)
+		}
+
+		// deniedWith logs alice in and checks that she is denied and the
+		// journal says why.
+		deniedWith := func(t *testing.T, why string) {
+			t.Helper()
+			cursor := journalCursor(t, c)
+			if got, _, err := sshNetns(t.Context(), c, "alice"); err == nil {
+				t.Errorf("alice got a shell in %s (ns0 %s, host %s); want the login denied", got, f.ns0, f.host)
+			}
+			journalSays(t, c, cursor, why)
+		}
+
+		for _, tt := range []struct{ name, attack, undo, why string }{
+			{
+				name:   "config file owned by a user",
+				attack: "chown alice " + configPath, undo: "chown root " + configPath,
+				why: configPath + ": refusing: owned by uid 1001, not root",
+			},
+			{
+				name:   "config file writable by its group",
+				attack: "chmod 0664 " + configPath, undo: "chmod 0644 " + configPath,
+				why: configPath + ": refusing: writable by its group",
+			},
+			{
+				name:   "config file writable by others",
+				attack: "chmod 0646 " + configPath, undo: "chmod 0644 " + configPath,
+				why: configPath + ": refusing: writable by others",
+			},
+			{
+				name:   "config directory writable by its group",
+				attack: "chmod 0775 /etc/security", undo: "chmod 0755 /etc/security",
+				why: "/etc/security: refusing: writable by its group",
+			},
+			{
+				name:   "drop-in directory owned by a user",
+				attack: "chown alice " + dropInDir, undo: "chown root " + dropInDir,
+				why: dropInDir + ": refusing: owned by uid 1001, not root",
+			},
+			{
+				name:   "drop-in directory writable by others",
+				attack: "chmod 0757 " + dropInDir, undo: "chmod 0755 " + dropInDir,
+				why: dropInDir + ": refusing: writable by others",
+			},
+			{
+				name:   "drop-in file writable by its group",
+				attack: "echo 'alice -' > " + dropInDir + "/50-mine.conf; chmod 0664 " + dropInDir + "/50-mine.conf",
+				undo:   "rm " + dropInDir + "/50-mine.conf",
+				why:    dropInDir + "/50-mine.conf: refusing: writable by its group",
+			},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				c.Sh(t, tt.attack)
+				defer c.Sh(t, tt.undo)
+				deniedWith(t, tt.why)
+			})
+		}
+
+		// loginConfig has four lines: the bad one is line 5.
+		for _, tt := range []struct{ name, line string }{
+			{"user name with a slash", "al/ice ns1"},
+			{"user name ..", ".. ns1"},
+			{"user name with a space", "al ice ns1"},
+			{"user name with a control character", "al\x1bice ns1"},
+			{"netns name with a slash", "bob ns/../ns1"},
+			{"netns name ..", "bob .."},
+			{"netns path with ..", "bob /run/netns/../../proc/1/ns/net"},
+			{"netns name with a space", "bob ns 1"},
+			{"netns name with a control character", "bob ns\x07"},
+		} {
+			t.Run("config with a "+tt.name, func(t *testing.T) {
+				c.WriteFile(t, configPath, loginConfig+tt.line+"\n", 0o644)
+				defer c.WriteFile(t, configPath, loginConfig, 0o644)
+				deniedWith(t, configPath+":5: ")
+			})
+		}
+
+		// pamtester drives the hook with any PAM_USER, through a service
+		// of its own.
+		c.WriteFile(t, "/etc/pam.d/netns-attack", "auth required pam_permit.so\naccount required pam_permit.so\n"+hookLine+"\n", 0o644)
+		c.Run(t, "pamtester", "netns-attack", "alice", "open_session")
+		for _, tt := range []struct{ name, user string }{
+			{"parent directory", "../x"},
+			{"dot-dot", ".."},
+			{"slash", "al/ice"},
+			{"space", "al ice"},
+			{"trailing newline", "alice\n"},
+			{"control character", "al\x1bice"},
+		} {
+			t.Run("PAM_USER with a "+tt.name, func(t *testing.T) {
+				cursor := journalCursor(t, c)
+				if _, _, err := c.Exec(t.Context(), "pamtester", "netns-attack", tt.user, "open_session"); err == nil {
+					t.Errorf("pamtester opened a session for %q", tt.user)
+				}
+				journalSays(t, c, cursor, "session denied: cannot look up user "+tt.user)
+			})
+		}
+	})
+}
