@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
+	"time"
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/nsjoin"
@@ -82,7 +84,7 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 			return nil, err
 		}
 		if systemd {
-			if err := h.checkUserManager(user, target); err != nil {
+			if err := h.checkUserManager(ctx, user, target); err != nil {
 				return nil, err
 			}
 		}
@@ -133,26 +135,37 @@ func (h *pamHook) writeDropIn(ctx context.Context, lock *units.Lock, user *confi
 
 // checkUserManager refuses the session when the user's manager already runs
 // outside target: the user's services would silently keep the wrong network.
-func (h *pamHook) checkUserManager(user *config.User, target string) error {
-	pid, err := h.units.UserManagerPID(user.UID)
-	if errors.Is(err, units.ErrNotRunning) {
-		return nil
-	}
-	if err != nil {
-		return &denial{reason: "cannot check your running user manager", err: err}
-	}
-	same, err := nsjoin.SameNetns(fmt.Sprintf("/proc/%d/ns/net", pid), target)
-	if err != nil {
-		return &denial{reason: "cannot check your running user manager", err: err}
-	}
-	if !same {
-		return &denial{
-			reason: fmt.Sprintf("user@%d.service of %s already runs in another network namespace; end all of %s's sessions, or run `systemctl stop user@%d.service` as root, then log in again",
-				user.UID, user.Name, user.Name, user.UID),
-			err: fmt.Errorf("user manager PID %d is not in %s", pid, target),
+// A manager that a concurrent login is starting may sit outside for a moment
+// (see managerSettle); only one still outside after that is refused.
+func (h *pamHook) checkUserManager(ctx context.Context, user *config.User, target string) error {
+	deadline := time.Now().Add(managerSettle)
+	for {
+		pid, err := h.units.UserManagerPID(user.UID)
+		if errors.Is(err, units.ErrNotRunning) {
+			return nil
+		}
+		if err != nil {
+			return &denial{reason: "cannot check your running user manager", err: err}
+		}
+		same, err := nsjoin.SameNetns(fmt.Sprintf("/proc/%d/ns/net", pid), target)
+		switch {
+		case same:
+			return nil
+		case err != nil && !errors.Is(err, fs.ErrNotExist): // gone: look again
+			return &denial{reason: "cannot check your running user manager", err: err}
+		case time.Now().After(deadline):
+			return &denial{
+				reason: fmt.Sprintf("user@%d.service of %s already runs in another network namespace; end all of %s's sessions, or run `systemctl stop user@%d.service` as root, then log in again",
+					user.UID, user.Name, user.Name, user.UID),
+				err: fmt.Errorf("user manager PID %d is not in %s after %v", pid, target, managerSettle),
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return &denial{reason: "cannot check your running user manager", err: ctx.Err()}
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	return nil
 }
 
 // join moves the login process - our parent, waiting for us - into target.

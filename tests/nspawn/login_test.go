@@ -90,7 +90,9 @@ func newLoginFixture(t *testing.T, s Suite) *loginFixture {
 	// A dozen logins at once exceed sshd's default of 10 unauthenticated
 	// connections.
 	c.WriteFile(t, "/etc/ssh/sshd_config.d/maxstartups.conf", "MaxStartups 50\n", 0o644)
-	c.Run(t, "systemctl", "reload", "ssh.service")
+	// restart, not reload: a reloading sshd re-executes and refuses
+	// connections for a moment; restart returns once it is ready.
+	c.Run(t, "systemctl", "restart", "ssh.service")
 	return &loginFixture{
 		c:    c,
 		host: netnsID(t, c, "/proc/1/ns/net"),
@@ -182,21 +184,28 @@ ExecStart=/bin/sh -c 'stat -L -c %%d:%%i /proc/self/ns/net > %h/probe.out'
 				t.Errorf("su bob from ns0: netns %s, want %s (host)", got, f.host)
 			}
 		})
-		t.Run("concurrent logins of one user all land right", func(t *testing.T) {
+		t.Run("concurrent first logins all land right", func(t *testing.T) {
+			// With no manager running, the logins race to start it: the
+			// manager shows up in its cgroup before it enters ns0.
+			c.Run(t, "systemctl", "stop", "user@1001.service", "user@1003.service")
 			const n = 12
+			users := []struct{ name, want string }{{"alice", f.ns0}, {"carol", f.ns1}}
 			var wg sync.WaitGroup
 			results := make([]string, n)
 			errs := make([]error, n)
 			for i := range n {
 				wg.Go(func() {
-					results[i], _, errs[i] = sshNetns(t.Context(), c, "alice")
+					results[i], _, errs[i] = sshNetns(t.Context(), c, users[i%2].name)
 				})
 			}
 			wg.Wait()
 			for i := range n {
-				if errs[i] != nil || results[i] != f.ns0 {
-					t.Errorf("login %d of %d: netns %q, err %v, want %s", i+1, n, results[i], errs[i], f.ns0)
+				if u := users[i%2]; errs[i] != nil || results[i] != u.want {
+					t.Errorf("login %d of %d (%s): netns %q, err %v, want %s", i+1, n, u.name, results[i], errs[i], u.want)
 				}
+			}
+			if t.Failed() {
+				t.Logf("journal:\n%s", c.Run(t, "journalctl", "--no-pager", "-o", "cat", "-t", "netns-session", "NETNS_SESSION_ACTION=deny"))
 			}
 		})
 		t.Run("sshd keeps serving and leaks no fds", func(t *testing.T) {
