@@ -25,7 +25,8 @@ func checkCommand() *cli.Command {
 (in lexical order) the way the PAM hook does, and prints every mapping: the
 selector and namespace as written, the namespace file, whether that file is a
 network namespace, what NSS knows of the user or group, and where the line is.
-Then the policy for unmapped users, then every problem, one per line.
+Then the policy for unmapped users and what the watcher does with a session
+outside its namespace, then every problem, one per line.
 
 The config has one mapping per line, "#" starts a comment:
 
@@ -36,6 +37,8 @@ The config has one mapping per line, "#" starts a comment:
    *          guest            # everyone no other line matches
    unmapped = keep             # unmatched users keep the login's namespace
                                # (default: unmapped = host)
+   enforce = warn              # the watcher only logs a misplaced session
+                               # (default: enforce = terminate)
 
 A user's own line wins, then the first @group line (in file order) of a group
 the user is in, then "*". Group membership comes from NSS: the user's group list
@@ -117,6 +120,7 @@ func (ck *checker) all(path string) error {
 			tw.Flush()
 		}
 		fmt.Fprintf(ck.out, "\nunmapped = %s: %s\n", cfg.Unmapped, describeUnmapped(cfg.Unmapped))
+		fmt.Fprintf(ck.out, "enforce = %s: %s\n", cfg.Enforce, describeEnforce(cfg.Enforce))
 	}
 	return ck.finish(cfg != nil)
 }
@@ -246,6 +250,13 @@ func describeUnmapped(p config.UnmappedPolicy) string {
 		return "users no line matches stay in the namespace of the process they log in from"
 	}
 	return "users no line matches join the host network namespace"
+}
+
+func describeEnforce(p config.EnforcePolicy) string {
+	if p == config.EnforceWarn {
+		return "the watcher logs a session found outside its namespace"
+	}
+	return "the watcher ends a session found outside its namespace"
 }
 
 func plural(n int, word string) string {

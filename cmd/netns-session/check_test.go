@@ -79,6 +79,7 @@ alice      /proc/self/ns/net  /proc/self/ns/net  ok          uid 1000       CONF
 *          /proc/self/ns/net  /proc/self/ns/net  ok          everyone else  CONF:4
 
 unmapped = host: users no line matches join the host network namespace
+enforce = terminate: the watcher ends a session found outside its namespace
 0 errors, 0 warnings
 `,
 		},
@@ -91,6 +92,7 @@ bob       /proc/self/ns/uts           /proc/self/ns/uts                      not
 @staff    /proc/self/status           /proc/self/status                      not a netns: not a namespace file    unknown group  CONF:4
 
 unmapped = keep: users no line matches stay in the namespace of the process they log in from
+enforce = terminate: the watcher ends a session found outside its namespace
 
 error: CONF:5: duplicate selector "alice" (first at CONF:2)
 error: CONF:6: missing namespace after "broken": want SELECTOR NETNS
@@ -106,7 +108,7 @@ warning: CONF:4: unknown group "staff": the line matches nobody
 		{
 			name:   "nothing mapped",
 			config: "# as shipped\n",
-			want:   "no mappings\n\nunmapped = host: users no line matches join the host network namespace\n0 errors, 0 warnings\n",
+			want:   "no mappings\n\nunmapped = host: users no line matches join the host network namespace\nenforce = terminate: the watcher ends a session found outside its namespace\n0 errors, 0 warnings\n",
 		},
 	}
 	for _, tt := range tests {
