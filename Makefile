@@ -13,6 +13,12 @@ DESTDIR    ?=
 GO         ?= go
 VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    := -s -w -X main.version=$(VERSION)
+# urfave_cli_no_docs leaves out the CLI's man page and markdown writers, whose
+# package init costs every login a third of a millisecond (BENCHMARKS.md).
+# TAGS adds build tags, comma-separated.
+TAGS       ?=
+comma      := ,
+GOTAGS      = $(subst $() $(),$(comma),$(strip urfave_cli_no_docs $(subst $(comma), ,$(TAGS))))
 BIN        := netns-session
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME   ?= 60s
@@ -29,7 +35,7 @@ UNIT_PKGS   = $(shell $(GO) list ./... | grep -v /tests/)
 all: build
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/netns-session
+	$(GO) build -trimpath -tags '$(GOTAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/netns-session
 
 test: test-unit test-nspawn
 

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -36,8 +37,26 @@ then runs in that namespace; unmapped users stay on the host network.`,
 }
 
 func main() {
+	if opts, ok := pamLineOptions(os.Args); ok {
+		os.Exit(runPAM(context.Background(), opts, nil))
+	}
 	if err := newApp().Run(os.Args); err != nil {
 		fmt.Fprintf(os.Stderr, "netns-session: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// pamLineOptions returns the options of `netns-session pam ARGS...` when
+// every ARG has the PAM line's key=value form. pam_exec starts the hook so on
+// every login, and building the CLI would cost each login about 0.1 ms
+// (BENCHMARKS.md); flags, help and bad arguments go through the CLI.
+func pamLineOptions(argv []string) (pamOptions, bool) {
+	if len(argv) < 2 || argv[1] != "pam" {
+		return pamOptions{}, false
+	}
+	opts, err := pamOptions{}.withPAMArgs(argv[2:])
+	if err != nil {
+		return pamOptions{}, false
+	}
+	return opts, true
 }

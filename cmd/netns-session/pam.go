@@ -80,12 +80,22 @@ func (opts pamOptions) withPAMArgs(args []string) (pamOptions, error) {
 }
 
 func runPAMCommand(c *cli.Context) error {
-	start := time.Now()
 	opts, optsErr := pamOptions{
 		configPath: c.String("config"),
 		logPath:    c.String("log"),
 		debug:      c.Bool("debug"),
 	}.withPAMArgs(c.Args().Slice())
+	if runPAM(c.Context, opts, optsErr) != 0 {
+		return cli.Exit("", 1)
+	}
+	return nil
+}
+
+// runPAM opens the session pam_exec runs it for and returns the exit status:
+// 0 lets the session open. A bad pam argument, optsErr, counts as a broken
+// config.
+func runPAM(ctx context.Context, opts pamOptions, optsErr error) int {
+	start := time.Now()
 	log := newEventLog(opts.debug)
 	if opts.logPath != "" {
 		if err := log.openFile(opts.logPath); err != nil {
@@ -102,7 +112,7 @@ func runPAMCommand(c *cli.Context) error {
 	log.set("RHOST", req.RHost)
 	log.set("TYPE", req.Type)
 
-	ctx, cancel := context.WithTimeout(c.Context, pamBudget)
+	ctx, cancel := context.WithTimeout(ctx, pamBudget)
 	defer cancel()
 	h := &pamHook{log: log, opts: opts, optsErr: optsErr, units: units.New(), users: config.NSS()}
 	placed, err := h.open(ctx, req)
@@ -117,7 +127,7 @@ func runPAMCommand(c *cli.Context) error {
 			"DURATION_US": strconv.FormatInt(time.Since(start).Microseconds(), 10),
 		})
 	}
-	return nil
+	return 0
 }
 
 // denial refuses a session: reason is the one line the user is shown, err
@@ -130,7 +140,7 @@ type denial struct {
 func (d *denial) Error() string { return d.reason + ": " + d.err.Error() }
 func (d *denial) Unwrap() error { return d.err }
 
-func deny(log *eventLog, start time.Time, err error) error {
+func deny(log *eventLog, start time.Time, err error) int {
 	var d *denial
 	if !errors.As(err, &d) {
 		d = &denial{reason: "internal error", err: err}
@@ -140,5 +150,5 @@ func deny(log *eventLog, start time.Time, err error) error {
 		"DURATION_US": strconv.FormatInt(time.Since(start).Microseconds(), 10),
 	})
 	fmt.Fprintf(os.Stderr, "netns-session: login refused: %s\n", d.reason)
-	return cli.Exit("", 1)
+	return 1
 }

@@ -47,3 +47,34 @@ func TestDenyKeepsReasonAndDetail(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+func TestPAMLineOptionsSkipsTheCLIOnlyForPAMLineArguments(t *testing.T) {
+	tests := []struct {
+		name   string
+		argv   []string
+		want   pamOptions
+		wantOK bool
+	}{
+		{name: "bare pam", argv: []string{"netns-session", "pam"}, wantOK: true},
+		{
+			name:   "seed arguments",
+			argv:   []string{"/usr/sbin/netns-session", "pam", "config=/etc/security/pam_netns.conf", "log=/var/log/netns.log", "debug"},
+			want:   pamOptions{configPath: "/etc/security/pam_netns.conf", logPath: "/var/log/netns.log", debug: true},
+			wantOK: true,
+		},
+		{name: "flag", argv: []string{"netns-session", "pam", "--debug"}},
+		{name: "flag after an argument", argv: []string{"netns-session", "pam", "debug", "--config=/x"}},
+		{name: "help", argv: []string{"netns-session", "pam", "help"}},
+		{name: "bad argument", argv: []string{"netns-session", "pam", "config="}},
+		{name: "other command", argv: []string{"netns-session", "check"}},
+		{name: "no command", argv: []string{"netns-session"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := pamLineOptions(tt.argv)
+			if ok != tt.wantOK || got != tt.want {
+				t.Errorf("pamLineOptions(%q) = %+v, %t; want %+v, %t", tt.argv, got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}

@@ -125,9 +125,11 @@ func setUp() error {
 	return buildBinary(binary)
 }
 
-// buildBinary builds the command under test, with build tags, at out.
+// buildBinary builds the command under test, with build tags, at out. It
+// runs `make build`, so the suites test the binary `make install` installs:
+// the Makefile is the one place that says how to build it.
 func buildBinary(out string, tags ...string) error {
-	cmd := exec.Command("go", "build", "-tags", strings.Join(tags, ","), "-o", out, "./cmd/netns-session")
+	cmd := exec.Command("make", "--no-print-directory", "build", "BIN="+out, "TAGS="+strings.Join(tags, ","))
 	cmd.Dir = "../.." // go test runs in the package directory, tests/nspawn
 	if output, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("building netns-session (tags %q): %w\n%s", tags, err, output)
