@@ -53,6 +53,8 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 		if req.User == "root" {
 			return h.rootFallback(ctx, req, err)
 		}
+		// A failing group source leaves a known user with an unknown policy.
+		h.keepManagerOff(ctx, user)
 		return nil, &denial{reason: fmt.Sprintf("cannot look up user %s", req.User), err: err}
 	}
 	uid := strconv.FormatUint(uint64(user.UID), 10)
@@ -108,6 +110,9 @@ func (h *pamHook) loadConfig() (*config.Config, error) {
 // repair the config.
 func (h *pamHook) rootFallback(ctx context.Context, req pamRequest, cause error) (*placement, error) {
 	if req.User != "root" {
+		if user, err := h.users.LookupUser(req.User); err == nil {
+			h.keepManagerOff(ctx, user)
+		}
 		return nil, &denial{reason: "the netns-session configuration is broken; ask an administrator (journalctl -t netns-session)", err: cause}
 	}
 	h.log.Error("config unusable, letting root in on the host network: "+cause.Error(), map[string]string{"ACTION": "root-fallback"})
@@ -115,6 +120,32 @@ func (h *pamHook) rootFallback(ctx context.Context, req pamRequest, cause error)
 		h.log.Error("joining root's session to the host network: "+err.Error(), nil)
 	}
 	return &placement{action: "root-fallback", netns: config.HostNetnsPath, uid: "0", message: "session of root placed on the host network despite the config error"}, nil
+}
+
+// noNetns is the namespace the drop-in of a user with an unknown policy
+// names: /dev/null always exists and is never a namespace, so systemd fails
+// to start the manager (status 225/NETWORK).
+const noNetns = "/dev/null"
+
+// keepManagerOff is for a session denied because the policy of its user
+// cannot be known: the config is unusable, or a group lookup failed.
+// pam_systemd runs after a failed "required" module too, and without a
+// drop-in would start the user's manager, and the services the user enabled,
+// on the host network. A drop-in naming noNetns makes it fail to start
+// instead, until a login under a usable policy writes the right one. A
+// manager already running is left alone. user may be nil (not found).
+func (h *pamHook) keepManagerOff(ctx context.Context, user *config.User) {
+	if user == nil || !h.units.SystemdBooted() {
+		return
+	}
+	lock, err := h.units.Lock(ctx, user.UID)
+	if err == nil {
+		defer lock.Unlock()
+		_, err = lock.Ensure(ctx, user.Name, user.UID, noNetns)
+	}
+	if err != nil {
+		h.log.Error(fmt.Sprintf("keeping user@%d.service of %s from starting: %v", user.UID, user.Name, err), nil)
+	}
 }
 
 // writeDropIn makes user@UID.service start in the user's namespace.

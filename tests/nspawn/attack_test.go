@@ -321,6 +321,37 @@ func TestAttackConfigRefused(t *testing.T) {
 			})
 		}
 
+		t.Run("insecure config keeps the user manager of a denied user from starting", func(t *testing.T) {
+			// pam_systemd runs after the failed hook and starts the
+			// manager, which starts the user's enabled services. carol
+			// (ns1 by @labx) has no drop-in yet to place it.
+			const unit = "[Service]\nType=oneshot\nExecStart=/bin/sh -c '" + `stat -L -c %%d:%%i /proc/self/ns/net` + " > %h/probe.out'\n[Install]\nWantedBy=default.target\n"
+			c.WriteFile(t, "/home/carol/.config/systemd/user/probe.service", unit, 0o644)
+			c.Sh(t, `cd /home/carol/.config/systemd/user && mkdir default.target.wants && ln -s ../probe.service default.target.wants/ && chown -R carol:carol /home/carol/.config`)
+			c.Run(t, "chmod", "0646", configPath)
+			cursor := journalCursor(t, c)
+			if got, _, err := sshNetns(t.Context(), c, "carol"); err == nil {
+				t.Errorf("carol got a shell in %s with an insecure config; want the login denied", got)
+			}
+			journalSays(t, c, cursor, "refusing: writable by others")
+			// Started, the manager runs the probe within a second or two.
+			if out, _, err := c.Exec(t.Context(), "timeout", "5", "sh", "-c", "until cat /home/carol/probe.out 2>/dev/null; do sleep 0.1; done"); err == nil {
+				t.Errorf("a user service of denied carol ran, in %s (host %s)", strings.TrimSpace(out), f.host)
+			}
+			if state, _, _ := c.Exec(t.Context(), "systemctl", "is-active", "user@1003.service"); strings.TrimSpace(state) == "active" {
+				t.Errorf("user@1003.service of denied carol is active")
+			}
+
+			// Fixed, the config places the manager again.
+			c.Run(t, "chmod", "0644", configPath)
+			if got, stderr, err := sshNetns(t.Context(), c, "carol"); err != nil || got != f.ns1 {
+				t.Fatalf("carol after the fix: netns %q, err %v, want %s (ns1)\n%s", got, err, f.ns1, stderr)
+			}
+			if got := strings.TrimSpace(waitForFile(t, c, "/home/carol/probe.out", 10*time.Second)); got != f.ns1 {
+				t.Errorf("carol's user service ran in %s, want %s (ns1)", got, f.ns1)
+			}
+		})
+
 		// loginConfig has four lines: the bad one is line 5.
 		for _, tt := range []struct{ name, line string }{
 			{"user name with a slash", "al/ice ns1"},
