@@ -96,7 +96,6 @@ func assertNothingStopped(t *testing.T, c *Container) {
 func TestFaultFileIgnoredByProductionBuild(t *testing.T) {
 	forEachSuite(t, func(t *testing.T, s Suite) {
 		f := newLoginFixture(t, s)
-		restartSSH(t, f.c)
 		f.c.WriteFile(t, faultFile, "stopped\n", 0o600)
 		if got, stderr, err := sshNetns(t.Context(), f.c, "alice"); err != nil || got != f.ns0 {
 			t.Errorf("alice with a fault armed: netns %q, err %v, want %s (ns0)\n%s", got, err, f.ns0, stderr)
@@ -341,13 +340,4 @@ func waitSessions(t *testing.T, c *Container, n int) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-// restartSSH restarts sshd, which applies its config. It is also the way to
-// be sure sshd listens: a reload makes bookworm's sshd re-execute itself
-// after systemctl has returned, its listener closed meanwhile, while
-// systemctl restart waits for the new sshd's readiness notification.
-func restartSSH(t *testing.T, c *Container) {
-	t.Helper()
-	c.Run(t, "systemctl", "restart", "ssh.service")
 }

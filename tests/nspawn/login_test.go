@@ -29,6 +29,15 @@ sed -i '/^[^#]*pam_systemd\.so/i %[1]s' /etc/pam.d/common-session
 echo '%[1]s' >> /etc/pam.d/common-session-noninteractive`, line))
 }
 
+// restartSSH restarts sshd, which applies its config. It is also the way to
+// be sure sshd listens: a reload makes bookworm's sshd re-execute itself
+// after systemctl has returned, its listener closed meanwhile, while
+// systemctl restart waits for the new sshd's readiness notification.
+func restartSSH(t *testing.T, c *Container) {
+	t.Helper()
+	c.Run(t, "systemctl", "restart", "ssh.service")
+}
+
 // netnsID is the device:inode of the namespace file at path in c.
 func netnsID(t *testing.T, c *Container, path string) string {
 	t.Helper()
@@ -90,9 +99,7 @@ func newLoginFixture(t *testing.T, s Suite) *loginFixture {
 	// A dozen logins at once exceed sshd's default of 10 unauthenticated
 	// connections.
 	c.WriteFile(t, "/etc/ssh/sshd_config.d/maxstartups.conf", "MaxStartups 50\n", 0o644)
-	// restart, not reload: a reloading sshd re-executes and refuses
-	// connections for a moment; restart returns once it is ready.
-	c.Run(t, "systemctl", "restart", "ssh.service")
+	restartSSH(t, c)
 	return &loginFixture{
 		c:    c,
 		host: netnsID(t, c, "/proc/1/ns/net"),
