@@ -3,6 +3,7 @@
 #   make            build ./netns-session
 #   make test       unit tests, then the systemd-nspawn suites (root; installs deps)
 #   make install    PREFIX=/usr DESTDIR= : /usr/sbin/netns-session, units, default config
+#   make bench      the login path's costs, the tables of BENCHMARKS.md (root)
 
 PREFIX     ?= /usr
 SBINDIR    ?= $(PREFIX)/sbin
@@ -30,7 +31,7 @@ NSPAWN_TIMEOUT ?= 40m
 
 UNIT_PKGS   = $(shell $(GO) list ./... | grep -v /tests/)
 
-.PHONY: all build test test-unit test-nspawn demo fuzz fuzz-long lint install deps clean
+.PHONY: all build test test-unit test-nspawn demo bench fuzz fuzz-long lint install deps clean
 
 all: build
 
@@ -46,13 +47,20 @@ test-unit:
 # systemd-nspawn and debootstrap. Images are cached under
 # /var/cache/netns-session-test (override with NETNS_SESSION_CACHE).
 test-nspawn: deps
-	NETNS_SESSION_NSPAWN=1 $(GO) test -count=1 -v -timeout $(NSPAWN_TIMEOUT) ./tests/nspawn/
+	NETNS_SESSION_NSPAWN=1 $(GO) test -count=1 -v -timeout $(NSPAWN_TIMEOUT) -skip '^TestBench' ./tests/nspawn/
 
 # demo boots a throwaway trixie container, maps alice to a namespace, logs in
 # over ssh as alice and as unmapped bob, and says where each landed. go test
 # runs without package arguments so that the demo's own output is shown.
 demo: deps
 	cd tests/nspawn && NETNS_SESSION_NSPAWN=1 $(GO) test -count=1 -run '^TestDemo$$'
+
+# bench boots trixie, then bookworm, measures the login path and prints the
+# tables of BENCHMARKS.md; perf counts the connections the hook makes. Like
+# demo, go test runs without package arguments so that the tables are shown.
+bench: deps
+	@command -v perf >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q linux-perf; }
+	cd tests/nspawn && NETNS_SESSION_NSPAWN=1 NETNS_SESSION_BENCH=1 $(GO) test -count=1 -timeout $(NSPAWN_TIMEOUT) -run '^TestBench'
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/config
