@@ -47,7 +47,7 @@ func main() {
 }
 
 // pamLineOptions returns the options of `netns-session pam ARGS...` when
-// every ARG has the PAM line's key=value form. pam_exec starts the hook so on
+// withPAMArgs takes every ARG. pam_exec starts the hook so on
 // every login, and building the CLI would cost each login about 0.1 ms
 // (BENCHMARKS.md); flags, help and bad arguments go through the CLI.
 func pamLineOptions(argv []string) (pamOptions, bool) {

@@ -61,12 +61,22 @@ type pamOptions struct {
 	debug      bool
 }
 
-// withPAMArgs applies the seed module's key=value arguments, which follow the
-// flags on the PAM line.
+// withPAMArgs applies the arguments after the flags on the PAM line: the seed
+// module's config=PATH, log=PATH and debug, and also --config, --log and
+// --debug, which reach us unparsed when they follow a key=value argument. A
+// PAM line mixing the two styles must not read as a broken config: that would
+// lock out every user but root.
 func (opts pamOptions) withPAMArgs(args []string) (pamOptions, error) {
-	for _, arg := range args {
-		switch key, value, _ := strings.Cut(arg, "="); {
-		case arg == "debug":
+	for i := 0; i < len(args); i++ {
+		arg := args[i]
+		isFlag := strings.HasPrefix(arg, "-")
+		key, value, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+		if isFlag && !hasValue && (key == "config" || key == "log") && i+1 < len(args) {
+			i++
+			value, hasValue = args[i], true
+		}
+		switch {
+		case key == "debug" && !hasValue:
 			opts.debug = true
 		case key == "config" && value != "":
 			opts.configPath = value
