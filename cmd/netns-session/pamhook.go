@@ -10,7 +10,6 @@ import (
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/nsjoin"
-	"github.com/netns-session/netns-session/internal/policy"
 	"github.com/netns-session/netns-session/internal/units"
 )
 
@@ -117,7 +116,8 @@ func (h *pamHook) rootFallback(ctx context.Context, req pamRequest, cause error)
 	}
 	h.log.Error("config unusable, letting root in on the host network: "+cause.Error(), map[string]string{"ACTION": "root-fallback"})
 	if err := h.join(ctx, config.HostNetnsPath); err != nil {
-		h.log.Error("joining root's session to the host network: "+err.Error(), nil)
+		h.log.Error("joining root's session to the host network: "+err.Error(), map[string]string{"ACTION": "root-unplaced"})
+		return &placement{action: "root-unplaced", uid: "0", message: "session of root let in where it was opened: the config is unusable and joining the host network failed"}, nil
 	}
 	return &placement{action: "root-fallback", netns: config.HostNetnsPath, uid: "0", message: "session of root placed on the host network despite the config error"}, nil
 }
@@ -205,7 +205,7 @@ func (h *pamHook) join(ctx context.Context, target string) error {
 	switch {
 	case err == nil:
 		return nil
-	case policy.Unavailable(err):
+	case errors.Is(err, nsjoin.ErrTargetUnavailable):
 		return &denial{reason: fmt.Sprintf("network namespace %s is not available; ask an administrator", target), err: err}
 	case errors.Is(err, nsjoin.ErrPtraceRefused):
 		return &denial{reason: "ptrace is refused on this host (kernel.yama.ptrace_scope=3 or a security module), so the session cannot be placed in its network namespace", err: err}

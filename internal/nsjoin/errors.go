@@ -12,6 +12,10 @@ var (
 	ErrNotNamespace = errors.New("not a namespace")
 	// ErrNotNetNamespace: the path is a namespace, of another type than network.
 	ErrNotNetNamespace = errors.New("not a network namespace")
+	// ErrTargetUnavailable: the namespace to join failed CheckNetns: it is
+	// missing, not a network namespace, or could not be inspected. It tells
+	// an administrator's fix from a join that went wrong.
+	ErrTargetUnavailable = errors.New("target namespace unavailable")
 	// ErrRelativePath: the caller resolves the path with its own working
 	// directory, so only absolute paths can name the same file for both.
 	ErrRelativePath = errors.New("namespace path is not absolute")

@@ -55,9 +55,12 @@ func step(name string) {
 // It does nothing if that thread is already there, and it checks afterwards
 // that the thread is in exactly the namespace CheckNetns(nsPath) identified.
 //
-// On error the caller runs on unchanged (its registers, memory, fds and
-// namespace as they were), and the login must be denied. The one exception
-// is ErrCallerKilled: the caller could not be restored, so it has been sent
+// On error the login must be denied, and the caller runs on unchanged (its
+// registers, memory, fds and namespace as they were), with two exceptions.
+// An error after the injected setns succeeded (its close failed, or the
+// caller ended up in another namespace than the one checked, ErrMismatch)
+// leaves the caller's thread in the new namespace. And ErrCallerKilled: the
+// caller could not be restored, so it has been sent
 // SIGKILL and is still attached to this process with PTRACE_O_EXITKILL; the
 // process must then exit promptly, without trying anything else on it.
 // Likewise, a process that calls JoinParent must not linger after an error
@@ -85,7 +88,7 @@ func JoinParent(ctx context.Context, nsPath string, opts Options) error {
 	}
 	target, err := CheckNetns(nsPath)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrTargetUnavailable, err)
 	}
 
 	w, err := findWaiter(ctx, os.Getppid(), os.Getpid(), opts.WaitTimeout)
