@@ -170,6 +170,9 @@ func assertLandedIn(t *testing.T, got []string, host string, allowed ...string) 
 			t.Errorf("login %d landed in %s, want one of %q", i+1, netns, allowed)
 		}
 	}
+	if denied == len(got) {
+		t.Errorf("all %d logins were denied: nothing shows that placed logins land right", len(got))
+	}
 	t.Logf("%d of %d logins denied, the others placed right", denied, len(got))
 }
 
