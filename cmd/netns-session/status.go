@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -205,13 +206,19 @@ func (s *statusTaker) take(ctx context.Context) (*statusReport, error) {
 		})
 	}
 	for _, u := range users {
+		unit := fmt.Sprintf("user@%d.service", u.UID)
 		pid, err := s.managerPID(u.UID)
-		if err != nil {
-			// Not running: the user has only sessions that do without one.
+		switch {
+		case errors.Is(err, units.ErrNotRunning):
+			// The user has only sessions that do without one.
+			continue
+		case err != nil:
+			r.Managers = append(r.Managers, managerStatus{Unit: unit, User: u.Name, UID: u.UID,
+				netnsStatus: r.count(policy.Finding{Verdict: policy.Unknown, Reason: err.Error()}, names)})
 			continue
 		}
 		r.Managers = append(r.Managers, managerStatus{
-			Unit: fmt.Sprintf("user@%d.service", u.UID), User: u.Name, UID: u.UID, PID: pid,
+			Unit: unit, User: u.Name, UID: u.UID, PID: pid,
 			netnsStatus: r.count(s.judge.Process(u.Name, pid), names),
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/netns-session/netns-session/internal/nsjoin"
 	"github.com/netns-session/netns-session/internal/policy"
 	"github.com/netns-session/netns-session/internal/reconcile"
+	"github.com/netns-session/netns-session/internal/units"
 )
 
 // statusFixture is a system with sessions of every verdict, two user
@@ -133,7 +135,9 @@ func TestStatusExitStatus(t *testing.T) {
 		extra     []logind.Session
 		dropIns   *reconcile.Report
 		dropInErr error
-		want      int
+		// managerErr is what looking for carol's manager fails with.
+		managerErr error
+		want       int
 	}{
 		{name: "everything in place", dropIns: &reconcile.Report{}, want: 0},
 		{name: "a session escaped", extra: []logind.Session{escaped}, dropIns: &reconcile.Report{}, want: statusViolation},
@@ -141,6 +145,8 @@ func TestStatusExitStatus(t *testing.T) {
 		{name: "drop-ins could not be checked", dropIns: &reconcile.Report{}, dropInErr: errors.New("looking up uid 1005: LDAP down"), want: statusIncomplete},
 		{name: "a user unknown", extra: []logind.Session{unknown}, dropIns: &reconcile.Report{}, want: statusIncomplete},
 		{name: "a violation beats an unknown verdict", extra: []logind.Session{unknown, escaped}, dropIns: &reconcile.Report{}, want: statusViolation},
+		{name: "a manager not running is left out", dropIns: &reconcile.Report{}, managerErr: fmt.Errorf("finding user manager of uid 1002: %w", units.ErrNotRunning), want: 0},
+		{name: "a manager that could not be looked for is unknown", dropIns: &reconcile.Report{}, managerErr: errors.New("reading /sys/fs/cgroup/user.slice: permission denied"), want: statusIncomplete},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,6 +154,14 @@ func TestStatusExitStatus(t *testing.T) {
 			// alice in ns0 and carol in ns1, as their managers are.
 			sys := s.logind.(fakeConn).sys
 			sys.sessions = append([]logind.Session{sys.sessions[0], {ID: "9", User: "carol", UID: 1002, Leader: 202, Class: logind.ClassUser}}, tt.extra...)
+			if tt.managerErr != nil {
+				s.managerPID = func(uid uint32) (int, error) {
+					if uid == 1002 {
+						return 0, tt.managerErr
+					}
+					return sys.managerPID(uid)
+				}
+			}
 			report, err := s.take(context.Background())
 			if err != nil {
 				t.Fatal(err)
