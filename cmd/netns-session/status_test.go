@@ -22,11 +22,11 @@ import (
 func statusFixture(t *testing.T, conf string, dropIns *reconcile.Report, dropInErr error) *statusTaker {
 	t.Helper()
 	sys := newFakeSystem()
-	sys.addSession("1", "alice", 1000, 101, logind.ClassUser, ns0Netns)
-	sys.addSession("c2", "alice", 1000, 102, logind.ClassBackground, hostNetns)
-	sys.addSession("3", "carol", 1002, 103, logind.ClassUser, hostNetns)
+	sys.addSession("1", "alice", 1000, 101, "user", ns0Netns)
+	sys.addSession("c2", "alice", 1000, 102, "background", hostNetns)
+	sys.addSession("3", "carol", 1002, 103, "user", hostNetns)
 	sys.addSession("4", "alice", 1000, 104, logind.ClassManager, ns0Netns)
-	sys.addSession("5", "root", 0, 105, logind.ClassUser, nsjoin.ID{}) // leader exited
+	sys.addSession("5", "root", 0, 105, "user", nsjoin.ID{}) // leader exited
 	sys.sessions[2].TTY, sys.sessions[2].RemoteHost = "", "192.0.2.7"
 	sys.users = []logind.User{{UID: 1000, Name: "alice"}, {UID: 1002, Name: "carol"}, {UID: 0, Name: "root"}}
 	sys.managers[1000], sys.netns[200] = 200, ns0Netns
@@ -127,8 +127,8 @@ func TestStatusJSON(t *testing.T) {
 }
 
 func TestStatusExitStatus(t *testing.T) {
-	escaped := logind.Session{ID: "8", User: "alice", UID: 1000, Leader: 102, Class: logind.ClassUser}
-	unknown := logind.Session{ID: "10", User: "mallory", UID: 1666, Leader: 101, Class: logind.ClassUser}
+	escaped := logind.Session{ID: "8", User: "alice", UID: 1000, Leader: 102, Class: "user"}
+	unknown := logind.Session{ID: "10", User: "mallory", UID: 1666, Leader: 101, Class: "user"}
 	staleDropIn := &reconcile.Report{Changes: []reconcile.Change{{Action: reconcile.Write, UID: 1000, User: "alice", Netns: "/run/netns/ns0"}}}
 	tests := []struct {
 		name      string
@@ -153,7 +153,7 @@ func TestStatusExitStatus(t *testing.T) {
 			s := statusFixture(t, "alice ns0\ncarol ns1\n", tt.dropIns, tt.dropInErr)
 			// alice in ns0 and carol in ns1, as their managers are.
 			sys := s.logind.(fakeConn).sys
-			sys.sessions = append([]logind.Session{sys.sessions[0], {ID: "9", User: "carol", UID: 1002, Leader: 202, Class: logind.ClassUser}}, tt.extra...)
+			sys.sessions = append([]logind.Session{sys.sessions[0], {ID: "9", User: "carol", UID: 1002, Leader: 202, Class: "user"}}, tt.extra...)
 			if tt.managerErr != nil {
 				s.managerPID = func(uid uint32) (int, error) {
 					if uid == 1002 {

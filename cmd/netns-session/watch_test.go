@@ -398,11 +398,11 @@ const aliceInNs0 = "alice ns0\n"
 
 func TestWatchChecksEverythingOnStart(t *testing.T) {
 	sys := newFakeSystem()
-	sys.addSession("1", "alice", 1000, 101, logind.ClassUser, ns0Netns)
-	sys.addSession("2", "alice", 1000, 102, logind.ClassBackground, hostNetns)
-	sys.addSession("3", "carol", 1002, 103, logind.ClassUser, hostNetns)
+	sys.addSession("1", "alice", 1000, 101, "user", ns0Netns)
+	sys.addSession("2", "alice", 1000, 102, "background", hostNetns)
+	sys.addSession("3", "carol", 1002, 103, "user", hostNetns)
 	sys.addSession("4", "alice", 1000, 104, logind.ClassGreeter, hostNetns)
-	sys.addSession("5", "alice", 1000, 105, logind.ClassUser, nsjoin.ID{}) // leader exited
+	sys.addSession("5", "alice", 1000, 105, "user", nsjoin.ID{}) // leader exited
 	sys.users = []logind.User{{UID: 1000, Name: "alice"}}
 	sys.managers[1000] = 200
 	sys.netns[200] = ns0Netns
@@ -462,17 +462,17 @@ func TestWatchNewSessions(t *testing.T) {
 		// terminated says whether the session must be gone afterwards.
 		terminated bool
 	}{
-		{name: "escaped session is terminated", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassUser, netns: hostNetns,
+		{name: "escaped session is terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": hostNetns.String()}, prio: journal.PriWarning, terminated: true},
-		{name: "escaped background session is terminated", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassBackground, netns: ns1Netns,
+		{name: "escaped background session is terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "background", netns: ns1Netns,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": ns1Netns.String()}, prio: journal.PriWarning, terminated: true},
-		{name: "escaped session with enforce = warn is only logged", config: "enforce = warn\n" + aliceInNs0, user: "alice", uid: 1000, class: logind.ClassUser, netns: hostNetns,
+		{name: "escaped session with enforce = warn is only logged", config: "enforce = warn\n" + aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "warn"}, prio: journal.PriWarning},
-		{name: "compliant session is left alone", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassUser, netns: ns0Netns,
+		{name: "compliant session is left alone", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: ns0Netns,
 			want: map[string]string{"VERDICT": "ok", "ACTION": ""}, prio: journal.PriInfo},
-		{name: "unmapped user on the host is compliant", config: aliceInNs0, user: "carol", uid: 1002, class: logind.ClassUser, netns: hostNetns,
+		{name: "unmapped user on the host is compliant", config: aliceInNs0, user: "carol", uid: 1002, class: "user", netns: hostNetns,
 			want: map[string]string{"VERDICT": "ok"}, prio: journal.PriInfo},
-		{name: "unmapped user in a namespace is terminated", config: aliceInNs0, user: "carol", uid: 1002, class: logind.ClassUser, netns: ns0Netns,
+		{name: "unmapped user in a namespace is terminated", config: aliceInNs0, user: "carol", uid: 1002, class: "user", netns: ns0Netns,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
 		{name: "lock screen is exempt", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassLockScreen, netns: hostNetns,
 			want: map[string]string{"VERDICT": "exempt"}, prio: journal.PriInfo},
@@ -480,21 +480,21 @@ func TestWatchNewSessions(t *testing.T) {
 			want: map[string]string{"VERDICT": "exempt"}, prio: journal.PriInfo},
 		{name: "session ended before it was read", config: aliceInNs0, user: "alice", uid: 1000, gone: true,
 			want: map[string]string{"VERDICT": "gone"}, prio: journal.PriInfo},
-		{name: "leader exited before it was looked at", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassUser,
+		{name: "leader exited before it was looked at", config: aliceInNs0, user: "alice", uid: 1000, class: "user",
 			want: map[string]string{"VERDICT": "gone"}, prio: journal.PriInfo},
-		{name: "session that ended meanwhile counts as terminated", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassUser, netns: hostNetns,
+		{name: "session that ended meanwhile counts as terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
 			terminate: fmt.Errorf("terminating session 9: %w", logind.ErrNoSuchSession),
 			want:      map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning},
-		{name: "leader that cannot be killed is an error", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassUser, netns: hostNetns,
+		{name: "leader that cannot be killed is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
 			kill: fmt.Errorf("killing leader 900: %w", syscall.EPERM),
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate-failed"}, prio: journal.PriErr, terminated: true},
-		{name: "leader that exited meanwhile is fine", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassUser, netns: hostNetns,
+		{name: "leader that exited meanwhile is fine", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
 			kill: syscall.ESRCH,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
-		{name: "refused termination is an error", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassUser, netns: hostNetns,
+		{name: "refused termination is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
 			terminate: errors.New("terminating session 9: access denied"),
 			want:      map[string]string{"VERDICT": "violation", "ACTION": "terminate-failed"}, prio: journal.PriErr},
-		{name: "unknown user is not acted on", config: "* ns0\n", user: "mallory", uid: 1666, class: logind.ClassUser, netns: hostNetns,
+		{name: "unknown user is not acted on", config: "* ns0\n", user: "mallory", uid: 1666, class: "user", netns: hostNetns,
 			want: map[string]string{"VERDICT": "unknown"}, prio: journal.PriErr},
 	}
 	for _, tt := range tests {
@@ -538,7 +538,7 @@ func TestWatchResubscribesWhenLogindRestarts(t *testing.T) {
 	r.waitNote(t, "READY=1")
 
 	// Opened while logind restarted: never announced.
-	sys.addSession("7", "alice", 1000, 700, logind.ClassUser, hostNetns)
+	sys.addSession("7", "alice", 1000, 700, "user", hostNetns)
 	sys.send(t, logind.Event{Kind: logind.LogindStopped})
 	sys.send(t, logind.Event{Kind: logind.LogindStarted})
 	r.waitRecord(t, map[string]string{"SESSION_ID": "7", "ACTION": "terminate"})
@@ -548,7 +548,7 @@ func TestWatchResubscribesWhenLogindRestarts(t *testing.T) {
 		t.Errorf("trace %v: want a new subscription and a new check after logind restarted", trace)
 	}
 	// The new subscription is live.
-	sys.addSession("8", "alice", 1000, 800, logind.ClassUser, hostNetns)
+	sys.addSession("8", "alice", 1000, 800, "user", hostNetns)
 	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "8", Path: "/org/freedesktop/login1/session/8"})
 	r.waitRecord(t, map[string]string{"SESSION_ID": "8", "ACTION": "terminate"})
 }
@@ -570,7 +570,7 @@ func TestWatchReconnectsWhenTheBusCloses(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	sys.addSession("8", "alice", 1000, 800, logind.ClassUser, hostNetns)
+	sys.addSession("8", "alice", 1000, 800, "user", hostNetns)
 	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "8", Path: "/org/freedesktop/login1/session/8"})
 	r.waitRecord(t, map[string]string{"SESSION_ID": "8", "ACTION": "terminate"})
 }
@@ -594,7 +594,7 @@ func TestWatchRetriesFailedSubscription(t *testing.T) {
 
 func TestWatchReload(t *testing.T) {
 	sys := newFakeSystem()
-	sys.addSession("3", "carol", 1002, 300, logind.ClassUser, hostNetns)
+	sys.addSession("3", "carol", 1002, 300, "user", hostNetns)
 	r := startWatch(t, sys, aliceInNs0)
 	r.waitNote(t, "READY=1")
 	r.waitRecord(t, map[string]string{"SESSION_ID": "3", "VERDICT": "ok"})
@@ -618,7 +618,7 @@ func TestWatchReload(t *testing.T) {
 		t.Errorf("refusal %q at priority %d: want an error naming the line", rec.msg, rec.prio)
 	}
 	r.waitNote(t, "READY=1")
-	sys.addSession("4", "carol", 1002, 400, logind.ClassUser, hostNetns)
+	sys.addSession("4", "carol", 1002, 400, "user", hostNetns)
 	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "4", Path: "/org/freedesktop/login1/session/4"})
 	r.waitRecord(t, map[string]string{"SESSION_ID": "4", "VERDICT": "violation", "ACTION": "warn"})
 	if got := len(r.syncs()); got != 2 {
@@ -648,7 +648,7 @@ func TestWatchUserManagers(t *testing.T) {
 
 	// A session of the same user does not judge the same manager again, and
 	// a misplaced manager is never stopped by terminating sessions.
-	sys.addSession("5", "alice", 1000, 501, logind.ClassUser, ns0Netns)
+	sys.addSession("5", "alice", 1000, 501, "user", ns0Netns)
 	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "5", Path: "/org/freedesktop/login1/session/5"})
 	r.waitRecord(t, map[string]string{"SESSION_ID": "5", "VERDICT": "ok"})
 	sys.send(t, logind.Event{Kind: logind.SessionRemoved, SessionID: "5"}) // a marker: handled after any manager check

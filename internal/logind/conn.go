@@ -59,16 +59,16 @@ type sessionEntry struct {
 	Path dbus.ObjectPath
 }
 
-// ListSessionsContext returns every session with its properties. Sessions
-// that end while it reads them are left out.
+// ListSessionsContext returns every session with its properties, all read
+// within ctx. Sessions that end while it reads them are left out.
 func (c *Conn) ListSessionsContext(ctx context.Context) ([]Session, error) {
-	var entries []sessionEntry
-	if err := c.callManager(ctx, "ListSessions", nil, &entries); err != nil {
-		return nil, fmt.Errorf("listing sessions: %w", err)
+	refs, err := c.ListSessionRefsContext(ctx)
+	if err != nil {
+		return nil, err
 	}
-	sessions := make([]Session, 0, len(entries))
-	for _, e := range entries {
-		s, err := c.SessionContext(ctx, e.Path)
+	sessions := make([]Session, 0, len(refs))
+	for _, ref := range refs {
+		s, err := c.SessionContext(ctx, ref.Path)
 		if errors.Is(err, ErrNoSuchSession) {
 			continue
 		}
@@ -78,6 +78,20 @@ func (c *Conn) ListSessionsContext(ctx context.Context) ([]Session, error) {
 		sessions = append(sessions, s)
 	}
 	return sessions, nil
+}
+
+// ListSessionRefsContext returns the ID and object path of every session,
+// for a caller that reads each with SessionContext in a time of its own.
+func (c *Conn) ListSessionRefsContext(ctx context.Context) ([]SessionRef, error) {
+	var entries []sessionEntry
+	if err := c.callManager(ctx, "ListSessions", nil, &entries); err != nil {
+		return nil, fmt.Errorf("listing sessions: %w", err)
+	}
+	refs := make([]SessionRef, len(entries))
+	for i, e := range entries {
+		refs[i] = SessionRef{ID: e.ID, Path: e.Path}
+	}
+	return refs, nil
 }
 
 // SessionContext returns the properties of the session at path; an error
@@ -99,23 +113,21 @@ func (c *Conn) SessionContext(ctx context.Context, path dbus.ObjectPath) (Sessio
 	return s, nil
 }
 
-// sessionFromProperties reads the properties of a session. All of them exist
-// since systemd 209 at the latest.
+// sessionFromProperties reads the properties of a session. Those the policy
+// rests on are required; those that only describe the session are read if
+// logind has them with the type expected, so that a property a later systemd
+// drops or retypes leaves sessions judged.
 func sessionFromProperties(props map[string]dbus.Variant) (Session, error) {
 	p := propertyReader{props: props}
 	s := Session{
-		ID:         property[string](&p, "Id"),
-		User:       property[string](&p, "Name"),
-		Leader:     property[uint32](&p, "Leader"),
-		Class:      property[string](&p, "Class"),
-		Type:       property[string](&p, "Type"),
-		Service:    property[string](&p, "Service"),
-		Scope:      property[string](&p, "Scope"),
-		TTY:        property[string](&p, "TTY"),
-		Remote:     property[bool](&p, "Remote"),
-		RemoteHost: property[string](&p, "RemoteHost"),
-		RemoteUser: property[string](&p, "RemoteUser"),
-		State:      property[string](&p, "State"),
+		ID:         required[string](&p, "Id"),
+		User:       required[string](&p, "Name"),
+		Leader:     required[uint32](&p, "Leader"),
+		Class:      required[string](&p, "Class"),
+		Type:       optional[string](props, "Type"),
+		Service:    optional[string](props, "Service"),
+		TTY:        optional[string](props, "TTY"),
+		RemoteHost: optional[string](props, "RemoteHost"),
 	}
 	// User is (uo): the UID and the user's object path.
 	if user, ok := p.props["User"].Value().([]any); !ok {
@@ -138,9 +150,9 @@ func (p *propertyReader) fail(name, why string) {
 	}
 }
 
-// property returns the property name of type T, or T's zero value after
+// required returns the property name of type T, or T's zero value after
 // recording a problem in p.
-func property[T any](p *propertyReader, name string) T {
+func required[T any](p *propertyReader, name string) T {
 	var value T
 	v, ok := p.props[name]
 	if !ok {
@@ -151,6 +163,13 @@ func property[T any](p *propertyReader, name string) T {
 	if !ok {
 		p.fail(name, fmt.Sprintf("has signature %s, want %s", v.Signature(), dbus.SignatureOf(value)))
 	}
+	return value
+}
+
+// optional returns the property name if it is there with type T, else T's
+// zero value.
+func optional[T any](props map[string]dbus.Variant, name string) T {
+	value, _ := props[name].Value().(T)
 	return value
 }
 

@@ -22,7 +22,6 @@ const (
 	ManagerPath      = dbus.ObjectPath("/org/freedesktop/login1")
 	ManagerInterface = "org.freedesktop.login1.Manager"
 	SessionInterface = "org.freedesktop.login1.Session"
-	UserInterface    = "org.freedesktop.login1.User"
 )
 
 // The bus itself, which announces logind's arrival and departure.
@@ -32,19 +31,14 @@ const (
 	busDaemonInterface = "org.freedesktop.DBus"
 )
 
-// Session classes, the Class property of a session. systemd 252 knows user,
+// The session classes the policy does not judge. systemd 252 knows user,
 // greeter, lock-screen and background; 256 added the others, among them the
 // manager classes of the session every user@UID.service now opens for itself.
 const (
-	ClassUser            = "user"
-	ClassUserEarly       = "user-early"
-	ClassUserIncomplete  = "user-incomplete"
-	ClassGreeter         = "greeter"
-	ClassLockScreen      = "lock-screen"
-	ClassBackground      = "background"
-	ClassBackgroundLight = "background-light"
-	ClassManager         = "manager"
-	ClassManagerEarly    = "manager-early"
+	ClassGreeter      = "greeter"
+	ClassLockScreen   = "lock-screen"
+	ClassManager      = "manager"
+	ClassManagerEarly = "manager-early"
 )
 
 var (
@@ -71,20 +65,22 @@ type Session struct {
 	// Leader is the PID of the process that opened the session (sshd's
 	// monitor, login, su, cron); 0 when logind knows none.
 	Leader uint32
-	// Class is one of the Class constants (or a newer one), Type "tty",
-	// "x11", "wayland", "mir", "web" or "unspecified".
+	// Class is "user", "background", one of the Class constants, or a newer
+	// one.
 	Class string
-	Type  string
-	// Service is the PAM service name (sshd, login, su, cron, ...).
-	Service string
-	// Scope is the session's scope unit, "" for the manager classes.
-	Scope      string
+	// The rest only describe the session to a person, "" when logind does
+	// not say: Type is "tty", "x11", "wayland", "mir", "web" or
+	// "unspecified", Service the PAM service name (sshd, login, su, cron).
+	Type       string
+	Service    string
 	TTY        string
-	Remote     bool
 	RemoteHost string
-	RemoteUser string
-	// State is "online", "active" or "closing" ("opening" since 256).
-	State string
+}
+
+// SessionRef names a session, as ListSessionRefsContext lists it.
+type SessionRef struct {
+	ID   string
+	Path dbus.ObjectPath
 }
 
 // User is a user logind tracks: one with sessions, or lingering.

@@ -72,12 +72,8 @@ func sessionProps(id, user string, uid, leader uint32, class string) map[string]
 		"Class":      dbus.MakeVariant(class),
 		"Type":       dbus.MakeVariant("tty"),
 		"Service":    dbus.MakeVariant("sshd"),
-		"Scope":      dbus.MakeVariant("session-" + id + ".scope"),
 		"TTY":        dbus.MakeVariant("pts/0"),
-		"Remote":     dbus.MakeVariant(true),
 		"RemoteHost": dbus.MakeVariant("192.0.2.7"),
-		"RemoteUser": dbus.MakeVariant(""),
-		"State":      dbus.MakeVariant("active"),
 	}
 }
 
@@ -96,8 +92,8 @@ func TestListSessions(t *testing.T) {
 		{"c9", uint32(1002), "bob", "", sessionPath("c9")}, // ends before it is read
 		{"4", uint32(0), "root", "seat0", sessionPath("4")},
 	}))
-	b.handle(sessionPath("3"), "org.freedesktop.DBus.Properties.GetAll", replyWith(sessionProps("3", "alice", 1001, 4242, ClassUser)))
-	b.handle(sessionPath("4"), "org.freedesktop.DBus.Properties.GetAll", replyWith(sessionProps("4", "root", 0, 77, ClassBackground)))
+	b.handle(sessionPath("3"), "org.freedesktop.DBus.Properties.GetAll", replyWith(sessionProps("3", "alice", 1001, 4242, "user")))
+	b.handle(sessionPath("4"), "org.freedesktop.DBus.Properties.GetAll", replyWith(sessionProps("4", "root", 0, 77, "background")))
 	c := &Conn{bus: b}
 
 	got, err := c.ListSessionsContext(t.Context())
@@ -105,13 +101,79 @@ func TestListSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Session{
-		{ID: "3", Path: sessionPath("3"), User: "alice", UID: 1001, Leader: 4242, Class: ClassUser, Type: "tty", Service: "sshd",
-			Scope: "session-3.scope", TTY: "pts/0", Remote: true, RemoteHost: "192.0.2.7", State: "active"},
-		{ID: "4", Path: sessionPath("4"), User: "root", UID: 0, Leader: 77, Class: ClassBackground, Type: "tty", Service: "sshd",
-			Scope: "session-4.scope", TTY: "pts/0", Remote: true, RemoteHost: "192.0.2.7", State: "active"},
+		{ID: "3", Path: sessionPath("3"), User: "alice", UID: 1001, Leader: 4242, Class: "user", Type: "tty", Service: "sshd",
+			TTY: "pts/0", RemoteHost: "192.0.2.7"},
+		{ID: "4", Path: sessionPath("4"), User: "root", UID: 0, Leader: 77, Class: "background", Type: "tty", Service: "sshd",
+			TTY: "pts/0", RemoteHost: "192.0.2.7"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("sessions:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestListSessionRefs(t *testing.T) {
+	// No session object answers: the list alone is read.
+	b := newFakeBus()
+	b.handle(ManagerPath, ManagerInterface+".ListSessions", replyWith([][]any{
+		{"3", uint32(1001), "alice", "", sessionPath("3")},
+		{"4", uint32(0), "root", "seat0", sessionPath("4")},
+	}))
+	got, err := (&Conn{bus: b}).ListSessionRefsContext(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []SessionRef{{ID: "3", Path: sessionPath("3")}, {ID: "4", Path: sessionPath("4")}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("refs %+v, want %+v", got, want)
+	}
+}
+
+func TestSessionOptionalProperties(t *testing.T) {
+	tests := []struct {
+		name  string
+		props func(map[string]dbus.Variant)
+		want  Session
+	}{
+		{
+			name: "descriptive properties missing",
+			props: func(p map[string]dbus.Variant) {
+				delete(p, "Type")
+				delete(p, "Service")
+				delete(p, "TTY")
+				delete(p, "RemoteHost")
+			},
+			want: Session{ID: "3", Path: sessionPath("3"), User: "alice", UID: 1001, Leader: 4242, Class: "user"},
+		},
+		{
+			name:  "descriptive property of another type",
+			props: func(p map[string]dbus.Variant) { p["TTY"] = dbus.MakeVariant(uint32(0)) },
+			want: Session{ID: "3", Path: sessionPath("3"), User: "alice", UID: 1001, Leader: 4242, Class: "user",
+				Type: "tty", Service: "sshd", RemoteHost: "192.0.2.7"},
+		},
+		{
+			name: "properties nothing reads missing",
+			props: func(p map[string]dbus.Variant) {
+				delete(p, "Scope")
+				delete(p, "State")
+			},
+			want: Session{ID: "3", Path: sessionPath("3"), User: "alice", UID: 1001, Leader: 4242, Class: "user",
+				Type: "tty", Service: "sshd", TTY: "pts/0", RemoteHost: "192.0.2.7"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newFakeBus()
+			props := sessionProps("3", "alice", 1001, 4242, "user")
+			tt.props(props)
+			b.handle(sessionPath("3"), "org.freedesktop.DBus.Properties.GetAll", replyWith(props))
+			got, err := (&Conn{bus: b}).SessionContext(t.Context(), sessionPath("3"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("session %+v, want %+v", got, tt.want)
+			}
+		})
 	}
 }
 
@@ -152,7 +214,7 @@ func TestSessionErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := newFakeBus()
-			props := sessionProps("3", "alice", 1001, 4242, ClassUser)
+			props := sessionProps("3", "alice", 1001, 4242, "user")
 			if tt.props != nil {
 				tt.props(props)
 			}
