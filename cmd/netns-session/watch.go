@@ -24,9 +24,12 @@ import (
 )
 
 const (
-	// callTimeout bounds one exchange with logind, well below the watchdog
-	// interval the unit sets.
+	// callTimeout bounds one exchange with logind, and syncTimeout one sync
+	// of the drop-ins (locks, NSS lookups of every group member, a reload),
+	// both well below the unit's WatchdogSec=30s: the loop pings the watchdog
+	// before a sync and between the calls of a check.
 	callTimeout = 10 * time.Second
+	syncTimeout = 10 * time.Second
 	// The wait before dialing the bus again grows from minRetry to maxRetry
 	// while it stays unreachable.
 	minRetry = 100 * time.Millisecond
@@ -130,7 +133,8 @@ type sessionLister interface {
 
 // logindClient is what the watcher uses of logind; *logind.Conn implements it.
 type logindClient interface {
-	sessionLister
+	ListSessionRefsContext(ctx context.Context) ([]logind.SessionRef, error)
+	ListUsersContext(ctx context.Context) ([]logind.User, error)
 	SessionContext(ctx context.Context, path dbus.ObjectPath) (logind.Session, error)
 	TerminateSessionContext(ctx context.Context, id string) error
 	SubscribeContext(ctx context.Context) (<-chan logind.Event, error)
@@ -152,9 +156,13 @@ type watcher struct {
 	dial       func(ctx context.Context) (logindClient, error)
 	notify     func(state string)
 	// watchdog is how often to ping systemd's watchdog; 0 for never.
-	watchdog time.Duration
-	now      func() time.Time
-	after    func(d time.Duration, f func())
+	watchdog    time.Duration
+	callTimeout time.Duration
+	syncTimeout time.Duration
+	now         func() time.Time
+	after       func(d time.Duration, f func())
+
+	lastPing time.Time // of the watchdog
 
 	conn   logindClient        // nil while disconnected
 	events <-chan logind.Event // nil while disconnected
@@ -178,12 +186,14 @@ type managerWatch struct {
 
 func newWatcher(log *eventLog, judge *policy.Judge) *watcher {
 	return &watcher{
-		log:        log,
-		judge:      judge,
-		now:        time.Now,
-		after:      func(d time.Duration, f func()) { time.AfterFunc(d, f) },
-		managers:   map[uint32]*managerWatch{},
-		managerDue: make(chan uint32),
+		log:         log,
+		judge:       judge,
+		callTimeout: callTimeout,
+		syncTimeout: syncTimeout,
+		now:         time.Now,
+		after:       func(d time.Duration, f func()) { time.AfterFunc(d, f) },
+		managers:    map[uint32]*managerWatch{},
+		managerDue:  make(chan uint32),
 	}
 }
 
@@ -214,7 +224,7 @@ func (w *watcher) run(ctx context.Context, hup <-chan os.Signal) error {
 			w.notify(daemon.SdNotifyStopping)
 			return nil
 		case <-ping:
-			w.notify(daemon.SdNotifyWatchdog)
+			w.ping()
 		case <-hup:
 			w.reload(ctx)
 		case <-retry.C:
@@ -258,7 +268,7 @@ func (w *watcher) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, w.callTimeout)
 	defer cancel()
 	events, err := conn.SubscribeContext(callCtx)
 	if err != nil {
@@ -293,11 +303,54 @@ func (w *watcher) reload(ctx context.Context) {
 	}
 }
 
-// syncDropIns makes the drop-ins match the config in force.
+// ping tells systemd's watchdog that the loop is alive.
+func (w *watcher) ping() {
+	if w.watchdog > 0 {
+		w.notify(daemon.SdNotifyWatchdog)
+		w.lastPing = w.now()
+	}
+}
+
+// keepAlive pings the watchdog if a ping is due, between the steps of a
+// turn of the loop that takes long: checking every session can, one quick
+// call at a time.
+func (w *watcher) keepAlive() {
+	if w.watchdog > 0 && w.now().Sub(w.lastPing) >= w.watchdog {
+		w.ping()
+	}
+}
+
+// syncResult is what a sync returns.
+type syncResult struct {
+	report *reconcile.Report
+	err    error
+}
+
+// syncDropIns makes the drop-ins match the config in force, giving up after
+// syncTimeout. The context ends the sync's locks and reload then, but not
+// an NSS lookup that hangs (a directory server that does not answer): that
+// sync is left to finish on its own, and it changes nothing after its
+// context has ended.
 func (w *watcher) syncDropIns(ctx context.Context) {
-	report, err := w.sync(ctx, w.judge.Config)
-	if report != nil {
-		for _, c := range report.Changes {
+	w.ping()
+	ctx, cancel := context.WithTimeout(ctx, w.syncTimeout)
+	defer cancel()
+	done := make(chan syncResult, 1)
+	cfg := w.judge.Config
+	go func() {
+		report, err := w.sync(ctx, cfg)
+		done <- syncResult{report, err}
+	}()
+	var r syncResult
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		w.log.Error(fmt.Sprintf("syncing drop-ins: gave up after %v: %v; a reload or `netns-session sync` tries again", w.syncTimeout, ctx.Err()),
+			map[string]string{"ACTION": "sync"})
+		return
+	}
+	if r.report != nil {
+		for _, c := range r.report.Changes {
 			what := fmt.Sprintf("drop-in of %s (uid %d) written for %s", c.User, c.UID, c.Netns)
 			if c.Action == reconcile.Remove {
 				what = fmt.Sprintf("drop-in of %s (uid %d) removed", c.User, c.UID)
@@ -305,28 +358,39 @@ func (w *watcher) syncDropIns(ctx context.Context) {
 			w.log.Info(what+": "+c.Reason,
 				map[string]string{"ACTION": "sync-" + string(c.Action), "USER": c.User, "UID": strconv.FormatUint(uint64(c.UID), 10), "NETNS": c.Netns})
 		}
-		for _, warning := range report.Warnings {
+		for _, warning := range r.report.Warnings {
 			w.log.Warning("sync: "+warning, map[string]string{"ACTION": "sync"})
 		}
 	}
-	if err != nil {
-		w.log.Error("syncing drop-ins: "+err.Error(), map[string]string{"ACTION": "sync"})
+	if r.err != nil {
+		w.log.Error("syncing drop-ins: "+r.err.Error(), map[string]string{"ACTION": "sync"})
 	}
 }
 
 // checkAll judges every session and every user manager, forgetting what was
-// judged before: the config or logind may have changed since.
+// judged before: the config or logind may have changed since. Each call to
+// logind has a time of its own, so one slow reply costs one session.
 func (w *watcher) checkAll(ctx context.Context) {
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-	sessions, err := w.conn.ListSessionsContext(callCtx)
+	callCtx, cancel := context.WithTimeout(ctx, w.callTimeout)
+	refs, err := w.conn.ListSessionRefsContext(callCtx)
 	cancel()
 	if err != nil {
 		w.log.Error("checking sessions: "+err.Error(), nil)
 	}
-	for _, s := range sessions {
-		w.judgeSession(ctx, s)
+	for _, ref := range refs {
+		w.keepAlive()
+		s, err := w.readSession(ctx, ref.Path)
+		switch {
+		case errors.Is(err, logind.ErrNoSuchSession):
+			w.log.Debugf("session %s ended before it could be checked", ref.ID)
+		case err != nil:
+			w.log.Error(fmt.Sprintf("checking session %s: %v", ref.ID, err), map[string]string{"SESSION_ID": ref.ID})
+		default:
+			w.judgeSession(ctx, s)
+		}
 	}
-	callCtx, cancel = context.WithTimeout(ctx, callTimeout)
+	w.keepAlive()
+	callCtx, cancel = context.WithTimeout(ctx, w.callTimeout)
 	users, err := w.conn.ListUsersContext(callCtx)
 	cancel()
 	if err != nil {
@@ -336,23 +400,29 @@ func (w *watcher) checkAll(ctx context.Context) {
 		m.judged = 0
 	}
 	for _, u := range users {
+		w.keepAlive()
 		w.watchManager(ctx, u.UID, u.Name)
 	}
+}
+
+// readSession reads the properties of the session at path.
+func (w *watcher) readSession(ctx context.Context, path dbus.ObjectPath) (logind.Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.callTimeout)
+	defer cancel()
+	return w.conn.SessionContext(ctx, path)
 }
 
 // handle acts on one event of the subscription.
 func (w *watcher) handle(ctx context.Context, ev logind.Event) {
 	switch ev.Kind {
 	case logind.SessionNew:
-		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
-		s, err := w.conn.SessionContext(callCtx, ev.Path)
-		cancel()
+		s, err := w.readSession(ctx, ev.Path)
 		switch {
 		case errors.Is(err, logind.ErrNoSuchSession):
 			w.log.Info(fmt.Sprintf("session %s ended before it could be checked", ev.SessionID),
 				map[string]string{"SESSION_ID": ev.SessionID, "VERDICT": policy.Gone.String()})
 		case err != nil:
-			w.log.Error("checking new session: "+err.Error(), map[string]string{"SESSION_ID": ev.SessionID})
+			w.log.Error(fmt.Sprintf("checking new session %s: %v", ev.SessionID, err), map[string]string{"SESSION_ID": ev.SessionID})
 		default:
 			w.judgeSession(ctx, s)
 			// On systemd before 256 only the user's first session tells
@@ -421,7 +491,7 @@ func (w *watcher) terminate(ctx context.Context, s logind.Session, kill func() e
 	if errors.Is(killErr, syscall.ESRCH) {
 		killErr = nil // it exited; the scope goes all the same
 	}
-	callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, w.callTimeout)
 	err := w.conn.TerminateSessionContext(callCtx, s.ID)
 	cancel()
 	if errors.Is(err, logind.ErrNoSuchSession) {
@@ -485,7 +555,7 @@ func (w *watcher) checkManager(ctx context.Context, uid uint32) {
 		}
 		return
 	case err != nil:
-		w.log.Error(err.Error(), map[string]string{"USER": m.user, "UID": strconv.FormatUint(uint64(uid), 10)})
+		w.log.Error(fmt.Sprintf("checking the user manager of %s: %v", m.user, err), map[string]string{"USER": m.user, "UID": strconv.FormatUint(uint64(uid), 10)})
 		return
 	case pid == m.judged:
 		return

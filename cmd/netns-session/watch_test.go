@@ -62,9 +62,12 @@ type fakeSystem struct {
 	onManagerLook func(uid uint32)
 	// subscribeErrs fail the next subscriptions, one each.
 	subscribeErrs []error
-	terminateErr  error
-	killErr       error
-	terminated    []string
+	// hungSession is the ID of a session whose properties never come: a
+	// read of it lasts until its context ends.
+	hungSession  string
+	terminateErr error
+	killErr      error
+	terminated   []string
 	// trace lists what happened, in order: dial, subscribe, list, sync, ...
 	trace  []string
 	events chan logind.Event // of the live subscription
@@ -168,13 +171,31 @@ func (c fakeConn) ListSessionsContext(context.Context) ([]logind.Session, error)
 	return slices.Clone(c.sys.sessions), nil
 }
 
+func (c fakeConn) ListSessionRefsContext(context.Context) ([]logind.SessionRef, error) {
+	c.sys.mu.Lock()
+	defer c.sys.mu.Unlock()
+	c.sys.record("list")
+	refs := make([]logind.SessionRef, len(c.sys.sessions))
+	for i, s := range c.sys.sessions {
+		refs[i] = logind.SessionRef{ID: s.ID, Path: s.Path}
+	}
+	return refs, nil
+}
+
 func (c fakeConn) ListUsersContext(context.Context) ([]logind.User, error) {
 	c.sys.mu.Lock()
 	defer c.sys.mu.Unlock()
 	return slices.Clone(c.sys.users), nil
 }
 
-func (c fakeConn) SessionContext(_ context.Context, path dbus.ObjectPath) (logind.Session, error) {
+func (c fakeConn) SessionContext(ctx context.Context, path dbus.ObjectPath) (logind.Session, error) {
+	c.sys.mu.Lock()
+	hung := c.sys.hungSession != "" && path == dbus.ObjectPath("/org/freedesktop/login1/session/"+c.sys.hungSession)
+	c.sys.mu.Unlock()
+	if hung {
+		<-ctx.Done()
+		return logind.Session{}, fmt.Errorf("reading session %s: %w", path, ctx.Err())
+	}
 	c.sys.mu.Lock()
 	defer c.sys.mu.Unlock()
 	for _, s := range c.sys.sessions {
@@ -707,4 +728,78 @@ func TestWatchPingsTheWatchdog(t *testing.T) {
 	r := startWatch(t, newFakeSystem(), aliceInNs0, func(w *watcher) { w.watchdog = time.Millisecond })
 	r.waitNote(t, "READY=1")
 	r.waitNote(t, "WATCHDOG=1")
+}
+
+func TestWatchGivesUpASyncThatHangs(t *testing.T) {
+	sys := newFakeSystem()
+	sys.addSession("2", "alice", 1000, 102, "user", hostNetns)
+	hung := make(chan struct{})
+	t.Cleanup(func() { close(hung) })
+	deadlines := make(chan bool, 1)
+	r := startWatch(t, sys, aliceInNs0, func(w *watcher) {
+		w.syncTimeout = 20 * time.Millisecond
+		// An NSS lookup that does not answer, whatever the context says.
+		w.sync = func(ctx context.Context, _ *config.Config) (*reconcile.Report, error) {
+			_, ok := ctx.Deadline()
+			deadlines <- ok
+			<-hung
+			return nil, ctx.Err()
+		}
+	})
+	if rec := r.waitRecord(t, map[string]string{"ACTION": "sync"}); !strings.Contains(rec.msg, "gave up after 20ms") {
+		t.Errorf("sync record %q, want it to say the sync was given up", rec.msg)
+	}
+	if !<-deadlines {
+		t.Error("the sync's context has no deadline")
+	}
+	r.waitNote(t, "READY=1")
+	if got := sys.terminatedSessions(); !slices.Equal(got, []string{"2"}) {
+		t.Errorf("terminated %v after the hung sync, want [2]", got)
+	}
+}
+
+func TestWatchGivesEachLogindCallItsOwnTime(t *testing.T) {
+	sys := newFakeSystem()
+	sys.addSession("1", "alice", 1000, 101, "user", hostNetns)
+	sys.addSession("2", "alice", 1000, 102, "user", hostNetns)
+	sys.addSession("3", "alice", 1000, 103, "user", hostNetns)
+	sys.hungSession = "1"
+	r := startWatch(t, sys, aliceInNs0, func(w *watcher) { w.callTimeout = 50 * time.Millisecond })
+	rec := r.waitRecord(t, map[string]string{"SESSION_ID": "1"})
+	if rec.prio != journal.PriErr || !strings.Contains(rec.msg, "checking session 1: ") {
+		t.Errorf("record of the hung session: %d %q, want an error checking it", rec.prio, rec.msg)
+	}
+	r.waitNote(t, "READY=1")
+	// The sessions read after the hung one had time of their own.
+	if got := sys.terminatedSessions(); !slices.Equal(got, []string{"2", "3"}) {
+		t.Errorf("terminated %v, want [2 3]", got)
+	}
+}
+
+func TestWatchPingsBetweenTheStepsOfACheck(t *testing.T) {
+	sys := newFakeSystem()
+	sys.users = []logind.User{{UID: 1000, Name: "alice"}, {UID: 1002, Name: "carol"}}
+	sys.managers[1000], sys.netns[200] = 200, ns0Netns
+	sys.managers[1002], sys.netns[202] = 202, hostNetns
+	var clockMu sync.Mutex
+	clock := time.Now()
+	// Each look at a manager takes an hour: longer than the interval.
+	sys.onManagerLook = func(uint32) {
+		clockMu.Lock()
+		clock = clock.Add(time.Hour)
+		clockMu.Unlock()
+	}
+	r := startWatch(t, sys, aliceInNs0, func(w *watcher) {
+		w.watchdog = time.Hour // the ticker does not fire during the test
+		w.now = func() time.Time {
+			clockMu.Lock()
+			defer clockMu.Unlock()
+			return clock
+		}
+	})
+	r.waitNote(t, "READY=1")
+	trace := sys.traced()
+	if !isSubsequence(trace, []string{"WATCHDOG=1", "list", "WATCHDOG=1", "READY=1"}) {
+		t.Errorf("trace %v: want a ping before the sync and one between the looks at the managers", trace)
+	}
 }
