@@ -122,16 +122,11 @@ func (h *pamHook) rootFallback(ctx context.Context, req pamRequest, cause error)
 	return &placement{action: "root-fallback", netns: config.HostNetnsPath, uid: "0", message: "session of root placed on the host network despite the config error"}, nil
 }
 
-// noNetns is the namespace the drop-in of a user with an unknown policy
-// names: /dev/null always exists and is never a namespace, so systemd fails
-// to start the manager (status 225/NETWORK).
-const noNetns = "/dev/null"
-
 // keepManagerOff is for a session denied because the policy of its user
 // cannot be known: the config is unusable, or a group lookup failed.
 // pam_systemd runs after a failed "required" module too, and without a
 // drop-in would start the user's manager, and the services the user enabled,
-// on the host network. A drop-in naming noNetns makes it fail to start
+// on the host network. A drop-in naming units.NoNetns makes it fail to start
 // instead, until a login under a usable policy writes the right one. A
 // manager already running is left alone. user may be nil (not found).
 func (h *pamHook) keepManagerOff(ctx context.Context, user *config.User) {
@@ -141,7 +136,7 @@ func (h *pamHook) keepManagerOff(ctx context.Context, user *config.User) {
 	lock, err := h.units.Lock(ctx, user.UID)
 	if err == nil {
 		defer lock.Unlock()
-		_, err = lock.Ensure(ctx, user.Name, user.UID, noNetns)
+		_, err = lock.Ensure(ctx, user.Name, user.UID, units.NoNetns)
 	}
 	if err != nil {
 		h.log.Error(fmt.Sprintf("keeping user@%d.service of %s from starting: %v", user.UID, user.Name, err), nil)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -36,10 +37,18 @@ warning): systemd then refuses to start that manager rather than start it on
 the host network. A running manager keeps its namespace until it restarts.
 Unknown users are skipped with a warning and their drop-ins left alone.
 
+It fails closed, like the PAM hook: a user whose policy cannot be known gets a
+drop-in naming ` + units.NoNetns + `, which systemd refuses to start the manager
+with (status 225/NETWORK). When the config has errors that is every user sync
+can name but root (lingering users, users with a drop-in or a running
+manager); otherwise it is each user for whom NSS fails. Once the config is
+fixed, sync again and start the managers that failed (systemctl start
+user@UID.service), or let the users log in.
+
 It prints each drop-in it writes or removes (with --dry-run: would write or
-remove, and changes nothing). Exit status 1: the config has errors (nothing is
-changed), or some users could not be looked up or some drop-ins not written
-(the others are synced).`,
+remove, and changes nothing). Exit status 1: the config has errors, or some
+users could not be looked up or some drop-ins not written (the others are
+synced).`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show what would change, change nothing"},
 			&cli.StringFlag{Name: "config", Usage: "read only this config `FILE` instead of " + config.DefaultFile + " and " + config.DefaultDir + "/*.conf"},
@@ -48,16 +57,20 @@ changed), or some users could not be looked up or some drop-ins not written
 			if c.NArg() > 0 {
 				return fmt.Errorf("sync takes no arguments, got %q", c.Args().Slice())
 			}
+			var errs []error
 			cfg, err := config.Load(c.String("config"))
 			if err != nil {
-				return fmt.Errorf("loading config, nothing changed:\n%w", err)
+				// A nil config makes Sync keep every manager it can name
+				// from starting.
+				cfg = nil
+				errs = append(errs, fmt.Errorf("loading config, so no user's policy is known:\n%w", err))
 			}
 			report, err := reconcile.Sync(c.Context, cfg, reconcile.NSS(), units.New(), reconcile.Options{DryRun: c.Bool("dry-run")})
 			printSyncReport(c.App.Writer, report)
 			if err != nil {
-				return fmt.Errorf("syncing drop-ins: %w", err)
+				errs = append(errs, fmt.Errorf("syncing drop-ins: %w", err))
 			}
-			return nil
+			return errors.Join(errs...)
 		},
 	}
 }

@@ -20,6 +20,13 @@
 // gives the login. Sync warns about it. Users NSS does not know are skipped
 // with a warning and their drop-ins left alone, since a directory that is
 // briefly unreachable can look like one that lost the user.
+//
+// Sync fails closed like the PAM hook: a user whose policy cannot be known -
+// the config did not load, or NSS fails for that user - gets a drop-in naming
+// units.NoNetns, so that logind, which starts lingering users' managers right
+// after the boot-time sync, cannot start them on the host network. Root is
+// the exception, as in the PAM hook, which lets root in on the host network
+// to repair the config: its drop-in is left alone.
 package reconcile
 
 import (
@@ -30,6 +37,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/nsjoin"
@@ -85,10 +93,12 @@ type Report struct {
 
 // Sync makes the drop-ins of every user it can name match cfg, with one
 // reload for all of them, and reports what differed. cfg must be a config
-// that loaded without errors: a partial policy would take drop-ins away.
-// Users whose lookup fails, or whose names disagree on the namespace, are
-// left alone; the errors are returned together after the others are synced,
-// along with the report.
+// that loaded without errors, since a partial policy would take drop-ins
+// away, or nil for a config that did not load: then no policy is known and
+// every user sync can name but root gets the units.NoNetns drop-in. A user
+// for whom NSS fails gets it too; users whose names disagree on the
+// namespace are left alone. The errors are returned together after the
+// others are synced, along with the report.
 func Sync(ctx context.Context, cfg *config.Config, users Users, m *units.Manager, opts Options) (*Report, error) {
 	s := &syncer{
 		cfg:       cfg,
@@ -101,7 +111,9 @@ func Sync(ctx context.Context, cfg *config.Config, users Users, m *units.Manager
 		s.lingerDir = DefaultLingerDir
 	}
 	var c candidates
-	s.fromRules(&c)
+	if cfg != nil {
+		s.fromRules(&c)
+	}
 	s.fromLinger(&c)
 	s.fromRunningManagers(&c)
 	s.fromDropIns(&c)
@@ -146,26 +158,53 @@ type policy struct {
 	name     string
 	user     *config.User
 	decision config.Decision
+	// unknown, when set, says why the user's policy cannot be known;
+	// decision is then zero.
+	unknown string
 }
+
+// errNoConfig is why no policy is known when Sync has no config.
+var errNoConfig = errors.New("the config did not load")
 
 // resolve decides the policy of every candidate, by UID. A user known by
 // several names (aliases sharing a UID) must get the same answer for each,
-// or it is left alone: the PAM hook resolves the name that logs in.
+// or it is left alone: the PAM hook resolves the name that logs in. If the
+// policy of any of the names cannot be known, the user's cannot.
 func (s *syncer) resolve(c *candidates) map[uint32]policy {
 	byUID := make(map[uint32][]policy)
-	add := func(name string) {
-		d, u, err := s.cfg.Resolve(name, s.users)
+	// failed holds the names whose lookup failed, so that a UID found
+	// later under such a name gets no second report of the same error.
+	failed := make(map[string]error)
+	// add resolves name; known is the user when a lookup by UID found it.
+	add := func(name string, known *config.User) {
+		var d config.Decision
+		var u *config.User
+		err, seen := failed[name]
+		if !seen {
+			d, u, err = s.resolveName(name)
+		}
+		if u == nil {
+			u = known
+		}
 		switch {
-		case errors.Is(err, config.ErrUnknownUser):
+		case u == nil && errors.Is(err, config.ErrUnknownUser):
 			s.warnf("skipping user %q: unknown to NSS", name)
+		case errors.Is(err, errNoConfig):
+			byUID[u.UID] = append(byUID[u.UID], policy{name: name, user: u, unknown: err.Error()})
 		case err != nil:
-			s.errs = append(s.errs, fmt.Errorf("resolving user %q: %w", name, err))
+			if !seen {
+				failed[name] = err
+				s.errs = append(s.errs, fmt.Errorf("resolving user %q: %w", name, err))
+			}
+			if u != nil {
+				byUID[u.UID] = append(byUID[u.UID], policy{name: name, user: u, unknown: err.Error()})
+			}
 		default:
 			byUID[u.UID] = append(byUID[u.UID], policy{name: name, user: u, decision: d})
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.names)) {
-		add(name)
+		add(name, nil)
 	}
 	for _, uid := range slices.Sorted(maps.Keys(c.uids)) {
 		if _, done := byUID[uid]; done {
@@ -177,13 +216,24 @@ func (s *syncer) resolve(c *candidates) map[uint32]policy {
 			s.warnf("skipping uid %d: no user has it; its drop-in, if any, is left alone", uid)
 		case err != nil:
 			s.errs = append(s.errs, fmt.Errorf("looking up uid %d: %w", uid, err))
+			// The drop-in's comment names the user; the UID is all there is.
+			name := strconv.FormatUint(uint64(uid), 10)
+			byUID[uid] = append(byUID[uid], policy{name: name, user: &config.User{Name: name, UID: uid}, unknown: err.Error()})
 		default:
-			add(u.Name)
+			add(u.Name, u)
 		}
 	}
 
 	policies := make(map[uint32]policy, len(byUID))
 	for uid, ps := range byUID {
+		if i := slices.IndexFunc(ps, func(p policy) bool { return p.unknown != "" }); i >= 0 {
+			if uid == 0 {
+				s.warnf("root keeps its drop-in, if any: its policy is unknown (%s), and the PAM hook lets root in on the host network then", ps[i].unknown)
+				continue
+			}
+			policies[uid] = ps[i]
+			continue
+		}
 		if i := slices.IndexFunc(ps[1:], func(p policy) bool { return !samePlacement(ps[0].decision, p.decision) }); i >= 0 {
 			s.warnf("skipping uid %d: its names %s and %s resolve to different namespaces (%s, %s); give them the same line",
 				uid, ps[0].name, ps[i+1].name, describe(ps[0].decision), describe(ps[i+1].decision))
@@ -192,6 +242,19 @@ func (s *syncer) resolve(c *candidates) map[uint32]policy {
 		policies[uid] = ps[0]
 	}
 	return policies
+}
+
+// resolveName resolves one user name under the config; without one, it only
+// looks the user up, and returns errNoConfig for a user it found.
+func (s *syncer) resolveName(name string) (config.Decision, *config.User, error) {
+	if s.cfg != nil {
+		return s.cfg.Resolve(name, s.users)
+	}
+	u, err := s.users.LookupUser(name)
+	if err != nil {
+		return config.Decision{}, nil, fmt.Errorf("looking up user %q: %w", name, err)
+	}
+	return config.Decision{}, u, errNoConfig
 }
 
 // samePlacement reports whether a and b put the user manager in the same
@@ -212,11 +275,17 @@ func describe(d config.Decision) string {
 // Apply then also retries a reload that an interrupted login left pending.
 func (s *syncer) plan(p policy, set *units.Set) {
 	uid, d := p.user.UID, p.decision
-	var change Change
-	if d.NeedsDropIn() {
-		target := d.Target()
-		set.Ensure(p.user.Name, uid, target)
+	target, reason := "", d.Reason
+	switch {
+	case p.unknown != "":
+		target, reason = units.NoNetns, "policy unknown, manager kept from starting: "+p.unknown
+	case d.NeedsDropIn():
+		target = d.Target()
 		s.checkNetns(target, p.user.Name)
+	}
+	var change Change
+	if target != "" {
+		set.Ensure(p.user.Name, uid, target)
 		same, err := fileHolds(s.units.DropInPath(uid), units.Render(p.user.Name, uid, target))
 		if err != nil {
 			s.errs = append(s.errs, fmt.Errorf("reading drop-in of uid %d: %w", uid, err))
@@ -224,7 +293,7 @@ func (s *syncer) plan(p policy, set *units.Set) {
 		if same {
 			return
 		}
-		change = Change{Action: Write, UID: uid, User: p.user.Name, Netns: target, Reason: d.Reason}
+		change = Change{Action: Write, UID: uid, User: p.user.Name, Netns: target, Reason: reason}
 	} else {
 		if _, has := slices.BinarySearch(s.dropIns, uid); !has {
 			return

@@ -21,6 +21,10 @@ type fakeUsers struct {
 	groups []config.Group
 	// failing names users whose lookup fails as if the source were down.
 	failing map[string]bool
+	// failingGroups names users whose group list cannot be read.
+	failingGroups map[string]bool
+	// failingUIDs are UIDs whose lookup fails.
+	failingUIDs map[uint32]bool
 }
 
 var errSourceDown = errors.New("source down")
@@ -38,6 +42,9 @@ func (f *fakeUsers) LookupUser(name string) (*config.User, error) {
 }
 
 func (f *fakeUsers) LookupUID(uid uint32) (*config.User, error) {
+	if f.failingUIDs[uid] {
+		return nil, errSourceDown
+	}
 	for _, u := range f.users {
 		if u.UID == uid {
 			return &u, nil
@@ -47,6 +54,9 @@ func (f *fakeUsers) LookupUID(uid uint32) (*config.User, error) {
 }
 
 func (f *fakeUsers) GroupIDs(u *config.User) ([]uint32, error) {
+	if f.failingGroups[u.Name] {
+		return nil, errSourceDown
+	}
 	ids := []uint32{u.GID}
 	for _, g := range f.groups {
 		if slices.Contains(g.Members, u.Name) {
@@ -190,7 +200,9 @@ func TestSync(t *testing.T) {
 	tests := []struct {
 		name   string
 		config string
-		setup  func(t *testing.T, s *testSystem, users *fakeUsers)
+		// noConfig syncs as after a config that did not load.
+		noConfig bool
+		setup    func(t *testing.T, s *testSystem, users *fakeUsers)
 		// want are the drop-ins after the sync, by UID.
 		want        map[uint32]string
 		wantChanges []change
@@ -312,14 +324,71 @@ func TestSync(t *testing.T) {
 			wantWarnings: []string{"skipping uid 1001: its names ali and alice resolve to different namespaces"},
 		},
 		{
-			name:   "a failing lookup is an error and the others are still synced",
+			name:   "a failing lookup keeps the manager off, and the others are still synced",
 			config: "alice " + present + "\nbob " + present + "\n",
 			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
 				users.failing = map[string]bool{"bob": true}
 				s.writeDropIn(t, "bob", 1002, "/run/netns/old")
 			},
-			want:        map[uint32]string{1001: present, 1002: "/run/netns/old"},
-			wantChanges: []change{{Write, 1001, present}},
+			want:        map[uint32]string{1001: present, 1002: units.NoNetns},
+			wantChanges: []change{{Write, 1001, present}, {Write, 1002, units.NoNetns}},
+			wantErr:     errSourceDown,
+		},
+		{
+			name:   "a failing group lookup keeps a lingering user's manager off",
+			config: "@lab " + present + "\n",
+			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
+				users.failingGroups = map[string]bool{"dave": true}
+				s.linger(t, "dave")
+			},
+			want:        map[uint32]string{1002: present, 1003: present, 1004: units.NoNetns},
+			wantChanges: []change{{Write, 1002, present}, {Write, 1003, present}, {Write, 1004, units.NoNetns}},
+			wantErr:     errSourceDown,
+		},
+		{
+			name:   "a failing uid lookup keeps that manager off",
+			config: "* " + present + "\n",
+			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
+				users.failingUIDs = map[uint32]bool{1004: true}
+				s.runManager(t, 1004, 4242)
+			},
+			want:         map[uint32]string{1004: units.NoNetns},
+			wantChanges:  []change{{Write, 1004, units.NoNetns}},
+			wantWarnings: []string{"user@1004.service of 1004 runs (PID 4242)"},
+			wantErr:      errSourceDown,
+		},
+		{
+			name:     "without a config every user it can name but root is kept off",
+			noConfig: true,
+			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
+				users.users = append(users.users, config.User{Name: "root"})
+				s.linger(t, "alice")
+				s.linger(t, "ghost")
+				s.writeDropIn(t, "bob", 1002, present)
+				s.writeDropIn(t, "root", 0, present)
+				s.writeDropIn(t, "gone", 4000, present)
+				s.runManager(t, 1003, 4242)
+			},
+			want: map[uint32]string{0: present, 1001: units.NoNetns, 1002: units.NoNetns, 1003: units.NoNetns, 4000: present},
+			wantChanges: []change{
+				{Write, 1001, units.NoNetns}, {Write, 1002, units.NoNetns}, {Write, 1003, units.NoNetns},
+			},
+			wantWarnings: []string{
+				`skipping user "ghost"`,
+				"skipping uid 4000",
+				"root keeps its drop-in",
+				"user@1003.service of carol runs (PID 4242)",
+			},
+		},
+		{
+			name:     "without a config a user only known by uid gets the uid as name",
+			noConfig: true,
+			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
+				users.failingUIDs = map[uint32]bool{1002: true}
+				s.writeDropIn(t, "bob", 1002, present)
+			},
+			want:        map[uint32]string{1002: units.NoNetns},
+			wantChanges: []change{{Write, 1002, units.NoNetns}},
 			wantErr:     errSourceDown,
 		},
 	}
@@ -330,7 +399,11 @@ func TestSync(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(t, s, users)
 			}
-			report, err := Sync(context.Background(), parseConfig(t, tt.config), users, s.m, Options{LingerDir: s.lingerDir})
+			var cfg *config.Config
+			if !tt.noConfig {
+				cfg = parseConfig(t, tt.config)
+			}
+			report, err := Sync(context.Background(), cfg, users, s.m, Options{LingerDir: s.lingerDir})
 			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
 				t.Errorf("Sync() error = %v, want %v", err, tt.wantErr)
 			}
@@ -355,7 +428,7 @@ func TestSync(t *testing.T) {
 
 			// A second sync finds nothing to do.
 			s.sd.reloads = 0
-			again, _ := Sync(context.Background(), parseConfig(t, tt.config), users, s.m, Options{LingerDir: s.lingerDir})
+			again, _ := Sync(context.Background(), cfg, users, s.m, Options{LingerDir: s.lingerDir})
 			if len(again.Changes) != 0 || s.sd.reloads != 0 {
 				t.Errorf("second sync: changes %v, %d reloads; want none", again.Changes, s.sd.reloads)
 			}

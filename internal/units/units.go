@@ -27,6 +27,14 @@ import (
 // prefix lets an administrator's later drop-ins (60-*.conf) override it.
 const DropInName = "50-netns-session.conf"
 
+// NoNetns is the namespace a drop-in names for a user whose policy cannot be
+// known (the config is unusable, or NSS fails for the user). Without a
+// drop-in, logind would start that user's manager, and the services the user
+// enabled, on the host network; /dev/null always exists and is never a
+// namespace, so systemd fails to start the manager instead (status
+// 225/NETWORK), until a drop-in for a known policy replaces it.
+const NoNetns = "/dev/null"
+
 var (
 	// ErrNoSystemd means systemd is not the init system (no SystemDir, as
 	// sd_booted(3) decides): there is no user manager to place.

@@ -164,3 +164,67 @@ func waitManager(t *testing.T, c *Container, uid int) int {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// bootProbe records, once logind has had its go at a lingering user's
+// manager, what became of user@1001.service, then clears every failed unit:
+// a fail-closed boot is degraded on purpose (the sync and the manager fail),
+// and the harness takes a degraded boot for a broken image.
+const bootProbe = `[Unit]
+Description=Record what logind made of user@1001.service at boot
+After=systemd-logind.service netns-session-sync.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/bash -c 'for i in $(seq 150); do \
+  case $(systemctl show -P ActiveState user@1001.service) in active|failed) break;; esac; sleep 0.2; done; \
+  systemctl show -p ActiveState -p ExecMainStatus user@1001.service > /run/boot-probe; \
+  systemctl show -p Result netns-session-sync.service >> /run/boot-probe; \
+  systemctl reset-failed'
+
+[Install]
+WantedBy=multi-user.target
+`
+
+// TestSyncAtBootFailsClosed: with a config that does not load, the boot-time
+// sync must keep a lingering mapped user's manager from starting, rather
+// than let logind start it on the host network; once the config is fixed,
+// a sync lets it start in its namespace.
+func TestSyncAtBootFailsClosed(t *testing.T) {
+	forEachSuite(t, func(t *testing.T, s Suite) {
+		c := boot(t, s)
+		installUnits(t, c, netnsUnit, syncUnit)
+		c.WriteFile(t, unitDir+"/boot-probe.service", bootProbe, 0o644)
+		c.WriteFile(t, configPath, "alice ns0\n", 0o644)
+		c.Run(t, "systemd-run", "--wait", "--pipe", "--quiet", "loginctl", "enable-linger", "alice")
+		c.Run(t, "systemctl", "enable", "netns-session-netns@ns0.service", syncUnit, "boot-probe.service")
+		c.WriteFile(t, configPath, "alice ns0\nthis line is broken\n", 0o644)
+
+		c.Reboot(t)
+
+		probe := c.Run(t, "cat", "/run/boot-probe")
+		t.Logf("at boot:\n%s", probe)
+		if strings.Contains(probe, "ActiveState=active") {
+			pid := waitManager(t, c, 1001)
+			t.Errorf("alice's manager (PID %d) started at boot with a broken config, in %s (host: %s)", pid,
+				netnsID(t, c, fmt.Sprintf("/proc/%d/ns/net", pid)), netnsID(t, c, "/proc/1/ns/net"))
+		} else if !strings.Contains(probe, "ExecMainStatus=225") && !strings.Contains(probe, "ActiveState=inactive") {
+			t.Errorf("user@1001.service at boot: want failed with 225/NETWORK or inactive:\n%s", probe)
+		}
+		if !strings.Contains(probe, "Result=exit-code") {
+			t.Errorf("%s succeeded with a broken config:\n%s", syncUnit, probe)
+		}
+		if got := managerNetns(t, c, 1001); got != "/dev/null" {
+			t.Errorf("user@1001.service NetworkNamespacePath = %q, want /dev/null", got)
+		}
+
+		c.WriteFile(t, configPath, "alice ns0\n", 0o644)
+		if out := c.Run(t, "netns-session", "sync"); !strings.Contains(out, "alice (uid 1001)") {
+			t.Errorf("sync after the fix did not rewrite alice's drop-in:\n%s", out)
+		}
+		c.Run(t, "systemctl", "start", "user@1001.service")
+		pid := waitManager(t, c, 1001)
+		if got, want := netnsID(t, c, fmt.Sprintf("/proc/%d/ns/net", pid)), netnsID(t, c, "/run/netns/ns0"); got != want {
+			t.Errorf("alice's manager (PID %d) runs in %s after the fix, want ns0 (%s)", pid, got, want)
+		}
+	})
+}
