@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,6 +172,14 @@ func TestWatchEnforcesOnSessionsWithoutHook(t *testing.T) {
 		f := newWatchFixture(t, s, watchConfig, true)
 		c := f.c
 
+		t.Run("unit is a client of the socket-activated bus", func(t *testing.T) {
+			for _, dep := range []string{"Wants", "After"} {
+				units := strings.Fields(c.Run(t, "systemctl", "show", "--value", "-p", dep, watchUnit))
+				if !slices.Contains(units, "dbus.socket") {
+					t.Errorf("%s of %s: %v, want dbus.socket among them", dep, watchUnit, units)
+				}
+			}
+		})
 		t.Run("terminate", func(t *testing.T) {
 			leader, lived := escape(t, c, "alice", "escape-alice", 5*time.Second)
 			assertTerminated(t, f, "alice", leader, lived, f.ns0)
