@@ -19,6 +19,14 @@ static struct passwd nss_getpwnam(const char *name, char *buf, size_t len, int *
 	return pwd;
 }
 
+static struct passwd nss_getpwuid(uid_t uid, char *buf, size_t len, int *found, int *err) {
+	struct passwd pwd, *result = NULL;
+	memset(&pwd, 0, sizeof pwd);
+	*err = getpwuid_r(uid, &pwd, buf, len, &result);
+	*found = result != NULL;
+	return pwd;
+}
+
 static struct group nss_getgrnam(const char *name, char *buf, size_t len, int *found, int *err) {
 	struct group grp, *result = NULL;
 	memset(&grp, 0, sizeof grp);
@@ -31,6 +39,7 @@ import "C"
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"syscall"
 	"unsafe"
@@ -46,16 +55,21 @@ const (
 	maxGroupList = 1 << 20
 )
 
-// NSS returns the system's user database: getpwnam_r, getgrouplist and
-// getgrnam_r through glibc's NSS, so users and groups from LDAP, SSSD,
-// extrausers or systemd userdb count like those in /etc/passwd.
-func NSS() Directory { return nssDirectory{} }
+// NSS returns the system's user database.
+func NSS() NSSDirectory { return NSSDirectory{} }
 
-type nssDirectory struct{}
+// NSSDirectory is the system's user database: getpwnam_r, getpwuid_r,
+// getgrouplist and getgrnam_r through glibc's NSS, so users and groups from
+// LDAP, SSSD, extrausers or systemd userdb count like those in /etc/passwd.
+type NSSDirectory struct{}
 
-func (nssDirectory) LookupUser(name string) (*User, error) {
+func (NSSDirectory) LookupUser(name string) (*User, error) {
+	cname, err := cString(name)
+	if err != nil {
+		return nil, err
+	}
 	var pwd C.struct_passwd
-	err := lookupRecord("getpwnam_r", name, ErrUnknownUser, func(cname, buf *C.char, size C.size_t, found, errno *C.int) {
+	err = lookupRecord("getpwnam_r", strconv.Quote(name), ErrUnknownUser, func(buf *C.char, size C.size_t, found, errno *C.int) {
 		pwd = C.nss_getpwnam(cname, buf, size, found, errno)
 	})
 	if err != nil {
@@ -64,7 +78,21 @@ func (nssDirectory) LookupUser(name string) (*User, error) {
 	return &User{Name: C.GoString(pwd.pw_name), UID: uint32(pwd.pw_uid), GID: uint32(pwd.pw_gid)}, nil
 }
 
-func (nssDirectory) GroupIDs(u *User) ([]uint32, error) {
+// LookupUID returns the user with uid, for what is known only by UID (a
+// running user manager, a drop-in); an error wrapping ErrUnknownUser when
+// there is none.
+func (NSSDirectory) LookupUID(uid uint32) (*User, error) {
+	var pwd C.struct_passwd
+	err := lookupRecord("getpwuid_r", "with uid "+strconv.FormatUint(uint64(uid), 10), ErrUnknownUser, func(buf *C.char, size C.size_t, found, errno *C.int) {
+		pwd = C.nss_getpwuid(C.uid_t(uid), buf, size, found, errno)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &User{Name: C.GoString(pwd.pw_name), UID: uint32(pwd.pw_uid), GID: uint32(pwd.pw_gid)}, nil
+}
+
+func (NSSDirectory) GroupIDs(u *User) ([]uint32, error) {
 	cname, err := cString(u.Name)
 	if err != nil {
 		return nil, err
@@ -89,9 +117,13 @@ func (nssDirectory) GroupIDs(u *User) ([]uint32, error) {
 	}
 }
 
-func (nssDirectory) LookupGroup(name string) (*Group, error) {
+func (NSSDirectory) LookupGroup(name string) (*Group, error) {
+	cname, err := cString(name)
+	if err != nil {
+		return nil, err
+	}
 	var grp C.struct_group
-	err := lookupRecord("getgrnam_r", name, ErrUnknownGroup, func(cname, buf *C.char, size C.size_t, found, errno *C.int) {
+	err = lookupRecord("getgrnam_r", strconv.Quote(name), ErrUnknownGroup, func(buf *C.char, size C.size_t, found, errno *C.int) {
 		grp = C.nss_getgrnam(cname, buf, size, found, errno)
 	})
 	if err != nil {
@@ -106,24 +138,20 @@ func (nssDirectory) LookupGroup(name string) (*Group, error) {
 	return &Group{Name: C.GoString(grp.gr_name), GID: uint32(grp.gr_gid), Members: members}, nil
 }
 
-// lookupRecord runs the NSS lookup call (named for errors) of name. It
-// returns nil when the record was found, notFound wrapped when there is no
-// such record, and any other failure wrapped.
-func lookupRecord(call, name string, notFound error, lookup func(cname, buf *C.char, size C.size_t, found, errno *C.int)) error {
-	cname, err := cString(name)
-	if err != nil {
-		return err
-	}
+// lookupRecord runs the NSS lookup call of the record key describes (both
+// named for errors). It returns nil when the record was found, notFound
+// wrapped when there is no such record, and any other failure wrapped.
+func lookupRecord(call, key string, notFound error, lookup func(buf *C.char, size C.size_t, found, errno *C.int)) error {
 	found, err := withRecordBuffer(func(buf []byte) (bool, syscall.Errno) {
 		var found, errno C.int
-		lookup(cname, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &found, &errno)
+		lookup((*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &found, &errno)
 		return found != 0, syscall.Errno(errno)
 	})
 	switch {
 	case err != nil:
-		return fmt.Errorf("%s %q: %w", call, name, err)
+		return fmt.Errorf("%s %s: %w", call, key, err)
 	case !found:
-		return fmt.Errorf("%w %q", notFound, name)
+		return fmt.Errorf("%w %s", notFound, key)
 	}
 	return nil
 }

@@ -34,6 +34,30 @@ func TestNSSLookupUser(t *testing.T) {
 	}
 }
 
+func TestNSSLookupUID(t *testing.T) {
+	tests := []struct {
+		name    string
+		uid     uint32
+		want    *User
+		wantErr error
+	}{
+		{"root", 0, &User{Name: "root", UID: 0, GID: 0}, nil},
+		// (uid_t)-2, which no test system gives anyone.
+		{"unassigned", 4294967294, nil, ErrUnknownUser},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := NSS().LookupUID(tt.uid)
+			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if tt.want != nil && *u != *tt.want {
+				t.Errorf("user = %+v, want %+v", u, tt.want)
+			}
+		})
+	}
+}
+
 func TestNSSLookupGroup(t *testing.T) {
 	g, err := NSS().LookupGroup("root")
 	if err != nil {

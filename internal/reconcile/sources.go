@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/netns-session/netns-session/internal/config"
 )
@@ -74,21 +71,14 @@ func (s *syncer) fromLinger(c *candidates) {
 	}
 }
 
-// fromRunningManagers adds the UIDs that have a user@UID.service cgroup, in
-// the unified hierarchy mounted at the cgroup root or in one mounted below it
-// (hybrid and legacy hosts).
+// fromRunningManagers adds the UIDs whose user manager runs.
 func (s *syncer) fromRunningManagers(c *candidates) {
-	for _, pattern := range []string{"user.slice/user-*.slice/user@*.service", "*/user.slice/user-*.slice/user@*.service"} {
-		matches, err := filepath.Glob(filepath.Join(s.units.CgroupRoot, pattern))
-		if err != nil {
-			s.errs = append(s.errs, fmt.Errorf("finding running user managers: %w", err))
-			return
-		}
-		for _, m := range matches {
-			if uid, ok := serviceUID(filepath.Base(m)); ok {
-				c.addUID(uid)
-			}
-		}
+	uids, err := s.units.RunningManagerUIDs()
+	if err != nil {
+		s.errs = append(s.errs, err)
+	}
+	for _, uid := range uids {
+		c.addUID(uid)
 	}
 }
 
@@ -103,20 +93,4 @@ func (s *syncer) fromDropIns(c *candidates) {
 	for _, uid := range uids {
 		c.addUID(uid)
 	}
-}
-
-// serviceUID returns UID of a "user@UID.service" name.
-func serviceUID(name string) (uint32, bool) {
-	id, ok := strings.CutPrefix(name, "user@")
-	if !ok {
-		return 0, false
-	}
-	if id, ok = strings.CutSuffix(id, ".service"); !ok {
-		return 0, false
-	}
-	uid, err := strconv.ParseUint(id, 10, 32)
-	if err != nil || strconv.FormatUint(uid, 10) != id {
-		return 0, false
-	}
-	return uint32(uid), true
 }

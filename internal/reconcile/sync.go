@@ -33,9 +33,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 
@@ -286,9 +284,9 @@ func (s *syncer) plan(p policy, set *units.Set) {
 	var change Change
 	if target != "" {
 		set.Ensure(p.user.Name, uid, target)
-		same, err := fileHolds(s.units.DropInPath(uid), units.Render(p.user.Name, uid, target))
+		same, err := s.units.DropInMatches(uid, p.user.Name, target)
 		if err != nil {
-			s.errs = append(s.errs, fmt.Errorf("reading drop-in of uid %d: %w", uid, err))
+			s.errs = append(s.errs, err)
 		}
 		if same {
 			return
@@ -321,17 +319,4 @@ func (s *syncer) checkNetns(path, user string) {
 	if _, err := nsjoin.CheckNetns(path); err != nil {
 		s.warnf("%v: the user manager of %s (and of every user mapped there) fails to start, and their logins are refused, until it is a network namespace", err, user)
 	}
-}
-
-// fileHolds reports whether the file at path holds exactly want; a missing
-// file does not.
-func fileHolds(path string, want []byte) (bool, error) {
-	got, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return string(got) == string(want), nil
 }

@@ -131,9 +131,19 @@ func newTestSystem(t *testing.T) *testSystem {
 	return s
 }
 
+// writeDropIn writes the drop-in a login under an earlier policy left, and
+// forgets the reload that took.
 func (s *testSystem) writeDropIn(t *testing.T, user string, uid uint32, nsPath string) {
 	t.Helper()
-	writeFile(t, s.m.DropInPath(uid), string(units.Render(user, uid, nsPath)))
+	l, err := s.m.Lock(context.Background(), uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if _, err := l.Ensure(context.Background(), user, uid, nsPath); err != nil {
+		t.Fatal(err)
+	}
+	s.sd.reloads = 0
 }
 
 func (s *testSystem) linger(t *testing.T, user string) {
@@ -469,29 +479,5 @@ func checkWarnings(t *testing.T, got, want []string) {
 		if !strings.Contains(got[i], want[i]) {
 			t.Errorf("warning %d = %q, want it to contain %q", i, got[i], want[i])
 		}
-	}
-}
-
-func TestServiceUID(t *testing.T) {
-	tests := []struct {
-		name string
-		uid  uint32
-		ok   bool
-	}{
-		{"user@1001.service", 1001, true},
-		{"user@0.service", 0, true},
-		{"user@01001.service", 0, false},
-		{"user@.service", 0, false},
-		{"user@1001.service.d", 0, false},
-		{"user-runtime-dir@1001.service", 0, false},
-		{"user@4294967296.service", 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			uid, ok := serviceUID(tt.name)
-			if uid != tt.uid || ok != tt.ok {
-				t.Errorf("serviceUID(%q) = %d, %v; want %d, %v", tt.name, uid, ok, tt.uid, tt.ok)
-			}
-		})
 	}
 }

@@ -250,6 +250,18 @@ func (m *Manager) removeDropInDir(uid uint32, dir string) error {
 	return syncDir(m.SystemDir)
 }
 
+// DropInMatches reports whether uid's drop-in exists and is the one Ensure
+// would write for user and nsPath, so that a dry run can tell what would
+// change without taking the lock.
+func (m *Manager) DropInMatches(uid uint32, user, nsPath string) (bool, error) {
+	var stack [512]byte
+	_, equal, err := fileContentIs(m.DropInPath(uid), appendDropIn(stack[:0], user, uid, nsPath))
+	if err != nil {
+		return false, fmt.Errorf("reading drop-in for uid %d: %w", uid, err)
+	}
+	return equal, nil
+}
+
 // SystemdBooted reports whether systemd is the init system, as sd_booted(3)
 // does: SystemDir exists and is a directory.
 func (m *Manager) SystemdBooted() bool {
@@ -269,21 +281,31 @@ func (m *Manager) DropInUIDs() ([]uint32, error) {
 	}
 	var uids []uint32
 	for _, e := range entries {
-		id, ok := strings.CutPrefix(e.Name(), "user@")
+		uid, ok := userManagerUID(e.Name(), ".service.d")
 		if !ok {
 			continue
 		}
-		if id, ok = strings.CutSuffix(id, ".service.d"); !ok {
-			continue
-		}
-		uid, err := strconv.ParseUint(id, 10, 32)
-		if err != nil || strconv.FormatUint(uid, 10) != id {
-			continue
-		}
-		if _, err := os.Lstat(m.DropInPath(uint32(uid))); err == nil {
-			uids = append(uids, uint32(uid))
+		if _, err := os.Lstat(m.DropInPath(uid)); err == nil {
+			uids = append(uids, uid)
 		}
 	}
 	slices.Sort(uids)
 	return uids, nil
+}
+
+// userManagerUID returns the UID of a name "user@UID" + suffix, in the
+// canonical spelling systemd uses for the instance.
+func userManagerUID(name, suffix string) (uint32, bool) {
+	id, ok := strings.CutPrefix(name, "user@")
+	if !ok {
+		return 0, false
+	}
+	if id, ok = strings.CutSuffix(id, suffix); !ok {
+		return 0, false
+	}
+	uid, err := strconv.ParseUint(id, 10, 32)
+	if err != nil || strconv.FormatUint(uid, 10) != id {
+		return 0, false
+	}
+	return uint32(uid), true
 }

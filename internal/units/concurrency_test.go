@@ -177,7 +177,7 @@ func TestConcurrentEnsureGoroutines(t *testing.T) {
 			valid := map[string]bool{}
 			for _, uid := range uids {
 				for _, p := range tt.paths {
-					valid[string(Render("alice", uid, p))] = true
+					valid[string(appendDropIn(nil, "alice", uid, p))] = true
 				}
 			}
 			stop := make(chan struct{})
@@ -260,7 +260,7 @@ func TestConcurrentEnsureProcesses(t *testing.T) {
 			logPath := filepath.Join(t.TempDir(), "reloads")
 			valid := map[string]bool{}
 			for _, p := range tt.paths {
-				valid[string(Render("alice", uid, p))] = true
+				valid[string(appendDropIn(nil, "alice", uid, p))] = true
 			}
 			stop := make(chan struct{})
 			watcher := watchDropIns(t, m, []uint32{uid}, valid, stop)
@@ -340,7 +340,7 @@ func TestKilledBeforeReload(t *testing.T) {
 		t.Fatalf("lock of a killed holder not released: %v", err)
 	}
 	defer l.Unlock()
-	if got, _ := os.ReadFile(m.DropInPath(uid)); !bytes.Equal(got, Render("alice", uid, "/run/netns/ns0")) {
+	if got, _ := os.ReadFile(m.DropInPath(uid)); !bytes.Equal(got, appendDropIn(nil, "alice", uid, "/run/netns/ns0")) {
 		t.Fatalf("child did not get as far as its rename; drop-in:\n%s", got)
 	}
 	changed, err := l.Ensure(ctx, "alice", uid, "/run/netns/ns0")

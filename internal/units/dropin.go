@@ -17,12 +17,8 @@ import (
 // ends in ".conf" and is hidden, so systemd never reads a half-written file.
 const tempPrefix = "." + DropInName + "."
 
-// Render returns the drop-in that starts user@UID.service of user in the
-// network namespace at nsPath.
-func Render(user string, uid uint32, nsPath string) []byte {
-	return appendDropIn(nil, user, uid, nsPath)
-}
-
+// appendDropIn appends the drop-in that starts user@UID.service of user in
+// the network namespace at nsPath.
 func appendDropIn(b []byte, user string, uid uint32, nsPath string) []byte {
 	b = append(b, "# Written by netns-session for user "...)
 	b = appendPrintable(b, user)

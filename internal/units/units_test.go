@@ -117,7 +117,7 @@ func mustStat(t testing.TB, path string) *syscall.Stat_t {
 	return fi.Sys().(*syscall.Stat_t)
 }
 
-func TestRender(t *testing.T) {
+func TestAppendDropIn(t *testing.T) {
 	tests := []struct {
 		name   string
 		user   string
@@ -158,8 +158,8 @@ func TestRender(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := string(Render(tt.user, tt.uid, tt.nsPath)); got != tt.want {
-				t.Errorf("Render() =\n%s\nwant\n%s", got, tt.want)
+			if got := string(appendDropIn(nil, tt.user, tt.uid, tt.nsPath)); got != tt.want {
+				t.Errorf("appendDropIn() =\n%s\nwant\n%s", got, tt.want)
 			}
 		})
 	}
@@ -175,10 +175,10 @@ func TestEnsure(t *testing.T) {
 		wantChanged bool
 	}{
 		{"writes when missing", "", "alice", "/run/netns/ns0", true},
-		{"leaves an identical drop-in alone", string(Render("alice", uid, "/run/netns/ns0")), "alice", "/run/netns/ns0", false},
-		{"rewrites when the namespace changes", string(Render("alice", uid, "/run/netns/ns0")), "alice", "/run/netns/ns1", true},
-		{"rewrites when the user was renamed", string(Render("alice", uid, "/run/netns/ns0")), "alicia", "/run/netns/ns0", true},
-		{"rewrites a longer file with the same start", string(Render("alice", uid, "/run/netns/ns0")) + "DNS=1.1.1.1\n", "alice", "/run/netns/ns0", true},
+		{"leaves an identical drop-in alone", string(appendDropIn(nil, "alice", uid, "/run/netns/ns0")), "alice", "/run/netns/ns0", false},
+		{"rewrites when the namespace changes", string(appendDropIn(nil, "alice", uid, "/run/netns/ns0")), "alice", "/run/netns/ns1", true},
+		{"rewrites when the user was renamed", string(appendDropIn(nil, "alice", uid, "/run/netns/ns0")), "alicia", "/run/netns/ns0", true},
+		{"rewrites a longer file with the same start", string(appendDropIn(nil, "alice", uid, "/run/netns/ns0")) + "DNS=1.1.1.1\n", "alice", "/run/netns/ns0", true},
 		{"rewrites a foreign file", "garbage", "alice", "/run/netns/ns0", true},
 	}
 	for _, tt := range tests {
@@ -200,6 +200,10 @@ func TestEnsure(t *testing.T) {
 				before = mustStat(t, path)
 			}
 
+			matches, err := m.DropInMatches(uid, tt.user, tt.nsPath)
+			if err != nil || matches == tt.wantChanged {
+				t.Errorf("DropInMatches() = %v, %v before Ensure; want %v", matches, err, !tt.wantChanged)
+			}
 			changed, err := ensure(t, m, tt.user, uid, tt.nsPath)
 			if err != nil {
 				t.Fatalf("Ensure: %v", err)
@@ -211,7 +215,7 @@ func TestEnsure(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := Render(tt.user, uid, tt.nsPath); !bytes.Equal(got, want) {
+			if want := appendDropIn(nil, tt.user, uid, tt.nsPath); !bytes.Equal(got, want) {
 				t.Errorf("drop-in =\n%s\nwant\n%s", got, want)
 			}
 			connects, reloads, closes := sd.counts()
@@ -575,6 +579,32 @@ func TestDropInUIDsIgnoresOtherUnits(t *testing.T) {
 	}
 	if want := []uint32{1007}; !slices.Equal(uids, want) {
 		t.Errorf("DropInUIDs() = %v, want %v", uids, want)
+	}
+}
+
+func TestUserManagerUID(t *testing.T) {
+	tests := []struct {
+		name   string
+		suffix string
+		uid    uint32
+		ok     bool
+	}{
+		{"user@1001.service", ".service", 1001, true},
+		{"user@0.service", ".service", 0, true},
+		{"user@1001.service.d", ".service.d", 1001, true},
+		{"user@01001.service", ".service", 0, false},
+		{"user@.service", ".service", 0, false},
+		{"user@1001.service.d", ".service", 0, false},
+		{"user-runtime-dir@1001.service", ".service", 0, false},
+		{"user@4294967296.service", ".service", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" "+tt.suffix, func(t *testing.T) {
+			uid, ok := userManagerUID(tt.name, tt.suffix)
+			if uid != tt.uid || ok != tt.ok {
+				t.Errorf("userManagerUID(%q, %q) = %d, %v; want %d, %v", tt.name, tt.suffix, uid, ok, tt.uid, tt.ok)
+			}
+		})
 	}
 }
 

@@ -46,6 +46,26 @@ func (m *Manager) UserManagerPID(uid uint32) (int, error) {
 	return 0, fmt.Errorf("finding user manager of uid %d: %w", uid, ErrNotRunning)
 }
 
+// RunningManagerUIDs returns, in ascending order, the UIDs whose
+// user@UID.service has a cgroup in any hierarchy, so a sync can place
+// managers that run without a drop-in.
+func (m *Manager) RunningManagerUIDs() ([]uint32, error) {
+	var uids []uint32
+	for _, hierarchy := range cgroupHierarchies {
+		matches, err := filepath.Glob(filepath.Join(m.CgroupRoot, hierarchy, "user.slice", "user-*.slice", "user@*.service"))
+		if err != nil {
+			return nil, fmt.Errorf("finding running user managers: %w", err)
+		}
+		for _, path := range matches {
+			if uid, ok := userManagerUID(filepath.Base(path), ".service"); ok {
+				uids = append(uids, uid)
+			}
+		}
+	}
+	slices.Sort(uids)
+	return slices.Compact(uids), nil
+}
+
 func readPIDs(path string) ([]int, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

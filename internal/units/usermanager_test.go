@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -103,6 +104,31 @@ func TestUserManagerPIDRejectsGarbage(t *testing.T) {
 	writeTestFile(t, filepath.Join(m.CgroupRoot, "user.slice/user-1001.slice/user@1001.service/init.scope/cgroup.procs"), "42x\n")
 	if _, err := m.UserManagerPID(1001); err == nil || errors.Is(err, ErrNotRunning) {
 		t.Errorf("UserManagerPID() error = %v, want a parse error", err)
+	}
+}
+
+func TestRunningManagerUIDs(t *testing.T) {
+	m, _ := testManager(t, true)
+	for _, dir := range []string{
+		"user.slice/user-1001.slice/user@1001.service",
+		"user.slice/user-0.slice/user@0.service",
+		"unified/user.slice/user-1002.slice/user@1002.service",
+		"systemd/user.slice/user-1002.slice/user@1002.service",
+		"systemd/user.slice/user-1003.slice/user@1003.service",
+		"user.slice/user-1004.slice/user-runtime-dir@1004.service",
+		"user.slice/user-1005.slice/session-3.scope",
+		"system.slice/user@1006.service",
+	} {
+		if err := os.MkdirAll(filepath.Join(m.CgroupRoot, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uids, err := m.RunningManagerUIDs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint32{0, 1001, 1002, 1003}; !slices.Equal(uids, want) {
+		t.Errorf("RunningManagerUIDs() = %v, want %v", uids, want)
 	}
 }
 
