@@ -159,7 +159,7 @@ func (m *Manager) writeDropIn(h *heldUID, user, nsPath string) error {
 	if equal {
 		return nil
 	}
-	// Only now is the check worth its stat: a drop-in on disk means systemd.
+	// A drop-in on disk means systemd; only without one is it asked.
 	if !exists && !m.SystemdBooted() {
 		return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, ErrNoSystemd)
 	}
@@ -263,10 +263,13 @@ func (m *Manager) DropInMatches(uid uint32, user, nsPath string) (bool, error) {
 }
 
 // SystemdBooted reports whether systemd is the init system, as sd_booted(3)
-// does: SystemDir exists and is a directory.
+// does: SystemDir exists and is a directory. It looks once per Manager.
 func (m *Manager) SystemdBooted() bool {
-	fi, err := os.Lstat(m.SystemDir)
-	return err == nil && fi.IsDir()
+	m.bootedOnce.Do(func() {
+		fi, err := os.Lstat(m.SystemDir)
+		m.booted = err == nil && fi.IsDir()
+	})
+	return m.booted
 }
 
 // DropInUIDs returns, in ascending order, the UIDs that have a drop-in, so a

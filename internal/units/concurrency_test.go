@@ -191,8 +191,7 @@ func TestConcurrentEnsureGoroutines(t *testing.T) {
 						// Each login gets its own fake connection, which
 						// records what systemd would have loaded.
 						sd := &fakeSystemd{}
-						lm := *m
-						lm.Connect = sd.connect
+						lm := &Manager{SystemDir: m.SystemDir, CgroupRoot: m.CgroupRoot, ProcRoot: m.ProcRoot, LockDir: m.LockDir, Connect: sd.connect}
 						sd.onReload = func() {
 							data, err := os.ReadFile(m.DropInPath(uid))
 							if err != nil {
@@ -208,7 +207,7 @@ func TestConcurrentEnsureGoroutines(t *testing.T) {
 							}
 							reloads[uid]++
 						}
-						if _, err := ensure(t, &lm, "alice", uid, tt.paths[(g+i)%len(tt.paths)]); err != nil {
+						if _, err := ensure(t, lm, "alice", uid, tt.paths[(g+i)%len(tt.paths)]); err != nil {
 							t.Error(err)
 							return
 						}

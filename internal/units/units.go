@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 )
 
 // DropInName is the file name of the drop-in in user@UID.service.d. Its "50-"
@@ -70,6 +71,12 @@ type Manager struct {
 	// Connect opens a connection to the system manager. It is called only
 	// when a reload is needed; the connection is closed after the reload.
 	Connect func(ctx context.Context) (Reloader, error)
+
+	// bootedOnce and booted cache SystemdBooted: the init system does not
+	// change while a process runs, and a login asks before placing the
+	// manager and again before creating a drop-in.
+	bootedOnce sync.Once
+	booted     bool
 }
 
 // New returns a Manager for the running system.

@@ -278,6 +278,19 @@ func TestEnsureWithoutSystemd(t *testing.T) {
 	}
 }
 
+func TestSystemdBootedIsDecidedOnce(t *testing.T) {
+	m, _ := testManager(t, false)
+	if m.SystemdBooted() {
+		t.Fatal("SystemdBooted() = true without SystemDir")
+	}
+	if err := os.MkdirAll(m.SystemDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if m.SystemdBooted() {
+		t.Error("SystemdBooted() changed its answer within one Manager: it looked again")
+	}
+}
+
 func TestEnsureRejectsPathsSystemdWouldRead(t *testing.T) {
 	for _, nsPath := range []string{
 		"",
