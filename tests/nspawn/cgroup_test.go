@@ -1,6 +1,7 @@
 package nspawn
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -129,7 +130,9 @@ func removeCgroups(dirs ...string) error {
 	return nil
 }
 
-// sweepStaleCgroups removes the cgroups of runs that are no longer alive.
+// sweepStaleCgroups removes the cgroups of runs that are no longer alive. A
+// cgroup that still holds processes is left alone: it belongs to a live run
+// whose lock this run cannot see, one with another NETNS_SESSION_CACHE.
 func sweepStaleCgroups(runs string) error {
 	for _, root := range cgroupRoots {
 		entries, err := os.ReadDir(root)
@@ -140,12 +143,31 @@ func sweepStaleCgroups(runs string) error {
 			return fmt.Errorf("listing %s: %w", root, err)
 		}
 		for _, e := range entries {
-			if e.IsDir() && !runIsLive(filepath.Join(runs, e.Name())) {
-				if err := removeCgroups(filepath.Join(root, e.Name())); err != nil {
+			dir := filepath.Join(root, e.Name())
+			if e.IsDir() && !runIsLive(filepath.Join(runs, e.Name())) && !holdsProcesses(dir) {
+				if err := removeCgroups(dir); err != nil {
 					return err
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// holdsProcesses reports whether any cgroup in the tree at dir has a process.
+func holdsProcesses(dir string) bool {
+	found := false
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil // gone meanwhile: nothing in it
+		}
+		if !d.IsDir() && d.Name() == "cgroup.procs" {
+			if procs, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(procs)) > 0 {
+				found = true
+				return filepath.SkipAll
+			}
+		}
+		return nil
+	})
+	return found
 }
