@@ -53,7 +53,7 @@ know (the line matches nobody), and a namespace file that cannot be inspected.
 With --user NAME, shows how that user resolves instead: the rule, why it
 matched, and the namespace the session will join.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Usage: "check only this config `FILE` instead of " + config.DefaultFile + " and " + config.DefaultDir + "/*.conf"},
+			configFlag("check"),
 			&cli.StringFlag{Name: "user", Usage: "show how the user `NAME` resolves"},
 		},
 		Action: func(c *cli.Context) error {

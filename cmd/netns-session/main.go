@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/netns-session/netns-session/internal/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -33,6 +35,15 @@ then runs in that namespace; unmapped users stay on the host network.`,
 			watchCommand(),
 			statusCommand(),
 		},
+	}
+}
+
+// configFlag is the --config flag every command that reads the config has;
+// verb says what the command does with it.
+func configFlag(verb string) *cli.StringFlag {
+	return &cli.StringFlag{
+		Name:  "config",
+		Usage: verb + " only this config `FILE` instead of " + config.DefaultFile + " and " + config.DefaultDir + "/*.conf",
 	}
 }
 

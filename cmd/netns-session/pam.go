@@ -46,7 +46,7 @@ session, placed by its drop-in) succeed without doing anything. Options are
 taken only from arguments, never from the environment; the seed module's
 config=PATH, log=PATH and debug arguments work too.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Usage: "read only this config `FILE` instead of " + config.DefaultFile + " and " + config.DefaultDir + "/*.conf"},
+			configFlag("read"),
 			&cli.StringFlag{Name: "log", Usage: "also append a line per session to `FILE`"},
 			&cli.BoolFlag{Name: "debug", Usage: "log every step"},
 		},

@@ -61,7 +61,7 @@ With --json, the same as one JSON object: "sessions", "managers", "drop_ins",
 "warnings", and the counts "violations" and "unknown".`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON instead of tables"},
-			&cli.StringFlag{Name: "config", Usage: "read only this config `FILE` instead of " + config.DefaultFile + " and " + config.DefaultDir + "/*.conf"},
+			configFlag("read"),
 		},
 		Action: runStatus,
 	}

@@ -51,7 +51,7 @@ users could not be looked up or some drop-ins not written (the others are
 synced).`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show what would change, change nothing"},
-			&cli.StringFlag{Name: "config", Usage: "read only this config `FILE` instead of " + config.DefaultFile + " and " + config.DefaultDir + "/*.conf"},
+			configFlag("read"),
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {

@@ -81,7 +81,7 @@ errors is refused and the one loaded before stays in force. A config with
 errors at start stops the daemon with exit status 78. It reconnects, and
 checks everything again, when the system bus or logind restarts.`,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "config", Usage: "read only this config `FILE` instead of " + config.DefaultFile + " and " + config.DefaultDir + "/*.conf"},
+			configFlag("read"),
 			&cli.BoolFlag{Name: "debug", Usage: "log every step"},
 		},
 		Action: runWatch,
