@@ -32,6 +32,9 @@ var imagePackages = []string{
 	// for the benchmarks and the attack suite: the in-process pam_usernet
 	// reference, syscall counts, and at(1) as one more way to start jobs.
 	"libpam-net", "strace", "at",
+	// a real directory whose server or client daemon a test can stop: the
+	// sources that are unavailable rather than empty (ldap_test.go).
+	"slapd", "ldap-utils", "libnss-ldapd", "nslcd",
 }
 
 // testUsers are created in every image with these uids, a home, bash and a
@@ -58,6 +61,7 @@ var provisionScript = func() string {
 		fmt.Fprintf(&b, "install -m 0600 -o %s -g %s %s.pub /home/%s/.ssh/authorized_keys\n", u.Name, u.Name, rootKey, u.Name)
 	}
 	b.WriteString("install -d -m 0755 /etc/security\n")
+	b.WriteString(ldapProvisionScript)
 	return b.String()
 }()
 
