@@ -162,7 +162,19 @@ func useImage(dir string) error {
 		f.Close()
 		return fmt.Errorf("marking %s in use: %w", dir, err)
 	}
-	return nil // f stays open, and locked, for the life of the process.
+	// Kept referenced: the finalizer of an unreachable *os.File closes it,
+	// which would drop the lock at the next garbage collection.
+	imagesInUse.Lock()
+	imagesInUse.files = append(imagesInUse.files, f)
+	imagesInUse.Unlock()
+	return nil
+}
+
+// imagesInUse holds the DIR.use files of this process, open and locked for
+// its life.
+var imagesInUse struct {
+	sync.Mutex
+	files []*os.File
 }
 
 // removeUnusedImages removes the images of suite that no running test binary
