@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/nsjoin"
 	"github.com/netns-session/netns-session/internal/units"
 )
 
@@ -106,6 +107,12 @@ func runPAMCommand(c *cli.Context) error {
 // config.
 func runPAM(ctx context.Context, opts pamOptions, optsErr error) int {
 	start := time.Now()
+	// Pinned first: once the caller exits, this process belongs to a reaper,
+	// which the join must never mistake for the caller.
+	caller, callerErr := nsjoin.PinParent()
+	if caller != nil {
+		defer caller.Close()
+	}
 	log := newEventLog(opts.debug)
 	if opts.logPath != "" {
 		if err := log.openFile(opts.logPath); err != nil {
@@ -124,7 +131,7 @@ func runPAM(ctx context.Context, opts pamOptions, optsErr error) int {
 
 	ctx, cancel := context.WithTimeout(ctx, pamBudget)
 	defer cancel()
-	h := &pamHook{log: log, opts: opts, optsErr: optsErr, units: units.New(), users: config.NSS()}
+	h := &pamHook{log: log, opts: opts, optsErr: optsErr, caller: caller, callerErr: callerErr, units: units.New(), users: config.NSS()}
 	placed, err := h.open(ctx, req)
 	if err != nil {
 		return deny(log, start, err)

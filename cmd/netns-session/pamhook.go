@@ -19,8 +19,12 @@ type pamHook struct {
 	log     *eventLog
 	opts    pamOptions
 	optsErr error // a bad pam argument counts as a broken config
-	units   *units.Manager
-	users   config.Directory
+	// caller is the process that opens the session, pinned at start;
+	// callerErr says why it could not be, which fails every join.
+	caller    *nsjoin.Caller
+	callerErr error
+	units     *units.Manager
+	users     config.Directory
 }
 
 // placement is what the hook did with a session that it let open.
@@ -196,7 +200,10 @@ func (h *pamHook) checkUserManager(ctx context.Context, user *config.User, targe
 
 // join moves the login process - our parent, waiting for us - into target.
 func (h *pamHook) join(ctx context.Context, target string) error {
-	err := nsjoin.JoinParent(ctx, target, nsjoin.Options{Debugf: h.log.Debugf})
+	err := h.callerErr
+	if err == nil {
+		err = nsjoin.JoinParent(ctx, h.caller, target, nsjoin.Options{Debugf: h.log.Debugf})
+	}
 	switch {
 	case err == nil:
 		return nil

@@ -27,6 +27,9 @@ var (
 	ErrUnsupportedArch = errors.New("not supported on " + runtime.GOARCH)
 	// ErrTimeout: the caller did not reach a ptrace stop in time.
 	ErrTimeout = errors.New("timed out")
+	// ErrCallerChanged: the process that would be joined is not the caller
+	// pinned by PinParent, alive and still the parent of this process.
+	ErrCallerChanged = errors.New("not the caller pinned at start")
 	// ErrCallerGone: the caller exited (or was killed by someone else) during the join.
 	ErrCallerGone = errors.New("caller exited during the join")
 	// ErrCallerKilled: the caller could not be put back as it was, so it was

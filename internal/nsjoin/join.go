@@ -10,7 +10,10 @@
 // moves another process into a namespace, so JoinParent injects
 // openat+setns+close into that parent's waiting thread with ptrace, through
 // the thread's own syscall instruction, and then lets the wait go on exactly
-// as it would have. It is implemented for amd64; elsewhere it fails with
+// as it would have. The parent is pinned (PinParent) when the helper starts,
+// and only a thread of it waiting on exactly the helper is ever touched: a
+// process the helper was handed to after its parent exited is not the
+// caller. It is implemented for amd64; elsewhere it fails with
 // ErrUnsupportedArch.
 package nsjoin
 

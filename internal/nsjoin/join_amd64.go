@@ -19,8 +19,7 @@ import (
 const (
 	sysWait4  = 61
 	sysWaitid = 247
-	// idtype_t values of waitid's first argument.
-	idtypeAll = 0
+	// idtypePID is waitid's first argument for a wait on one PID (P_PID).
 	idtypePID = 1
 )
 
@@ -50,10 +49,13 @@ func step(name string) {
 	}
 }
 
-// JoinParent moves the thread of our parent process that is blocked in wait4
-// or waitid on us into the network namespace at nsPath, an absolute path.
-// It does nothing if that thread is already there, and it checks afterwards
-// that the thread is in exactly the namespace CheckNetns(nsPath) identified.
+// JoinParent moves the thread of caller that is blocked in wait4 or waitid
+// on this process into the network namespace at nsPath, an absolute path.
+// caller comes from PinParent, called when this process started: a process
+// that has become our parent since, because the caller exited, is never
+// touched. It does nothing if the caller is already in the namespace, and it
+// checks afterwards that the thread is in exactly the namespace
+// CheckNetns(nsPath) identified.
 //
 // On error the login must be denied, and the caller runs on unchanged (its
 // registers, memory, fds and namespace as they were), with two exceptions.
@@ -69,7 +71,7 @@ func step(name string) {
 // ctx bounds the search for the waiting thread and is checked between the
 // injected syscalls; once the caller is stopped, every wait is bounded by
 // Options.StopTimeout instead, so that cancelling can never cut a restore short.
-func JoinParent(ctx context.Context, nsPath string, opts Options) error {
+func JoinParent(ctx context.Context, caller *Caller, nsPath string, opts Options) error {
 	if opts.Debugf == nil {
 		opts.Debugf = func(string, ...any) {}
 	}
@@ -86,18 +88,31 @@ func JoinParent(ctx context.Context, nsPath string, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("joining the caller to %q: %w", nsPath, err)
 	}
+	if caller == nil {
+		return fmt.Errorf("joining the caller to %s: no caller pinned: %w", nsPath, ErrCallerChanged)
+	}
 	target, err := CheckNetns(nsPath)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrTargetUnavailable, err)
 	}
+	if err := caller.check(); err != nil {
+		return fmt.Errorf("joining the caller to %s: %w", nsPath, err)
+	}
 
-	w, err := findWaiter(ctx, os.Getppid(), os.Getpid(), opts.WaitTimeout)
+	w, inPlace, err := findWaiter(ctx, caller, os.Getpid(), target, opts.WaitTimeout)
 	if err != nil {
 		return err
+	}
+	if inPlace {
+		opts.Debugf("caller %d is already in %s (%s), every thread of it", caller.pid, nsPath, target)
+		return nil
 	}
 	current, err := ThreadNetnsID(w.pid, w.tid)
 	if err != nil {
 		return fmt.Errorf("reading the namespace of caller %d thread %d: %w", w.pid, w.tid, err)
+	}
+	if err := caller.check(); err != nil {
+		return fmt.Errorf("joining the caller to %s: %w", nsPath, err)
 	}
 	if current == target {
 		opts.Debugf("caller %d thread %d is already in %s (%s)", w.pid, w.tid, nsPath, target)
@@ -105,7 +120,7 @@ func JoinParent(ctx context.Context, nsPath string, opts Options) error {
 	}
 
 	start := time.Now()
-	if err := inject(ctx, w, cPath, target, opts); err != nil {
+	if err := inject(ctx, caller, w, cPath, target, opts); err != nil {
 		return fmt.Errorf("joining caller %d thread %d to %s: %w", w.pid, w.tid, nsPath, err)
 	}
 	joined, err := ThreadNetnsID(w.pid, w.tid)
@@ -128,38 +143,43 @@ type waiter struct {
 	a0, a1   uint64
 }
 
-// findWaiter returns the thread of pid that is blocked waiting on child. The
-// parent may still be between fork and wait when we start, so it polls until
-// timeout.
-func findWaiter(ctx context.Context, pid, child int, timeout time.Duration) (waiter, error) {
+// findWaiter returns the thread of caller that is blocked waiting on child.
+// The caller may still be between fork and wait when we start, so it polls
+// until timeout; while no thread waits, it looks whether every thread of the
+// caller is in target already, and then returns inPlace instead.
+func findWaiter(ctx context.Context, caller *Caller, child int, target ID, timeout time.Duration) (w waiter, inPlace bool, err error) {
+	pid := caller.pid
 	deadline := time.Now().Add(timeout)
 	for delay := 100 * time.Microsecond; ; delay = min(2*delay, 10*time.Millisecond) {
 		w, found, err := waitingThread(pid, child)
 		if err != nil || found {
-			return w, err
+			return w, false, err
+		}
+		if caller.alreadyIn(target) {
+			return waiter{}, true, nil
 		}
 		if time.Now().After(deadline) {
-			return waiter{}, fmt.Errorf("finding the thread of %d blocked waiting on %d within %v: %w", pid, child, timeout, ErrNotWaiting)
+			return waiter{}, false, fmt.Errorf("finding the thread of %d blocked waiting on %d within %v: %w", pid, child, timeout, ErrNotWaiting)
 		}
 		select {
 		case <-ctx.Done():
-			return waiter{}, fmt.Errorf("finding the thread of %d blocked waiting on %d: %w", pid, child, ctx.Err())
+			return waiter{}, false, fmt.Errorf("finding the thread of %d blocked waiting on %d: %w", pid, child, ctx.Err())
 		case <-time.After(delay):
 		}
 	}
 }
 
 // waitingThread looks once through the threads of pid for one blocked in
-// wait4(child) or waitid(P_PID, child), which is how pam_exec waits. A thread
-// waiting for any child (a shell) is taken only if it is the process's only
-// thread: in a multithreaded process it may be reaping for someone else.
+// wait4(child) or waitid(P_PID, child), which is how pam_exec waits. A
+// thread waiting for any child is never taken: the process it belongs to
+// may be a reaper that this process was handed to, not the caller.
 func waitingThread(pid, child int) (waiter, bool, error) {
 	taskDir := fmt.Sprintf("/proc/%d/task", pid)
 	tasks, err := os.ReadDir(taskDir)
 	if err != nil {
 		return waiter{}, false, fmt.Errorf("listing threads of %d: %w", pid, err)
 	}
-	var exact, anyChild []waiter
+	var exact []waiter
 	for _, task := range tasks {
 		tid, err := strconv.Atoi(task.Name())
 		if err != nil {
@@ -173,24 +193,17 @@ func waitingThread(pid, child int) (waiter, bool, error) {
 			return waiter{}, false, fmt.Errorf("reading the syscall of %d thread %d: %w", pid, tid, err)
 		}
 		w, blocked := parseSyscall(raw)
-		if !blocked {
+		if !blocked || !waitsOn(w, child) {
 			continue
 		}
 		w.pid, w.tid = pid, tid
-		switch waitsOn(w, child) {
-		case waitsExactly:
-			exact = append(exact, w)
-		case waitsAnyChild:
-			anyChild = append(anyChild, w)
-		}
+		exact = append(exact, w)
 	}
 	switch {
 	case len(exact) == 1:
 		return exact[0], true, nil
 	case len(exact) > 1:
 		return waiter{}, false, fmt.Errorf("%d threads of %d wait on %d: %w", len(exact), pid, child, ErrNotWaiting)
-	case len(anyChild) == 1 && len(tasks) == 1:
-		return anyChild[0], true, nil
 	}
 	return waiter{}, false, nil
 }
@@ -211,32 +224,14 @@ func parseSyscall(raw []byte) (w waiter, blocked bool) {
 	return waiter{nr: nr, a0: a0, a1: a1}, true
 }
 
-type waitKind int
-
-const (
-	waitsNot waitKind = iota
-	waitsExactly
-	waitsAnyChild
-)
-
-// waitsOn tells whether a thread blocked in w waits on child. pid arguments
-// are C ints: only the low 32 bits of the register count.
-func waitsOn(w waiter, child int) waitKind {
+// waitsOn tells whether a thread blocked in w waits on exactly child. pid
+// arguments are C ints: only the low 32 bits of the register count.
+func waitsOn(w waiter, child int) bool {
 	switch w.nr {
 	case sysWait4:
-		switch int32(w.a0) {
-		case int32(child):
-			return waitsExactly
-		case -1:
-			return waitsAnyChild
-		}
+		return int32(w.a0) == int32(child)
 	case sysWaitid:
-		switch {
-		case w.a0 == idtypePID && int32(w.a1) == int32(child):
-			return waitsExactly
-		case w.a0 == idtypeAll:
-			return waitsAnyChild
-		}
+		return w.a0 == idtypePID && int32(w.a1) == int32(child)
 	}
-	return waitsNot
+	return false
 }

@@ -29,7 +29,11 @@ const (
 	envNetns    = "NSJOIN_TEST_NETNS"
 	envWait     = "NSJOIN_TEST_WAIT_TIMEOUT"
 	envSignalAt = "NSJOIN_TEST_SIGNAL_AT" // step at which the helper sends SIGUSR1 to its parent
-	reportTag   = "join: "
+	// envKillParent makes the helper, once pinned and waited on, kill its
+	// parent and join only once it has been handed to a reaper.
+	envKillParent = "NSJOIN_TEST_KILL_PARENT"
+	envGate       = "NSJOIN_TEST_GATE" // the C caller waits for a line on stdin before each run
+	reportTag     = "join: "
 )
 
 var allSteps = []string{stepBeforeSeize, stepStopped, stepOpened, stepJoined, stepBeforeDetach}
@@ -58,6 +62,18 @@ func TestMain(m *testing.M) {
 
 func runJoinHelper() int {
 	var rep joinReport
+	// Pinned first, as the pam command does.
+	caller, err := PinParent()
+	if err == nil && os.Getenv(envKillParent) != "" {
+		err = becomeOrphan(caller)
+	}
+	if err != nil {
+		rep.Err = err.Error()
+		line, _ := json.Marshal(rep)
+		fmt.Printf("%s%s\n", reportTag, line)
+		return 1
+	}
+	defer caller.Close()
 	var seized time.Time
 	signalAt := os.Getenv(envSignalAt)
 	stepHook = func(step string) {
@@ -76,7 +92,7 @@ func runJoinHelper() int {
 		opts.WaitTimeout = d
 	}
 	start := time.Now()
-	err := JoinParent(context.Background(), os.Getenv(envNetns), opts)
+	err = JoinParent(context.Background(), caller, os.Getenv(envNetns), opts)
 	end := time.Now()
 	rep.Join = end.Sub(start)
 	if !seized.IsZero() {
@@ -94,6 +110,36 @@ func runJoinHelper() int {
 		return 1
 	}
 	return 0
+}
+
+// becomeOrphan waits until caller waits on this process, kills it, and
+// returns once this process has been handed to a reaper: what happens to a
+// pam_exec helper when the user kills their own su.
+func becomeOrphan(caller *Caller) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, found, err := waitingThread(caller.pid, os.Getpid())
+		if err != nil {
+			return err
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("caller %d never waited on us", caller.pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := unix.Kill(caller.pid, unix.SIGKILL); err != nil {
+		return fmt.Errorf("killing caller %d: %w", caller.pid, err)
+	}
+	for os.Getppid() == caller.pid {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still the child of killed caller %d", caller.pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
 }
 
 // goCallerReport is what runGoCaller prints, as JSON after "go-caller: ".
@@ -260,23 +306,23 @@ func TestParseSyscall(t *testing.T) {
 	}
 }
 
-func TestWaitsOn(t *testing.T) {
+func TestWaitsOnlyOnExactlyTheChild(t *testing.T) {
 	const child = 4242
 	tests := []struct {
 		name string
 		w    waiter
-		want waitKind
+		want bool
 	}{
-		{"wait4 on child", waiter{nr: sysWait4, a0: child}, waitsExactly},
-		{"wait4 on child, high bits set", waiter{nr: sysWait4, a0: 0xffffffff00000000 | child}, waitsExactly},
-		{"wait4 on any child", waiter{nr: sysWait4, a0: 0xffffffffffffffff}, waitsAnyChild},
-		{"wait4 on another child", waiter{nr: sysWait4, a0: child + 1}, waitsNot},
-		{"wait4 on a process group", waiter{nr: sysWait4, a0: 0}, waitsNot},
-		{"waitid P_PID child", waiter{nr: sysWaitid, a0: idtypePID, a1: child}, waitsExactly},
-		{"waitid P_PID another", waiter{nr: sysWaitid, a0: idtypePID, a1: child + 1}, waitsNot},
-		{"waitid P_ALL", waiter{nr: sysWaitid, a0: idtypeAll}, waitsAnyChild},
-		{"waitid P_PIDFD", waiter{nr: sysWaitid, a0: 3, a1: 5}, waitsNot},
-		{"nanosleep", waiter{nr: unix.SYS_CLOCK_NANOSLEEP, a0: child}, waitsNot},
+		{"wait4 on child", waiter{nr: sysWait4, a0: child}, true},
+		{"wait4 on child, high bits set", waiter{nr: sysWait4, a0: 0xffffffff00000000 | child}, true},
+		{"wait4 on any child", waiter{nr: sysWait4, a0: 0xffffffffffffffff}, false},
+		{"wait4 on another child", waiter{nr: sysWait4, a0: child + 1}, false},
+		{"wait4 on a process group", waiter{nr: sysWait4, a0: 0}, false},
+		{"waitid P_PID child", waiter{nr: sysWaitid, a0: idtypePID, a1: child}, true},
+		{"waitid P_PID another", waiter{nr: sysWaitid, a0: idtypePID, a1: child + 1}, false},
+		{"waitid P_ALL", waiter{nr: sysWaitid, a0: 0}, false},
+		{"waitid P_PIDFD", waiter{nr: sysWaitid, a0: 3, a1: 5}, false},
+		{"nanosleep", waiter{nr: unix.SYS_CLOCK_NANOSLEEP, a0: child}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -288,20 +334,23 @@ func TestWaitsOn(t *testing.T) {
 }
 
 func TestJoinParentRejectsBadPaths(t *testing.T) {
+	parent := &Caller{pid: os.Getppid(), pidfd: -1}
 	tests := []struct {
 		name    string
+		caller  *Caller
 		path    string
 		wantErr error
 	}{
-		{"relative", "run/netns/x", ErrRelativePath},
-		{"empty", "", ErrRelativePath},
-		{"NUL byte", "/run/netns/a\x00b", unix.EINVAL},
+		{"relative", parent, "run/netns/x", ErrRelativePath},
+		{"empty", parent, "", ErrRelativePath},
+		{"NUL byte", parent, "/run/netns/a\x00b", unix.EINVAL},
+		{"no caller pinned", nil, "/proc/self/ns/net", ErrCallerChanged},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			stepHook = func(step string) { t.Errorf("reached step %s", step) }
 			defer func() { stepHook = nil }()
-			err := JoinParent(context.Background(), tt.path, Options{})
+			err := JoinParent(context.Background(), tt.caller, tt.path, Options{})
 			if !errors.Is(err, tt.wantErr) {
 				t.Errorf("JoinParent(%q) = %v, want %v", tt.path, err, tt.wantErr)
 			}
@@ -310,8 +359,9 @@ func TestJoinParentRejectsBadPaths(t *testing.T) {
 }
 
 // runShell runs script with /bin/sh, $NSJOIN_TEST_BIN being the helper, and
-// returns the want helper reports and the other lines of its output.
-func runShell(t *testing.T, script string, want int, env ...string) ([]joinReport, []string) {
+// returns the want helper reports. A shell waits on any child, so the helper
+// never joins it.
+func runShell(t *testing.T, script string, want int, env ...string) []joinReport {
 	t.Helper()
 	cmd := exec.Command("/bin/sh", "-c", script)
 	cmd.Env = environ(append([]string{envMode, "join", "NSJOIN_TEST_BIN", testBinary(t)}, env...)...)
@@ -319,24 +369,61 @@ func runShell(t *testing.T, script string, want int, env ...string) ([]joinRepor
 	if err != nil {
 		t.Fatalf("shell failed: %v\n%s", err, out)
 	}
-	reps, lines := reports(t, string(out))
+	reps, _ := reports(t, string(out))
 	if len(reps) != want {
 		t.Fatalf("got %d helper reports, want %d:\n%s", len(reps), want, out)
 	}
-	return reps, lines
+	return reps
 }
 
-// shellScript runs the helper, then reports the shell's open fds before and
-// after (globbed by the shell itself: a pipe would race with its own fds),
-// its namespace and that of a new child.
-const shellScript = `set -- /proc/$$/fd/*; echo "fds-before=$*"
-"$NSJOIN_TEST_BIN"
-set -- /proc/$$/fd/*; echo "fds-after=$*"
-echo "self=$(stat -L -c %d:%i /proc/$$/ns/net)"
-echo "child=$(stat -L -c %d:%i /proc/self/ns/net)"
-`
+// callerRun is what `caller report` and `caller orphan` say about one run
+// of the helper.
+type callerRun struct {
+	status              string // the helper's wait status
+	fdsBefore, fdsAfter string
+	self, child         string // the caller's namespace afterwards, and a new child's
+}
 
-func TestJoinParentShell(t *testing.T) {
+// parseCallerRuns picks the runs out of the C caller's other lines.
+func parseCallerRuns(t testing.TB, lines []string) []callerRun {
+	t.Helper()
+	var runs []callerRun
+	for _, line := range lines {
+		rest, ok := strings.CutPrefix(line, "caller: run=")
+		if !ok {
+			continue
+		}
+		kv := map[string]string{}
+		for _, field := range strings.Fields(rest)[1:] {
+			k, v, _ := strings.Cut(field, "=")
+			kv[k] = v
+		}
+		runs = append(runs, callerRun{status: kv["status"], fdsBefore: kv["fds-before"], fdsAfter: kv["fds-after"], self: kv["self"], child: kv["child"]})
+	}
+	return runs
+}
+
+// runReport runs `caller MODE WAIT HELPER NETNS...` (MODE report or orphan)
+// and returns one helper report and one caller run per NETNS.
+func runReport(t *testing.T, mode, wait string, env []string, netns ...string) ([]joinReport, []callerRun) {
+	t.Helper()
+	cmd := exec.Command(buildCaller(t), append([]string{mode, wait, testBinary(t)}, netns...)...)
+	cmd.Env = environ(append([]string{envMode, "join"}, env...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("caller failed: %v\n%s", err, out)
+	}
+	reps, lines := reports(t, string(out))
+	runs := parseCallerRuns(t, lines)
+	if len(reps) != len(netns) || len(runs) != len(netns) {
+		t.Fatalf("got %d helper reports and %d caller runs, want %d:\n%s", len(reps), len(runs), len(netns), out)
+	}
+	return reps, runs
+}
+
+// TestJoinParentJoinsOnlyACallerWaitingOnIt runs the helper under C callers
+// that wait for it in each way there is, and with targets that fail.
+func TestJoinParentJoinsOnlyACallerWaitingOnIt(t *testing.T) {
 	requireRoot(t)
 	target := newNetns(t)
 	dir := t.TempDir()
@@ -350,63 +437,58 @@ func TestJoinParentShell(t *testing.T) {
 
 	tests := []struct {
 		name      string
+		wait      string // how the caller waits (see testdata/caller.c)
 		netns     string
-		script    string // shellScript if empty
 		wantErr   string
 		wantSteps []string
-		wantNS    string // the shell's namespace afterwards
+		wantNS    string // the caller's namespace afterwards
 	}{
-		{name: "joins", netns: target, wantSteps: allSteps, wantNS: joined},
-		{name: "already in target, no ptrace", netns: ownNS + "net", wantNS: host},
-		{name: "target not a namespace", netns: regular, wantErr: ErrNotNamespace.Error(), wantNS: host},
-		{name: "target another namespace type", netns: ownNS + "uts", wantErr: ErrNotNetNamespace.Error(), wantNS: host},
-		{name: "target missing", netns: filepath.Join(dir, "missing"), wantErr: "no such file or directory", wantNS: host},
-		{
-			name:    "caller not waiting on us",
-			netns:   target,
-			script:  `"$NSJOIN_TEST_BIN" & exec sleep 1`,
-			wantErr: ErrNotWaiting.Error(),
-			wantNS:  host,
-		},
+		{name: "wait4 on it is joined", wait: "pid", netns: target, wantSteps: allSteps, wantNS: joined},
+		{name: "waitid on it is joined", wait: "waitid", netns: target, wantSteps: allSteps, wantNS: joined},
+		{name: "wait4 on any child is not joined", wait: "any", netns: target, wantErr: ErrNotWaiting.Error(), wantNS: host},
+		{name: "waitid on any child is not joined", wait: "waitid-all", netns: target, wantErr: ErrNotWaiting.Error(), wantNS: host},
+		{name: "reading its output first is not joined", wait: "stdout", netns: target, wantErr: ErrNotWaiting.Error(), wantNS: host},
+		{name: "already in target, no ptrace", wait: "pid", netns: ownNS + "net", wantNS: host},
+		{name: "reading its output first, already in target, passes", wait: "stdout", netns: ownNS + "net", wantNS: host},
+		{name: "waiting on any child, already in target, passes", wait: "any", netns: ownNS + "net", wantNS: host},
+		{name: "target not a namespace", wait: "pid", netns: regular, wantErr: ErrNotNamespace.Error(), wantNS: host},
+		{name: "target another namespace type", wait: "pid", netns: ownNS + "uts", wantErr: ErrNotNetNamespace.Error(), wantNS: host},
+		{name: "target missing", wait: "pid", netns: filepath.Join(dir, "missing"), wantErr: "no such file or directory", wantNS: host},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			script := tt.script
-			if script == "" {
-				script = shellScript
-			}
-			reps, lines := runShell(t, script, 1, envNetns, tt.netns, envWait, "200ms")
-			rep := reps[0]
-			t.Logf("helper: %+v", rep)
+			reps, runs := runReport(t, "report", tt.wait, []string{envWait, "200ms"}, tt.netns)
+			rep, run := reps[0], runs[0]
+			t.Logf("helper: %+v; caller: %+v", rep, run)
 			if tt.wantErr == "" && rep.Err != "" || !strings.Contains(rep.Err, tt.wantErr) {
 				t.Errorf("JoinParent error = %q, want one containing %q", rep.Err, tt.wantErr)
 			}
 			if !slices.Equal(rep.Steps, tt.wantSteps) {
 				t.Errorf("steps = %v, want %v", rep.Steps, tt.wantSteps)
 			}
-			if rep.Parent != tt.wantNS {
-				t.Errorf("caller namespace after the helper = %s, want %s", rep.Parent, tt.wantNS)
+			if run.self != tt.wantNS || run.child != tt.wantNS {
+				t.Errorf("caller in %q, its new child in %q; want %s", run.self, run.child, tt.wantNS)
 			}
-			if tt.script != "" {
-				return
-			}
-			got := map[string]string{}
-			for _, line := range lines {
-				if k, v, ok := strings.Cut(line, "="); ok {
-					got[k] = strings.TrimSpace(v)
-				}
-			}
-			if got["fds-before"] == "" || got["fds-after"] != got["fds-before"] {
-				t.Errorf("shell fds went from %q to %q", got["fds-before"], got["fds-after"])
-			}
-			if got["self"] != tt.wantNS || got["child"] != tt.wantNS {
-				t.Errorf("shell namespace %q, its child's %q; want %s", got["self"], got["child"], tt.wantNS)
+			if run.fdsBefore == "" || run.fdsAfter != run.fdsBefore {
+				t.Errorf("caller fds went from %q to %q", run.fdsBefore, run.fdsAfter)
 			}
 		})
 	}
 
+	t.Run("not waiting, already in target, passes", func(t *testing.T) {
+		rep := runShell(t, `"$NSJOIN_TEST_BIN" & exec sleep 1`, 1, envNetns, ownNS+"net", envWait, "200ms")[0]
+		if rep.Err != "" || len(rep.Steps) != 0 {
+			t.Errorf("helper: %+v, want it through without ptrace", rep)
+		}
+	})
+	t.Run("not waiting", func(t *testing.T) {
+		rep := runShell(t, `"$NSJOIN_TEST_BIN" & exec sleep 1`, 1, envNetns, target, envWait, "200ms")[0]
+		if !strings.Contains(rep.Err, ErrNotWaiting.Error()) || len(rep.Steps) != 0 || rep.Parent != host {
+			t.Errorf("helper: %+v, want %v and the caller left in %s", rep, ErrNotWaiting, host)
+		}
+	})
 	t.Run("already-in-target proof is a log line", func(t *testing.T) {
-		reps, _ := runShell(t, `"$NSJOIN_TEST_BIN"; "$NSJOIN_TEST_BIN"`, 2, envNetns, target)
+		reps, _ := runReport(t, "report", "pid", nil, target, target)
 		if !slices.Equal(reps[0].Steps, allSteps) || len(reps[1].Steps) != 0 {
 			t.Errorf("steps = %v then %v, want all then none", reps[0].Steps, reps[1].Steps)
 		}
@@ -416,26 +498,82 @@ func TestJoinParentShell(t *testing.T) {
 	})
 }
 
+// TestJoinParentNeverJoinsTheReaperOfItsCaller kills the caller that the
+// helper pinned, as a user may kill their own su, so that the helper is
+// handed to a subreaper: one that waits on any child, as the reapers there
+// are do, and one that even waits on exactly the helper. Neither is joined.
+func TestJoinParentNeverJoinsTheReaperOfItsCaller(t *testing.T) {
+	requireRoot(t)
+	target := newNetns(t)
+	host := mustID(t, fmt.Sprintf("/proc/%d/ns/net", os.Getpid()))
+	for _, wait := range []string{"any", "pid"} {
+		t.Run("reaper waiting on "+wait, func(t *testing.T) {
+			reps, runs := runReport(t, "orphan", wait, []string{envWait, "200ms"}, target)
+			rep, run := reps[0], runs[0]
+			t.Logf("helper: %+v; reaper: %+v", rep, run)
+			if !strings.Contains(rep.Err, ErrCallerChanged.Error()) || len(rep.Steps) != 0 {
+				t.Errorf("helper: error %q, steps %v; want %v before any ptrace", rep.Err, rep.Steps, ErrCallerChanged)
+			}
+			if run.self != host || run.child != host {
+				t.Errorf("reaper in %q, its new child in %q; want it left in %s", run.self, run.child, host)
+			}
+			if run.status == "0" {
+				t.Errorf("helper exited 0")
+			}
+		})
+	}
+}
+
+// TestCallerOwnsOnlyItsThreads checks the proof a join takes after seizing a
+// thread: that it is one of the pinned caller's.
+func TestCallerOwnsOnlyItsThreads(t *testing.T) {
+	caller, err := PinParent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer caller.Close()
+	if caller.pid != os.Getppid() {
+		t.Fatalf("pinned %d, parent is %d", caller.pid, os.Getppid())
+	}
+	tests := []struct {
+		name    string
+		tid     int
+		wantErr bool
+	}{
+		{name: "the caller's main thread", tid: caller.pid},
+		{name: "a thread of this process", tid: unix.Gettid(), wantErr: true},
+		{name: "init", tid: 1, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := caller.owns(tt.tid)
+			if tt.wantErr != (err != nil) || err != nil && !errors.Is(err, ErrCallerChanged) {
+				t.Errorf("owns(%d) = %v, want error %t (%v)", tt.tid, err, tt.wantErr, ErrCallerChanged)
+			}
+		})
+	}
+}
+
 func TestJoinParentCallerAlreadyTraced(t *testing.T) {
 	requireRoot(t)
 	target := newNetns(t)
 	host := mustID(t, fmt.Sprintf("/proc/%d/ns/net", os.Getpid()))
 
-	shell := exec.Command("/bin/sh", "-c", `read go; "$NSJOIN_TEST_BIN"; echo "self=$(stat -L -c %d:%i /proc/$$/ns/net)"`)
-	shell.Env = environ(envMode, "join", envNetns, target, "NSJOIN_TEST_BIN", testBinary(t))
-	stdin, err := shell.StdinPipe()
+	caller := exec.Command(buildCaller(t), "report", "pid", testBinary(t), target)
+	caller.Env = environ(envMode, "join", envGate, "1")
+	stdin, err := caller.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out strings.Builder
-	shell.Stdout = &out
-	if err := shell.Start(); err != nil {
+	caller.Stdout = &out
+	if err := caller.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = shell.Wait() }()
+	defer func() { _ = caller.Wait() }()
 
 	tracer := exec.Command(testBinary(t))
-	tracer.Env = environ(envMode, "tracer", envTracee, fmt.Sprint(shell.Process.Pid))
+	tracer.Env = environ(envMode, "tracer", envTracee, fmt.Sprint(caller.Process.Pid))
 	tracerOut, err := tracer.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -450,20 +588,21 @@ func TestJoinParentCallerAlreadyTraced(t *testing.T) {
 	if _, err := stdin.Write([]byte("go\n")); err != nil {
 		t.Fatal(err)
 	}
-	if err := shell.Wait(); err != nil {
-		t.Fatalf("shell failed: %v\n%s", err, out.String())
+	if err := caller.Wait(); err != nil {
+		t.Fatalf("caller failed: %v\n%s", err, out.String())
 	}
 
 	reps, lines := reports(t, out.String())
-	if len(reps) != 1 {
-		t.Fatalf("got %d helper reports, want 1:\n%s", len(reps), out.String())
+	runs := parseCallerRuns(t, lines)
+	if len(reps) != 1 || len(runs) != 1 {
+		t.Fatalf("got %d helper reports and %d caller runs, want 1:\n%s", len(reps), len(runs), out.String())
 	}
 	want := fmt.Sprintf("already traced by %d: %v", tracer.Process.Pid, ErrPtraceRefused)
 	if !strings.Contains(reps[0].Err, want) {
 		t.Errorf("JoinParent error = %q, want one containing %q", reps[0].Err, want)
 	}
-	if !slices.Equal(lines, []string{"self=" + host}) {
-		t.Errorf("shell printed %q, want it unchanged in %s", lines, host)
+	if runs[0].self != host {
+		t.Errorf("caller in %s, want it unchanged in %s", runs[0].self, host)
 	}
 }
 

@@ -50,6 +50,7 @@ const (
 // that seized it, so a tracer is used from one locked OS thread only.
 type tracer struct {
 	pid, tid    int
+	caller      *Caller
 	stopTimeout time.Duration
 
 	state     stopState
@@ -69,7 +70,7 @@ type tracer struct {
 
 // inject runs openat, setns and close in the waiting thread w and puts it
 // back as it was. See JoinParent for what an error means for the caller.
-func inject(ctx context.Context, w waiter, cPath []byte, target ID, opts Options) error {
+func inject(ctx context.Context, caller *Caller, w waiter, cPath []byte, target ID, opts Options) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
@@ -89,7 +90,7 @@ func inject(ctx context.Context, w waiter, cPath []byte, target ID, opts Options
 		}
 		return fmt.Errorf("seizing thread %d: %w", w.tid, ErrPtraceRefused)
 	}
-	t := &tracer{pid: w.pid, tid: w.tid, stopTimeout: opts.StopTimeout}
+	t := &tracer{pid: w.pid, tid: w.tid, caller: caller, stopTimeout: opts.StopTimeout}
 	defer func() {
 		for _, line := range t.logs {
 			opts.Debugf("%s", line)
@@ -161,8 +162,8 @@ func (t *tracer) logf(format string, args ...any) {
 }
 
 // firstStop interrupts the thread, checks that it stopped inside the wait it
-// was found in, with the syscall instruction where it should be, and arms
-// PTRACE_O_EXITKILL so that it can never outlive us altered.
+// was found in, with the syscall instruction where it should be, in the
+// caller, and arms PTRACE_O_EXITKILL so that it can never outlive us altered.
 func (t *tracer) firstStop(w waiter) error {
 	if err := unix.PtraceInterrupt(t.tid); err != nil {
 		return fmt.Errorf("interrupting thread %d: %w", t.tid, err)
@@ -187,6 +188,12 @@ func (t *tracer) firstStop(w waiter) error {
 	}
 	if insn != [syscallInsnLen]byte{0x0f, 0x05} {
 		return fmt.Errorf("no syscall instruction before rip %#x (found % x): %w", r.Rip, insn, ErrNotWaiting)
+	}
+	// The caller may have exited since the thread was found, and its thread
+	// ID named another process by the time it was seized. Stopped, the
+	// thread can no longer change process.
+	if err := t.caller.owns(t.tid); err != nil {
+		return fmt.Errorf("checking the stopped thread %d: %w", t.tid, err)
 	}
 	if err := unix.PtraceSetOptions(t.tid, unix.PTRACE_O_EXITKILL|unix.PTRACE_O_TRACESYSGOOD); err != nil {
 		return fmt.Errorf("setting ptrace options on thread %d: %w", t.tid, err)

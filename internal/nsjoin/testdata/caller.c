@@ -13,6 +13,24 @@
  * handler (on an alternate stack) must run exactly once per join, and the
  * wait must restart (SA_RESTART, "signal") or fail with EINTR
  * ("signal-eintr"), as it would have without the join.
+ *
+ *   caller report WAIT HELPER NETNS...
+ *
+ * runs HELPER once per NETNS, waiting for it the way WAIT says, and reports
+ * what the join did to it on one line per run, "caller: run=N status=S
+ * fds-before=A fds-after=B self=DEV:INO child=DEV:INO", for the test to
+ * judge. WAIT is "pid" (wait4 on the helper, as pam_exec does), "waitid"
+ * (waitid P_PID), "any" (wait4 on any child, as a shell or a reaper does),
+ * "waitid-all" (waitid P_ALL), or "stdout" (reads the helper's output to its
+ * end before wait4 on it, as pam_exec's stdout option does). With
+ * NSJOIN_TEST_GATE set, each run first waits for a line on stdin.
+ *
+ *   caller orphan WAIT HELPER NETNS
+ *
+ * is a child subreaper (PR_SET_CHILD_SUBREAPER) whose child starts HELPER
+ * with NSJOIN_TEST_KILL_PARENT set and waits for it: the helper pins that
+ * child, kills it and so becomes the orphan of this process, which waits for
+ * it the way WAIT ("pid" or "any") says and reports as above.
  */
 #include <errno.h>
 #define _GNU_SOURCE
@@ -22,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -136,22 +155,183 @@ static int fail(int iter, const char *what)
 	return 1;
 }
 
+/* netns_of formats the namespace of path as DEV:INO, as stat -L -c %d:%i does. */
+static void netns_of(const char *path, char *buf, size_t len)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		snprintf(buf, len, "?");
+	else
+		snprintf(buf, len, "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+}
+
+/* child_netns runs a new child and returns the namespace it starts in. */
+static void child_netns(char *buf, size_t len)
+{
+	int fds[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	snprintf(buf, len, "?");
+	if (pipe(fds) != 0)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		char own[64];
+
+		netns_of("/proc/self/ns/net", own, sizeof(own));
+		n = write(fds[1], own, strlen(own));
+		_exit(n < 0);
+	}
+	close(fds[1]);
+	n = read(fds[0], buf, len - 1);
+	buf[n > 0 ? n : 0] = 0;
+	close(fds[0]);
+	if (pid > 0)
+		waitpid(pid, &status, 0);
+}
+
+/* await waits for helper pid the way style says and returns its status, or -1. */
+static int await(const char *style, pid_t pid, int out)
+{
+	siginfo_t info;
+	int status;
+
+	if (strcmp(style, "stdout") == 0) {
+		char buf[4096];
+		ssize_t n;
+
+		while ((n = read(out, buf, sizeof(buf))) > 0)
+			fwrite(buf, 1, n, stdout);
+		close(out);
+		fflush(stdout);
+	}
+	if (strcmp(style, "pid") == 0 || strcmp(style, "stdout") == 0)
+		return waitpid(pid, &status, 0) == pid ? status : -1;
+	if (strcmp(style, "any") == 0)
+		return wait4(-1, &status, 0, NULL) == pid ? status : -1;
+	memset(&info, 0, sizeof(info));
+	if (strcmp(style, "waitid") == 0 && waitid(P_PID, pid, &info, WEXITED) != 0)
+		return -1;
+	if (strcmp(style, "waitid-all") == 0 && waitid(P_ALL, 0, &info, WEXITED) != 0)
+		return -1;
+	if (info.si_pid != pid)
+		return -1;
+	return info.si_code == CLD_EXITED ? info.si_status << 8 : info.si_status;
+}
+
+static void report(int run, int status, int fds_before)
+{
+	char self[64], child[64];
+
+	netns_of("/proc/self/ns/net", self, sizeof(self));
+	child_netns(child, sizeof(child));
+	printf("caller: run=%d status=%d fds-before=%d fds-after=%d self=%s child=%s\n", run, status, fds_before,
+	       count_fds(), self, child);
+}
+
+static int report_main(const char *style, char *helper, char **netns, int nnetns)
+{
+	int gated = getenv("NSJOIN_TEST_GATE") != NULL;
+
+	for (int i = 0; i < nnetns; i++) {
+		int out[2] = {-1, -1}, fds_before, status;
+		pid_t pid;
+
+		if (gated) {
+			char line[64];
+
+			if (!fgets(line, sizeof(line), stdin))
+				return 1;
+		}
+		setenv("NSJOIN_TEST_NETNS", netns[i], 1);
+		fds_before = count_fds();
+		if (strcmp(style, "stdout") == 0 && pipe(out) != 0)
+			return 1;
+		fflush(stdout);
+		pid = fork();
+		if (pid < 0)
+			return 1;
+		if (pid == 0) {
+			if (out[1] >= 0 && (dup2(out[1], 1) < 0 || close(out[0]) != 0 || close(out[1]) != 0))
+				_exit(127);
+			execl(helper, helper, (char *)NULL);
+			_exit(127);
+		}
+		if (out[1] >= 0)
+			close(out[1]);
+		status = await(style, pid, out[0]);
+		report(i, status, fds_before);
+	}
+	return 0;
+}
+
+static int orphan_main(const char *style, char *helper, char *netns)
+{
+	int fds[2], status, fds_before;
+	pid_t middle, helper_pid = 0;
+
+	fds_before = count_fds();
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0 || pipe(fds) != 0)
+		return 1;
+	setenv("NSJOIN_TEST_NETNS", netns, 1);
+	setenv("NSJOIN_TEST_KILL_PARENT", "1", 1);
+	fflush(stdout);
+	middle = fork();
+	if (middle < 0)
+		return 1;
+	if (middle == 0) {
+		/* The caller the helper pins: it starts the helper and waits
+		 * for it as pam_exec does, until the helper kills it. */
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			close(fds[0]);
+			close(fds[1]);
+			execl(helper, helper, (char *)NULL);
+			_exit(127);
+		}
+		if (pid < 0 || write(fds[1], &pid, sizeof(pid)) != sizeof(pid))
+			_exit(1);
+		waitpid(pid, &status, 0);
+		_exit(0);
+	}
+	close(fds[1]);
+	if (read(fds[0], &helper_pid, sizeof(helper_pid)) != sizeof(helper_pid))
+		return 1;
+	close(fds[0]);
+	if (waitpid(middle, &status, 0) != middle || !WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
+		printf("caller: the helper's parent was not killed (status %#x)\n", status);
+		return 1;
+	}
+	status = await(style, helper_pid, -1);
+	report(0, status, fds_before);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int signal_mode, restart, iterations, nnetns;
 	char *helper, **netns;
 
 	if (argc < 5) {
-		fprintf(stderr, "usage: caller plain|signal|signal-eintr ITERATIONS HELPER NETNS...\n");
+		fprintf(stderr, "usage: caller plain|signal|signal-eintr ITERATIONS HELPER NETNS...\n"
+				"       caller report pid|waitid|any|waitid-all|stdout HELPER NETNS...\n"
+				"       caller orphan pid|any HELPER NETNS\n");
 		return 2;
 	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (strcmp(argv[1], "report") == 0)
+		return report_main(argv[2], argv[3], argv + 4, argc - 4);
+	if (strcmp(argv[1], "orphan") == 0)
+		return orphan_main(argv[2], argv[3], argv[4]);
 	signal_mode = strncmp(argv[1], "signal", 6) == 0;
 	restart = strcmp(argv[1], "signal-eintr") != 0;
 	iterations = atoi(argv[2]);
 	helper = argv[3];
 	netns = argv + 4;
 	nnetns = argc - 4;
-	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	if (signal_mode) {
 		static unsigned char alt[1 << 16];

@@ -1,0 +1,113 @@
+package nsjoin
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Caller is the process a join is for: the parent of this process when it
+// started, pinned with a pidfd. A PID read later proves nothing: if the
+// caller exits (a user kills their own su), this process is handed to a
+// reaper, a root subreaper or init, and getppid() names that one instead.
+type Caller struct {
+	pid   int
+	pidfd int // -1 where pidfd_open is missing (Linux before 5.3) or filtered out
+}
+
+// PinParent pins the parent of this process as the Caller of a later join.
+// Call it first thing: it can only pin whichever process is the parent then.
+func PinParent() (*Caller, error) {
+	pid := os.Getppid()
+	fd, err := unix.PidfdOpen(pid, 0)
+	switch {
+	case errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM):
+		// An old kernel, or a seccomp filter: check then rests on getppid
+		// alone, which suffices (see check).
+		fd = -1
+	case err != nil:
+		return nil, fmt.Errorf("pinning parent %d: %w", pid, err)
+	}
+	c := &Caller{pid: pid, pidfd: fd}
+	// The parent may have exited between getppid and pidfd_open, and its PID
+	// named another process by the time the pidfd was opened.
+	if err := c.check(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close releases the pidfd.
+func (c *Caller) Close() {
+	if c.pidfd >= 0 {
+		unix.Close(c.pidfd)
+		c.pidfd = -1
+	}
+}
+
+// check fails with ErrCallerChanged unless the pinned caller is alive and
+// still the parent of this process. Whatever was read under /proc/PID before
+// a successful check was read about the caller: an exiting process hands its
+// children to a reaper before its PID can be freed, so while getppid() still
+// returns the caller's PID that PID cannot name anything else. The pidfd
+// proves the same by itself; it becomes readable once the caller exited.
+func (c *Caller) check() error {
+	if ppid := os.Getppid(); ppid != c.pid {
+		return fmt.Errorf("caller %d is no longer the parent of this process (%d is): %w", c.pid, ppid, ErrCallerChanged)
+	}
+	if c.pidfd < 0 {
+		return nil
+	}
+	fds := []unix.PollFd{{Fd: int32(c.pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return fmt.Errorf("polling the pidfd of caller %d: %w", c.pid, err)
+		case n > 0:
+			return fmt.Errorf("caller %d exited: %w", c.pid, ErrCallerChanged)
+		}
+		return nil
+	}
+}
+
+// owns checks that thread tid, found under the caller's PID and since
+// seized, is a thread of the pinned caller.
+func (c *Caller) owns(tid int) error {
+	if _, err := os.Lstat(fmt.Sprintf("/proc/%d/task/%d", c.pid, tid)); err != nil {
+		return fmt.Errorf("thread %d is not one of caller %d: %w: %w", tid, c.pid, ErrCallerChanged, err)
+	}
+	return c.check()
+}
+
+// alreadyIn reports whether every thread of the caller is in target, so
+// that no join is needed: also when no thread waits on us, as when pam_exec's
+// stdout option makes it read our output before it waits, or when the
+// caller's wait is not one this package can recognise.
+func (c *Caller) alreadyIn(target ID) bool {
+	return parentIn(c.pid, target) && c.check() == nil
+}
+
+// parentIn reports whether every thread of pid is in the namespace target.
+func parentIn(pid int, target ID) bool {
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		tid, err := strconv.Atoi(task.Name())
+		if err != nil {
+			return false
+		}
+		if id, err := ThreadNetnsID(pid, tid); err != nil || id != target {
+			return false
+		}
+	}
+	return true
+}
