@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/journal"
+	"golang.org/x/sys/unix"
 )
 
 // syslogIdentifier tags every journal entry, so `journalctl -t netns-session`
@@ -40,13 +41,24 @@ func newEventLog(debug bool) *eventLog {
 }
 
 // openFile appends records to path too. The file is created 0600: records
-// name users and their remote hosts.
+// name users and their remote hosts. Only a regular file is written: the
+// hook runs as root, so a symlink planted at path must not be followed, and
+// a FIFO or a device must neither block a login nor receive its records.
 func (l *eventLog) openFile(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return fmt.Errorf("opening log file: %w", err)
+		return fmt.Errorf("opening log file %s: %w", path, err)
 	}
-	l.file = f
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("stating log file %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return fmt.Errorf("opening log file %s: not a regular file", path)
+	}
+	l.file = os.NewFile(uintptr(fd), path)
 	return nil
 }
 

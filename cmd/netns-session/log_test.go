@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/journal"
+	"golang.org/x/sys/unix"
 )
 
 func TestEventLogRecords(t *testing.T) {
@@ -93,5 +97,83 @@ func TestEventLogFileLine(t *testing.T) {
 	line := file.String()
 	if !strings.Contains(line, " netns-session[") || !strings.HasSuffix(line, `]: placed action="joined" user="alice"`+"\n") {
 		t.Errorf("log file line = %q", line)
+	}
+}
+
+// TestEventLogFileIsOnlyARegularFile opens the log= file of the PAM line
+// where someone may have put something else: the hook runs as root, so it
+// must follow no symlink, never block a login on a FIFO, and write only to a
+// regular file.
+func TestEventLogFileIsOnlyARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "existing.log")
+	if err := os.WriteFile(existing, []byte("old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	symlink := filepath.Join(dir, "symlink.log")
+	if err := os.Symlink(victim, symlink); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo.log")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	readFifo := filepath.Join(dir, "read-fifo.log")
+	if err := unix.Mkfifo(readFifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := unix.Open(readFifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(reader)
+
+	tests := []struct {
+		name    string
+		path    string
+		wantErr bool
+	}{
+		{name: "new file", path: filepath.Join(dir, "new.log")},
+		{name: "existing file", path: existing},
+		{name: "symlink", path: symlink, wantErr: true},
+		{name: "FIFO without a reader", path: fifo, wantErr: true},
+		{name: "FIFO with a reader", path: readFifo, wantErr: true},
+		{name: "directory", path: dir, wantErr: true},
+		{name: "device", path: "/dev/null", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newEventLog(false)
+			l.send = func(string, journal.Priority, map[string]string) error { return nil }
+			done := make(chan error, 1)
+			go func() { done <- l.openFile(tt.path) }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(2 * time.Second):
+				t.Fatalf("openFile(%s) blocked", tt.path)
+			}
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("openFile(%s) = %v, want error %t", tt.path, err, tt.wantErr)
+			}
+			if err != nil {
+				if l.file != nil {
+					t.Errorf("openFile(%s) failed but left a file to write to", tt.path)
+				}
+				return
+			}
+			l.Info("placed", nil)
+			st, err := os.Lstat(tt.path)
+			if err != nil || !st.Mode().IsRegular() || st.Mode().Perm() != 0o600 || st.Size() == 0 {
+				t.Errorf("log file %s after a record: %v, %v; want a non-empty regular file, mode 0600", tt.path, st, err)
+			}
+		})
+	}
+	if content, _ := os.ReadFile(victim); len(content) != 0 {
+		t.Errorf("a record went through the symlink: %q", content)
 	}
 }

@@ -25,7 +25,6 @@ func newApp() *cli.App {
 Every session of a mapped user - ssh, su, sudo, cron, systemd --user services -
 then runs in that namespace; unmapped users stay on the host network.`,
 		Version:              version,
-		HideHelpCommand:      true,
 		EnableBashCompletion: false,
 		Commands: []*cli.Command{
 			pamCommand(),
@@ -48,8 +47,8 @@ func configFlag(verb string) *cli.StringFlag {
 }
 
 func main() {
-	if opts, ok := pamLineOptions(os.Args); ok {
-		os.Exit(runPAM(context.Background(), opts, nil))
+	if opts, isPAM, err := pamLineOptions(os.Args); isPAM {
+		os.Exit(runPAM(context.Background(), opts, err))
 	}
 	if err := newApp().Run(os.Args); err != nil {
 		fmt.Fprintf(os.Stderr, "netns-session: %v\n", err)
@@ -57,17 +56,17 @@ func main() {
 	}
 }
 
-// pamLineOptions returns the options of `netns-session pam ARGS...` when
-// withPAMArgs takes every ARG. pam_exec starts the hook so on
-// every login, and building the CLI would cost each login about 0.1 ms
-// (BENCHMARKS.md); flags, help and bad arguments go through the CLI.
-func pamLineOptions(argv []string) (pamOptions, bool) {
+// pamLineOptions tells whether argv is `netns-session pam ARGS...`, the
+// hook, and returns its options. Every such argv runs the hook, never the
+// CLI: help or version flags on the PAM line would print and exit 0, which
+// opens every session unplaced, so they are bad arguments like any unknown
+// one (err), and the hook treats them as a broken config. Skipping the CLI
+// also saves every login about 0.1 ms (BENCHMARKS.md). `netns-session help
+// pam` still shows the command's help.
+func pamLineOptions(argv []string) (opts pamOptions, isPAM bool, err error) {
 	if len(argv) < 2 || argv[1] != "pam" {
-		return pamOptions{}, false
+		return pamOptions{}, false, nil
 	}
-	opts, err := pamOptions{}.withPAMArgs(argv[2:])
-	if err != nil {
-		return pamOptions{}, false
-	}
-	return opts, true
+	opts, err = parsePAMArgs(argv[2:])
+	return opts, true, err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -45,29 +46,36 @@ stderr; details go to the journal (journalctl -t netns-session).
 Other PAM_TYPE values and PAM_SERVICE=systemd-user (the user manager's own
 session, placed by its drop-in) succeed without doing anything. Options are
 taken only from arguments, never from the environment; the seed module's
-config=PATH, log=PATH and debug arguments work too.`,
+config=PATH, log=PATH and debug arguments work too. PATHs must be absolute.
+Any other argument, -h and --help included, counts as a broken config.`,
 		Flags: []cli.Flag{
 			configFlag("read"),
 			&cli.StringFlag{Name: "log", Usage: "also append a line per session to `FILE`"},
 			&cli.BoolFlag{Name: "debug", Usage: "log every step"},
 		},
-		Action: runPAMCommand,
+		// main runs `netns-session pam ...` without the CLI; the flags above
+		// are for the help. Should the CLI ever get here, it parses nothing
+		// itself either: no argument may print help and exit 0.
+		SkipFlagParsing: true,
+		Action:          runPAMCommand,
 	}
 }
 
-// pamOptions are the hook's settings, from flags and the seed's key=value arguments.
+// pamOptions are the hook's settings, from the arguments on the PAM line.
 type pamOptions struct {
 	configPath string
 	logPath    string
 	debug      bool
 }
 
-// withPAMArgs applies the arguments after the flags on the PAM line: the seed
-// module's config=PATH, log=PATH and debug, and also --config, --log and
-// --debug, which reach us unparsed when they follow a key=value argument. A
-// PAM line mixing the two styles must not read as a broken config: that would
-// lock out every user but root.
-func (opts pamOptions) withPAMArgs(args []string) (pamOptions, error) {
+// parsePAMArgs reads the arguments after "pam" on the PAM line: the seed
+// module's config=PATH, log=PATH and debug, and --config PATH, --log PATH and
+// --debug (also with =), in any order and mixed: a PAM line mixing the two
+// styles must not read as a broken config, which would lock out every user
+// but root. PATHs must be absolute: pam_exec keeps the caller's working
+// directory, which under su is the user's.
+func parsePAMArgs(args []string) (pamOptions, error) {
+	var opts pamOptions
 	for i := 0; i < len(args); i++ {
 		arg := args[i]
 		isFlag := strings.HasPrefix(arg, "-")
@@ -79,6 +87,8 @@ func (opts pamOptions) withPAMArgs(args []string) (pamOptions, error) {
 		switch {
 		case key == "debug" && !hasValue:
 			opts.debug = true
+		case (key == "config" || key == "log") && value != "" && !filepath.IsAbs(value):
+			return opts, fmt.Errorf("pam argument %s=%q is not an absolute path", key, value)
 		case key == "config" && value != "":
 			opts.configPath = value
 		case key == "log" && value != "":
@@ -91,11 +101,7 @@ func (opts pamOptions) withPAMArgs(args []string) (pamOptions, error) {
 }
 
 func runPAMCommand(c *cli.Context) error {
-	opts, optsErr := pamOptions{
-		configPath: c.String("config"),
-		logPath:    c.String("log"),
-		debug:      c.Bool("debug"),
-	}.withPAMArgs(c.Args().Slice())
+	opts, optsErr := parsePAMArgs(c.Args().Slice())
 	if runPAM(c.Context, opts, optsErr) != 0 {
 		return cli.Exit("", 1)
 	}
@@ -122,6 +128,11 @@ func runPAM(ctx context.Context, opts pamOptions, optsErr error) int {
 	req, err := readPAMRequest()
 	if err != nil {
 		return deny(log, start, &denial{reason: "cannot read the PAM request", err: err})
+	}
+	if optsErr != nil && req.Type == "" {
+		// pam_exec always sets PAM_TYPE: this is someone at a terminal.
+		fmt.Fprintf(os.Stderr, "netns-session: %v; `netns-session help pam` lists the arguments\n", optsErr)
+		return 2
 	}
 	log.set("USER", req.User)
 	log.set("SERVICE", req.Service)

@@ -1,25 +1,26 @@
 package main
 
 import (
+	"bytes"
 	"errors"
+	"strings"
 	"testing"
 )
 
-func TestPAMOptionsWithPAMArgs(t *testing.T) {
+func TestParsePAMArgs(t *testing.T) {
 	tests := []struct {
 		name    string
-		flags   pamOptions
 		args    []string
 		want    pamOptions
 		wantErr bool
 	}{
-		{name: "no arguments", flags: pamOptions{configPath: "/f"}, want: pamOptions{configPath: "/f"}},
+		{name: "no arguments", want: pamOptions{}},
 		{
 			name: "seed arguments",
 			args: []string{"config=/etc/security/pam_netns.conf", "log=/var/log/netns.log", "debug"},
 			want: pamOptions{configPath: "/etc/security/pam_netns.conf", logPath: "/var/log/netns.log", debug: true},
 		},
-		{name: "argument overrides flag", flags: pamOptions{configPath: "/a"}, args: []string{"config=/b"}, want: pamOptions{configPath: "/b"}},
+		{name: "later argument wins", args: []string{"--config", "/a", "config=/b"}, want: pamOptions{configPath: "/b"}},
 		{
 			name: "flags after a seed argument",
 			args: []string{"config=/a", "--debug", "--log=/l", "--config", "/b"},
@@ -30,15 +31,22 @@ func TestPAMOptionsWithPAMArgs(t *testing.T) {
 		{name: "unknown flag", args: []string{"--verbose"}, wantErr: true},
 		{name: "empty value", args: []string{"config="}, wantErr: true},
 		{name: "debug with a value", args: []string{"debug=1"}, wantErr: true},
+		{name: "relative config=", args: []string{"config=netns-session.conf"}, wantErr: true},
+		{name: "relative log=", args: []string{"log=netns.log"}, wantErr: true},
+		{name: "relative --config", args: []string{"--config", "etc/netns-session.conf"}, wantErr: true},
+		{name: "relative --log=", args: []string{"--log=./netns.log"}, wantErr: true},
+		{name: "help flag", args: []string{"--help"}, wantErr: true},
+		{name: "help after valid arguments", args: []string{"--config", "/etc/x.conf", "-h"}, wantErr: true},
+		{name: "version flag", args: []string{"--version"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := tt.flags.withPAMArgs(tt.args)
+			got, err := parsePAMArgs(tt.args)
 			if (err != nil) != tt.wantErr {
-				t.Fatalf("withPAMArgs(%q) error = %v, want error %t", tt.args, err, tt.wantErr)
+				t.Fatalf("parsePAMArgs(%q) error = %v, want error %t", tt.args, err, tt.wantErr)
 			}
 			if err == nil && got != tt.want {
-				t.Errorf("withPAMArgs(%q) = %+v, want %+v", tt.args, got, tt.want)
+				t.Errorf("parsePAMArgs(%q) = %+v, want %+v", tt.args, got, tt.want)
 			}
 		})
 	}
@@ -55,32 +63,66 @@ func TestDenyKeepsReasonAndDetail(t *testing.T) {
 	}
 }
 
-func TestPAMLineOptionsSkipsTheCLIOnlyForPAMLineArguments(t *testing.T) {
+// TestPAMLineNeverReachesTheCLI proves that every argv of the hook, help and
+// version flags included, runs the hook, where a bad argument is a broken
+// config, and never the CLI, which would print help and exit 0: every
+// session would open unplaced.
+func TestPAMLineNeverReachesTheCLI(t *testing.T) {
 	tests := []struct {
-		name   string
-		argv   []string
-		want   pamOptions
-		wantOK bool
+		name    string
+		argv    []string
+		wantPAM bool
+		wantErr bool
+		want    pamOptions
 	}{
-		{name: "bare pam", argv: []string{"netns-session", "pam"}, wantOK: true},
+		{name: "bare pam", argv: []string{"netns-session", "pam"}, wantPAM: true},
 		{
-			name:   "seed arguments",
-			argv:   []string{"/usr/sbin/netns-session", "pam", "config=/etc/security/pam_netns.conf", "log=/var/log/netns.log", "debug"},
-			want:   pamOptions{configPath: "/etc/security/pam_netns.conf", logPath: "/var/log/netns.log", debug: true},
-			wantOK: true,
+			name:    "seed arguments",
+			argv:    []string{"/usr/sbin/netns-session", "pam", "config=/etc/security/pam_netns.conf", "log=/var/log/netns.log", "debug"},
+			wantPAM: true,
+			want:    pamOptions{configPath: "/etc/security/pam_netns.conf", logPath: "/var/log/netns.log", debug: true},
 		},
-		{name: "flag", argv: []string{"netns-session", "pam", "--debug"}, want: pamOptions{debug: true}, wantOK: true},
-		{name: "flag after an argument", argv: []string{"netns-session", "pam", "debug", "--config=/x"}, want: pamOptions{configPath: "/x", debug: true}, wantOK: true},
-		{name: "help", argv: []string{"netns-session", "pam", "help"}},
-		{name: "bad argument", argv: []string{"netns-session", "pam", "config="}},
+		{name: "flag", argv: []string{"netns-session", "pam", "--debug"}, wantPAM: true, want: pamOptions{debug: true}},
+		{name: "flag after an argument", argv: []string{"netns-session", "pam", "debug", "--config=/x"}, wantPAM: true, want: pamOptions{configPath: "/x", debug: true}},
+		{name: "-h", argv: []string{"netns-session", "pam", "-h"}, wantPAM: true, wantErr: true},
+		{name: "--help", argv: []string{"netns-session", "pam", "--help"}, wantPAM: true, wantErr: true},
+		{name: "help", argv: []string{"netns-session", "pam", "help"}, wantPAM: true, wantErr: true},
+		{name: "--config and --help", argv: []string{"netns-session", "pam", "--config", "/etc/x.conf", "--help"}, wantPAM: true, wantErr: true},
+		{name: "--version", argv: []string{"netns-session", "pam", "--version"}, wantPAM: true, wantErr: true},
+		{name: "-v", argv: []string{"netns-session", "pam", "-v"}, wantPAM: true, wantErr: true},
+		{name: "bad argument", argv: []string{"netns-session", "pam", "config="}, wantPAM: true, wantErr: true},
+		{name: "relative config", argv: []string{"netns-session", "pam", "config=x.conf"}, wantPAM: true, wantErr: true},
+		{name: "help pam is the CLI's", argv: []string{"netns-session", "help", "pam"}},
+		{name: "--help is the CLI's", argv: []string{"netns-session", "--help"}},
 		{name: "other command", argv: []string{"netns-session", "check"}},
 		{name: "no command", argv: []string{"netns-session"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := pamLineOptions(tt.argv)
-			if ok != tt.wantOK || got != tt.want {
-				t.Errorf("pamLineOptions(%q) = %+v, %t; want %+v, %t", tt.argv, got, ok, tt.want, tt.wantOK)
+			got, isPAM, err := pamLineOptions(tt.argv)
+			if isPAM != tt.wantPAM || (err != nil) != tt.wantErr {
+				t.Fatalf("pamLineOptions(%q) = pam %t, error %v; want pam %t, error %t", tt.argv, isPAM, err, tt.wantPAM, tt.wantErr)
+			}
+			if err == nil && got != tt.want {
+				t.Errorf("pamLineOptions(%q) = %+v, want %+v", tt.argv, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCLIStillHelpsWithThePAMCommand shows that the pam command's help is
+// where an administrator looks for it.
+func TestCLIStillHelpsWithThePAMCommand(t *testing.T) {
+	for _, argv := range [][]string{{"netns-session", "help", "pam"}, {"netns-session", "--help"}} {
+		t.Run(strings.Join(argv[1:], " "), func(t *testing.T) {
+			var out bytes.Buffer
+			app := newApp()
+			app.Writer = &out
+			if err := app.Run(argv); err != nil {
+				t.Fatalf("%q: %v", argv, err)
+			}
+			if !strings.Contains(out.String(), "pam") || !strings.Contains(out.String(), "run by pam_exec") {
+				t.Errorf("%q printed:\n%s", argv, out.String())
 			}
 		})
 	}

@@ -24,6 +24,23 @@ type nopReloader struct{}
 func (nopReloader) ReloadContext(context.Context) error { return nil }
 func (nopReloader) Close()                              {}
 
+// testUnits writes drop-ins and locks under temporary directories and
+// reloads nothing.
+func testUnits(t *testing.T) *units.Manager {
+	return &units.Manager{
+		SystemDir: t.TempDir(),
+		LockDir:   t.TempDir(),
+		Connect:   func(context.Context) (units.Reloader, error) { return nopReloader{}, nil },
+	}
+}
+
+// quietLog is an event log that writes nowhere when the journal is not there.
+func quietLog() *eventLog {
+	log := newEventLog(false)
+	log.stderr = io.Discard
+	return log
+}
+
 // TestDeniedUnknownPolicyKeepsManagerOff denies sessions whose user's policy
 // cannot be known and checks that the drop-in then keeps the user manager,
 // which pam_systemd starts anyway, from starting at all.
@@ -42,14 +59,8 @@ func TestDeniedUnknownPolicyKeepsManagerOff(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path, _ := writeCheckConfig(t, tt.config)
-			m := &units.Manager{
-				SystemDir: t.TempDir(),
-				LockDir:   t.TempDir(),
-				Connect:   func(context.Context) (units.Reloader, error) { return nopReloader{}, nil },
-			}
-			log := newEventLog(false)
-			log.stderr = io.Discard
-			h := &pamHook{log: log, opts: pamOptions{configPath: path}, units: m, users: tt.users}
+			m := testUnits(t)
+			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, units: m, users: tt.users}
 
 			if _, err := h.open(context.Background(), pamRequest{Type: "open_session", User: tt.user, Service: "sshd"}); err == nil {
 				t.Fatalf("session of %s opened, want it denied", tt.user)
@@ -62,6 +73,40 @@ func TestDeniedUnknownPolicyKeepsManagerOff(t *testing.T) {
 				t.Errorf("drop-in for %s does not keep the manager off:\n%s", tt.user, dropIn)
 			case !tt.wantDropIn && err == nil:
 				t.Errorf("drop-in written although no user was found:\n%s", dropIn)
+			}
+		})
+	}
+}
+
+// TestBadPAMLineDeniesAllButRoot runs the hook with the arguments of PAM
+// lines that would have printed help and exited 0, or read a path relative
+// to the caller's working directory: a mapped user is denied as with a
+// broken config, and root still gets in.
+func TestBadPAMLineDeniesAllButRoot(t *testing.T) {
+	path, _ := writeCheckConfig(t, "carol ns0\n")
+	for _, args := range [][]string{
+		{"-h"},
+		{"--help"},
+		{"--config", path, "--help"},
+		{"--version"},
+		{"config=netns-session.conf"},
+		{"log=netns-session.log"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			opts, isPAM, optsErr := pamLineOptions(append([]string{"netns-session", "pam"}, args...))
+			if !isPAM || optsErr == nil {
+				t.Fatalf("pam %q: hook %t, error %v; want the hook with a bad argument", args, isPAM, optsErr)
+			}
+			h := &pamHook{log: quietLog(), opts: opts, optsErr: optsErr, callerErr: errors.New("not joined in this test"), units: testUnits(t), users: checkUsers{}}
+
+			_, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "carol", Service: "sshd"})
+			var d *denial
+			if !errors.As(err, &d) || !strings.Contains(d.reason, "configuration is broken") || !errors.Is(err, optsErr) {
+				t.Errorf("carol: %v, want a denial for a broken configuration caused by %v", err, optsErr)
+			}
+			placed, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "root", Service: "sshd"})
+			if err != nil || placed == nil || !strings.HasPrefix(placed.action, "root-") {
+				t.Errorf("root: %+v, %v; want let in", placed, err)
 			}
 		})
 	}
