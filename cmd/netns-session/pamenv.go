@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -14,6 +15,37 @@ type pamRequest struct {
 	Service string // PAM_SERVICE: sshd, su, sudo, cron, systemd-user, ...
 	TTY     string // PAM_TTY
 	RHost   string // PAM_RHOST
+	// Unsafe names the variables of unsafeEnv that the environment sets,
+	// each once, in the order they come.
+	Unsafe []string
+}
+
+// unsafeEnv lists the variables that must not reach the hook; a name ending
+// in * stands for every name it starts. pam_exec runs the hook as root with
+// the PAM environment, which modules that read user files (pam_env
+// user_readenv=1) may have filled, and without AT_SECURE, so the dynamic
+// loader and libc honour them as they would for the user's own programs.
+// The list is every LD_* variable and glibc's UNSECURE_ENVVARS
+// (sysdeps/generic/unsecvars.h), the ones the loader strips for setuid
+// programs, but TMPDIR, which pam_tmpdir sets for every session and the hook
+// never uses; plus _SSS_LOOPS, with which SSSD's NSS client answers no
+// lookup, and GODEBUG, which the Go runtime reads.
+var unsafeEnv = []string{
+	"LD_*",
+	"GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH",
+	"MALLOC_TRACE", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TZDIR",
+	"_SSS_LOOPS",
+	"GODEBUG",
+}
+
+// isUnsafeEnv reports whether name is in unsafeEnv.
+func isUnsafeEnv(name string) bool {
+	for _, unsafe := range unsafeEnv {
+		if prefix, ok := strings.CutSuffix(unsafe, "*"); ok && strings.HasPrefix(name, prefix) || unsafe == name {
+			return true
+		}
+	}
+	return false
 }
 
 // readPAMRequest reads the PAM items that pam_exec exported to us.
@@ -33,22 +65,37 @@ func readPAMRequest() (pamRequest, error) {
 }
 
 // parsePAMEnviron picks the PAM items out of an environment block, the last
-// entry of each name winning.
+// entry of each name winning, and the names of unsafeEnv it sets. An entry
+// without "=" sets nothing, but still counts as unsafe: there is no reason
+// for it to be there.
 func parsePAMEnviron(environ []string) pamRequest {
-	last := func(name string) string {
-		prefix := name + "="
-		for i := len(environ) - 1; i >= 0; i-- {
-			if v, ok := strings.CutPrefix(environ[i], prefix); ok {
-				return v
-			}
+	var req pamRequest
+	for _, entry := range environ {
+		name, value, isSet := strings.Cut(entry, "=")
+		item := req.item(name)
+		switch {
+		case item != nil && isSet:
+			*item = value
+		case isUnsafeEnv(name) && !slices.Contains(req.Unsafe, name):
+			req.Unsafe = append(req.Unsafe, name)
 		}
-		return ""
 	}
-	return pamRequest{
-		Type:    last("PAM_TYPE"),
-		User:    last("PAM_USER"),
-		Service: last("PAM_SERVICE"),
-		TTY:     last("PAM_TTY"),
-		RHost:   last("PAM_RHOST"),
+	return req
+}
+
+// item returns the field of the PAM item name, nil for any other name.
+func (req *pamRequest) item(name string) *string {
+	switch name {
+	case "PAM_TYPE":
+		return &req.Type
+	case "PAM_USER":
+		return &req.User
+	case "PAM_SERVICE":
+		return &req.Service
+	case "PAM_TTY":
+		return &req.TTY
+	case "PAM_RHOST":
+		return &req.RHost
 	}
+	return nil
 }

@@ -25,5 +25,10 @@ func FuzzParsePAMEnviron(f *testing.F) {
 		if got.Service != service || got.User != user || got.Type != typ || got.TTY != tty {
 			t.Errorf("planted %q, appended service %q user %q type %q tty %q: got %+v", planted, service, user, typ, tty, got)
 		}
+		for _, name := range got.Unsafe {
+			if !isUnsafeEnv(name) || !strings.Contains("\x00"+string(planted), "\x00"+name) {
+				t.Errorf("planted %q: %q named unsafe", planted, name)
+			}
+		}
 	})
 }

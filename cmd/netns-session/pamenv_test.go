@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+)
 
 func TestParsePAMEnviron(t *testing.T) {
 	tests := []struct {
@@ -32,8 +35,51 @@ func TestParsePAMEnviron(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := parsePAMEnviron(tt.environ); got != tt.want {
+			if got := parsePAMEnviron(tt.environ); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("parsePAMEnviron() = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestParsePAMEnvironFindsUnsafeVariables proves that every variable that
+// would steer the loader, libc or NSS in a process running as root is found
+// in the environment pam_exec hands over, and nothing else.
+func TestParsePAMEnvironFindsUnsafeVariables(t *testing.T) {
+	items := []string{"PAM_SERVICE=sshd", "PAM_USER=alice", "PAM_TYPE=open_session"}
+	tests := []struct {
+		name    string
+		planted []string
+		want    []string
+	}{
+		{name: "clean", planted: []string{"PATH=/usr/bin", "LANG=C.UTF-8", "HOME=/home/alice"}},
+		{name: "pam_tmpdir's TMPDIR is fine", planted: []string{"TMPDIR=/tmp/user/1001"}},
+		{name: "LD_PRELOAD", planted: []string{"LD_PRELOAD=/nonexistent"}, want: []string{"LD_PRELOAD"}},
+		{name: "LD_AUDIT", planted: []string{"LD_AUDIT=/home/alice/a.so"}, want: []string{"LD_AUDIT"}},
+		{name: "any LD_ variable", planted: []string{"LD_WHATEVER_COMES_NEXT=1"}, want: []string{"LD_WHATEVER_COMES_NEXT"}},
+		{name: "GCONV_PATH", planted: []string{"GCONV_PATH=/home/alice"}, want: []string{"GCONV_PATH"}},
+		{name: "GLIBC_TUNABLES", planted: []string{"GLIBC_TUNABLES=glibc.malloc.check=3"}, want: []string{"GLIBC_TUNABLES"}},
+		{name: "_SSS_LOOPS", planted: []string{"_SSS_LOOPS=NO"}, want: []string{"_SSS_LOOPS"}},
+		{name: "GODEBUG", planted: []string{"GODEBUG=madvdontneed=1"}, want: []string{"GODEBUG"}},
+		{
+			name:    "every one of glibc's list",
+			planted: []string{"GETCONF_DIR=x", "HOSTALIASES=x", "LOCALDOMAIN=x", "LOCPATH=x", "MALLOC_TRACE=x", "NIS_PATH=x", "NLSPATH=x", "RESOLV_HOST_CONF=x", "RES_OPTIONS=x", "TZDIR=x"},
+			want:    []string{"GETCONF_DIR", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "MALLOC_TRACE", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TZDIR"},
+		},
+		{name: "named once however often set", planted: []string{"LD_PRELOAD=/a", "GCONV_PATH=/b", "LD_PRELOAD=/c"}, want: []string{"LD_PRELOAD", "GCONV_PATH"}},
+		{name: "empty value", planted: []string{"LD_LIBRARY_PATH="}, want: []string{"LD_LIBRARY_PATH"}},
+		{name: "without =", planted: []string{"LD_PRELOAD"}, want: []string{"LD_PRELOAD"}},
+		{name: "lower case is another variable", planted: []string{"ld_preload=/x", "gconv_path=/y"}},
+		{name: "a longer name is another variable", planted: []string{"GCONV_PATHS=/x", "XGODEBUG=1", "LD=1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := parsePAMEnviron(append(tt.planted, items...))
+			if !reflect.DeepEqual(got.Unsafe, tt.want) {
+				t.Errorf("unsafe variables in %q = %q, want %q", tt.planted, got.Unsafe, tt.want)
+			}
+			if got.User != "alice" || got.Type != "open_session" || got.Service != "sshd" {
+				t.Errorf("PAM items read as %+v", got)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/netns-session/netns-session/internal/config"
@@ -45,16 +46,21 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 		return nil, nil
 	case req.User == "":
 		return nil, &denial{reason: "no user in the PAM request", err: errors.New("PAM_USER is empty")}
+	case len(req.Unsafe) > 0:
+		names := strings.Join(req.Unsafe, ", ")
+		return h.rootFallback(ctx, req, unsafeEnvironment,
+			fmt.Sprintf("the PAM environment sets %s, which must not reach netns-session; ask an administrator to put netns-session before the module that sets it", names),
+			fmt.Errorf("pam_exec passed %s from the PAM environment", names))
 	}
 
 	cfg, err := h.loadConfig()
 	if err != nil {
-		return h.rootFallback(ctx, req, err)
+		return h.rootFallback(ctx, req, configUnusable, brokenConfigReason, err)
 	}
 	decision, user, err := cfg.Resolve(req.User, h.users)
 	if err != nil {
 		if req.User == "root" {
-			return h.rootFallback(ctx, req, err)
+			return h.rootFallback(ctx, req, configUnusable, brokenConfigReason, err)
 		}
 		// A failing group source leaves a known user with an unknown policy.
 		h.keepManagerOff(ctx, user)
@@ -108,22 +114,30 @@ func (h *pamHook) loadConfig() (*config.Config, error) {
 	return config.Load(h.opts.configPath)
 }
 
-// rootFallback handles a config that cannot be used. Everyone is denied but
-// root, who gets the host network so an administrator can always log in and
-// repair the config.
-func (h *pamHook) rootFallback(ctx context.Context, req pamRequest, cause error) (*placement, error) {
+// The problems that leave a session without a usable policy, for rootFallback.
+const (
+	configUnusable     = "config unusable"
+	unsafeEnvironment  = "unsafe PAM environment"
+	brokenConfigReason = "the netns-session configuration is broken; ask an administrator (journalctl -t netns-session)"
+)
+
+// rootFallback handles a session whose policy cannot be used: the config,
+// or the environment the hook was started with, is not fit to decide on.
+// Everyone is denied, with reason, but root, who gets the host network so
+// an administrator can always log in and repair it.
+func (h *pamHook) rootFallback(ctx context.Context, req pamRequest, problem, reason string, cause error) (*placement, error) {
 	if req.User != "root" {
 		if user, err := h.users.LookupUser(req.User); err == nil {
 			h.keepManagerOff(ctx, user)
 		}
-		return nil, &denial{reason: "the netns-session configuration is broken; ask an administrator (journalctl -t netns-session)", err: cause}
+		return nil, &denial{reason: reason, err: cause}
 	}
-	h.log.Error("config unusable, letting root in on the host network: "+cause.Error(), map[string]string{"ACTION": "root-fallback"})
+	h.log.Error(problem+", letting root in on the host network: "+cause.Error(), map[string]string{"ACTION": "root-fallback"})
 	if err := h.join(ctx, config.HostNetnsPath); err != nil {
 		h.log.Error("joining root's session to the host network: "+err.Error(), map[string]string{"ACTION": "root-unplaced"})
-		return &placement{action: "root-unplaced", uid: "0", message: "session of root let in where it was opened: the config is unusable and joining the host network failed"}, nil
+		return &placement{action: "root-unplaced", uid: "0", message: "session of root let in where it was opened: " + problem + ", and joining the host network failed"}, nil
 	}
-	return &placement{action: "root-fallback", netns: config.HostNetnsPath, uid: "0", message: "session of root placed on the host network despite the config error"}, nil
+	return &placement{action: "root-fallback", netns: config.HostNetnsPath, uid: "0", message: "session of root placed on the host network despite the " + problem}, nil
 }
 
 // keepManagerOff is for a session denied because the policy of its user

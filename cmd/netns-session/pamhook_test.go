@@ -111,3 +111,34 @@ func TestBadPAMLineDeniesAllButRoot(t *testing.T) {
 		})
 	}
 }
+
+// TestUnsafeEnvironmentDeniesAllButRoot opens sessions whose PAM environment
+// sets a variable that steers the loader or NSS: every user is denied with
+// the variable named, a mapped one also gets a drop-in that keeps the
+// manager off, and root is let in.
+func TestUnsafeEnvironmentDeniesAllButRoot(t *testing.T) {
+	path, _ := writeCheckConfig(t, "carol ns0\n")
+	for _, tt := range []struct{ user, variable string }{
+		{"carol", "LD_PRELOAD"},
+		{"carol", "GCONV_PATH"},
+		{"alice", "_SSS_LOOPS"},
+	} {
+		t.Run(tt.user+" with "+tt.variable, func(t *testing.T) {
+			m := testUnits(t)
+			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, callerErr: errors.New("not joined in this test"), units: m, users: checkUsers{}}
+			_, err := h.open(context.Background(), pamRequest{Type: "open_session", User: tt.user, Service: "sshd", Unsafe: []string{tt.variable}})
+			var d *denial
+			if !errors.As(err, &d) || !strings.Contains(d.reason, "the PAM environment sets "+tt.variable) {
+				t.Fatalf("%s: %v, want a denial naming %s", tt.user, err, tt.variable)
+			}
+			dropIn, err := os.ReadFile(m.DropInPath(checkUserTable[tt.user].UID))
+			if err != nil || !strings.Contains(string(dropIn), "NetworkNamespacePath=/dev/null\n") {
+				t.Errorf("drop-in of %s: %v\n%s; want one that keeps the manager off", tt.user, err, dropIn)
+			}
+			placed, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "root", Service: "sshd", Unsafe: []string{tt.variable}})
+			if err != nil || placed == nil || !strings.HasPrefix(placed.action, "root-") {
+				t.Errorf("root: %+v, %v; want let in", placed, err)
+			}
+		})
+	}
+}
