@@ -393,3 +393,81 @@ func TestAttackConfigRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackPAMLineFailsClosed puts on the PAM line what would once have
+// opened every session unplaced: a help flag, which printed help and exited
+// 0, and a relative config path, resolved against the caller's working
+// directory (sshd's is /, so this one names the real config). Either is a
+// broken config: alice is denied, root logs in on the host network.
+func TestAttackPAMLineFailsClosed(t *testing.T) {
+	forEachSuite(t, func(t *testing.T, s Suite) {
+		f := newLoginFixture(t, s)
+		c := f.c
+		c.Run(t, "cp", "/root/.ssh/id_ed25519.pub", "/root/.ssh/authorized_keys")
+		for _, args := range []string{"--help", "--config " + configPath + " -h", "config=" + strings.TrimPrefix(configPath, "/")} {
+			t.Run(args, func(t *testing.T) {
+				setHookLine(t, c, hookLine+" "+args)
+				defer setHookLine(t, c, hookLine)
+				// A manager that an earlier login left on the host would
+				// deny alice for that reason instead.
+				c.Run(t, "systemctl", "stop", "user@1001.service")
+				cursor := journalCursor(t, c)
+				if got, _, err := sshNetns(t.Context(), c, "alice"); err == nil {
+					t.Errorf("alice got a shell in %s (ns0 %s, host %s) with %q on the PAM line; want the login denied", got, f.ns0, f.host, args)
+				}
+				journalSays(t, c, cursor, "session denied: the netns-session configuration is broken")
+				if got, stderr, err := sshNetns(t.Context(), c, "root"); err != nil || got != f.host {
+					t.Errorf("root with %q on the PAM line: netns %q, err %v, want %s (host)\n%s", args, got, err, f.host, stderr)
+				}
+			})
+		}
+	})
+}
+
+// setHookLine replaces the netns-session line that installHook put in the
+// PAM stacks with line.
+func setHookLine(t *testing.T, c *Container, line string) {
+	t.Helper()
+	c.Sh(t, `sed -i 's|^session required pam_exec.so seteuid /usr/sbin/netns-session pam.*$|`+line+`|' /etc/pam.d/common-session /etc/pam.d/common-session-noninteractive`)
+}
+
+// TestAttackUnsafePAMEnvironmentRefused has pam_env read ~/.pam_environment
+// before the hook, so that a user's file puts LD_PRELOAD or GCONV_PATH into
+// the environment pam_exec starts the hook with, as root: alice is denied
+// and the journal names the variable; bob, without such a file, logs in;
+// root, with one, still gets in on the host network.
+func TestAttackUnsafePAMEnvironmentRefused(t *testing.T) {
+	forEachSuite(t, func(t *testing.T, s Suite) {
+		f := newLoginFixture(t, s)
+		c := f.c
+		c.Run(t, "cp", "/root/.ssh/id_ed25519.pub", "/root/.ssh/authorized_keys")
+		// Debian reads ~/.pam_environment only after the session stack
+		// ran; here pam_env fills the PAM environment before the hook.
+		c.Sh(t, `sed -i 's|^@include common-session$|session required pam_env.so user_readenv=1 envfile=/dev/null\n&|' /etc/pam.d/sshd`)
+		for _, plant := range []string{"LD_PRELOAD=/nonexistent", "GCONV_PATH=/home/alice"} {
+			name, value, _ := strings.Cut(plant, "=")
+			t.Run(name, func(t *testing.T) {
+				c.WriteFile(t, "/home/alice/.pam_environment", name+" DEFAULT="+value+"\n", 0o644)
+				c.Run(t, "chown", "alice:alice", "/home/alice/.pam_environment")
+				cursor := journalCursor(t, c)
+				if got, _, err := sshNetns(t.Context(), c, "alice"); err == nil {
+					t.Errorf("alice with %s in ~/.pam_environment got a shell in %s (ns0 %s, host %s); want the login denied", plant, got, f.ns0, f.host)
+				}
+				journalSays(t, c, cursor, "the PAM environment sets "+name)
+			})
+		}
+		t.Run("bob without one logs in", func(t *testing.T) {
+			if got, stderr, err := sshNetns(t.Context(), c, "bob"); err != nil || got != f.host {
+				t.Errorf("bob: netns %q, err %v, want %s (host)\n%s", got, err, f.host, stderr)
+			}
+		})
+		t.Run("root with one logs in on the host network", func(t *testing.T) {
+			c.WriteFile(t, "/root/.pam_environment", "GCONV_PATH DEFAULT=/root\n", 0o644)
+			cursor := journalCursor(t, c)
+			if got, stderr, err := sshNetns(t.Context(), c, "root"); err != nil || got != f.host {
+				t.Errorf("root: netns %q, err %v, want %s (host)\n%s", got, err, f.host, stderr)
+			}
+			journalSays(t, c, cursor, "unsafe PAM environment, letting root in on the host network")
+		})
+	})
+}
