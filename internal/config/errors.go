@@ -19,6 +19,11 @@ var (
 	ErrUnknownUser = errors.New("unknown user")
 	// ErrUnknownGroup: NSS knows no such group.
 	ErrUnknownGroup = errors.New("unknown group")
+	// ErrSourceUnavailable: a source of the user database (an NSS module:
+	// LDAP, SSSD, a missing file) failed, so whether the record exists is
+	// unknown. It is never "not found": a policy that rests on the answer is
+	// unknown too.
+	ErrSourceUnavailable = errors.New("user database unavailable")
 )
 
 // position is where something was written; Line 0 means the whole file.

@@ -43,6 +43,8 @@ import (
 	"strings"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -61,6 +63,9 @@ func NSS() NSSDirectory { return NSSDirectory{} }
 // NSSDirectory is the system's user database: getpwnam_r, getpwuid_r,
 // getgrouplist and getgrnam_r through glibc's NSS, so users and groups from
 // LDAP, SSSD, extrausers or systemd userdb count like those in /etc/passwd.
+// A source that fails makes a lookup fail with ErrSourceUnavailable, never
+// with ErrUnknownUser or ErrUnknownGroup; only getgrouplist cannot tell
+// (see GroupIDs).
 type NSSDirectory struct{}
 
 func (NSSDirectory) LookupUser(name string) (*User, error) {
@@ -92,6 +97,12 @@ func (NSSDirectory) LookupUID(uid uint32) (*User, error) {
 	return &User{Name: C.GoString(pwd.pw_name), UID: uint32(pwd.pw_uid), GID: uint32(pwd.pw_gid)}, nil
 }
 
+// GroupIDs returns the groups of u through getgrouplist, which cannot report
+// a failing source: glibc skips a module that is UNAVAILABLE and returns the
+// groups of the others. Its list is proof that u is in a group, never that u
+// is not; Resolve looks every group line's group up with getgrnam_r before it
+// decides that u is in none of them, and that lookup fails when the group's
+// source is down.
 func (NSSDirectory) GroupIDs(u *User) ([]uint32, error) {
 	cname, err := cString(u.Name)
 	if err != nil {
@@ -101,8 +112,8 @@ func (NSSDirectory) GroupIDs(u *User) ([]uint32, error) {
 	for {
 		gids := make([]C.gid_t, size)
 		n := C.int(size)
-		// getgrouplist reports no source errors; it returns -1 only when
-		// the list is too short, with n set to the length needed.
+		// getgrouplist returns -1 only when the list is too short, with n
+		// set to the length needed.
 		if C.getgrouplist(cname, C.gid_t(u.GID), &gids[0], &n) >= 0 {
 			ids := make([]uint32, n)
 			for i := range ids {
@@ -140,7 +151,8 @@ func (NSSDirectory) LookupGroup(name string) (*Group, error) {
 
 // lookupRecord runs the NSS lookup call of the record key describes (both
 // named for errors). It returns nil when the record was found, notFound
-// wrapped when there is no such record, and any other failure wrapped.
+// wrapped when there is no such record, and any other failure wrapped:
+// ErrSourceUnavailable when a source failed.
 func lookupRecord(call, key string, notFound error, lookup func(buf *C.char, size C.size_t, found, errno *C.int)) error {
 	found, err := withRecordBuffer(func(buf []byte) (bool, syscall.Errno) {
 		var found, errno C.int
@@ -158,23 +170,63 @@ func lookupRecord(call, key string, notFound error, lookup func(buf *C.char, siz
 
 // withRecordBuffer runs lookup with a buffer that grows while lookup reports
 // ERANGE, and reports whether the record was found (a missing one is not an
-// error). The record's strings point into the buffer, which stays alive as
-// long as the record does.
+// error; a failing source is, see recordAnswerOf). The record's strings point
+// into the buffer, which stays alive as long as the record does.
 func withRecordBuffer(lookup func(buf []byte) (found bool, errno syscall.Errno)) (bool, error) {
 	for size := minRecordBuffer; ; size *= 2 {
-		found, err := lookup(make([]byte, size))
-		switch {
-		case err == 0:
-			return found, nil
-		case err == syscall.ENOENT:
-			// POSIX allows "not found" as ENOENT.
+		found, errno := lookup(make([]byte, size))
+		switch recordAnswerOf(errno, found) {
+		case recordFound:
+			return true, nil
+		case recordMissing:
 			return false, nil
-		case err != syscall.ERANGE:
-			return false, err
-		case size >= maxRecordBuffer:
+		case recordFailed:
+			return false, fmt.Errorf("%w: %w (%s)", ErrSourceUnavailable, errno, errnoName(errno))
+		}
+		if size >= maxRecordBuffer {
 			return false, fmt.Errorf("record larger than %d bytes", maxRecordBuffer)
 		}
 	}
+}
+
+// recordAnswer is what one call of getpwnam_r, getpwuid_r or getgrnam_r
+// says about its record.
+type recordAnswer uint8
+
+const (
+	recordFound   recordAnswer = iota
+	recordMissing              // no source has the record
+	recordTooBig               // ERANGE: the buffer is too small
+	recordFailed               // a source failed: whether it exists is unknown
+)
+
+// recordAnswerOf reads the return value and the result pointer of an _r
+// lookup. glibc reports a real miss - every source answered NOTFOUND - as 0
+// with a NULL result. When a source is UNAVAILABLE it returns that module's
+// errno instead, and that is often ENOENT: libnss-ldapd and the sss client
+// when their daemon cannot be reached, files and extrausers when their file
+// is missing. So ENOENT, which POSIX allows for "not found", is a failure
+// here like any other errno; only 0 without a result is a miss.
+func recordAnswerOf(ret syscall.Errno, found bool) recordAnswer {
+	switch {
+	case ret == syscall.ERANGE:
+		return recordTooBig
+	case ret != 0:
+		return recordFailed
+	case found:
+		return recordFound
+	default:
+		return recordMissing
+	}
+}
+
+// errnoName returns the symbolic name of errno, "ENOENT", for the journal:
+// "no such file or directory" alone suggests a missing file.
+func errnoName(errno syscall.Errno) string {
+	if name := unix.ErrnoName(errno); name != "" {
+		return name
+	}
+	return "errno " + strconv.Itoa(int(errno))
 }
 
 // cString returns name as a C string in Go memory.

@@ -3,7 +3,9 @@ package config
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -130,8 +132,8 @@ func TestWithRecordBuffer(t *testing.T) {
 	}{
 		{"fits", minRecordBuffer, 0, true, "", 1},
 		{"grows on ERANGE", 100_000, 0, true, "", 8}, // 1 KiB doubled to 128 KiB
-		{"not found", minRecordBuffer, syscall.ENOENT, false, "", 1},
-		{"source failure", minRecordBuffer, syscall.EIO, false, "input/output error", 1},
+		{"source failure", minRecordBuffer, syscall.EIO, false, "user database unavailable: input/output error (EIO)", 1},
+		{"ENOENT is a source that is down, not a miss", minRecordBuffer, syscall.ENOENT, false, "user database unavailable: no such file or directory (ENOENT)", 1},
 		{"gives up", 2 * maxRecordBuffer, 0, false, "record larger than 33554432 bytes", 16},
 	}
 	for _, tt := range tests {
@@ -147,9 +149,129 @@ func TestWithRecordBuffer(t *testing.T) {
 			if found != tt.wantFound || errString(err) != tt.wantErr {
 				t.Errorf("found %v, err %v; want %v, %q", found, err, tt.wantFound, tt.wantErr)
 			}
+			if tt.errno != 0 && (!errors.Is(err, ErrSourceUnavailable) || !errors.Is(err, tt.errno)) {
+				t.Errorf("err %v does not match ErrSourceUnavailable and %v", err, tt.errno)
+			}
 			if calls != tt.wantCalls {
 				t.Errorf("%d lookups, want %d", calls, tt.wantCalls)
 			}
 		})
+	}
+}
+
+// TestRecordAnswerOfReadsOnlyZeroWithoutResultAsMissing is the rule glibc's
+// _r lookups follow: a miss is 0 with a NULL result, anything else with an
+// errno is a source that failed.
+func TestRecordAnswerOfReadsOnlyZeroWithoutResultAsMissing(t *testing.T) {
+	tests := []struct {
+		ret   syscall.Errno
+		found bool
+		want  recordAnswer
+	}{
+		{0, true, recordFound},
+		{0, false, recordMissing},
+		{syscall.ERANGE, false, recordTooBig},
+		{syscall.ENOENT, false, recordFailed}, // nslcd or sssd unreachable, file missing
+		{syscall.EAGAIN, false, recordFailed},
+		{syscall.EIO, false, recordFailed},
+		{syscall.ECONNREFUSED, false, recordFailed},
+		{syscall.EINVAL, false, recordFailed},
+		{syscall.ENOENT, true, recordFailed}, // never from glibc; not trusted
+	}
+	for _, tt := range tests {
+		ret := "0"
+		if tt.ret != 0 {
+			ret = errnoName(tt.ret)
+		}
+		t.Run(fmt.Sprintf("ret=%s found=%t", ret, tt.found), func(t *testing.T) {
+			if got := recordAnswerOf(tt.ret, tt.found); got != tt.want {
+				t.Errorf("recordAnswerOf(%d, %t) = %d, want %d", tt.ret, tt.found, got, tt.want)
+			}
+		})
+	}
+}
+
+// nssChildEnv makes the test binary run the child half of
+// TestNSSMissingSourceIsUnavailable.
+const nssChildEnv = "NETNS_SESSION_TEST_NSS_CHILD"
+
+// TestNSSMissingSourceIsUnavailable runs real glibc lookups against a
+// source that fails: in a child with its own mount namespace and a tmpfs on
+// /etc whose nsswitch.conf names only "files", the files module finds no
+// /etc/passwd or /etc/group and fails with ENOENT, as libnss-ldapd and the
+// sss client do when their daemon is down. Then, with the files in place, a
+// name they lack is a plain miss.
+func TestNSSMissingSourceIsUnavailable(t *testing.T) {
+	if os.Getenv(nssChildEnv) != "" {
+		nssChild(t)
+		return
+	}
+	if os.Getuid() != 0 {
+		t.Skip("needs root: mounts a private /etc in a new mount namespace")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNSSMissingSourceIsUnavailable$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), nssChildEnv+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestNSSMissingSourceIsUnavailable") {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+}
+
+func nssChild(t *testing.T) {
+	for _, dir := range []string{"/etc", "/run/nscd", "/var/run/nscd"} {
+		if _, err := os.Stat(dir); err != nil {
+			continue // no nscd to answer from its cache
+		}
+		if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "mode=0755"); err != nil {
+			t.Fatalf("mounting a tmpfs on %s: %v", dir, err)
+		}
+	}
+	if err := os.WriteFile("/etc/nsswitch.conf", []byte("passwd: files\ngroup: files\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lookups := []struct {
+		name   string
+		lookup func() error
+	}{
+		{"LookupUser", func() error { _, err := NSS().LookupUser("root"); return err }},
+		{"LookupUID", func() error { _, err := NSS().LookupUID(0); return err }},
+		{"LookupGroup", func() error { _, err := NSS().LookupGroup("root"); return err }},
+	}
+	for _, l := range lookups {
+		t.Run(l.name+" with the source down", func(t *testing.T) {
+			err := l.lookup()
+			if !errors.Is(err, ErrSourceUnavailable) || !errors.Is(err, syscall.ENOENT) {
+				t.Errorf("err = %v, want ErrSourceUnavailable with ENOENT", err)
+			}
+			if errors.Is(err, ErrUnknownUser) || errors.Is(err, ErrUnknownGroup) {
+				t.Errorf("err = %v: a source that is down read as not found", err)
+			}
+		})
+	}
+	if err := os.WriteFile("/etc/passwd", []byte("other:x:5:5::/:/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("/etc/group", []byte("other:x:5:\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	misses := []struct {
+		name   string
+		lookup func() error
+		want   error
+	}{
+		{"LookupUser", func() error { _, err := NSS().LookupUser("root"); return err }, ErrUnknownUser},
+		{"LookupUID", func() error { _, err := NSS().LookupUID(0); return err }, ErrUnknownUser},
+		{"LookupGroup", func() error { _, err := NSS().LookupGroup("root"); return err }, ErrUnknownGroup},
+	}
+	for _, l := range misses {
+		t.Run(l.name+" with the source up", func(t *testing.T) {
+			if err := l.lookup(); !errors.Is(err, l.want) || errors.Is(err, ErrSourceUnavailable) {
+				t.Errorf("err = %v, want %v", err, l.want)
+			}
+		})
+	}
+	if u, err := NSS().LookupUser("other"); err != nil || u.UID != 5 {
+		t.Errorf("LookupUser(other) = %+v, %v; want uid 5", u, err)
 	}
 }
