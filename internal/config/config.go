@@ -16,8 +16,9 @@
 //	enforce = warn         directive: what the watcher does with a session
 //	                       outside its namespace (default: terminate)
 //
-// A user line beats group lines, group lines apply in file order (files in
-// load order), and "*" comes last. Users no line matches get the host
+// A user line selects a user (by UID, so any name NSS gives that UID counts)
+// and beats group lines, group lines apply in file order (files in load
+// order), and "*" comes last. Users no line matches get the host
 // namespace, or stay where the login process is with "unmapped = keep".
 package config
 
@@ -135,6 +136,8 @@ type Config struct {
 	// texts[i] is the content of Files[i]; rules point into it.
 	texts []string
 	rules []rule
+	// lineUIDs are the UIDs of user lines' names looked up so far.
+	lineUIDs uidCache
 }
 
 // rule is the stored form of a Rule: offsets instead of strings, so a

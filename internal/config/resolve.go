@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 )
 
 // User is a login user as the user database knows it.
@@ -24,7 +25,9 @@ type Group struct {
 
 // Directory is the part of the user database resolution needs; NSS returns
 // the system's. Lookups of names that do not exist return errors wrapping
-// ErrUnknownUser or ErrUnknownGroup; any other error is a failing source.
+// ErrUnknownUser or ErrUnknownGroup; any other error is a failing source
+// (NSS's wrap ErrSourceUnavailable), never read as "not found". A Config
+// caches what it found out of one Directory: give it no other.
 type Directory interface {
 	LookupUser(name string) (*User, error)
 	// GroupIDs returns the IDs of all groups u is in, its primary group
@@ -64,12 +67,32 @@ func (d Decision) Target() string {
 // right for host-mapped users; under "unmapped = keep" nothing is expected.
 func (d Decision) NeedsDropIn() bool { return !d.Keep && !d.Netns.Host }
 
-// Resolve decides the namespace of user: the user's own line; else the first
-// group line, in file order, of a group the user is in (by the user's group
-// list or by the group's member list, so sources whose group list is
-// incomplete still count); else "*"; else the unmapped policy. It returns the
-// user as looked up, whose IDs the caller needs anyway. Only lookup failures
-// are errors; groups that do not exist are skipped.
+// Resolve decides the namespace of user: the user line that selects the
+// user; else the first group line, in file order, of a group the user is in
+// (by the user's group list or by the group's member list, so sources whose
+// group list is incomplete still count); else "*"; else the unmapped policy.
+// It returns the user as looked up, whose IDs the caller needs anyway, also
+// with an error once the user was found.
+//
+// A user line selects a user, by UID, not a spelling: a case-insensitive
+// directory answers "Carol" and "carol" alike, and useradd -o gives one UID
+// two names. A line spelled as name or as NSS's name for the user matches
+// without a lookup. Only when none is, the names of the other user lines are
+// looked up, in file order, until one has the user's UID; names found are
+// cached in c, so a Config that resolves many users looks each up once.
+// When two lines name one UID (check reports it) the line spelled as the
+// login name wins, then the first in file order.
+//
+// Errors are lookup failures, never "not found": a user, group or user line
+// that does not exist is skipped. A user line whose name cannot be looked up
+// before one matched, or a group line whose group cannot be before one
+// matched, leaves the policy unknown. The group list (getgrouplist) cannot
+// report a failing source, glibc skips it (see NSSDirectory.GroupIDs), so it
+// only ever proves membership: before a user is found in none of the group
+// lines' groups, every one of those groups has been looked up by name
+// (getgrnam_r), which fails when its source is down. Not covered: a group
+// found in one source whose memberships come, through getgrouplist only,
+// from another source that is down.
 func (c *Config) Resolve(name string, dir Directory) (Decision, *User, error) {
 	u, err := dir.LookupUser(name)
 	if err != nil {
@@ -79,12 +102,11 @@ func (c *Config) Resolve(name string, dir Directory) (Decision, *User, error) {
 	if u.Name != name {
 		names = append(names, u.Name)
 	}
-	for _, n := range names {
-		if r := c.find(SelectUser, n); r != nil {
-			return c.decide(r, "user line for "+n), u, nil
-		}
+	d, err := c.resolveUserLines(u, names, dir)
+	if d.Mapped() || err != nil {
+		return d, u, err
 	}
-	d, err := c.resolveGroups(u, names, dir)
+	d, err = c.resolveGroups(u, names, dir)
 	if d.Mapped() || err != nil {
 		return d, u, err
 	}
@@ -95,6 +117,64 @@ func (c *Config) Resolve(name string, dir Directory) (Decision, *User, error) {
 		return Decision{Keep: true, Reason: "no line matches; unmapped = keep leaves the login namespace"}, u, nil
 	}
 	return Decision{Netns: netnsFromSpec("-"), Reason: "no line matches; unmapped = host"}, u, nil
+}
+
+// resolveUserLines returns the decision of the user line that selects u, or
+// a zero Decision: by spelling first (names), then by UID.
+func (c *Config) resolveUserLines(u *User, names []string, dir Directory) (Decision, error) {
+	for _, n := range names {
+		if r := c.find(SelectUser, n); r != nil {
+			return c.decide(r, "user line for "+n), nil
+		}
+	}
+	for i := range c.rules {
+		r := &c.rules[i]
+		if r.kind != SelectUser {
+			continue
+		}
+		lineName := c.str(r, r.name)
+		uid, err := c.userLineUID(i, lineName, dir)
+		switch {
+		case errors.Is(err, ErrUnknownUser):
+		case err != nil:
+			return Decision{}, fmt.Errorf("looking up user %q of the line at %s: %w", lineName, c.rule(r).Source(), err)
+		case uid == u.UID:
+			return c.decide(r, fmt.Sprintf("user line for %s (uid %d)", lineName, uid)), nil
+		}
+	}
+	return Decision{}, nil
+}
+
+// uidCache holds the UIDs the names of user lines were found to have, by
+// rule index. Only names found are kept: one not found may be a user created
+// later, and a failed lookup says nothing. The watcher's sync and its judge
+// share one Config, hence the lock.
+type uidCache struct {
+	mu   sync.Mutex
+	uids map[uint32]uint32
+}
+
+// userLineUID returns the UID of name, the name of user line index.
+func (c *Config) userLineUID(index int, name string, dir Directory) (uint32, error) {
+	c.lineUIDs.mu.Lock()
+	uid, ok := c.lineUIDs.uids[uint32(index)]
+	c.lineUIDs.mu.Unlock()
+	if ok {
+		return uid, nil
+	}
+	// Looked up unlocked: a slow directory must not hold up the other
+	// users of c, who may want a name already cached.
+	u, err := dir.LookupUser(name)
+	if err != nil {
+		return 0, err
+	}
+	c.lineUIDs.mu.Lock()
+	if c.lineUIDs.uids == nil {
+		c.lineUIDs.uids = make(map[uint32]uint32)
+	}
+	c.lineUIDs.uids[uint32(index)] = u.UID
+	c.lineUIDs.mu.Unlock()
+	return u.UID, nil
 }
 
 // resolveGroups returns the decision of the first group line of a group u

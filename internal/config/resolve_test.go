@@ -5,21 +5,33 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
-// fakeDirectory is an in-memory user database that records group lookups.
+// fakeDirectory is an in-memory user database that records lookups.
 type fakeDirectory struct {
 	users    map[string]*User    // by the name asked for
 	groupIDs map[string][]uint32 // by canonical user name, primary included
 	groups   map[string]*Group
-	failing  string // a group whose lookup fails as a broken source would
+	// down names the users and groups whose source is down: looking them
+	// up fails, and the group list leaves those groups out without a word,
+	// as glibc's getgrouplist does.
+	down map[string]bool
 
+	mu           sync.Mutex
+	userLookups  []string
 	groupLookups []string
 	listed       int
 }
 
 func (d *fakeDirectory) LookupUser(name string) (*User, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.userLookups = append(d.userLookups, name)
+	if d.down[name] {
+		return nil, fmt.Errorf("getpwnam_r %q: %w: no such file or directory (ENOENT)", name, ErrSourceUnavailable)
+	}
 	if u, ok := d.users[name]; ok {
 		return u, nil
 	}
@@ -27,14 +39,36 @@ func (d *fakeDirectory) LookupUser(name string) (*User, error) {
 }
 
 func (d *fakeDirectory) GroupIDs(u *User) ([]uint32, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.listed++
-	return d.groupIDs[u.Name], nil
+	var ids []uint32
+	for _, gid := range d.groupIDs[u.Name] {
+		if !d.groupDown(gid) {
+			ids = append(ids, gid)
+		}
+	}
+	return ids, nil
+}
+
+func (d *fakeDirectory) groupDown(gid uint32) bool {
+	if len(d.down) == 0 {
+		return false
+	}
+	for name, g := range d.groups {
+		if g.GID == gid && d.down[name] {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *fakeDirectory) LookupGroup(name string) (*Group, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.groupLookups = append(d.groupLookups, name)
-	if name == d.failing {
-		return nil, errors.New("connection to LDAP server lost")
+	if d.down[name] {
+		return nil, fmt.Errorf("getgrnam_r %q: %w: no such file or directory (ENOENT)", name, ErrSourceUnavailable)
 	}
 	if g, ok := d.groups[name]; ok {
 		return g, nil
@@ -44,15 +78,21 @@ func (d *fakeDirectory) LookupGroup(name string) (*Group, error) {
 
 func testDirectory() *fakeDirectory {
 	alice := &User{Name: "alice", UID: 1000, GID: 1000}
+	carol := &User{Name: "carol", UID: 1002, GID: 100}
 	return &fakeDirectory{
 		users: map[string]*User{
 			"alice": alice,
 			"Alice": alice, // a case-insensitive source
 			"bob":   {Name: "bob", UID: 1001, GID: 1001},
-			"carol": {Name: "carol", UID: 1002, GID: 100},
+			"carol": carol,
+			"Carol": carol,
+			// A second name of alice's uid (useradd -o), which NSS
+			// returns as it was asked for.
+			"alias": {Name: "alias", UID: 1000, GID: 1000},
 		},
 		groupIDs: map[string][]uint32{
 			"alice": {1000, 2000, 2001},
+			"alias": {1000, 2000, 2001},
 			"bob":   {1001},
 			"carol": {100},
 		},
@@ -145,6 +185,31 @@ func TestResolve(t *testing.T) {
 			config: "alice ns0\nAlice ns1\n",
 			user:   "Alice", want: "Alice ns1", wantReason: "user line for Alice",
 		},
+		{
+			name:   "a second name of the uid is selected by the line",
+			config: "alice ns0\n",
+			user:   "alias", want: "alice ns0", wantReason: "user line for alice (uid 1000)",
+		},
+		{
+			name:   "a line spelled unlike the login and NSS selects the user",
+			config: "Carol ns0\n",
+			user:   "carol", want: "Carol ns0", wantReason: "user line for Carol (uid 1002)",
+		},
+		{
+			name:   "user line selecting by uid beats a group line",
+			config: "@research lab\nbob ns1\nalice ns0\n",
+			user:   "alias", want: "alice ns0", wantReason: "user line for alice (uid 1000)",
+		},
+		{
+			name:   "two lines of one uid: the spelling of the login wins",
+			config: "alice ns0\nalias ns1\n",
+			user:   "alias", want: "alias ns1", wantReason: "user line for alias",
+		},
+		{
+			name:   "a failing line after the one that selects is not looked up",
+			config: "alice ns0\nErin ns1\n",
+			user:   "alias", want: "alice ns0", wantReason: "user line for alice (uid 1000)",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -153,6 +218,7 @@ func TestResolve(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := testDirectory()
+			dir.down = map[string]bool{"Erin": true}
 			d, u, err := cfg.Resolve(tt.user, dir)
 			if err != nil {
 				t.Fatalf("Resolve: %v", err)
@@ -193,15 +259,31 @@ func TestResolve(t *testing.T) {
 
 func TestResolveErrors(t *testing.T) {
 	tests := []struct {
-		name    string
-		config  string
-		user    string
-		failing string
-		want    string
-		is      error
+		name   string
+		config string
+		user   string
+		down   string
+		want   string
+		is     error
+		// wantUser: the user was found, so the caller can keep its
+		// manager off.
+		wantUser bool
 	}{
-		{"unknown user", "* guest\n", "mallory", "", `looking up user "mallory": unknown user "mallory"`, ErrUnknownUser},
-		{"failing group source", "@research r\n* guest\n", "carol", "research", `looking up group "research": connection to LDAP server lost`, nil},
+		{name: "unknown user", config: "* guest\n", user: "mallory",
+			want: `looking up user "mallory": unknown user "mallory"`, is: ErrUnknownUser},
+		{name: "user source down", config: "* guest\n", user: "carol", down: "carol",
+			want: `looking up user "carol": getpwnam_r "carol": user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
+		{name: "group source down", config: "@research r\n* guest\n", user: "carol", down: "research", wantUser: true,
+			want: `looking up group "research": getgrnam_r "research": user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
+		// getgrouplist leaves research out; getgrnam_r of the line catches it.
+		{name: "group source down for a member", config: "@research r\n", user: "alice", down: "research", wantUser: true,
+			want: `looking up group "research": getgrnam_r "research": user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
+		{name: "group down before the matching group", config: "@research r\n@lab l\n", user: "alice", down: "research", wantUser: true,
+			want: `looking up group "research": getgrnam_r "research": user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
+		{name: "user line source down", config: "Erin ns0\n* guest\n", user: "carol", down: "Erin", wantUser: true,
+			want: `looking up user "Erin" of the line at t.conf:1: getpwnam_r "Erin": user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
+		{name: "user line down before the one that selects", config: "Erin ns1\nalice ns0\n", user: "alias", down: "Erin", wantUser: true,
+			want: `looking up user "Erin" of the line at t.conf:1: getpwnam_r "Erin": user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -210,19 +292,104 @@ func TestResolveErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := testDirectory()
-			dir.failing = tt.failing
-			d, _, err := cfg.Resolve(tt.user, dir)
+			dir.down = map[string]bool{tt.down: true}
+			d, u, err := cfg.Resolve(tt.user, dir)
 			if err == nil || err.Error() != tt.want {
 				t.Fatalf("err = %v, want %s", err, tt.want)
 			}
-			if tt.is != nil && !errors.Is(err, tt.is) {
+			if !errors.Is(err, tt.is) {
 				t.Errorf("err does not match %v", tt.is)
+			}
+			if tt.is == ErrSourceUnavailable && (errors.Is(err, ErrUnknownUser) || errors.Is(err, ErrUnknownGroup)) {
+				t.Errorf("err %v reads a source that is down as not found", err)
 			}
 			if d.Mapped() || d.Netns != (Netns{}) {
 				t.Errorf("a failed resolution returned decision %+v", d)
 			}
+			if (u != nil) != tt.wantUser {
+				t.Errorf("user = %+v, want one: %t", u, tt.wantUser)
+			}
 		})
 	}
+}
+
+// TestResolveLooksUpUserLinesOnlyWhenNoSpellingMatches counts the lookups a
+// login pays: none for lines spelled as the login, one per other user line
+// otherwise, and none again for names a Config found before.
+func TestResolveLooksUpUserLinesOnlyWhenNoSpellingMatches(t *testing.T) {
+	cfg, err := Parse("t.conf", strings.NewReader("alice ns0\nghost ns1\nCarol ns2\n@research r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := testDirectory()
+	resolve := func(user string) []string {
+		t.Helper()
+		dir.userLookups = nil
+		if _, _, err := cfg.Resolve(user, dir); err != nil {
+			t.Fatalf("Resolve(%s): %v", user, err)
+		}
+		return dir.userLookups
+	}
+	steps := []struct {
+		user string
+		want []string
+	}{
+		{"alice", []string{"alice"}},                        // spelled as the line
+		{"Alice", []string{"Alice"}},                        // NSS's name is the line's
+		{"bob", []string{"bob", "alice", "ghost", "Carol"}}, // unmapped: every user line
+		{"bob", []string{"bob", "ghost"}},                   // found names are cached, misses are not
+		{"alias", []string{"alias"}},                        // alice's line, uid from the cache
+		{"carol", []string{"carol", "ghost"}},               // Carol's line, after ghost
+	}
+	for _, step := range steps {
+		if got := resolve(step.user); !slices.Equal(got, step.want) {
+			t.Errorf("Resolve(%s) looked up %q, want %q", step.user, got, step.want)
+		}
+	}
+
+	// A failure is not cached either: the line is looked up again.
+	dir.down = map[string]bool{"ghost": true}
+	for range 2 {
+		dir.userLookups = nil
+		if _, _, err := cfg.Resolve("bob", dir); !errors.Is(err, ErrSourceUnavailable) {
+			t.Fatalf("Resolve(bob) with ghost's source down: err %v", err)
+		}
+		if want := []string{"bob", "ghost"}; !slices.Equal(dir.userLookups, want) {
+			t.Errorf("looked up %q, want %q", dir.userLookups, want)
+		}
+	}
+	// A user created after the lines were first looked up is selected.
+	dir.down = nil
+	dir.users["ghost"] = &User{Name: "ghost", UID: 1003, GID: 1003}
+	if d, _, err := cfg.Resolve("ghost", dir); err != nil || d.Rule == nil || d.Rule.Name != "ghost" {
+		t.Errorf("Resolve(ghost) once ghost exists = %+v, %v; want the ghost line", d, err)
+	}
+}
+
+// TestResolveConcurrently shares one Config between goroutines, as the
+// watcher's sync and its judge do; run with -race.
+func TestResolveConcurrently(t *testing.T) {
+	cfg, err := Parse("t.conf", strings.NewReader("alice ns0\nCarol ns1\nghost ns2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := testDirectory()
+	want := map[string]string{"alias": "alice", "carol": "Carol", "bob": ""}
+	var wg sync.WaitGroup
+	for range 8 {
+		for user, line := range want {
+			wg.Go(func() {
+				d, _, err := cfg.Resolve(user, dir)
+				switch {
+				case err != nil:
+					t.Errorf("Resolve(%s): %v", user, err)
+				case line == "" && d.Mapped(), line != "" && (d.Rule == nil || d.Rule.Name != line):
+					t.Errorf("Resolve(%s) = %+v, want line %q", user, d.Rule, line)
+				}
+			})
+		}
+	}
+	wg.Wait()
 }
 
 // benchConfig returns a config of n lines: user lines, every 100th a group
@@ -262,12 +429,25 @@ func benchDirectory() *fakeDirectory {
 }
 
 // BenchmarkResolve measures what a login pays: parsing the whole config and
-// resolving a user who matches no user or group line, the worst case.
+// resolving a user who matches no user or group line, the worst case. The
+// user lines of lines=N name users the directory does not know; those of
+// userlines=N name users it knows. Either way each is looked up once, since
+// no line is spelled as the user (the directory answers from memory: real
+// NSS lookups cost far more, see BenchmarkNSSLookupUser).
 func BenchmarkResolve(b *testing.B) {
 	dir := benchDirectory()
 	var groups strings.Builder
 	for i := range 1000 {
 		fmt.Fprintf(&groups, "@group%d ns%d\n", i, i)
+	}
+	userLines := func(n int) []byte {
+		var b strings.Builder
+		for i := range n {
+			name := fmt.Sprintf("known%d", i)
+			dir.users[name] = &User{Name: name, UID: uint32(10_000 + i), GID: 100}
+			fmt.Fprintf(&b, "%s ns%d\n", name, i%13)
+		}
+		return []byte(b.String())
 	}
 	cases := []struct {
 		name   string
@@ -277,17 +457,37 @@ func BenchmarkResolve(b *testing.B) {
 		{"lines=10k", benchConfig(10_000)},
 		{"lines=100k", benchConfig(100_000)},
 		{"groups=1k", []byte(groups.String())},
+		{"userlines=10", userLines(10)},
+		{"userlines=100", userLines(100)},
+		{"userlines=1k", userLines(1000)},
+		{"userlines=10k", userLines(10_000)},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				dir.groupLookups = dir.groupLookups[:0]
+				dir.userLookups = dir.userLookups[:0]
 				cfg, err := Parse("bench.conf", strings.NewReader(string(c.config)))
 				if err != nil {
 					b.Fatal(err)
 				}
 				if _, _, err := cfg.Resolve("erin", dir); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkNSSLookupUser is the price of one user line's lookup through the
+// host's NSS, which a login not matched by spelling pays once per user line:
+// a name NSS knows and one it does not.
+func BenchmarkNSSLookupUser(b *testing.B) {
+	for _, name := range []string{"root", "no-such-user-netns-session"} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := NSS().LookupUser(name); err != nil && !errors.Is(err, ErrUnknownUser) {
 					b.Fatal(err)
 				}
 			}
