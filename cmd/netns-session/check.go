@@ -41,14 +41,20 @@ The config has one mapping per line, "#" starts a comment:
                                # (default: enforce = terminate)
 
 A user's own line wins, then the first @group line (in file order) of a group
-the user is in, then "*". Group membership comes from NSS: the user's group list
-and the group's member list, so LDAP, SSSD and userdb groups count.
+the user is in, then "*". A user line selects a user by UID: any name NSS gives
+that UID (another case, a second name) logs in under it. Group membership comes
+from NSS: the user's group list and the group's member list, so LDAP, SSSD and
+userdb groups count.
 
 Errors (exit status 1): a line that does not parse, a config file or directory
 not owned by root or writable by group or others (with either, the PAM hook
-refuses every login but root's), and a namespace file that is missing or not a
-network namespace (its users cannot log in). Warnings (exit status 0): a user or group NSS does not
-know (the line matches nobody), and a namespace file that cannot be inspected.
+refuses every login but root's), a namespace file that is missing or not a
+network namespace (its users cannot log in), a user or group lookup that fails
+because a source (LDAP, SSSD, a file) is unavailable (the logins that need the
+line are denied), and two user lines that select the same UID. Warnings (exit
+status 0): a user or group NSS does not know (the line matches nobody), a user
+line spelled otherwise than NSS spells the user, and a namespace file that
+cannot be inspected.
 
 With --user NAME, shows how that user resolves instead: the rule, why it
 matched, and the namespace the session will join.`,
@@ -77,6 +83,8 @@ type checker struct {
 	// netnsStates caches, in a word for the table, what checking a namespace
 	// file found: many rules share one.
 	netnsStates map[string]string
+	// userLines are the user lines seen, by the UID they select.
+	userLines map[uint32]config.Rule
 }
 
 func (ck *checker) errorf(format string, args ...any) {
@@ -203,6 +211,7 @@ func (ck *checker) resolves(r config.Rule) string {
 		var u *config.User
 		if u, err = ck.users.LookupUser(r.Name); err == nil {
 			found = fmt.Sprintf("uid %d", u.UID)
+			ck.userLine(r, u)
 		}
 	case config.SelectGroup:
 		var g *config.Group
@@ -219,11 +228,30 @@ func (ck *checker) resolves(r config.Rule) string {
 	case errors.Is(err, config.ErrUnknownGroup):
 		ck.warnf("%s: unknown group %q: the line matches nobody", r.Source(), r.Name)
 		return "unknown group"
+	case errors.Is(err, config.ErrSourceUnavailable):
+		ck.errorf("%s: %v: the logins this line may decide are denied until it resolves", r.Source(), err)
+		return "source down"
 	default:
 		// Resolution fails the same way, which denies the login.
 		ck.errorf("%s: %v", r.Source(), err)
 		return "lookup failed"
 	}
+}
+
+// userLine records the user u that user line r selects, and reports a
+// spelling NSS does not use and a user that an earlier line selects too.
+func (ck *checker) userLine(r config.Rule, u *config.User) {
+	if u.Name != r.Name {
+		ck.warnf("%s: user %q is %q (uid %d) to NSS: the line selects that user, whatever the spelling", r.Source(), r.Name, u.Name, u.UID)
+	}
+	if first, ok := ck.userLines[u.UID]; ok {
+		ck.errorf("%s: user %q is uid %d, like %q at %s: two lines select one user; keep one", r.Source(), r.Name, u.UID, first.Name, first.Source())
+		return
+	}
+	if ck.userLines == nil {
+		ck.userLines = make(map[uint32]config.Rule)
+	}
+	ck.userLines[u.UID] = r
 }
 
 // finish prints the problems and a summary, set apart from a report printed

@@ -36,6 +36,40 @@ func (checkUsers) LookupGroup(name string) (*config.Group, error) {
 	return nil, fmt.Errorf("%w %q", config.ErrUnknownGroup, name)
 }
 
+// moreUsers is checkUsers with more names - other spellings and second
+// names of its users - and with the source of some users and groups down, as
+// NSS reports it.
+type moreUsers struct {
+	names map[string]*config.User
+	down  map[string]bool
+}
+
+func (m moreUsers) LookupUser(name string) (*config.User, error) {
+	if m.down[name] {
+		return nil, fmt.Errorf("getpwnam_r %q: %w: no such file or directory (ENOENT)", name, config.ErrSourceUnavailable)
+	}
+	if u, ok := m.names[name]; ok {
+		return u, nil
+	}
+	return checkUsers{}.LookupUser(name)
+}
+
+func (moreUsers) GroupIDs(u *config.User) ([]uint32, error) { return checkUsers{}.GroupIDs(u) }
+
+func (m moreUsers) LookupGroup(name string) (*config.Group, error) {
+	if m.down[name] {
+		return nil, fmt.Errorf("getgrnam_r %q: %w: no such file or directory (ENOENT)", name, config.ErrSourceUnavailable)
+	}
+	return checkUsers{}.LookupGroup(name)
+}
+
+// aliases knows carol as Carol too (a case-insensitive source) and alice's
+// uid under a second name (useradd -o).
+var aliases = moreUsers{names: map[string]*config.User{
+	"Carol": checkUserTable["carol"],
+	"alias": {Name: "alias", UID: 1000, GID: 1000},
+}}
+
 // inspectForTest inspects namespace files like check does, but looks at its
 // own network namespace for the host's: PID 1's is not always open to
 // inspection in test environments.
@@ -67,7 +101,8 @@ func TestCheckAll(t *testing.T) {
 	tests := []struct {
 		name    string
 		config  string
-		want    string // CONF stands for the config file
+		users   config.Directory // checkUsers when nil
+		want    string           // CONF stands for the config file
 		wantErr bool
 	}{
 		{
@@ -106,6 +141,41 @@ warning: CONF:4: unknown group "staff": the line matches nobody
 			wantErr: true,
 		},
 		{
+			name:   "user lines select users by uid",
+			users:  aliases,
+			config: "Carol -\nalice -\nalias -\n",
+			want: `SELECTOR  NETNS  PATH            NETNS-FILE  RESOLVES  SOURCE
+Carol     -      /proc/1/ns/net  ok          uid 1002  CONF:1
+alice     -      /proc/1/ns/net  ok          uid 1000  CONF:2
+alias     -      /proc/1/ns/net  ok          uid 1000  CONF:3
+
+unmapped = host: users no line matches join the host network namespace
+enforce = terminate: the watcher ends a session found outside its namespace
+
+error: CONF:3: user "alias" is uid 1000, like "alice" at CONF:2: two lines select one user; keep one
+warning: CONF:1: user "Carol" is "carol" (uid 1002) to NSS: the line selects that user, whatever the spelling
+1 error, 1 warning
+`,
+			wantErr: true,
+		},
+		{
+			name:   "sources down",
+			users:  moreUsers{down: map[string]bool{"research": true, "erin": true}},
+			config: "@research -\nerin -\n",
+			want: `SELECTOR   NETNS  PATH            NETNS-FILE  RESOLVES     SOURCE
+@research  -      /proc/1/ns/net  ok          source down  CONF:1
+erin       -      /proc/1/ns/net  ok          source down  CONF:2
+
+unmapped = host: users no line matches join the host network namespace
+enforce = terminate: the watcher ends a session found outside its namespace
+
+error: CONF:1: getgrnam_r "research": user database unavailable: no such file or directory (ENOENT): the logins this line may decide are denied until it resolves
+error: CONF:2: getpwnam_r "erin": user database unavailable: no such file or directory (ENOENT): the logins this line may decide are denied until it resolves
+2 errors, 0 warnings
+`,
+			wantErr: true,
+		},
+		{
 			name:   "nothing mapped",
 			config: "# as shipped\n",
 			want:   "no mappings\n\nunmapped = host: users no line matches join the host network namespace\nenforce = terminate: the watcher ends a session found outside its namespace\n0 errors, 0 warnings\n",
@@ -115,7 +185,11 @@ warning: CONF:4: unknown group "staff": the line matches nobody
 		t.Run(tt.name, func(t *testing.T) {
 			path, _ := writeCheckConfig(t, tt.config)
 			var out bytes.Buffer
-			err := (&checker{out: &out, users: checkUsers{}, inspect: inspectForTest}).all(path)
+			users := tt.users
+			if users == nil {
+				users = checkUsers{}
+			}
+			err := (&checker{out: &out, users: users, inspect: inspectForTest}).all(path)
 			if got, want := out.String(), strings.ReplaceAll(tt.want, "CONF", path); got != want {
 				t.Errorf("output:\n%s\nwant:\n%s", got, want)
 			}
@@ -131,10 +205,28 @@ func TestCheckUser(t *testing.T) {
 	tests := []struct {
 		name    string
 		config  string
+		users   config.Directory // checkUsers when nil
 		user    string
 		want    string
 		wantErr bool
 	}{
+		{
+			name: "second name of a uid with a line", config: "alice -\n", users: aliases, user: "alias",
+			want: `user   alias (uid 1000, gid 1000)
+rule   alice - at CONF:1
+why    user line for alice (uid 1000)
+netns  - -> /proc/1/ns/net: ok
+0 errors, 0 warnings
+`,
+		},
+		{
+			name: "group source down", config: cfg, users: moreUsers{down: map[string]bool{"research": true}}, user: "carol", wantErr: true,
+			want: "error: looking up group \"research\": getgrnam_r \"research\": user database unavailable: no such file or directory (ENOENT)\n1 error, 0 warnings\n",
+		},
+		{
+			name: "user source down", config: cfg, users: moreUsers{down: map[string]bool{"carol": true}}, user: "carol", wantErr: true,
+			want: "error: looking up user \"carol\": getpwnam_r \"carol\": user database unavailable: no such file or directory (ENOENT)\n1 error, 0 warnings\n",
+		},
 		{
 			name: "via group", config: cfg, user: "alice",
 			want: `user   alice (uid 1000, gid 1000)
@@ -203,7 +295,11 @@ error: CONF:1: missing namespace after "alice": want SELECTOR NETNS
 		t.Run(tt.name, func(t *testing.T) {
 			path, _ := writeCheckConfig(t, tt.config)
 			var out bytes.Buffer
-			err := (&checker{out: &out, users: checkUsers{}, inspect: inspectForTest}).user(path, tt.user)
+			users := tt.users
+			if users == nil {
+				users = checkUsers{}
+			}
+			err := (&checker{out: &out, users: users, inspect: inspectForTest}).user(path, tt.user)
 			if got, want := out.String(), strings.ReplaceAll(tt.want, "CONF", path); got != want {
 				t.Errorf("output:\n%s\nwant:\n%s", got, want)
 			}
