@@ -62,8 +62,12 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 		if req.User == "root" {
 			return h.rootFallback(ctx, req, configUnusable, brokenConfigReason, err)
 		}
-		// A failing group source leaves a known user with an unknown policy.
+		// A failing source leaves the user's policy unknown; user is nil
+		// when the user could not be looked up at all.
 		h.keepManagerOff(ctx, user)
+		if errors.Is(err, config.ErrSourceUnavailable) {
+			return nil, &denial{reason: fmt.Sprintf("the user database is unavailable, so the network namespace of %s is unknown; try again later", req.User), err: err}
+		}
 		return nil, &denial{reason: fmt.Sprintf("cannot look up user %s", req.User), err: err}
 	}
 	uid := strconv.FormatUint(uint64(user.UID), 10)
@@ -141,12 +145,15 @@ func (h *pamHook) rootFallback(ctx context.Context, req pamRequest, problem, rea
 }
 
 // keepManagerOff is for a session denied because the policy of its user
-// cannot be known: the config is unusable, or a group lookup failed.
-// pam_systemd runs after a failed "required" module too, and without a
-// drop-in would start the user's manager, and the services the user enabled,
-// on the host network. A drop-in naming units.NoNetns makes it fail to start
-// instead, until a login under a usable policy writes the right one. A
-// manager already running is left alone. user may be nil (not found).
+// cannot be known: the config is unusable, or a lookup failed (of a group
+// or of another user line's name). pam_systemd runs after a failed
+// "required" module too, and without a drop-in would start the user's
+// manager, and the services the user enabled, on the host network. A drop-in
+// naming units.NoNetns makes it fail to start instead, until a login under a
+// usable policy writes the right one. A manager already running is left
+// alone. user is nil when the user could not be looked up: then there is no
+// UID to write for, and pam_systemd, which looks the user up through the
+// same NSS, finds no user to start a manager for either.
 func (h *pamHook) keepManagerOff(ctx context.Context, user *config.User) {
 	if user == nil || !h.units.SystemdBooted() {
 		return

@@ -45,16 +45,25 @@ func quietLog() *eventLog {
 // cannot be known and checks that the drop-in then keeps the user manager,
 // which pam_systemd starts anyway, from starting at all.
 func TestDeniedUnknownPolicyKeepsManagerOff(t *testing.T) {
+	const unavailable = "the user database is unavailable, so the network namespace of carol is unknown"
 	tests := []struct {
 		name       string
 		config     string
 		users      config.Directory
 		user       string
 		wantDropIn bool
+		wantReason string // a substring of the denial; any when ""
 	}{
 		{name: "broken config", config: "carol ns0 extra\n", users: checkUsers{}, user: "carol", wantDropIn: true},
 		{name: "group source failing", config: "@research ns0\n", users: failingGroups{}, user: "carol", wantDropIn: true},
 		{name: "unknown user", config: "carol ns0 extra\n", users: checkUsers{}, user: "mallory", wantDropIn: false},
+		{name: "group source unavailable", config: "@research ns0\n", users: moreUsers{down: map[string]bool{"research": true}},
+			user: "carol", wantDropIn: true, wantReason: unavailable},
+		{name: "source of another user line unavailable", config: "erin ns0\n", users: moreUsers{down: map[string]bool{"erin": true}},
+			user: "carol", wantDropIn: true, wantReason: unavailable},
+		// No uid to write a drop-in for; pam_systemd finds no user either.
+		{name: "user source unavailable", config: "carol ns0\n", users: moreUsers{down: map[string]bool{"carol": true}},
+			user: "carol", wantDropIn: false, wantReason: unavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,8 +71,12 @@ func TestDeniedUnknownPolicyKeepsManagerOff(t *testing.T) {
 			m := testUnits(t)
 			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, units: m, users: tt.users}
 
-			if _, err := h.open(context.Background(), pamRequest{Type: "open_session", User: tt.user, Service: "sshd"}); err == nil {
+			_, err := h.open(context.Background(), pamRequest{Type: "open_session", User: tt.user, Service: "sshd"})
+			if err == nil {
 				t.Fatalf("session of %s opened, want it denied", tt.user)
+			}
+			if !strings.Contains(err.Error(), tt.wantReason) {
+				t.Errorf("denied with %q, want %q", err, tt.wantReason)
 			}
 			dropIn, err := os.ReadFile(m.DropInPath(checkUserTable["carol"].UID))
 			switch {
