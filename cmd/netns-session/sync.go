@@ -37,13 +37,15 @@ warning): systemd then refuses to start that manager rather than start it on
 the host network. A running manager keeps its namespace until it restarts.
 Unknown users are skipped with a warning and their drop-ins left alone.
 
-It fails closed, like the PAM hook: a user whose policy cannot be known gets a
-drop-in naming ` + units.NoNetns + `, which systemd refuses to start the manager
-with (status 225/NETWORK). When the config has errors that is every user sync
-can name but root (lingering users, users with a drop-in or a running
-manager); otherwise it is each user for whom NSS fails. Once the config is
-fixed, sync again and start the managers that failed (systemctl start
-user@UID.service), or let the users log in.
+It fails closed, like the PAM hook: a user whose policy cannot be known and
+who has no drop-in gets one naming ` + units.NoNetns + `, which systemd refuses
+to start the manager with (status 225/NETWORK); a user who has a drop-in keeps
+it as it is, and sync names the user and exits 1. When the config has errors
+that is every user sync can name but root (lingering users, users with a
+drop-in or a running manager); otherwise it is each user for whom NSS fails,
+a source such as LDAP or SSSD being down included. Once the config is fixed
+or the source is back, sync again and start the managers that failed
+(systemctl start user@UID.service), or let the users log in.
 
 It prints each drop-in it writes or removes (with --dry-run: would write or
 remove, and changes nothing). Exit status 1: the config has errors, or some

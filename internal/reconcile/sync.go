@@ -22,11 +22,16 @@
 // briefly unreachable can look like one that lost the user.
 //
 // Sync fails closed like the PAM hook: a user whose policy cannot be known -
-// the config did not load, or NSS fails for that user - gets a drop-in naming
+// the config did not load, or NSS fails for that user (a source that is down
+// is never "not found") - and who has no drop-in gets one naming
 // units.NoNetns, so that logind, which starts lingering users' managers right
-// after the boot-time sync, cannot start them on the host network. Root is
-// the exception, as in the PAM hook, which lets root in on the host network
-// to repair the config: its drop-in is left alone.
+// after the boot-time sync, cannot start them on the host network. A user
+// who has a drop-in keeps it as it is: it was written under a policy known
+// before, never names the host, and a directory that is down for a while
+// must not take a correctly placed user's namespace away. Either way the
+// sync fails naming the user. Root is the exception, as in the PAM hook,
+// which lets root in on the host network to repair the config: its drop-in
+// is left alone.
 package reconcile
 
 import (
@@ -93,9 +98,9 @@ type Report struct {
 // reload for all of them, and reports what differed. cfg must be a config
 // that loaded without errors, since a partial policy would take drop-ins
 // away, or nil for a config that did not load: then no policy is known and
-// every user sync can name but root gets the units.NoNetns drop-in. A user
-// for whom NSS fails gets it too; users whose names disagree on the
-// namespace are left alone. The errors are returned together after the
+// every user sync can name but root gets the units.NoNetns drop-in unless it
+// has one. A user for whom NSS fails is treated so too; users whose names
+// disagree on the namespace are left alone. The errors are returned together after the
 // others are synced, along with the report.
 func Sync(ctx context.Context, cfg *config.Config, users Users, m *units.Manager, opts Options) (*Report, error) {
 	s := &syncer{
@@ -276,6 +281,13 @@ func (s *syncer) plan(p policy, set *units.Set) {
 	target, reason := "", d.Reason
 	switch {
 	case p.unknown != "":
+		if _, has := slices.BinarySearch(s.dropIns, uid); has {
+			// Written under a policy known before, and never the host:
+			// a directory that is down must not change where the
+			// manager starts. The PAM hook denies logins meanwhile.
+			s.warnf("%s (uid %d) keeps its drop-in as it is: its policy is unknown (%s)", p.user.Name, uid, p.unknown)
+			return
+		}
 		target, reason = units.NoNetns, "policy unknown, manager kept from starting: "+p.unknown
 	case d.NeedsDropIn():
 		target = d.Target()

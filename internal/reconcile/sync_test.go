@@ -338,11 +338,36 @@ func TestSync(t *testing.T) {
 			config: "alice " + present + "\nbob " + present + "\n",
 			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
 				users.failing = map[string]bool{"bob": true}
+				s.runManager(t, 1002, 4242)
+			},
+			want:         map[uint32]string{1001: present, 1002: units.NoNetns},
+			wantChanges:  []change{{Write, 1001, present}, {Write, 1002, units.NoNetns}},
+			wantWarnings: []string{"user@1002.service of bob runs (PID 4242)"},
+			wantErr:      errSourceDown,
+		},
+		{
+			name:   "a failing lookup keeps the user's drop-in as it is",
+			config: "alice " + present + "\nbob " + present + "\n",
+			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
+				users.failing = map[string]bool{"bob": true}
 				s.writeDropIn(t, "bob", 1002, "/run/netns/old")
 			},
-			want:        map[uint32]string{1001: present, 1002: units.NoNetns},
-			wantChanges: []change{{Write, 1001, present}, {Write, 1002, units.NoNetns}},
-			wantErr:     errSourceDown,
+			want:         map[uint32]string{1001: present, 1002: "/run/netns/old"},
+			wantChanges:  []change{{Write, 1001, present}},
+			wantWarnings: []string{"bob (uid 1002) keeps its drop-in as it is: its policy is unknown"},
+			wantErr:      errSourceDown,
+		},
+		{
+			name:   "a failing group lookup keeps the drop-in of a member as it is",
+			config: "@lab " + present + "\n",
+			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
+				users.failingGroups = map[string]bool{"bob": true}
+				s.writeDropIn(t, "bob", 1002, present)
+			},
+			want:         map[uint32]string{1002: present, 1003: present},
+			wantChanges:  []change{{Write, 1003, present}},
+			wantWarnings: []string{"bob (uid 1002) keeps its drop-in as it is"},
+			wantErr:      errSourceDown,
 		},
 		{
 			name:   "a failing group lookup keeps a lingering user's manager off",
@@ -379,14 +404,15 @@ func TestSync(t *testing.T) {
 				s.writeDropIn(t, "gone", 4000, present)
 				s.runManager(t, 1003, 4242)
 			},
-			want: map[uint32]string{0: present, 1001: units.NoNetns, 1002: units.NoNetns, 1003: units.NoNetns, 4000: present},
+			want: map[uint32]string{0: present, 1001: units.NoNetns, 1002: present, 1003: units.NoNetns, 4000: present},
 			wantChanges: []change{
-				{Write, 1001, units.NoNetns}, {Write, 1002, units.NoNetns}, {Write, 1003, units.NoNetns},
+				{Write, 1001, units.NoNetns}, {Write, 1003, units.NoNetns},
 			},
 			wantWarnings: []string{
 				`skipping user "ghost"`,
 				"skipping uid 4000",
 				"root keeps its drop-in",
+				"bob (uid 1002) keeps its drop-in as it is",
 				"user@1003.service of carol runs (PID 4242)",
 			},
 		},
@@ -395,11 +421,12 @@ func TestSync(t *testing.T) {
 			noConfig: true,
 			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
 				users.failingUIDs = map[uint32]bool{1002: true}
-				s.writeDropIn(t, "bob", 1002, present)
+				s.runManager(t, 1002, 4242)
 			},
-			want:        map[uint32]string{1002: units.NoNetns},
-			wantChanges: []change{{Write, 1002, units.NoNetns}},
-			wantErr:     errSourceDown,
+			want:         map[uint32]string{1002: units.NoNetns},
+			wantChanges:  []change{{Write, 1002, units.NoNetns}},
+			wantWarnings: []string{"user@1002.service of 1002 runs (PID 4242)"},
+			wantErr:      errSourceDown,
 		},
 	}
 	for _, tt := range tests {
