@@ -803,3 +803,56 @@ func TestWatchPingsBetweenTheStepsOfACheck(t *testing.T) {
 		t.Errorf("trace %v: want a ping before the sync and one between the looks at the managers", trace)
 	}
 }
+
+// TestWatchNeverTerminatesOnUnknownVerdict judges sessions, placed while the
+// user database answered, after a source went down: the verdict is unknown
+// and nothing is killed or terminated, at start, for a new session and after
+// a reload.
+func TestWatchNeverTerminatesOnUnknownVerdict(t *testing.T) {
+	tests := []struct {
+		name   string
+		config string
+		user   string // uid 1000
+		down   string
+	}{
+		// alice is in research by its member list; getgrnam_r fails.
+		{name: "group source down", config: "@research ns0\n", user: "alice", down: "research"},
+		// alias is alice's uid; the line before alice's cannot be looked up.
+		{name: "source of an earlier user line down", config: "erin ns1\nalice ns0\n", user: "alias", down: "erin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sys := newFakeSystem()
+			user := tt.user
+			sys.addSession("1", user, 1000, 101, "user", ns0Netns)
+			sys.users = []logind.User{{UID: 1000, Name: user}}
+			sys.managers[1000], sys.netns[200] = 200, ns0Netns
+			users := moreUsers{names: aliases.names, down: map[string]bool{tt.down: true}}
+			r := startWatch(t, sys, tt.config, func(w *watcher) { w.judge.Users = users })
+			r.waitNote(t, "READY=1")
+			unknown := map[string]string{"SESSION_ID": "1", "VERDICT": "unknown"}
+			if rec := r.waitRecord(t, unknown); rec.prio != journal.PriErr || rec.field("ACTION") != "" {
+				t.Errorf("record %q %v: want an error and no action", rec.msg, rec.fields)
+			}
+			r.waitRecord(t, map[string]string{"UNIT": "user@1000.service", "VERDICT": "unknown"})
+
+			sys.addSession("2", user, 1000, 102, "user", hostNetns)
+			sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "2", Path: "/org/freedesktop/login1/session/2"})
+			r.waitRecord(t, map[string]string{"SESSION_ID": "2", "VERDICT": "unknown"})
+
+			r.hup <- syscall.SIGHUP
+			r.waitNote(t, "RELOADING=1")
+			r.waitRecord(t, unknown)
+			r.waitNote(t, "READY=1")
+			if got := sys.terminatedSessions(); len(got) != 0 {
+				t.Errorf("terminated %v on an unknown verdict", got)
+			}
+			for _, step := range sys.traced() {
+				if strings.HasPrefix(step, "kill ") {
+					t.Errorf("trace %v: a leader was killed on an unknown verdict", sys.traced())
+					break
+				}
+			}
+		})
+	}
+}
