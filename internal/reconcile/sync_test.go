@@ -289,6 +289,15 @@ func TestSync(t *testing.T) {
 			wantChanges: []change{{Write, 1001, present}},
 		},
 		{
+			name:   "a drop-in written at a login under a second name of the uid changes nothing",
+			config: "alice " + present + "\n",
+			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
+				users.users = append(users.users, config.User{Name: "alias2", UID: 1001, GID: 1001})
+				s.writeDropIn(t, "alias2", 1001, present)
+			},
+			want: map[uint32]string{1001: present},
+		},
+		{
 			name:   "drop-ins that match change nothing",
 			config: "alice " + present + "\n@lab " + present + "\n",
 			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {

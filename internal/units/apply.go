@@ -144,7 +144,8 @@ func (l *Lock) apply(ctx context.Context, changes []change) error {
 }
 
 // writeDropIn writes the drop-in of h's UID when it differs from the one on
-// disk, marking the reload pending first.
+// disk by more than the user name of its comment (see dropInIs), marking
+// the reload pending first.
 func (m *Manager) writeDropIn(h *heldUID, user, nsPath string) error {
 	if err := checkNetnsPath(nsPath); err != nil {
 		return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, err)
@@ -152,7 +153,7 @@ func (m *Manager) writeDropIn(h *heldUID, user, nsPath string) error {
 	var stack [512]byte
 	want := appendDropIn(stack[:0], user, h.uid, nsPath)
 	path := m.DropInPath(h.uid)
-	exists, equal, err := fileContentIs(path, want)
+	exists, equal, err := dropInIs(path, want)
 	if err != nil {
 		return fmt.Errorf("reading drop-in for uid %d: %w", h.uid, err)
 	}
@@ -251,11 +252,12 @@ func (m *Manager) removeDropInDir(uid uint32, dir string) error {
 }
 
 // DropInMatches reports whether uid's drop-in exists and is the one Ensure
-// would write for user and nsPath, so that a dry run can tell what would
-// change without taking the lock.
+// would write for user and nsPath, but maybe for the user name in its
+// comment, so that a dry run can tell what would change without taking the
+// lock.
 func (m *Manager) DropInMatches(uid uint32, user, nsPath string) (bool, error) {
 	var stack [512]byte
-	_, equal, err := fileContentIs(m.DropInPath(uid), appendDropIn(stack[:0], user, uid, nsPath))
+	_, equal, err := dropInIs(m.DropInPath(uid), appendDropIn(stack[:0], user, uid, nsPath))
 	if err != nil {
 		return false, fmt.Errorf("reading drop-in for uid %d: %w", uid, err)
 	}

@@ -20,7 +20,7 @@ const tempPrefix = "." + DropInName + "."
 // appendDropIn appends the drop-in that starts user@UID.service of user in
 // the network namespace at nsPath.
 func appendDropIn(b []byte, user string, uid uint32, nsPath string) []byte {
-	b = append(b, "# Written by netns-session for user "...)
+	b = append(b, dropInHeader...)
 	b = appendPrintable(b, user)
 	b = append(b, " (uid "...)
 	b = strconv.AppendUint(b, uint64(uid), 10)
@@ -65,10 +65,22 @@ func checkNetnsPath(p string) error {
 	return nil
 }
 
-// fileContentIs reports whether the file at path exists and holds exactly
-// want. It reads at most len(want)+1 bytes, into a stack buffer when want is
-// small, because this is the whole cost of a login that changes nothing.
-func fileContentIs(path string, want []byte) (exists, equal bool, err error) {
+// dropInHeader starts every drop-in; the user name and UID follow.
+const dropInHeader = "# Written by netns-session for user "
+
+// maxHeaderGrowth bounds how much longer than the one it would write the
+// header line of a matching drop-in may be: the name of a user is at most
+// this long.
+const maxHeaderGrowth = 256
+
+// dropInIs reports whether the file at path exists and holds want, the
+// drop-in appendDropIn writes, but for the user name in its first line. A
+// UID has one drop-in whatever name it logs in under (useradd -o, a
+// case-insensitive directory); rewriting it for the name in a comment would
+// reload systemd at every login that takes another name. It reads at most
+// len(want)+maxHeaderGrowth+1 bytes, into a stack buffer when that is small,
+// because this is the whole cost of a login that changes nothing.
+func dropInIs(path string, want []byte) (exists, equal bool, err error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
 	if err == unix.ENOENT {
 		return false, false, nil
@@ -80,10 +92,10 @@ func fileContentIs(path string, want []byte) (exists, equal bool, err error) {
 
 	var stack [1024]byte
 	var buf []byte
-	if len(want) < len(stack) {
-		buf = stack[:len(want)+1]
+	if size := len(want) + maxHeaderGrowth + 1; size <= len(stack) {
+		buf = stack[:size]
 	} else {
-		buf = make([]byte, len(want)+1)
+		buf = make([]byte, size)
 	}
 	n := 0
 	for n < len(buf) {
@@ -99,7 +111,21 @@ func fileContentIs(path string, want []byte) (exists, equal bool, err error) {
 		}
 		n += r
 	}
-	return true, bytes.Equal(buf[:n], want), nil
+	return true, sameButUserName(buf[:n], want), nil
+}
+
+// sameButUserName reports whether the drop-ins got and want differ at most
+// in the user name of their header line; the UID there must match.
+func sameButUserName(got, want []byte) bool {
+	gotHeader, gotRest, ok1 := bytes.Cut(got, []byte{'\n'})
+	wantHeader, wantRest, ok2 := bytes.Cut(want, []byte{'\n'})
+	if !ok1 || !ok2 || !bytes.Equal(gotRest, wantRest) || !bytes.HasPrefix(gotHeader, []byte(dropInHeader)) {
+		return false
+	}
+	// The header ends " (uid N); do not edit:", the UID being the last
+	// "(uid " in it: a name may contain one too.
+	i, j := bytes.LastIndex(gotHeader, []byte(" (uid ")), bytes.LastIndex(wantHeader, []byte(" (uid "))
+	return i >= len(dropInHeader) && j >= 0 && bytes.Equal(gotHeader[i:], wantHeader[j:])
 }
 
 // writeAtomic replaces dir/DropInName with data: readers see the old file or

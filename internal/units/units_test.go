@@ -177,7 +177,12 @@ func TestEnsure(t *testing.T) {
 		{"writes when missing", "", "alice", "/run/netns/ns0", true},
 		{"leaves an identical drop-in alone", string(appendDropIn(nil, "alice", uid, "/run/netns/ns0")), "alice", "/run/netns/ns0", false},
 		{"rewrites when the namespace changes", string(appendDropIn(nil, "alice", uid, "/run/netns/ns0")), "alice", "/run/netns/ns1", true},
-		{"rewrites when the user was renamed", string(appendDropIn(nil, "alice", uid, "/run/netns/ns0")), "alicia", "/run/netns/ns0", true},
+		// useradd -o, a case-insensitive directory, a renamed user: one
+		// drop-in per uid, not rewritten for its comment.
+		{"leaves the drop-in written under another name of the uid alone", string(appendDropIn(nil, "alice", uid, "/run/netns/ns0")), "alias2", "/run/netns/ns0", false},
+		{"leaves it alone for a name with (uid in it", string(appendDropIn(nil, "a (uid 7); b", uid, "/run/netns/ns0")), "alice", "/run/netns/ns0", false},
+		{"rewrites a header with another uid", string(appendDropIn(nil, "alice", uid+1, "/run/netns/ns0")), "alice", "/run/netns/ns0", true},
+		{"rewrites when the header is not ours", strings.Replace(string(appendDropIn(nil, "alice", uid, "/run/netns/ns0")), "# Written", "# Hand-written", 1), "alice", "/run/netns/ns0", true},
 		{"rewrites a longer file with the same start", string(appendDropIn(nil, "alice", uid, "/run/netns/ns0")) + "DNS=1.1.1.1\n", "alice", "/run/netns/ns0", true},
 		{"rewrites a foreign file", "garbage", "alice", "/run/netns/ns0", true},
 	}
@@ -215,7 +220,11 @@ func TestEnsure(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := appendDropIn(nil, tt.user, uid, tt.nsPath); !bytes.Equal(got, want) {
+			want := appendDropIn(nil, tt.user, uid, tt.nsPath)
+			if !tt.wantChanged {
+				want = []byte(tt.existing)
+			}
+			if !bytes.Equal(got, want) {
 				t.Errorf("drop-in =\n%s\nwant\n%s", got, want)
 			}
 			connects, reloads, closes := sd.counts()
