@@ -116,18 +116,24 @@ func (c *Conn) SessionContext(ctx context.Context, path dbus.ObjectPath) (Sessio
 // sessionFromProperties reads the properties of a session. Those the policy
 // rests on are required; those that only describe the session are read if
 // logind has them with the type expected, so that a property a later systemd
-// drops or retypes leaves sessions judged.
+// drops or retypes leaves sessions judged. So are the three that each prove
+// a process the leader: the policy needs one proof, and the absence of one
+// only takes that proof away (LeaderPIDFDId is newer than systemd 257).
 func sessionFromProperties(props map[string]dbus.Variant) (Session, error) {
 	p := propertyReader{props: props}
 	s := Session{
-		ID:         required[string](&p, "Id"),
-		User:       required[string](&p, "Name"),
-		Leader:     required[uint32](&p, "Leader"),
-		Class:      required[string](&p, "Class"),
-		Type:       optional[string](props, "Type"),
-		Service:    optional[string](props, "Service"),
-		TTY:        optional[string](props, "TTY"),
-		RemoteHost: optional[string](props, "RemoteHost"),
+		ID:                 required[string](&p, "Id"),
+		User:               required[string](&p, "Name"),
+		Leader:             required[uint32](&p, "Leader"),
+		Class:              required[string](&p, "Class"),
+		State:              required[string](&p, "State"),
+		Scope:              optional[string](props, "Scope"),
+		TimestampMonotonic: optional[uint64](props, "TimestampMonotonic"),
+		LeaderPIDFDID:      optional[uint64](props, "LeaderPIDFDId"),
+		Type:               optional[string](props, "Type"),
+		Service:            optional[string](props, "Service"),
+		TTY:                optional[string](props, "TTY"),
+		RemoteHost:         optional[string](props, "RemoteHost"),
 	}
 	// User is (uo): the UID and the user's object path.
 	if user, ok := p.props["User"].Value().([]any); !ok {

@@ -41,6 +41,11 @@ const (
 	ClassManagerEarly = "manager-early"
 )
 
+// StateClosing is the State of a session that is ending: its leader has
+// exited or closed the session, and its scope lives on while processes
+// remain in it (KillUserProcesses=no) or until logind stops it.
+const StateClosing = "closing"
+
 var (
 	// ErrNoSuchSession means logind does not know the session (any more).
 	ErrNoSuchSession = errors.New("no such session")
@@ -68,6 +73,16 @@ type Session struct {
 	// Class is "user", "background", one of the Class constants, or a newer
 	// one.
 	Class string
+	// State is "opening", "online", "active" or StateClosing.
+	State string
+	// What proves a process the leader; each is zero when logind does not
+	// say. Scope is the session's scope unit (session-3.scope), and
+	// TimestampMonotonic when logind created the session, in microseconds
+	// of CLOCK_MONOTONIC. LeaderPIDFDID is the inode of the leader's pidfd
+	// on pidfs (systemd after 257, Linux 6.9 and later).
+	Scope              string
+	TimestampMonotonic uint64
+	LeaderPIDFDID      uint64
 	// The rest only describe the session to a person, "" when logind does
 	// not say: Type is "tty", "x11", "wayland", "mir", "web" or
 	// "unspecified", Service the PAM service name (sshd, login, su, cron).

@@ -70,11 +70,23 @@ func sessionProps(id, user string, uid, leader uint32, class string) map[string]
 		"User":       dbus.MakeVariant([]any{uid, dbus.ObjectPath(fmt.Sprintf("/org/freedesktop/login1/user/_%d", uid))}),
 		"Leader":     dbus.MakeVariant(leader),
 		"Class":      dbus.MakeVariant(class),
+		"State":      dbus.MakeVariant("active"),
 		"Type":       dbus.MakeVariant("tty"),
 		"Service":    dbus.MakeVariant("sshd"),
 		"TTY":        dbus.MakeVariant("pts/0"),
 		"RemoteHost": dbus.MakeVariant("192.0.2.7"),
+		// The proofs of the leader.
+		"Scope":              dbus.MakeVariant("session-" + id + ".scope"),
+		"TimestampMonotonic": dbus.MakeVariant(uint64(5_000_000)),
+		"LeaderPIDFDId":      dbus.MakeVariant(uint64(leader) + 1<<32),
 	}
+}
+
+// proven is session 3 of alice as sessionProps describes it, with its
+// proofs of the leader.
+func proven(s Session) Session {
+	s.State, s.Scope, s.TimestampMonotonic, s.LeaderPIDFDID = "active", "session-"+s.ID+".scope", 5_000_000, uint64(s.Leader)+1<<32
+	return s
 }
 
 func sessionPath(id string) dbus.ObjectPath {
@@ -101,10 +113,10 @@ func TestListSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Session{
-		{ID: "3", Path: sessionPath("3"), User: "alice", UID: 1001, Leader: 4242, Class: "user", Type: "tty", Service: "sshd",
-			TTY: "pts/0", RemoteHost: "192.0.2.7"},
-		{ID: "4", Path: sessionPath("4"), User: "root", UID: 0, Leader: 77, Class: "background", Type: "tty", Service: "sshd",
-			TTY: "pts/0", RemoteHost: "192.0.2.7"},
+		proven(Session{ID: "3", Path: sessionPath("3"), User: "alice", UID: 1001, Leader: 4242, Class: "user", Type: "tty", Service: "sshd",
+			TTY: "pts/0", RemoteHost: "192.0.2.7"}),
+		proven(Session{ID: "4", Path: sessionPath("4"), User: "root", UID: 0, Leader: 77, Class: "background", Type: "tty", Service: "sshd",
+			TTY: "pts/0", RemoteHost: "192.0.2.7"}),
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("sessions:\n got %+v\nwant %+v", got, want)
@@ -142,22 +154,31 @@ func TestSessionOptionalProperties(t *testing.T) {
 				delete(p, "TTY")
 				delete(p, "RemoteHost")
 			},
-			want: Session{ID: "3", Path: sessionPath("3"), User: "alice", UID: 1001, Leader: 4242, Class: "user"},
+			want: proven(Session{ID: "3", Path: sessionPath("3"), User: "alice", UID: 1001, Leader: 4242, Class: "user"}),
 		},
 		{
 			name:  "descriptive property of another type",
 			props: func(p map[string]dbus.Variant) { p["TTY"] = dbus.MakeVariant(uint32(0)) },
-			want: Session{ID: "3", Path: sessionPath("3"), User: "alice", UID: 1001, Leader: 4242, Class: "user",
-				Type: "tty", Service: "sshd", RemoteHost: "192.0.2.7"},
+			want: proven(Session{ID: "3", Path: sessionPath("3"), User: "alice", UID: 1001, Leader: 4242, Class: "user",
+				Type: "tty", Service: "sshd", RemoteHost: "192.0.2.7"}),
 		},
 		{
-			name: "properties nothing reads missing",
+			// Each takes one proof of the leader away; the policy finds
+			// another or does not judge the session.
+			name: "proofs of the leader missing",
 			props: func(p map[string]dbus.Variant) {
 				delete(p, "Scope")
-				delete(p, "State")
+				delete(p, "TimestampMonotonic")
+				delete(p, "LeaderPIDFDId") // systemd before 256
 			},
-			want: Session{ID: "3", Path: sessionPath("3"), User: "alice", UID: 1001, Leader: 4242, Class: "user",
+			want: Session{ID: "3", Path: sessionPath("3"), User: "alice", UID: 1001, Leader: 4242, Class: "user", State: "active",
 				Type: "tty", Service: "sshd", TTY: "pts/0", RemoteHost: "192.0.2.7"},
+		},
+		{
+			name:  "proof of the leader of another type",
+			props: func(p map[string]dbus.Variant) { p["LeaderPIDFDId"] = dbus.MakeVariant(uint32(4242)) },
+			want: Session{ID: "3", Path: sessionPath("3"), User: "alice", UID: 1001, Leader: 4242, Class: "user", State: "active",
+				Scope: "session-3.scope", TimestampMonotonic: 5_000_000, Type: "tty", Service: "sshd", TTY: "pts/0", RemoteHost: "192.0.2.7"},
 		},
 	}
 	for _, tt := range tests {
@@ -194,6 +215,13 @@ func TestSessionErrors(t *testing.T) {
 			name:  "property of another type",
 			props: func(p map[string]dbus.Variant) { p["Class"] = dbus.MakeVariant(uint32(1)) },
 			want:  "reading session /org/freedesktop/login1/session/3: unexpected reply from logind: property Class has signature u, want s", wantIs: ErrBadReply,
+		},
+		{
+			// Whether the session is closing decides whether its leader may
+			// be killed.
+			name:  "missing state",
+			props: func(p map[string]dbus.Variant) { delete(p, "State") },
+			want:  "unexpected reply from logind: property State missing", wantIs: ErrBadReply,
 		},
 		{
 			name:  "malformed user",
