@@ -1,0 +1,183 @@
+// Package proc owns the identity of a running process: a pidfd that pins
+// it, so that its PID cannot pass to another process while it is held, and
+// what the kernel tells about who it is: its pidfs inode, its cgroup and its
+// start time, read through /proc while it is pinned. It also keeps the
+// record of the system's sleep that converts logind's monotonic timestamps to
+// the boot-time clock of process start times. What these prove about a
+// session is policy's to decide.
+package proc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// userHZ is the unit of the times in /proc/PID/stat: the kernel's USER_HZ,
+// part of its ABI, 100 on every architecture Go runs on.
+const userHZ = 100
+
+// Tick is the resolution of StartTime.
+const Tick = time.Second / userHZ
+
+// Process is a process pinned by a pidfd. Its PID stays its own, and is not
+// handed to another process, until the process has exited and been reaped,
+// which Alive tells; Kill signals it through the pidfd, so it never reaches
+// another process.
+type Process struct {
+	pid int
+	fd  int
+}
+
+// Pin opens a pidfd of pid. It fails with an error matching unix.ESRCH when
+// there is no such process, and ErrNoPidfd before Linux 5.3.
+func Pin(pid int) (*Process, error) {
+	if pid <= 0 {
+		return nil, fmt.Errorf("pinning process %d: %w", pid, unix.ESRCH)
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ENOSYS) {
+		err = ErrNoPidfd
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening a pidfd of process %d: %w", pid, err)
+	}
+	return &Process{pid: pid, fd: fd}, nil
+}
+
+// PID returns the process's PID.
+func (p *Process) PID() int { return p.pid }
+
+// Close releases the pidfd: the PID may pass to another process after it.
+func (p *Process) Close() error { return unix.Close(p.fd) }
+
+// Alive returns nil while the process has not been reaped, so that what was
+// read of /proc/PID before the call was read of this process; an error
+// matching unix.ESRCH once it is gone. A zombie is alive in this sense: its
+// PID is still its own.
+func (p *Process) Alive() error {
+	err := unix.PidfdSendSignal(p.fd, 0, nil, 0)
+	if errors.Is(err, unix.EPERM) {
+		// Permission is checked after the process is found.
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("checking that process %d still runs: %w", p.pid, err)
+	}
+	return nil
+}
+
+// Kill sends SIGKILL to the process, and only to it.
+func (p *Process) Kill() error {
+	if err := unix.PidfdSendSignal(p.fd, unix.SIGKILL, nil, 0); err != nil {
+		return fmt.Errorf("killing process %d: %w", p.pid, err)
+	}
+	return nil
+}
+
+// FDID returns the inode number of the pidfd on pidfs (Linux 6.9 and
+// later): the process's identity for the life of the system, never reused,
+// which logind reports as LeaderPIDFDId. ok is false on older kernels,
+// whose pidfds all share one anonymous inode.
+func (p *Process) FDID() (id uint64, ok bool, err error) {
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(p.fd, &fs); err != nil {
+		return 0, false, fmt.Errorf("statfs of the pidfd of process %d: %w", p.pid, err)
+	}
+	if fs.Type != unix.PID_FS_MAGIC {
+		return 0, false, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(p.fd, &st); err != nil {
+		return 0, false, fmt.Errorf("stating the pidfd of process %d: %w", p.pid, err)
+	}
+	return st.Ino, true, nil
+}
+
+// StartTime returns when the process started, as time since boot on
+// CLOCK_BOOTTIME (which counts the time the system slept), truncated down to
+// a Tick: field 22 of /proc/PID/stat.
+func (p *Process) StartTime() (time.Duration, error) {
+	path := fmt.Sprintf("/proc/%d/stat", p.pid)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("reading the start time of process %d: %w", p.pid, err)
+	}
+	ticks, err := parseStartTime(data)
+	if err != nil {
+		return 0, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return time.Duration(ticks) * Tick, nil
+}
+
+// parseStartTime returns field 22 of a /proc/PID/stat line. The command
+// name, field 2, is in parentheses and may hold spaces and parentheses
+// itself; the fields after the last ')' start at field 3.
+func parseStartTime(stat []byte) (uint64, error) {
+	end := bytes.LastIndexByte(stat, ')')
+	if end < 0 {
+		return 0, fmt.Errorf("%w: no command name", ErrBadProc)
+	}
+	fields := strings.Fields(string(stat[end+1:]))
+	const startTime = 22 - 3
+	if len(fields) <= startTime {
+		return 0, fmt.Errorf("%w: %d fields after the command name", ErrBadProc, len(fields))
+	}
+	ticks, err := strconv.ParseUint(fields[startTime], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: start time %q", ErrBadProc, fields[startTime])
+	}
+	return ticks, nil
+}
+
+// Cgroup returns the path of the process's cgroup in the hierarchy systemd
+// manages (the unified one of cgroup v2, or name=systemd of v1), as the
+// reader's cgroup namespace shows it: "/user.slice/user-1000.slice/session-3.scope".
+func (p *Process) Cgroup() (string, error) {
+	path := fmt.Sprintf("/proc/%d/cgroup", p.pid)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the cgroup of process %d: %w", p.pid, err)
+	}
+	cgroup, err := parseCgroup(string(data))
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	return cgroup, nil
+}
+
+// parseCgroup picks systemd's hierarchy out of /proc/PID/cgroup, whose
+// lines read ID:CONTROLLERS:PATH: the unified hierarchy is "0::PATH", the
+// named v1 hierarchy "N:name=systemd:PATH". A v1 system that also mounts the
+// unified hierarchy (hybrid) lists both; systemd tracks units in name=systemd
+// there, and the unified line then shows the same path.
+func parseCgroup(text string) (string, error) {
+	unified, named := "", ""
+	for line := range strings.Lines(text) {
+		id, rest, ok := strings.Cut(strings.TrimSuffix(line, "\n"), ":")
+		if !ok {
+			continue
+		}
+		controllers, path, ok := strings.Cut(rest, ":")
+		switch {
+		case !ok:
+		case id == "0" && controllers == "":
+			unified = path
+		case controllers == "name=systemd":
+			named = path
+		}
+	}
+	switch {
+	case named != "":
+		return named, nil
+	case unified != "":
+		return unified, nil
+	}
+	return "", fmt.Errorf("%w: no systemd cgroup hierarchy", ErrBadProc)
+}

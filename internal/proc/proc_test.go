@@ -1,0 +1,229 @@
+package proc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// startSleep starts a child that lives until the test ends.
+func startSleep(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd
+}
+
+func TestPinnedProcessIdentity(t *testing.T) {
+	before := clock(unix.CLOCK_BOOTTIME)
+	cmd := startSleep(t)
+	p, err := Pin(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Alive(); err != nil {
+		t.Fatalf("a running child: %v", err)
+	}
+
+	start, err := p.StartTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := clock(unix.CLOCK_BOOTTIME); start < before-Tick || start > after {
+		t.Errorf("start time %v, want it between %v and %v: boot time, truncated to the tick", start, before, after)
+	}
+
+	// The child inherits its parent's cgroup.
+	own, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := parseCgroup(string(own))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := p.Cgroup(); err != nil || got != want {
+		t.Errorf("cgroup %q, %v; want %q", got, err, want)
+	}
+
+	// On pidfs, every pidfd of a process has its inode, and no other
+	// process has it.
+	id, ok, err := p.FDID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		t.Log("pidfds have no inode of their own on this kernel (before 6.9)")
+	} else {
+		again, err := Pin(cmd.Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer again.Close()
+		other, err := Pin(startSleep(t).Process.Pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		if id2, _, _ := again.FDID(); id2 != id {
+			t.Errorf("two pidfds of one process: inodes %d and %d", id, id2)
+		}
+		if id3, _, _ := other.FDID(); id3 == id {
+			t.Errorf("two processes share pidfd inode %d", id)
+		}
+	}
+}
+
+func TestKilledProcessIsNotAlive(t *testing.T) {
+	cmd := startSleep(t)
+	p, err := Pin(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// A zombie still holds its PID.
+	deadline := time.Now().Add(5 * time.Second)
+	for !isZombie(t, cmd.Process.Pid) {
+		if time.Now().After(deadline) {
+			t.Fatal("the killed child did not die")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := p.Alive(); err != nil {
+		t.Errorf("a zombie: %v, want it alive: its PID is still its own", err)
+	}
+	cmd.Wait()
+	if err := p.Alive(); !errors.Is(err, unix.ESRCH) {
+		t.Errorf("a reaped child: %v, want ESRCH", err)
+	}
+	if err := p.Kill(); !errors.Is(err, unix.ESRCH) {
+		t.Errorf("killing a reaped child: %v, want ESRCH", err)
+	}
+}
+
+func isZombie(t *testing.T, pid int) bool {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	return fields[0] == "Z"
+}
+
+func TestPinNoProcess(t *testing.T) {
+	for _, pid := range []int{0, -1} {
+		if _, err := Pin(pid); !errors.Is(err, unix.ESRCH) {
+			t.Errorf("Pin(%d): %v, want ESRCH", pid, err)
+		}
+	}
+}
+
+func TestParseStartTime(t *testing.T) {
+	tests := []struct {
+		name, stat string
+		want       uint64
+		err        bool
+	}{
+		{name: "plain", want: 4242,
+			stat: "1234 (sleep) S 1 1234 1234 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 4242 2400000 200 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"},
+		{name: "command with spaces and parentheses", want: 99,
+			stat: "1234 (a) b) (c) S 1 1234 1234 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 99 2400000 200\n"},
+		{name: "truncated", err: true, stat: "1234 (sleep) S 1 1234\n"},
+		{name: "no command", err: true, stat: "1234 sleep S 1"},
+		{name: "not a number", err: true, stat: "1234 (sleep) S 1 1234 1234 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 x 2400000\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStartTime([]byte(tt.stat))
+			if tt.err {
+				if !errors.Is(err, ErrBadProc) {
+					t.Errorf("err %v, want ErrBadProc", err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("%d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseCgroup(t *testing.T) {
+	tests := []struct {
+		name, text, want string
+	}{
+		{"unified", "0::/user.slice/user-1000.slice/session-3.scope\n", "/user.slice/user-1000.slice/session-3.scope"},
+		{"hybrid", "12:cpu,cpuacct:/\n1:name=systemd:/user.slice/user-1000.slice/session-3.scope\n0::/user.slice/user-1000.slice/session-3.scope\n",
+			"/user.slice/user-1000.slice/session-3.scope"},
+		{"legacy", "3:memory:/x\n1:name=systemd:/system.slice/ssh.service\n", "/system.slice/ssh.service"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, err := parseCgroup(tt.text); err != nil || got != tt.want {
+				t.Errorf("%q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+	if _, err := parseCgroup("3:memory:/x\n"); !errors.Is(err, ErrBadProc) {
+		t.Errorf("no systemd hierarchy: %v, want ErrBadProc", err)
+	}
+}
+
+func TestSleepLog(t *testing.T) {
+	var l SleepLog
+	if got := l.SleptBy(time.Hour); got != 0 {
+		t.Errorf("empty log: slept %v by 1h, want 0", got)
+	}
+	l.add(10*time.Minute, 0)
+	l.add(20*time.Minute, 0) // nothing new
+	l.add(30*time.Minute, time.Hour)
+	l.add(40*time.Minute, 2*time.Hour)
+	for mono, want := range map[time.Duration]time.Duration{
+		5 * time.Minute:  0,
+		10 * time.Minute: 0,
+		35 * time.Minute: time.Hour,
+		40 * time.Minute: 2 * time.Hour,
+		time.Hour:        2 * time.Hour,
+	} {
+		if got := l.SleptBy(mono); got != want {
+			t.Errorf("slept %v by %v, want %v", got, mono, want)
+		}
+	}
+	if n := len(l.records); n != 3 {
+		t.Errorf("%d records, want 3: one per sleep", n)
+	}
+	for i := range 2 * maxSleepRecords {
+		l.add(time.Hour+time.Duration(i)*time.Minute, 3*time.Hour+time.Duration(i)*time.Minute)
+	}
+	if n := len(l.records); n != maxSleepRecords {
+		t.Errorf("%d records, want at most %d", n, maxSleepRecords)
+	}
+	if got := l.SleptBy(time.Hour); got != 0 {
+		t.Errorf("slept %v by an instant older than every record kept, want 0", got)
+	}
+
+	// On the running system: what was recorded is at most what has been
+	// slept so far.
+	l = SleepLog{}
+	l.Record()
+	if by, sofar := l.SleptBy(clock(unix.CLOCK_MONOTONIC)), l.SleptSoFar(); by > sofar {
+		t.Errorf("slept %v by now, more than the %v slept so far", by, sofar)
+	}
+}
