@@ -38,17 +38,20 @@ process really runs in (ACTUAL), compared by device and inode, and the drop-ins
 that do not match the config (what "netns-session sync" would change). Run it
 as root: other users' namespaces are readable only to root.
 
-A session is judged by its leader, the process that opened it. Namespaces are
-shown by name: a name under /run/netns, "host" for PID 1's, else DEV:INODE.
-The verdicts:
+A session is judged by its leader, the process that opened it, once proven
+the session's (as the watcher proves it, see "netns-session watch --help").
+Namespaces are shown by name: a name under /run/netns, "host" for PID 1's,
+else DEV:INODE. The verdicts:
 
    ok             runs in the namespace its user is mapped to
    violation      runs elsewhere, or its user's namespace does not exist
    unconstrained  "unmapped = keep": any namespace is right
    exempt         greeter, lock-screen and the user manager's own session
                   (its manager is listed below the sessions)
-   gone           the process exited before it could be looked at
-   unknown        the user or the namespace could not be looked up
+   gone           the process exited before it could be looked at, or the
+                  leader's PID belongs to another process now
+   unknown        the user or the namespace could not be looked up, or the
+                  leader could not be proven the session's
 
 Exit status: 0 when nothing violates the policy, 1 when something does (a
 session, a user manager or a drop-in), 2 when it could not tell: the config
@@ -199,10 +202,12 @@ func (s *statusTaker) take(ctx context.Context) (*statusReport, error) {
 	r := &statusReport{Sessions: []sessionStatus{}, Managers: []managerStatus{}, DropIns: []dropInStatus{}, Warnings: []string{}}
 	names := s.names()
 	for _, ls := range sessions {
+		f, leader := s.judge.Session(ls)
+		leader.Release()
 		r.Sessions = append(r.Sessions, sessionStatus{
 			ID: ls.ID, User: ls.User, UID: ls.UID, Class: ls.Class, Type: ls.Type, Service: ls.Service,
 			TTY: ls.TTY, RemoteHost: ls.RemoteHost, Leader: ls.Leader,
-			netnsStatus: r.count(s.judge.Session(ls), names),
+			netnsStatus: r.count(f, names),
 		})
 	}
 	for _, u := range users {

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/logind"
 	"github.com/netns-session/netns-session/internal/nsjoin"
-	"github.com/netns-session/netns-session/internal/policy"
 	"github.com/netns-session/netns-session/internal/reconcile"
 	"github.com/netns-session/netns-session/internal/units"
 )
@@ -37,7 +37,7 @@ func statusFixture(t *testing.T, conf string, dropIns *reconcile.Report, dropInE
 	}
 	return &statusTaker{
 		logind:     fakeConn{sys},
-		judge:      &policy.Judge{Config: cfg, Users: checkUsers{}, ProcessNetns: sys.processNetns, NetnsFile: fakeNetnsFile},
+		judge:      fakeJudge(sys, cfg),
 		managerPID: sys.managerPID,
 		dropIns:    func(context.Context) (*reconcile.Report, error) { return dropIns, dropInErr },
 		names: func() map[nsjoin.ID]string {
@@ -127,8 +127,11 @@ func TestStatusJSON(t *testing.T) {
 }
 
 func TestStatusExitStatus(t *testing.T) {
-	escaped := logind.Session{ID: "8", User: "alice", UID: 1000, Leader: 102, Class: "user"}
-	unknown := logind.Session{ID: "10", User: "mallory", UID: 1666, Leader: 101, Class: "user"}
+	escaped := fakeSession("8", "alice", 1000, 102, "user")
+	unknown := fakeSession("10", "mallory", 1666, 101, "user")
+	// Its leader exited; a process of root on the host, started after the
+	// session, holds its PID now.
+	reused := fakeSession("11", "alice", 1000, 103, "user")
 	staleDropIn := &reconcile.Report{Changes: []reconcile.Change{{Action: reconcile.Write, UID: 1000, User: "alice", Netns: "/run/netns/ns0"}}}
 	tests := []struct {
 		name      string
@@ -144,6 +147,7 @@ func TestStatusExitStatus(t *testing.T) {
 		{name: "a stale drop-in", dropIns: staleDropIn, want: statusViolation},
 		{name: "drop-ins could not be checked", dropIns: &reconcile.Report{}, dropInErr: errors.New("looking up uid 1005: LDAP down"), want: statusIncomplete},
 		{name: "a user unknown", extra: []logind.Session{unknown}, dropIns: &reconcile.Report{}, want: statusIncomplete},
+		{name: "a process that reused an exited leader's PID is no violation", extra: []logind.Session{reused}, dropIns: &reconcile.Report{}, want: 0},
 		{name: "a violation beats an unknown verdict", extra: []logind.Session{unknown, escaped}, dropIns: &reconcile.Report{}, want: statusViolation},
 		{name: "a manager not running is left out", dropIns: &reconcile.Report{}, managerErr: fmt.Errorf("finding user manager of uid 1002: %w", units.ErrNotRunning), want: 0},
 		{name: "a manager that could not be looked for is unknown", dropIns: &reconcile.Report{}, managerErr: errors.New("reading /sys/fs/cgroup/user.slice: permission denied"), want: statusIncomplete},
@@ -153,7 +157,8 @@ func TestStatusExitStatus(t *testing.T) {
 			s := statusFixture(t, "alice ns0\ncarol ns1\n", tt.dropIns, tt.dropInErr)
 			// alice in ns0 and carol in ns1, as their managers are.
 			sys := s.logind.(fakeConn).sys
-			sys.sessions = append([]logind.Session{sys.sessions[0], {ID: "9", User: "carol", UID: 1002, Leader: 202, Class: "user"}}, tt.extra...)
+			sys.sessions = append([]logind.Session{sys.sessions[0], fakeSession("9", "carol", 1002, 202, "user")}, tt.extra...)
+			sys.started[103] = sessionCreated + time.Minute
 			if tt.managerErr != nil {
 				s.managerPID = func(uid uint32) (int, error) {
 					if uid == 1002 {

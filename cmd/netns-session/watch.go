@@ -13,12 +13,12 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/godbus/dbus/v5"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/logind"
 	"github.com/netns-session/netns-session/internal/nsjoin"
 	"github.com/netns-session/netns-session/internal/policy"
+	"github.com/netns-session/netns-session/internal/proc"
 	"github.com/netns-session/netns-session/internal/reconcile"
 	"github.com/netns-session/netns-session/internal/units"
 )
@@ -58,7 +58,11 @@ every running user manager, then each new one as logind announces it.
 
 A session is checked by its leader, the process that opened it: it must run in
 the namespace the config maps its user to (unmapped users: the host's, or any
-with "unmapped = keep"). Every class of session is checked but greeter,
+with "unmapped = keep"). The leader is judged only once proven the session's
+(logind's LeaderPIDFDId, else the session's scope or a start time no later
+than the session's): logind names a leader after it exits, and its PID may
+belong to any process by then ("gone", or "unknown" when nothing tells;
+neither is acted on). Every class of session is checked but greeter,
 lock-screen and the user manager's own (manager, manager-early), which are
 checked as user managers. A session outside its namespace was opened by a PAM
 service without the netns-session line, or was escaped from; the config
@@ -66,6 +70,9 @@ decides what happens to it:
 
    enforce = terminate   end the session through logind (the default)
    enforce = warn        only log it
+
+Terminating kills the leader first, unless the session is closing, then has
+logind stop the session's scope.
 
 A user manager (user@UID.service) in the wrong namespace is only logged, with
 either setting: stopping it would kill every service of the user, and the PAM
@@ -101,14 +108,16 @@ func runWatch(c *cli.Context) error {
 	users := reconcile.NSS()
 	manager := units.New()
 	configPath := c.String("config")
-	w := newWatcher(newEventLog(c.Bool("debug")), policy.NewJudge(nil, users))
+	judge, sleeps := policy.NewJudge(nil, users), &proc.SleepLog{}
+	judge.Sleep = sleeps
+	w := newWatcher(newEventLog(c.Bool("debug")), judge)
+	w.recordSleep = sleeps.Record
 	w.load = func() (*config.Config, error) { return config.Load(configPath) }
 	w.sync = func(ctx context.Context, cfg *config.Config) (*reconcile.Report, error) {
 		return reconcile.Sync(ctx, cfg, users, manager, reconcile.Options{})
 	}
 	w.lookupUID = users.LookupUID
 	w.managerPID = manager.UserManagerPID
-	w.pin = pinProcess
 	w.dial = func(ctx context.Context) (logindClient, error) { return logind.Dial(ctx) }
 	w.notify = func(state string) {
 		if _, err := daemon.SdNotify(false, state); err != nil {
@@ -152,9 +161,11 @@ type watcher struct {
 	sync       func(ctx context.Context, cfg *config.Config) (*reconcile.Report, error)
 	lookupUID  func(uid uint32) (*config.User, error)
 	managerPID func(uid uint32) (int, error)
-	pin        func(pid int) (kill func() error, release func(), err error)
-	dial       func(ctx context.Context) (logindClient, error)
-	notify     func(state string)
+	// recordSleep notes how long the system has slept by now, which the
+	// judge needs to compare a young session's leader with the session.
+	recordSleep func()
+	dial        func(ctx context.Context) (logindClient, error)
+	notify      func(state string)
 	// watchdog is how often to ping systemd's watchdog; 0 for never.
 	watchdog    time.Duration
 	callTimeout time.Duration
@@ -192,6 +203,7 @@ func newWatcher(log *eventLog, judge *policy.Judge) *watcher {
 		syncTimeout: syncTimeout,
 		now:         time.Now,
 		after:       func(d time.Duration, f func()) { time.AfterFunc(d, f) },
+		recordSleep: func() {},
 		managers:    map[uint32]*managerWatch{},
 		managerDue:  make(chan uint32),
 	}
@@ -219,6 +231,12 @@ func (w *watcher) run(ctx context.Context, hup <-chan os.Signal) error {
 	defer retry.Stop()
 	wait, ready := minRetry, false
 	for {
+		// Noted before every wait, the sleep recorded precedes the sessions
+		// announced next, unless the system sleeps during the wait: sessions
+		// opened before the next turn after a resume have leaders whose
+		// start time proves nothing (policy's startOrder). The watchdog's
+		// ping bounds that time.
+		w.recordSleep()
 		select {
 		case <-ctx.Done():
 			w.notify(daemon.SdNotifyStopping)
@@ -447,17 +465,17 @@ func (w *watcher) handle(ctx context.Context, ev logind.Event) {
 
 // judgeSession judges a session and acts on the verdict.
 func (w *watcher) judgeSession(ctx context.Context, s logind.Session) {
-	// The leader is pinned before it is judged, so that a kill reaches the
-	// process judged and never one that reused its PID.
-	kill, release, pinErr := w.pin(int(s.Leader))
-	defer release()
-	f := w.judge.Session(s)
+	// The leader stays pinned until the verdict is acted on, so that a kill
+	// reaches the process judged and never one that reused its PID.
+	f, leader := w.judge.Session(s)
+	defer leader.Release()
 	fields := findingFields(f, map[string]string{
 		"SESSION_ID": s.ID,
 		"USER":       s.User,
 		"UID":        strconv.FormatUint(uint64(s.UID), 10),
 		"LEADER":     strconv.FormatUint(uint64(s.Leader), 10),
 		"CLASS":      s.Class,
+		"STATE":      s.State,
 		"SERVICE":    s.Service,
 		"TTY":        s.TTY,
 		"RHOST":      s.RemoteHost,
@@ -465,10 +483,7 @@ func (w *watcher) judgeSession(ctx context.Context, s logind.Session) {
 	what := fmt.Sprintf("session %s of %s (%s, leader %d)", s.ID, s.User, s.Service, s.Leader)
 	switch {
 	case f.Verdict == policy.Violation && w.judge.Config.Enforce == config.EnforceTerminate:
-		if pinErr != nil {
-			kill = func() error { return pinErr }
-		}
-		w.terminate(ctx, s, kill, what, f, fields)
+		w.terminate(ctx, s, leader, what, f, fields)
 	case f.Verdict == policy.Violation:
 		fields["ACTION"] = "warn"
 		w.log.Warning(what+" violates the policy: "+f.Reason, fields)
@@ -486,10 +501,16 @@ func (w *watcher) judgeSession(ctx context.Context, s logind.Session) {
 // on without a session (pam_systemd is optional) where nothing watches it.
 // Killed first, the leader cannot fork past its pam_systemd call, which
 // waits for that job.
-func (w *watcher) terminate(ctx context.Context, s logind.Session, kill func() error, what string, f policy.Finding, fields map[string]string) {
-	killErr := kill()
-	if errors.Is(killErr, syscall.ESRCH) {
-		killErr = nil // it exited; the scope goes all the same
+//
+// A closing session is ended through logind alone: its leader has exited or
+// closed the session, and what remains is in the scope.
+func (w *watcher) terminate(ctx context.Context, s logind.Session, leader *policy.Leader, what string, f policy.Finding, fields map[string]string) {
+	var killErr error
+	if s.State != logind.StateClosing {
+		killErr = leader.Kill()
+		if errors.Is(killErr, syscall.ESRCH) {
+			killErr = nil // it exited; the scope goes all the same
+		}
 	}
 	callCtx, cancel := context.WithTimeout(ctx, w.callTimeout)
 	err := w.conn.TerminateSessionContext(callCtx, s.ID)
@@ -504,28 +525,6 @@ func (w *watcher) terminate(ctx context.Context, s logind.Session, kill func() e
 	}
 	fields["ACTION"] = "terminate"
 	w.log.Warning(what+" terminated: "+f.Reason, fields)
-}
-
-// pinProcess opens a pidfd of pid. Without pidfds (Linux before 5.3) the PID
-// is signalled directly; logind has just named it.
-func pinProcess(pid int) (kill func() error, release func(), err error) {
-	if pid <= 0 {
-		return nil, func() {}, syscall.ESRCH
-	}
-	fd, err := unix.PidfdOpen(pid, 0)
-	if errors.Is(err, unix.ENOSYS) {
-		return func() error { return unix.Kill(pid, unix.SIGKILL) }, func() {}, nil
-	}
-	if err != nil {
-		return nil, func() {}, fmt.Errorf("opening a pidfd of %d: %w", pid, err)
-	}
-	kill = func() error {
-		if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
-			return fmt.Errorf("killing leader %d: %w", pid, err)
-		}
-		return nil
-	}
-	return kill, func() { unix.Close(fd) }, nil
 }
 
 // watchManager judges the manager of uid, now if it runs, or when it does

@@ -55,7 +55,10 @@ type fakeSystem struct {
 	sessions []logind.Session
 	users    []logind.User
 	netns    map[int]nsjoin.ID // by PID; missing: exited
-	managers map[uint32]int    // manager PID by UID; missing: not running
+	// started is when a process started, since boot; missing: at boot.
+	// Sessions are created at sessionCreated.
+	started  map[int]time.Duration
+	managers map[uint32]int // manager PID by UID; missing: not running
 	// managerStarts counts down the looks at a manager before it runs.
 	managerStarts map[uint32]int
 	// onManagerLook runs, locked, at every look at a manager.
@@ -74,19 +77,29 @@ type fakeSystem struct {
 }
 
 func newFakeSystem() *fakeSystem {
-	return &fakeSystem{netns: map[int]nsjoin.ID{}, managers: map[uint32]int{}, managerStarts: map[uint32]int{}}
+	return &fakeSystem{netns: map[int]nsjoin.ID{}, started: map[int]time.Duration{}, managers: map[uint32]int{}, managerStarts: map[uint32]int{}}
 }
 
 func (s *fakeSystem) record(what string) {
 	s.trace = append(s.trace, what)
 }
 
+// sessionCreated is when the fake logind created every session, on the
+// monotonic clock of a system that never slept.
+const sessionCreated = time.Hour
+
+// fakeSession is a session of the fake logind, created at sessionCreated.
+func fakeSession(id, user string, uid uint32, leader int, class string) logind.Session {
+	return logind.Session{ID: id, Path: dbus.ObjectPath("/org/freedesktop/login1/session/" + id), User: user, UID: uid,
+		Leader: uint32(leader), Class: class, State: "active", Scope: "session-" + id + ".scope",
+		TimestampMonotonic: uint64(sessionCreated / time.Microsecond), Service: "sshd", TTY: "pts/0"}
+}
+
 // addSession adds a session whose leader runs in netns.
 func (s *fakeSystem) addSession(id, user string, uid uint32, leader int, class string, netns nsjoin.ID) logind.Session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ls := logind.Session{ID: id, Path: dbus.ObjectPath("/org/freedesktop/login1/session/" + id), User: user, UID: uid,
-		Leader: uint32(leader), Class: class, Service: "sshd", TTY: "pts/0"}
+	ls := fakeSession(id, user, uid, leader, class)
 	s.sessions = append(s.sessions, ls)
 	if netns != (nsjoin.ID{}) {
 		s.netns[leader] = netns
@@ -104,21 +117,56 @@ func (s *fakeSystem) processNetns(pid int) (nsjoin.ID, error) {
 }
 
 // pin pins a live process; killing it ends it.
-func (s *fakeSystem) pin(pid int) (kill func() error, release func(), err error) {
+func (s *fakeSystem) pin(pid int) (policy.Pinned, error) {
 	if _, err := s.processNetns(pid); err != nil {
-		return nil, func() {}, err
+		return nil, err
 	}
-	kill = func() error {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.record("kill " + strconv.Itoa(pid))
-		if s.killErr != nil {
-			return s.killErr
-		}
-		delete(s.netns, pid)
-		return nil
+	return fakeProcess{s, pid}, nil
+}
+
+// fakeProcess is a pinned process of a fakeSystem. It runs outside any
+// session's scope, so it is proven a leader by its start time alone.
+type fakeProcess struct {
+	sys *fakeSystem
+	pid int
+}
+
+func (p fakeProcess) PID() int                    { return p.pid }
+func (p fakeProcess) FDID() (uint64, bool, error) { return 0, false, nil }
+func (p fakeProcess) Cgroup() (string, error)     { return "/system.slice/ssh.service", nil }
+func (p fakeProcess) Close() error                { return nil }
+
+func (p fakeProcess) StartTime() (time.Duration, error) {
+	p.sys.mu.Lock()
+	defer p.sys.mu.Unlock()
+	return p.sys.started[p.pid], nil
+}
+
+func (p fakeProcess) Alive() error {
+	_, err := p.sys.processNetns(p.pid)
+	return err
+}
+
+func (p fakeProcess) Kill() error {
+	p.sys.mu.Lock()
+	defer p.sys.mu.Unlock()
+	p.sys.record("kill " + strconv.Itoa(p.pid))
+	if p.sys.killErr != nil {
+		return p.sys.killErr
 	}
-	return kill, func() {}, nil
+	delete(p.sys.netns, p.pid)
+	return nil
+}
+
+// noSleep is a system that never slept.
+type noSleep struct{}
+
+func (noSleep) SleptBy(time.Duration) time.Duration { return 0 }
+func (noSleep) SleptSoFar() time.Duration           { return 0 }
+
+// fakeJudge judges processes of sys.
+func fakeJudge(sys *fakeSystem, cfg *config.Config) *policy.Judge {
+	return &policy.Judge{Config: cfg, Users: checkUsers{}, ProcessNetns: sys.processNetns, NetnsFile: fakeNetnsFile, Pin: sys.pin, Sleep: noSleep{}}
 }
 
 func (s *fakeSystem) managerPID(uid uint32) (int, error) {
@@ -294,7 +342,7 @@ func startWatch(t *testing.T, sys *fakeSystem, conf string, opts ...func(*watche
 		r.records <- logRecord{prio: prio, msg: msg, fields: vars}
 		return nil
 	}
-	w := newWatcher(log, &policy.Judge{Users: checkUsers{}, ProcessNetns: sys.processNetns, NetnsFile: fakeNetnsFile})
+	w := newWatcher(log, fakeJudge(sys, nil))
 	w.load = func() (*config.Config, error) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -318,7 +366,6 @@ func startWatch(t *testing.T, sys *fakeSystem, conf string, opts ...func(*watche
 		return nil, fmt.Errorf("%w with uid %d", config.ErrUnknownUser, uid)
 	}
 	w.managerPID = sys.managerPID
-	w.pin = sys.pin
 	w.dial = func(context.Context) (logindClient, error) {
 		sys.mu.Lock()
 		defer sys.mu.Unlock()
@@ -478,13 +525,32 @@ func TestWatchNewSessions(t *testing.T) {
 		gone      bool
 		terminate error // TerminateSession's answer
 		kill      error // the answer to killing the leader
-		want      map[string]string
-		prio      journal.Priority
+		// state is the session's, "active" if empty.
+		state string
+		// started is when the process on the leader's PID started since
+		// boot; the session was created at sessionCreated.
+		started time.Duration
+		want    map[string]string
+		prio    journal.Priority
 		// terminated says whether the session must be gone afterwards.
 		terminated bool
 	}{
 		{name: "escaped session is terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": hostNetns.String()}, prio: journal.PriWarning, terminated: true},
+		// The fake leaders run outside the session's scope, as a young
+		// session's leader does: their start time proves them.
+		{name: "young session whose leader is proven by its start time is killed and terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+			started: sessionCreated - time.Millisecond,
+			want:    map[string]string{"VERDICT": "violation", "ACTION": "terminate", "STATE": "active"}, prio: journal.PriWarning, terminated: true},
+		{name: "process that reused the PID of an exited leader is not killed", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+			started: sessionCreated + time.Minute,
+			want:    map[string]string{"VERDICT": "gone", "ACTION": "", "ACTUAL_NETNS_ID": ""}, prio: journal.PriInfo},
+		{name: "closing session is ended through logind, never through its leader", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+			state: logind.StateClosing,
+			want:  map[string]string{"VERDICT": "violation", "ACTION": "terminate", "STATE": "closing"}, prio: journal.PriWarning, terminated: true},
+		{name: "process that reused the PID of a closing session's leader is not killed", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+			state: logind.StateClosing, started: sessionCreated + time.Minute,
+			want: map[string]string{"VERDICT": "gone", "ACTION": ""}, prio: journal.PriInfo},
 		{name: "escaped background session is terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "background", netns: ns1Netns,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": ns1Netns.String()}, prio: journal.PriWarning, terminated: true},
 		{name: "escaped session with enforce = warn is only logged", config: "enforce = warn\n" + aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
@@ -528,6 +594,12 @@ func TestWatchNewSessions(t *testing.T) {
 			path := dbus.ObjectPath("/org/freedesktop/login1/session/9")
 			if !tt.gone {
 				path = sys.addSession("9", tt.user, tt.uid, 900, tt.class, tt.netns).Path
+				sys.mu.Lock()
+				sys.started[900] = tt.started
+				if tt.state != "" {
+					sys.sessions[len(sys.sessions)-1].State = tt.state
+				}
+				sys.mu.Unlock()
 			}
 			sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "9", Path: path})
 			rec := r.waitRecord(t, map[string]string{"SESSION_ID": "9"})
@@ -541,13 +613,22 @@ func TestWatchNewSessions(t *testing.T) {
 				t.Errorf("session terminated: %t, want %t", got, tt.terminated)
 			}
 			// The leader dies first, so that it cannot go on outside the
-			// session whose scope is stopped.
-			if tt.want["ACTION"] == "terminate" || tt.want["ACTION"] == "terminate-failed" {
-				if trace := sys.traced(); !isSubsequence(trace, []string{"kill 900", "terminate 9"}) {
+			// session whose scope is stopped; a closing session's leader is
+			// never killed.
+			trace := sys.traced()
+			switch {
+			case tt.state == logind.StateClosing && slices.Contains(trace, "kill 900"):
+				t.Errorf("trace %v: the leader of a closing session killed", trace)
+			case tt.state == logind.StateClosing:
+			case tt.want["ACTION"] == "terminate" || tt.want["ACTION"] == "terminate-failed":
+				if !isSubsequence(trace, []string{"kill 900", "terminate 9"}) {
 					t.Errorf("trace %v: want the leader killed, then the session terminated", trace)
 				}
-			} else if trace := sys.traced(); slices.Contains(trace, "kill 900") {
+			case slices.Contains(trace, "kill 900"):
 				t.Errorf("leader killed with action %q", tt.want["ACTION"])
+			}
+			if tt.want["ACTION"] == "" && slices.Contains(trace, "terminate 9") {
+				t.Errorf("trace %v: session terminated without an action logged", trace)
 			}
 		})
 	}

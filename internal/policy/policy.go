@@ -6,6 +6,10 @@
 // Where a user belongs is config.Decision.Target, the rule the PAM hook and
 // sync follow too. Namespaces are compared by identity (device and inode of
 // the nsfs file), never by name.
+//
+// It also owns the rule that a session's leader is judged only once proven
+// the session's: logind keeps naming a leader that has exited, and its PID
+// may belong to any process by then.
 package policy
 
 import (
@@ -17,6 +21,7 @@ import (
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/logind"
 	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/proc"
 )
 
 // Verdict is the outcome of judging one process.
@@ -35,10 +40,12 @@ const (
 	// screens, and the session of the user manager, which is judged as a
 	// manager).
 	Exempt
-	// Gone: the process exited before it could be looked at.
+	// Gone: the process exited before it could be looked at; for a
+	// session, also a leader whose PID another process holds now.
 	Gone
 	// Unknown: the verdict could not be reached: the user or the namespace
-	// could not be looked up.
+	// could not be looked up, or a session's leader could not be proven the
+	// session's.
 	Unknown
 )
 
@@ -85,11 +92,17 @@ type Judge struct {
 	// NetnsFile checks that a file is a network namespace and returns its
 	// identity: nsjoin.CheckNetns, or a fake in tests.
 	NetnsFile func(path string) (nsjoin.ID, error)
+	// Pin pins a session's leader: PinProcess, or a fake in tests.
+	Pin func(pid int) (Pinned, error)
+	// Sleep bounds the system's sleep, to compare a leader's start with its
+	// session's creation (see startOrder); nil proves less.
+	Sleep SleepBounds
 }
 
 // NewJudge returns a Judge of cfg that looks at the running system.
 func NewJudge(cfg *config.Config, users config.Directory) *Judge {
-	return &Judge{Config: cfg, Users: users, ProcessNetns: nsjoin.ProcessNetnsID, NetnsFile: nsjoin.CheckNetns}
+	return &Judge{Config: cfg, Users: users, ProcessNetns: nsjoin.ProcessNetnsID, NetnsFile: nsjoin.CheckNetns, Pin: PinProcess,
+		Sleep: &proc.SleepLog{}}
 }
 
 // exemptClasses are the session classes not judged: greeters and lock
@@ -101,26 +114,87 @@ var exemptClasses = []string{logind.ClassGreeter, logind.ClassLockScreen, logind
 // Session judges a session by its leader, the process that opened it, whose
 // namespace every process of the session inherits. Every class but the
 // exempt ones is judged, so classes systemd adds later are too.
-func (j *Judge) Session(s logind.Session) Finding {
+//
+// The leader is pinned and proven the session's (see proveLeader) before it
+// is judged; one that cannot be is not judged as the session: the verdict is
+// Gone when it is another process (the leader exited and its PID was handed
+// out again), Unknown when nothing tells. Once judged, the leader is
+// returned pinned, so that acting on the verdict reaches the process
+// judged; nil when the verdict rests on no process. The caller releases it.
+func (j *Judge) Session(s logind.Session) (Finding, *Leader) {
 	for _, class := range exemptClasses {
 		if s.Class == class {
-			return Finding{Verdict: Exempt, Reason: fmt.Sprintf("sessions of class %s are not judged", class)}
+			return Finding{Verdict: Exempt, Reason: fmt.Sprintf("sessions of class %s are not judged", class)}, nil
 		}
 	}
-	return j.Process(s.User, int(s.Leader))
+	decision, f, ok := j.resolve(s.User)
+	if !ok {
+		return f, nil
+	}
+	pid := int(s.Leader)
+	if pid <= 0 {
+		f.Verdict, f.Reason = Gone, "no process to look at"
+		return f, nil
+	}
+	p, err := j.Pin(pid)
+	switch {
+	case isGone(err):
+		f.Verdict, f.Reason = Gone, fmt.Sprintf("leader %d exited before it was looked at", pid)
+		return f, nil
+	case err != nil:
+		f.Verdict, f.Reason = Unknown, fmt.Sprintf("pinning leader %d: %v", pid, err)
+		return f, nil
+	}
+	leader := &Leader{p: p}
+	if proven, verdict, reason := j.proveLeader(s, p); !proven {
+		leader.Release()
+		f.Verdict, f.Reason = verdict, reason
+		return f, nil
+	}
+	f = j.process(decision, f, s.User, pid)
+	// What was read of /proc/PID above was read of the pinned process only
+	// if its PID is still its own now.
+	if err := p.Alive(); err != nil {
+		leader.Release()
+		f = Finding{Expected: f.Expected, Verdict: Unknown, Reason: fmt.Sprintf("leader %d: %v", pid, err)}
+		if isGone(err) {
+			f.Verdict, f.Reason = Gone, fmt.Sprintf("leader %d exited while it was looked at", pid)
+		}
+		return f, nil
+	}
+	if f.Verdict == Gone {
+		leader.Release()
+		return f, nil
+	}
+	return f, leader
 }
 
 // Process judges process pid, which runs for user.
 func (j *Judge) Process(user string, pid int) Finding {
-	decision, _, err := j.Config.Resolve(user, j.Users)
-	if err != nil {
-		return Finding{Verdict: Unknown, Reason: err.Error()}
+	decision, f, ok := j.resolve(user)
+	if !ok {
+		return f
 	}
-	f := Finding{Expected: decision.Target()}
 	if pid <= 0 {
 		f.Verdict, f.Reason = Gone, "no process to look at"
 		return f
 	}
+	return j.process(decision, f, user, pid)
+}
+
+// resolve finds where user belongs: a Finding that expects it, or one whose
+// verdict is Unknown and ok false.
+func (j *Judge) resolve(user string) (decision config.Decision, f Finding, ok bool) {
+	decision, _, err := j.Config.Resolve(user, j.Users)
+	if err != nil {
+		return decision, Finding{Verdict: Unknown, Reason: err.Error()}, false
+	}
+	return decision, Finding{Expected: decision.Target()}, true
+}
+
+// process judges process pid of user, who belongs where decision says.
+func (j *Judge) process(decision config.Decision, f Finding, user string, pid int) Finding {
+	var err error
 	f.Actual, err = j.ProcessNetns(pid)
 	switch {
 	case isGone(err):

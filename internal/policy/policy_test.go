@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/logind"
@@ -73,6 +74,13 @@ func fakeJudge(t *testing.T, conf string) *Judge {
 			}
 			return nsjoin.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, syscall.EACCES)
 		},
+		Pin: func(pid int) (Pinned, error) {
+			if pid == pidExited {
+				return nil, fmt.Errorf("opening a pidfd of process %d: %w", pid, syscall.ESRCH)
+			}
+			return &fakeProcess{pid: pid, cgroup: "/system.slice/ssh.service"}, nil
+		},
+		Sleep: fakeSleep{},
 		NetnsFile: func(path string) (nsjoin.ID, error) {
 			switch path {
 			case config.HostNetnsPath:
@@ -178,7 +186,9 @@ func TestSessionClasses(t *testing.T) {
 	j := fakeJudge(t, "alice ns0\n")
 	for _, tt := range tests {
 		t.Run(tt.class, func(t *testing.T) {
-			f := j.Session(logind.Session{ID: "1", User: "alice", UID: 1005, Leader: pidInHost, Class: tt.class})
+			f, leader := j.Session(logind.Session{ID: "1", User: "alice", UID: 1005, Leader: pidInHost, Class: tt.class,
+				State: "active", TimestampMonotonic: uint64(time.Hour / time.Microsecond)})
+			leader.Release()
 			if f.Verdict != tt.want {
 				t.Errorf("verdict = %v, want %v (reason: %s)", f.Verdict, tt.want, f.Reason)
 			}
