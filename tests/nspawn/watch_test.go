@@ -356,3 +356,85 @@ func waitFor(t *testing.T, c *Container, what, script string) {
 		t.Fatalf("waiting for %s: %v\n%s", what, err, stderr)
 	}
 }
+
+// TestWatchSparesAProcessOnADeadLeadersPID leaves a session closing: its
+// leader exits and a nohup child keeps it (KillUserProcesses=no, Debian's
+// default), and logind keeps naming the leader's PID. A process of root on
+// the host then takes that PID, and a reload maps the session's user
+// elsewhere, so that root's process, judged as the session, would violate
+// the policy. It must live, and the watcher must not act on the session.
+func TestWatchSparesAProcessOnADeadLeadersPID(t *testing.T) {
+	forEachSuite(t, func(t *testing.T, s Suite) {
+		// alice is unmapped at first: her session on the host is in place.
+		f := newWatchFixture(t, s, "carol ns1\n", true)
+		c := f.c
+		// The child leaves the leader's session and process group: the
+		// kernel hands out no PID that is still some process's SID or
+		// PGID. ($$$$ is $$ once systemd has read the command line.)
+		fields := strings.Fields(c.Sh(t, `set -e
+systemd-run --quiet --unit=closing-alice -p RemainAfterExit=yes -p PAMName=nohook -p User=alice \
+	setsid -f sh -c 'echo $$$$ >/tmp/closing-child; exec nohup sleep 1000 </dev/null >/dev/null 2>&1'
+leader=$(systemctl show -p ExecMainPID --value closing-alice)
+timeout 10 sh -c "while [ -e /proc/$leader ] || ! [ -s /tmp/closing-child ]; do sleep 0.05; done"
+session=$(sed -n 's|^0::.*/session-\(.*\)\.scope$|\1|p' /proc/$(cat /tmp/closing-child)/cgroup)
+timeout 10 sh -c "until [ \"\$(loginctl show-session $session -p State --value)\" = closing ]; do sleep 0.05; done"
+echo $leader $session`))
+		if len(fields) != 2 {
+			t.Fatalf("closing session: %q", fields)
+		}
+		leader, session := fields[0], fields[1]
+		waitRecord(t, c, "SESSION_ID="+session, "VERDICT=ok")
+
+		pid, err := strconv.Atoi(leader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The kernel hands out ns_last_pid+1 next, unless another process
+		// forks first. nspawn mounts /proc/sys read-only; root makes it
+		// writable in a mount namespace of its own.
+		squatter := strings.TrimSpace(c.Sh(t, fmt.Sprintf(`unshare --mount bash -c '
+mount -o remount,bind,rw /proc/sys
+for i in $(seq 200); do
+	echo %d >/proc/sys/kernel/ns_last_pid
+	sleep 1000 </dev/null >/dev/null 2>&1 &
+	if [ $! = %d ]; then echo $!; exit 0; fi
+	kill $!
+done
+echo "PID %[2]d never came free" >&2; exit 1'`, pid-1, pid)))
+		if squatter != leader {
+			t.Fatalf("root's process runs as %q, want PID %s", squatter, leader)
+		}
+		props := c.Run(t, "loginctl", "show-session", session, "-p", "State", "-p", "Leader")
+		if !strings.Contains(props, "State=closing") || !strings.Contains(props, "Leader="+leader) {
+			t.Fatalf("session %s after its leader exited:\n%s\nwant it closing, with Leader=%s", session, props, leader)
+		}
+		if got := netnsID(t, c, "/proc/"+squatter+"/ns/net"); got != f.host {
+			t.Fatalf("root's process runs in %s, want the host's %s", got, f.host)
+		}
+
+		before := len(watchRecords(t, c, "SESSION_ID="+session))
+		c.WriteFile(t, configPath, watchConfig, 0o644)
+		reloadWatcher(t, c, "reload")
+		records := waitRecordsOf(t, c, before+1, "SESSION_ID="+session)
+		if len(records) <= before {
+			t.Fatalf("the watcher did not judge session %s again after the reload", session)
+		}
+		// Neither logind (252, 257) names the leader's pidfd inode: the
+		// start time of the process on its PID tells.
+		const proof = "after the session was created"
+		if rec := records[len(records)-1]; rec["VERDICT"] != "gone" || rec["ACTION"] != "" || !strings.Contains(rec["MESSAGE"], proof) {
+			t.Errorf("session %s after the reload: verdict %q, action %q, want gone and none, proven by %q: %s", session, rec["VERDICT"], rec["ACTION"], proof, rec["MESSAGE"])
+		}
+		for _, rec := range watchRecords(t, c, "SESSION_ID="+session) {
+			if strings.HasPrefix(rec["ACTION"], "terminate") {
+				t.Errorf("the watcher acted on session %s: %s", session, rec["MESSAGE"])
+			}
+		}
+		if out, _, err := c.Exec(t.Context(), "ps", "-o", "user=,comm=", "-p", squatter); err != nil || strings.Join(strings.Fields(out), " ") != "root sleep" {
+			t.Errorf("root's process %s on the dead leader's PID: %q, %v; want it alive", squatter, out, err)
+		}
+		if state := strings.TrimSpace(c.Run(t, "loginctl", "show-session", session, "-p", "State", "--value")); state != "closing" {
+			t.Errorf("session %s is %q after the reload, want it left closing", session, state)
+		}
+	})
+}
