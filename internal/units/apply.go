@@ -66,7 +66,8 @@ func (m *Manager) Apply(ctx context.Context, s *Set) (changed []uint32, err erro
 // Apply writes or removes the drop-ins of s that differ from what is on disk
 // and then reloads systemd once, if anything changed. l must hold every UID of
 // s. changed lists, in ascending order, the UIDs systemd reloaded for. An
-// error for one UID does not stop the others.
+// error for one UID does not stop the others; once ctx is done, nothing more
+// is changed.
 func (l *Lock) Apply(ctx context.Context, s *Set) (changed []uint32, err error) {
 	changes := make([]change, 0, len(s.changes))
 	for _, uid := range s.UIDs() {
@@ -102,7 +103,9 @@ func (l *Lock) Remove(ctx context.Context, uid uint32) (changed bool, err error)
 
 // apply makes the changes and reloads once, before the caller can release the
 // locks: a later holder who finds its drop-in in place may then rely on
-// systemd having loaded it, unless pendingMark says otherwise.
+// systemd having loaded it, unless pendingMark says otherwise. A change whose
+// turn comes after ctx is done is not made: whoever gave up on it may have
+// been replaced by a caller with another policy.
 func (l *Lock) apply(ctx context.Context, changes []change) error {
 	var errs []error
 	reload := false
@@ -115,9 +118,9 @@ func (l *Lock) apply(ctx context.Context, changes []change) error {
 		}
 		var err error
 		if c.remove {
-			err = l.m.removeDropIn(h)
+			err = l.m.removeDropIn(ctx, h)
 		} else {
-			err = l.m.writeDropIn(h, c.user, c.nsPath)
+			err = l.m.writeDropIn(ctx, h, c.user, c.nsPath)
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -126,6 +129,10 @@ func (l *Lock) apply(ctx context.Context, changes []change) error {
 	}
 	if !reload {
 		return errors.Join(errs...)
+	}
+	if err := ctx.Err(); err != nil {
+		// The pending marks make the next holder reload.
+		return errors.Join(append(errs, fmt.Errorf("reloading systemd: %w", err))...)
 	}
 	if err := l.m.reload(ctx); err != nil {
 		return errors.Join(append(errs, err)...)
@@ -146,7 +153,7 @@ func (l *Lock) apply(ctx context.Context, changes []change) error {
 // writeDropIn writes the drop-in of h's UID when it differs from the one on
 // disk by more than the user name of its comment (see dropInIs), marking
 // the reload pending first.
-func (m *Manager) writeDropIn(h *heldUID, user, nsPath string) error {
+func (m *Manager) writeDropIn(ctx context.Context, h *heldUID, user, nsPath string) error {
 	if err := checkNetnsPath(nsPath); err != nil {
 		return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, err)
 	}
@@ -164,6 +171,9 @@ func (m *Manager) writeDropIn(h *heldUID, user, nsPath string) error {
 	if !exists && !m.SystemdBooted() {
 		return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, ErrNoSystemd)
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, err)
+	}
 	if err := h.markPending(); err != nil {
 		return err
 	}
@@ -174,7 +184,7 @@ func (m *Manager) writeDropIn(h *heldUID, user, nsPath string) error {
 	if err := removeLeftovers(dir); err != nil {
 		return fmt.Errorf("removing stale temporary drop-ins for uid %d: %w", h.uid, err)
 	}
-	if err := writeAtomic(dir, want); err != nil {
+	if err := writeAtomic(ctx, dir, want); err != nil {
 		return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, err)
 	}
 	return nil
@@ -182,7 +192,7 @@ func (m *Manager) writeDropIn(h *heldUID, user, nsPath string) error {
 
 // removeDropIn removes the drop-in of h's UID if there is one, marking the
 // reload pending first.
-func (m *Manager) removeDropIn(h *heldUID) error {
+func (m *Manager) removeDropIn(ctx context.Context, h *heldUID) error {
 	path := m.DropInPath(h.uid)
 	var st unix.Stat_t
 	switch err := unix.Lstat(path, &st); {
@@ -190,6 +200,9 @@ func (m *Manager) removeDropIn(h *heldUID) error {
 		return nil
 	case err != nil:
 		return fmt.Errorf("removing drop-in for uid %d: %w", h.uid, &fs.PathError{Op: "lstat", Path: path, Err: err})
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("removing drop-in for uid %d: %w", h.uid, err)
 	}
 	if err := h.markPending(); err != nil {
 		return err

@@ -2,6 +2,7 @@ package units
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -129,8 +130,9 @@ func sameButUserName(got, want []byte) bool {
 }
 
 // writeAtomic replaces dir/DropInName with data: readers see the old file or
-// the new one, never a part, even if the writer is killed.
-func writeAtomic(dir string, data []byte) (err error) {
+// the new one, never a part, even if the writer is killed. The rename, which
+// makes the new file seen, does not happen once ctx is done.
+func writeAtomic(ctx context.Context, dir string, data []byte) (err error) {
 	f, err := os.CreateTemp(dir, tempPrefix+"*")
 	if err != nil {
 		return err
@@ -152,6 +154,9 @@ func writeAtomic(dir string, data []byte) (err error) {
 		return err
 	}
 	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := os.Rename(f.Name(), filepath.Join(dir, DropInName)); err != nil {

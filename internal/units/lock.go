@@ -37,9 +37,10 @@ type heldUID struct {
 	pending bool
 }
 
-// Lock blocks until it holds the lock of every UID in uids, or ctx is done.
-// It takes them in ascending order, so that batches never deadlock each
-// other. The caller must call Unlock.
+// Lock blocks until it holds the lock of every UID in uids, or ctx is done;
+// once ctx is done it fails even where a lock was free. It takes them in
+// ascending order, so that batches never deadlock each other. The caller
+// must call Unlock.
 func (m *Manager) Lock(ctx context.Context, uids ...uint32) (*Lock, error) {
 	if len(uids) > 1 {
 		uids = slices.Compact(slices.Sorted(slices.Values(uids)))
@@ -93,6 +94,13 @@ func (m *Manager) lockUID(ctx context.Context, uid uint32) (heldUID, error) {
 		return heldUID{}, fmt.Errorf("opening lock of uid %d: %w", uid, &fs.PathError{Op: "open", Path: path, Err: err})
 	}
 	if err := flock(ctx, fd); err != nil {
+		unix.Close(fd)
+		return heldUID{}, fmt.Errorf("locking uid %d: %w", uid, err)
+	}
+	// A caller whose context ended while it waited has given up (a sync the
+	// watcher abandoned, its config replaced since): what it came to change
+	// is no longer wanted.
+	if err := ctx.Err(); err != nil {
 		unix.Close(fd)
 		return heldUID{}, fmt.Errorf("locking uid %d: %w", uid, err)
 	}

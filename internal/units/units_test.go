@@ -510,7 +510,7 @@ func TestLockHonoursContext(t *testing.T) {
 	if _, err := m.Lock(ctx, 1001); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Lock of a held UID = %v, want DeadlineExceeded", err)
 	}
-	other, err := m.Lock(ctx, 1002)
+	other, err := m.Lock(context.Background(), 1002)
 	if err != nil {
 		t.Fatalf("Lock of another UID: %v", err)
 	}
