@@ -32,6 +32,10 @@
 // sync fails naming the user. Root is the exception, as in the PAM hook,
 // which lets root in on the host network to repair the config: its drop-in
 // is left alone.
+//
+// A sync whose context has ended changes nothing: the watcher gives up on a
+// sync stuck in NSS, and that sync must not write the old config's drop-ins
+// when the lookup returns.
 package reconcile
 
 import (
@@ -102,6 +106,10 @@ type Report struct {
 // has one. A user for whom NSS fails is treated so too; users whose names
 // disagree on the namespace are left alone. The errors are returned together after the
 // others are synced, along with the report.
+//
+// Once ctx is done it changes nothing: a sync its caller gave up on, stuck
+// in an NSS lookup, must not write what an older config wanted when the
+// lookup returns.
 func Sync(ctx context.Context, cfg *config.Config, users Users, m *units.Manager, opts Options) (*Report, error) {
 	s := &syncer{
 		cfg:       cfg,
@@ -127,7 +135,14 @@ func Sync(ctx context.Context, cfg *config.Config, users Users, m *units.Manager
 		s.plan(policies[uid], &set)
 	}
 	s.report.Users = len(policies)
-	if !opts.DryRun && len(set.UIDs()) > 0 {
+	if opts.DryRun {
+		return s.report, errors.Join(s.errs...)
+	}
+	if err := ctx.Err(); err != nil {
+		s.errs = append(s.errs, fmt.Errorf("changing nothing: %w", err))
+		return s.report, errors.Join(s.errs...)
+	}
+	if len(set.UIDs()) > 0 {
 		changed, err := m.Apply(ctx, &set)
 		if err != nil {
 			s.errs = append(s.errs, err)

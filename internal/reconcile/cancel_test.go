@@ -1,0 +1,72 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/netns-session/netns-session/internal/config"
+)
+
+// hangingUsers is a directory whose lookup of one user does not answer until
+// released, as an LDAP source does when its server hangs.
+type hangingUsers struct {
+	*fakeUsers
+	hangOn  string
+	hanging chan struct{} // closed when the lookup hangs
+	release chan struct{}
+}
+
+func (h *hangingUsers) LookupUser(name string) (*config.User, error) {
+	if name == h.hangOn {
+		close(h.hanging)
+		<-h.release
+	}
+	return h.fakeUsers.LookupUser(name)
+}
+
+// TestCancelledSyncWritesNothing: the watcher gives up on a sync stuck in an
+// NSS lookup and cancels its context; when the lookup returns, that sync
+// must not write or remove a drop-in, or reload: a newer sync, perhaps under
+// a newer config, may have run meanwhile.
+func TestCancelledSyncWritesNothing(t *testing.T) {
+	s := newTestSystem(t)
+	s.writeDropIn(t, "dave", 1004, present) // a drop-in the old config would remove
+	s.writeDropIn(t, "bob", 1002, "/run/netns/old")
+	s.linger(t, "carol")
+	before := s.dropIns(t)
+	users := &hangingUsers{fakeUsers: testUsers(), hangOn: "carol", hanging: make(chan struct{}), release: make(chan struct{})}
+	cfg := parseConfig(t, "alice "+present+"\n@lab "+present+"\n")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := Sync(ctx, cfg, users, s.m, Options{LingerDir: s.lingerDir})
+		done <- err
+	}()
+	select {
+	case <-users.hanging:
+	case <-time.After(5 * time.Second):
+		t.Fatal("sync never looked carol up")
+	}
+	cancel() // the watcher gives up
+	close(users.release)
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("sync did not return after its lookup did")
+	}
+
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("Sync() error = %v, want context.Canceled", err)
+	}
+	if got := s.dropIns(t); !maps.Equal(got, before) {
+		t.Errorf("drop-ins after a cancelled sync = %v, want them untouched (%v)", got, before)
+	}
+	if s.sd.reloads != 0 {
+		t.Errorf("cancelled sync reloaded %d times", s.sd.reloads)
+	}
+}
