@@ -19,10 +19,13 @@ func (failingGroups) GroupIDs(*config.User) ([]uint32, error) {
 	return nil, errors.New("ldap server unreachable")
 }
 
-type nopReloader struct{}
+type nopSystemd struct{}
 
-func (nopReloader) ReloadContext(context.Context) error { return nil }
-func (nopReloader) Close()                              {}
+func (nopSystemd) ReloadContext(context.Context) error { return nil }
+func (nopSystemd) Close()                              {}
+func (nopSystemd) StartUnitContext(context.Context, string, string, chan<- string) (int, error) {
+	return 0, nil
+}
 
 // testUnits writes drop-ins and locks under temporary directories and
 // reloads nothing.
@@ -30,7 +33,7 @@ func testUnits(t *testing.T) *units.Manager {
 	return &units.Manager{
 		SystemDir: t.TempDir(),
 		LockDir:   t.TempDir(),
-		Connect:   func(context.Context) (units.Reloader, error) { return nopReloader{}, nil },
+		Connect:   func(context.Context) (units.Systemd, error) { return nopSystemd{}, nil },
 	}
 }
 

@@ -143,11 +143,11 @@ func Sync(ctx context.Context, cfg *config.Config, users Users, m *units.Manager
 		return s.report, errors.Join(s.errs...)
 	}
 	if len(set.UIDs()) > 0 {
-		changed, err := m.Apply(ctx, &set)
+		applied, err := m.Apply(ctx, &set)
 		if err != nil {
 			s.errs = append(s.errs, err)
 		}
-		s.report.Reloaded = len(changed) > 0
+		s.report.Reloaded = len(applied.Reloaded) > 0
 	}
 	return s.report, errors.Join(s.errs...)
 }

@@ -89,11 +89,19 @@ func testUsers() *fakeUsers {
 	}
 }
 
-// fakeSystemd counts reloads.
-type fakeSystemd struct{ reloads int }
+// fakeSystemd counts reloads and records the units started.
+type fakeSystemd struct {
+	reloads int
+	started []string
+}
 
 func (f *fakeSystemd) ReloadContext(context.Context) error { f.reloads++; return nil }
 func (f *fakeSystemd) Close()                              {}
+
+func (f *fakeSystemd) StartUnitContext(_ context.Context, name, _ string, _ chan<- string) (int, error) {
+	f.started = append(f.started, name)
+	return len(f.started), nil
+}
 
 // A namespace file that exists on every test host, and one that does not.
 const (
@@ -118,7 +126,7 @@ func newTestSystem(t *testing.T) *testSystem {
 			CgroupRoot: filepath.Join(root, "cgroup"),
 			ProcRoot:   filepath.Join(root, "proc"),
 			LockDir:    filepath.Join(root, "lock"),
-			Connect:    func(context.Context) (units.Reloader, error) { return sd, nil },
+			Connect:    func(context.Context) (units.Systemd, error) { return sd, nil },
 		},
 		sd:        sd,
 		lingerDir: filepath.Join(root, "linger"),

@@ -21,14 +21,23 @@ type change struct {
 	user   string
 	nsPath string
 	remove bool
-	// reloaded is set by apply when systemd reloaded for this change.
-	reloaded bool
+	// ifAbsent leaves a drop-in that exists alone, whatever it names.
+	ifAbsent bool
+	// startReleased asks for the user manager to be started when this
+	// change takes a NoNetns drop-in away and the manager does not run.
+	startReleased bool
+
+	// Set by apply: released says the change replaced or removed a NoNetns
+	// drop-in, reloaded that systemd reloaded for it, started that the
+	// manager's start was queued.
+	released, reloaded, started bool
 }
 
 // Set collects the wanted drop-ins of many users, to apply them with a
 // single reload. The zero value is an empty Set; the last call for a UID wins.
 type Set struct {
 	changes map[uint32]change
+	starts  map[uint32]bool
 }
 
 // Ensure asks for uid's drop-in to name nsPath.
@@ -39,6 +48,24 @@ func (s *Set) Ensure(user string, uid uint32, nsPath string) {
 // Remove asks for uid to have no drop-in.
 func (s *Set) Remove(uid uint32) {
 	s.put(change{uid: uid, remove: true})
+}
+
+// Hold asks for uid's drop-in to name NoNetns unless uid has a drop-in:
+// whatever one names, a namespace or NoNetns, it keeps the manager off the
+// host network, and a login or sync may have written it knowing the policy.
+func (s *Set) Hold(user string, uid uint32) {
+	s.put(change{uid: uid, user: user, nsPath: NoNetns, ifAbsent: true})
+}
+
+// StartIfReleased asks, whatever the change for uid, that user@UID.service
+// be started after the reload if the change takes a NoNetns drop-in away and
+// the manager does not run: nothing else would start the manager of a
+// lingering user once logind has given up on it.
+func (s *Set) StartIfReleased(uid uint32) {
+	if s.starts == nil {
+		s.starts = make(map[uint32]bool)
+	}
+	s.starts[uid] = true
 }
 
 func (s *Set) put(c change) {
@@ -53,33 +80,46 @@ func (s *Set) UIDs() []uint32 {
 	return slices.Sorted(maps.Keys(s.changes))
 }
 
+// Applied is what Apply did, by UID in ascending order.
+type Applied struct {
+	// Reloaded are the UIDs systemd reloaded for.
+	Reloaded []uint32
+	// Started are the UIDs whose user manager was queued to start.
+	Started []uint32
+}
+
 // Apply locks the UIDs of s, applies s and unlocks; see Lock.Apply.
-func (m *Manager) Apply(ctx context.Context, s *Set) (changed []uint32, err error) {
+func (m *Manager) Apply(ctx context.Context, s *Set) (Applied, error) {
 	l, err := m.Lock(ctx, s.UIDs()...)
 	if err != nil {
-		return nil, err
+		return Applied{}, err
 	}
 	defer l.Unlock()
 	return l.Apply(ctx, s)
 }
 
 // Apply writes or removes the drop-ins of s that differ from what is on disk
-// and then reloads systemd once, if anything changed. l must hold every UID of
-// s. changed lists, in ascending order, the UIDs systemd reloaded for. An
-// error for one UID does not stop the others; once ctx is done, nothing more
-// is changed.
-func (l *Lock) Apply(ctx context.Context, s *Set) (changed []uint32, err error) {
+// and then reloads systemd once, if anything changed, and starts the managers
+// StartIfReleased asked for. l must hold every UID of s. An error for one UID
+// does not stop the others; once ctx is done, nothing more is changed.
+func (l *Lock) Apply(ctx context.Context, s *Set) (Applied, error) {
 	changes := make([]change, 0, len(s.changes))
 	for _, uid := range s.UIDs() {
-		changes = append(changes, s.changes[uid])
+		c := s.changes[uid]
+		c.startReleased = s.starts[uid]
+		changes = append(changes, c)
 	}
-	err = l.apply(ctx, changes)
+	err := l.apply(ctx, changes)
+	var done Applied
 	for _, c := range changes {
 		if c.reloaded {
-			changed = append(changed, c.uid)
+			done.Reloaded = append(done.Reloaded, c.uid)
+		}
+		if c.started {
+			done.Started = append(done.Started, c.uid)
 		}
 	}
-	return changed, err
+	return done, err
 }
 
 // Ensure makes uid's drop-in name nsPath and, if that changed it, reloads
@@ -118,9 +158,9 @@ func (l *Lock) apply(ctx context.Context, changes []change) error {
 		}
 		var err error
 		if c.remove {
-			err = l.m.removeDropIn(ctx, h)
+			err = l.m.removeDropIn(ctx, h, c)
 		} else {
-			err = l.m.writeDropIn(ctx, h, c.user, c.nsPath)
+			err = l.m.writeDropIn(ctx, h, c)
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -134,42 +174,79 @@ func (l *Lock) apply(ctx context.Context, changes []change) error {
 		// The pending marks make the next holder reload.
 		return errors.Join(append(errs, fmt.Errorf("reloading systemd: %w", err))...)
 	}
-	if err := l.m.reload(ctx); err != nil {
+	conn, err := l.m.connect(ctx)
+	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
+	defer conn.Close()
+	if err := conn.ReloadContext(ctx); err != nil {
+		return errors.Join(append(errs, fmt.Errorf("reloading systemd: %w", err))...)
+	}
 	for i := range changes {
-		h := l.find(changes[i].uid)
+		c := &changes[i]
+		h := l.find(c.uid)
 		if h == nil || !h.pending {
 			continue
 		}
-		changes[i].reloaded = true
+		c.reloaded = true
 		if err := h.clearPending(); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	for i := range changes {
+		if c := &changes[i]; c.released && c.startReleased {
+			if err := l.m.startReleased(ctx, conn, c); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// startReleased queues the start of c's user manager unless it runs. It does
+// not wait for the start: a manager takes its time, and one whose namespace
+// is missing fails as it would at login.
+func (m *Manager) startReleased(ctx context.Context, conn Systemd, c *change) error {
+	_, err := m.UserManagerPID(c.uid)
+	if !errors.Is(err, ErrNotRunning) {
+		return err
+	}
+	if _, err := conn.StartUnitContext(ctx, userManagerUnit(c.uid), "replace", nil); err != nil {
+		return fmt.Errorf("starting %s: %w", userManagerUnit(c.uid), err)
+	}
+	c.started = true
+	return nil
+}
+
+func userManagerUnit(uid uint32) string {
+	return "user@" + strconv.FormatUint(uint64(uid), 10) + ".service"
+}
+
 // writeDropIn writes the drop-in of h's UID when it differs from the one on
 // disk by more than the user name of its comment (see dropInIs), marking
 // the reload pending first.
-func (m *Manager) writeDropIn(ctx context.Context, h *heldUID, user, nsPath string) error {
-	if err := checkNetnsPath(nsPath); err != nil {
+func (m *Manager) writeDropIn(ctx context.Context, h *heldUID, c *change) error {
+	if err := checkNetnsPath(c.nsPath); err != nil {
 		return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, err)
 	}
 	var stack [512]byte
-	want := appendDropIn(stack[:0], user, h.uid, nsPath)
+	want := appendDropIn(stack[:0], c.user, h.uid, c.nsPath)
 	path := m.DropInPath(h.uid)
 	exists, equal, err := dropInIs(path, want)
 	if err != nil {
 		return fmt.Errorf("reading drop-in for uid %d: %w", h.uid, err)
 	}
-	if equal {
+	if equal || (exists && c.ifAbsent) {
 		return nil
 	}
 	// A drop-in on disk means systemd; only without one is it asked.
 	if !exists && !m.SystemdBooted() {
 		return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, ErrNoSystemd)
+	}
+	if exists && c.startReleased && c.nsPath != NoNetns {
+		if c.released, err = holdsManager(path); err != nil {
+			return fmt.Errorf("reading drop-in for uid %d: %w", h.uid, err)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, err)
@@ -181,10 +258,10 @@ func (m *Manager) writeDropIn(ctx context.Context, h *heldUID, user, nsPath stri
 	if err := m.makeDropInDir(h.uid, dir); err != nil {
 		return fmt.Errorf("creating drop-in directory for uid %d: %w", h.uid, err)
 	}
-	if err := removeLeftovers(dir); err != nil {
+	if err := removeLeftovers(dir, DropInName); err != nil {
 		return fmt.Errorf("removing stale temporary drop-ins for uid %d: %w", h.uid, err)
 	}
-	if err := writeAtomic(ctx, dir, want); err != nil {
+	if err := writeAtomic(ctx, dir, DropInName, want, 0o644); err != nil {
 		return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, err)
 	}
 	return nil
@@ -192,7 +269,7 @@ func (m *Manager) writeDropIn(ctx context.Context, h *heldUID, user, nsPath stri
 
 // removeDropIn removes the drop-in of h's UID if there is one, marking the
 // reload pending first.
-func (m *Manager) removeDropIn(ctx context.Context, h *heldUID) error {
+func (m *Manager) removeDropIn(ctx context.Context, h *heldUID, c *change) error {
 	path := m.DropInPath(h.uid)
 	var st unix.Stat_t
 	switch err := unix.Lstat(path, &st); {
@@ -200,6 +277,12 @@ func (m *Manager) removeDropIn(ctx context.Context, h *heldUID) error {
 		return nil
 	case err != nil:
 		return fmt.Errorf("removing drop-in for uid %d: %w", h.uid, &fs.PathError{Op: "lstat", Path: path, Err: err})
+	}
+	if c.startReleased {
+		var err error
+		if c.released, err = holdsManager(path); err != nil {
+			return fmt.Errorf("reading drop-in for uid %d: %w", h.uid, err)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("removing drop-in for uid %d: %w", h.uid, err)
@@ -211,7 +294,7 @@ func (m *Manager) removeDropIn(ctx context.Context, h *heldUID) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing drop-in for uid %d: %w", h.uid, err)
 	}
-	if err := removeLeftovers(dir); err != nil {
+	if err := removeLeftovers(dir, DropInName); err != nil {
 		return fmt.Errorf("removing stale temporary drop-ins for uid %d: %w", h.uid, err)
 	}
 	if err := syncDir(dir); err != nil {

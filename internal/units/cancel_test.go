@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -52,6 +53,7 @@ func TestApplyChangesNothingOnceContextEnded(t *testing.T) {
 		{"new drop-in", func(s *Set) { s.Ensure("alice", 1001, "/run/netns/ns0") }},
 		{"changed drop-in", func(s *Set) { s.Ensure("bob", 1002, "/run/netns/ns1") }},
 		{"removed drop-in", func(s *Set) { s.Remove(1002) }},
+		{"hold", func(s *Set) { s.Hold("alice", 1001) }},
 		{"several", func(s *Set) {
 			s.Ensure("alice", 1001, "/run/netns/ns0")
 			s.Remove(1002)
@@ -75,12 +77,12 @@ func TestApplyChangesNothingOnceContextEnded(t *testing.T) {
 			defer l.Unlock()
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel() // e.g. the watcher gave up while the lock was taken
-			changed, err := l.Apply(ctx, &s)
+			applied, err := l.Apply(ctx, &s)
 			if !errors.Is(err, context.Canceled) {
 				t.Errorf("Apply with an ended context = %v, want context.Canceled", err)
 			}
-			if changed != nil {
-				t.Errorf("Apply with an ended context reloaded for %v, want nothing done", changed)
+			if applied.Reloaded != nil || applied.Started != nil {
+				t.Errorf("Apply with an ended context = %+v, want nothing done", applied)
 			}
 			if after := dropInFiles(t, m); !maps.Equal(before, after) {
 				t.Errorf("drop-ins changed after the context ended:\nbefore %q\nafter  %q", before, after)
@@ -89,6 +91,26 @@ func TestApplyChangesNothingOnceContextEnded(t *testing.T) {
 				t.Errorf("connected to systemd %d times after the context ended", connects)
 			}
 		})
+	}
+}
+
+// TestWriteFileAtomicKeepsOldFileOnceContextEnded: the rename that makes a
+// new file seen does not happen once the context has ended.
+func TestWriteFileAtomicKeepsOldFileOnceContextEnded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lingering")
+	if err := os.WriteFile(path, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := WriteFileAtomic(ctx, path, []byte("new\n"), 0o644); !errors.Is(err, context.Canceled) {
+		t.Errorf("WriteFileAtomic with an ended context = %v, want context.Canceled", err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "old\n" {
+		t.Errorf("file = %q after a cancelled write, want the old content", got)
+	}
+	if temps := tempCopies(t, path); len(temps) != 0 {
+		t.Errorf("temporary files left behind: %v", temps)
 	}
 }
 
@@ -108,4 +130,20 @@ func dropInFiles(t *testing.T, m *Manager) map[string]string {
 		t.Fatal(err)
 	}
 	return files
+}
+
+// tempCopies lists the temporary copies of path that writeAtomic left.
+func tempCopies(t *testing.T, path string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var temps []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tempPrefix(filepath.Base(path))) {
+			temps = append(temps, e.Name())
+		}
+	}
+	return temps
 }

@@ -14,10 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tempPrefix starts the names of drop-ins being written. Such a name never
-// ends in ".conf" and is hidden, so systemd never reads a half-written file.
-const tempPrefix = "." + DropInName + "."
-
 // appendDropIn appends the drop-in that starts user@UID.service of user in
 // the network namespace at nsPath.
 func appendDropIn(b []byte, user string, uid uint32, nsPath string) []byte {
@@ -129,11 +125,56 @@ func sameButUserName(got, want []byte) bool {
 	return i >= len(dropInHeader) && j >= 0 && bytes.Equal(gotHeader[i:], wantHeader[j:])
 }
 
-// writeAtomic replaces dir/DropInName with data: readers see the old file or
-// the new one, never a part, even if the writer is killed. The rename, which
+// holdsManager reports whether the drop-in at path names NoNetns, the
+// namespace that keeps a manager from starting. systemd takes the last
+// assignment of a setting.
+func holdsManager(path string) (bool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false, err
+	}
+	netns := ""
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "NetworkNamespacePath="); ok {
+			netns = strings.TrimSpace(v)
+		}
+	}
+	return netns == NoNetns, nil
+}
+
+// WriteFileAtomic replaces the file at path with data, as writeAtomic does,
+// unless ctx ends first. Files that are read at boot use it: a crash or a
+// full disk leaves the old file, never a part. Its callers take turns by a
+// lock on the directory, which must exist.
+func WriteFileAtomic(ctx context.Context, path string, data []byte, perm os.FileMode) error {
+	dir, name := filepath.Split(path)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, &fs.PathError{Op: "open", Path: dir, Err: err})
+	}
+	defer unix.Close(fd)
+	if err := flock(ctx, fd); err != nil {
+		return fmt.Errorf("writing %s: locking %s: %w", path, dir, err)
+	}
+	if err := removeLeftovers(dir, name); err != nil {
+		return fmt.Errorf("removing stale temporary copies of %s: %w", path, err)
+	}
+	if err := writeAtomic(ctx, dir, name, data, perm); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// tempPrefix starts the names of copies of name being written. Such a name
+// is hidden and never ends in ".conf", so systemd never reads a
+// half-written drop-in.
+func tempPrefix(name string) string { return "." + name + "." }
+
+// writeAtomic replaces dir/name with data: readers see the old file or the
+// new one, never a part, even if the writer is killed. The rename, which
 // makes the new file seen, does not happen once ctx is done.
-func writeAtomic(ctx context.Context, dir string, data []byte) (err error) {
-	f, err := os.CreateTemp(dir, tempPrefix+"*")
+func writeAtomic(ctx context.Context, dir, name string, data []byte, perm os.FileMode) (err error) {
+	f, err := os.CreateTemp(dir, tempPrefix(name)+"*")
 	if err != nil {
 		return err
 	}
@@ -146,8 +187,8 @@ func writeAtomic(ctx context.Context, dir string, data []byte) (err error) {
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
-	// CreateTemp makes the file 0600; systemd and admins read it as 0644.
-	if err := f.Chmod(0o644); err != nil {
+	// CreateTemp makes the file 0600; systemd and admins read drop-ins.
+	if err := f.Chmod(perm); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
@@ -159,15 +200,16 @@ func writeAtomic(ctx context.Context, dir string, data []byte) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, DropInName)); err != nil {
+	if err := os.Rename(f.Name(), filepath.Join(dir, name)); err != nil {
 		return err
 	}
 	return syncDir(dir)
 }
 
-// removeLeftovers removes temporary files of writers killed before their
-// rename. The caller holds the user's lock, so no live writer owns one.
-func removeLeftovers(dir string) error {
+// removeLeftovers removes the temporary copies of name that writers killed
+// before their rename left in dir. The caller holds what serializes writers
+// of dir/name, so no live writer owns one.
+func removeLeftovers(dir, name string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -175,8 +217,9 @@ func removeLeftovers(dir string) error {
 	if err != nil {
 		return err
 	}
+	prefix := tempPrefix(name)
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), tempPrefix) {
+		if strings.HasPrefix(e.Name(), prefix) {
 			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}

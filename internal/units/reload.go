@@ -10,7 +10,7 @@ import (
 // connectSystemd prefers systemd's private socket: it needs no dbus-daemon
 // and keeps working while the system bus restarts. The bus is the fallback
 // for systems where only it is reachable.
-func connectSystemd(ctx context.Context) (Reloader, error) {
+func connectSystemd(ctx context.Context) (Systemd, error) {
 	conn, privateErr := sddbus.NewSystemdConnectionContext(ctx)
 	if privateErr == nil {
 		return conn, nil
@@ -22,16 +22,13 @@ func connectSystemd(ctx context.Context) (Reloader, error) {
 	return conn, nil
 }
 
-// reload makes systemd read the drop-ins again (daemon-reload). systemd
-// answers once it has, so a user manager started afterwards sees them.
-func (m *Manager) reload(ctx context.Context) error {
+// connect opens a connection to systemd, for a reload (daemon-reload): systemd
+// answers once it has read the drop-ins again, so a user manager started
+// afterwards sees them.
+func (m *Manager) connect(ctx context.Context) (Systemd, error) {
 	conn, err := m.Connect(ctx)
 	if err != nil {
-		return fmt.Errorf("connecting to systemd: %w", err)
+		return nil, fmt.Errorf("connecting to systemd: %w", err)
 	}
-	defer conn.Close()
-	if err := conn.ReloadContext(ctx); err != nil {
-		return fmt.Errorf("reloading systemd: %w", err)
-	}
-	return nil
+	return conn, nil
 }

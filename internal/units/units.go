@@ -2,8 +2,9 @@
 // /run/systemd/system/user@UID.service.d/50-netns-session.conf that places a
 // user's systemd manager (and every user service under it) in a network
 // namespace, the per-user lock that serializes logins while they change it,
-// the daemon reload that makes systemd see it, and finding the main PID of a
-// running user manager without D-Bus.
+// the daemon reload that makes systemd see it, the start of a manager whose
+// NoNetns drop-in a sync replaced, and finding the main PID of a running user
+// manager without D-Bus.
 //
 // A login holds the user's lock across writing the drop-in and checking the
 // running manager, so a concurrent login cannot change the drop-in in between:
@@ -49,10 +50,13 @@ var (
 	ErrInvalidNetnsPath = errors.New("invalid network namespace path")
 )
 
-// Reloader is the part of a systemd D-Bus connection this package uses;
-// *github.com/coreos/go-systemd/v22/dbus.Conn implements it.
-type Reloader interface {
+// Systemd is the part of a systemd D-Bus connection this package uses: a
+// reload after every change of a drop-in, and the start of a manager whose
+// NoNetns drop-in a sync took away; *github.com/coreos/go-systemd/v22/dbus.Conn
+// implements it.
+type Systemd interface {
 	ReloadContext(ctx context.Context) error
+	StartUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error)
 	Close()
 }
 
@@ -69,8 +73,9 @@ type Manager struct {
 	// LockDir holds the per-user lock files. It is created 0700 when missing.
 	LockDir string
 	// Connect opens a connection to the system manager. It is called only
-	// when a reload is needed; the connection is closed after the reload.
-	Connect func(ctx context.Context) (Reloader, error)
+	// when a reload is needed; the connection is closed after the reload
+	// and the starts that follow it.
+	Connect func(ctx context.Context) (Systemd, error)
 
 	// bootedOnce and booted cache SystemdBooted: the init system does not
 	// change while a process runs, and a login asks before placing the

@@ -20,9 +20,11 @@ type fakeSystemd struct {
 	connects, reloads, closes int
 	connectErr, reloadErr     error
 	onReload                  func()
+	// started are the units started, in order.
+	started []string
 }
 
-func (f *fakeSystemd) connect(ctx context.Context) (Reloader, error) {
+func (f *fakeSystemd) connect(ctx context.Context) (Systemd, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.connects++
@@ -43,6 +45,7 @@ func (f *fakeSystemd) reset() {
 	defer f.mu.Unlock()
 	f.connects, f.reloads, f.closes = 0, 0, 0
 	f.connectErr, f.reloadErr = nil, nil
+	f.started = nil
 }
 
 type fakeConn struct{ f *fakeSystemd }
@@ -58,6 +61,19 @@ func (c fakeConn) ReloadContext(ctx context.Context) error {
 	}
 	c.f.reloads++
 	return nil
+}
+
+func (c fakeConn) StartUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error) {
+	c.f.mu.Lock()
+	defer c.f.mu.Unlock()
+	c.f.started = append(c.f.started, name+" "+mode)
+	return len(c.f.started), nil
+}
+
+func (f *fakeSystemd) startedUnits() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.started)
 }
 
 func (c fakeConn) Close() {
@@ -430,7 +446,7 @@ func TestRemove(t *testing.T) {
 // leaves, named the way writeAtomic names them, and returns its path.
 func leftover(t *testing.T, dir string) string {
 	t.Helper()
-	f, err := os.CreateTemp(dir, tempPrefix+"*")
+	f, err := os.CreateTemp(dir, tempPrefix(DropInName)+"*")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,12 +562,12 @@ func TestSet(t *testing.T) {
 	s.Ensure("eve", 1006, "/run/netns/ns0")
 	s.Remove(1006) // the last word for a UID wins
 
-	changed, err := m.Apply(context.Background(), &s)
+	applied, err := m.Apply(context.Background(), &s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []uint32{1001, 1002, 1003}; !slices.Equal(changed, want) {
-		t.Errorf("changed = %v, want %v", changed, want)
+	if want := []uint32{1001, 1002, 1003}; !slices.Equal(applied.Reloaded, want) || applied.Started != nil {
+		t.Errorf("Apply() = %+v, want reloaded for %v and nothing started", applied, want)
 	}
 	if connects, reloads, _ := sd.counts(); connects != 1 || reloads != 1 {
 		t.Errorf("connects/reloads = %d/%d, want one reload for the batch", connects, reloads)
@@ -565,8 +581,8 @@ func TestSet(t *testing.T) {
 	}
 
 	sd.reset()
-	if changed, err := m.Apply(context.Background(), &s); err != nil || len(changed) != 0 {
-		t.Errorf("second Apply = %v, %v; want nothing to do", changed, err)
+	if applied, err := m.Apply(context.Background(), &s); err != nil || applied.Reloaded != nil {
+		t.Errorf("second Apply = %+v, %v; want nothing to do", applied, err)
 	}
 	if connects, _, _ := sd.counts(); connects != 0 {
 		t.Errorf("second Apply connected %d times", connects)
