@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"os"
 	"testing"
 	"time"
 
@@ -29,8 +30,8 @@ func (h *hangingUsers) LookupUser(name string) (*config.User, error) {
 
 // TestCancelledSyncWritesNothing: the watcher gives up on a sync stuck in an
 // NSS lookup and cancels its context; when the lookup returns, that sync
-// must not write or remove a drop-in, or reload: a newer sync, perhaps under
-// a newer config, may have run meanwhile.
+// must not write or remove a drop-in, reload, or record anything: a newer
+// sync, perhaps under a newer config, may have run meanwhile.
 func TestCancelledSyncWritesNothing(t *testing.T) {
 	s := newTestSystem(t)
 	s.writeDropIn(t, "dave", 1004, present) // a drop-in the old config would remove
@@ -43,7 +44,7 @@ func TestCancelledSyncWritesNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := Sync(ctx, cfg, users, s.m, Options{LingerDir: s.lingerDir})
+		_, err := Sync(ctx, cfg, users, s.m, s.opts())
 		done <- err
 	}()
 	select {
@@ -66,7 +67,10 @@ func TestCancelledSyncWritesNothing(t *testing.T) {
 	if got := s.dropIns(t); !maps.Equal(got, before) {
 		t.Errorf("drop-ins after a cancelled sync = %v, want them untouched (%v)", got, before)
 	}
-	if s.sd.reloads != 0 {
-		t.Errorf("cancelled sync reloaded %d times", s.sd.reloads)
+	if s.sd.reloads != 0 || len(s.sd.started) != 0 {
+		t.Errorf("cancelled sync reloaded %d times and started %v", s.sd.reloads, s.sd.started)
+	}
+	if _, err := os.Stat(s.recordPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("cancelled sync wrote the record of lingering users: %v", err)
 	}
 }

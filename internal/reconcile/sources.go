@@ -60,13 +60,16 @@ func (s *syncer) fromRules(c *candidates) {
 func (s *syncer) fromLinger(c *candidates) {
 	entries, err := os.ReadDir(s.lingerDir)
 	if errors.Is(err, fs.ErrNotExist) {
+		s.lingerListed = true
 		return
 	}
 	if err != nil {
 		s.errs = append(s.errs, fmt.Errorf("listing lingering users: %w", err))
 		return
 	}
+	s.lingerListed = true
 	for _, e := range entries {
+		s.lingering = append(s.lingering, e.Name())
 		c.addName(e.Name())
 	}
 }

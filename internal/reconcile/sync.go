@@ -33,6 +33,14 @@
 // which lets root in on the host network to repair the config: its drop-in
 // is left alone.
 //
+// The directory may be slow or down at boot, when logind starts lingering
+// users' managers right after the boot-time sync. So every sync records the
+// lingering users it resolved (DefaultLingerRecord), and HoldLingering,
+// the first half of the boot-time sync, holds each recorded user's manager
+// with units.NoNetns before anything asks NSS; Sync then replaces the holds
+// it can. A later Sync that replaces the hold of a lingering user starts
+// that user's manager, which logind will not retry.
+//
 // A sync whose context has ended changes nothing: the watcher gives up on a
 // sync stuck in NSS, and that sync must not write the old config's drop-ins
 // when the lookup returns.
@@ -59,8 +67,20 @@ const DefaultLingerDir = "/var/lib/systemd/linger"
 type Options struct {
 	// DryRun computes and reports the changes without making them.
 	DryRun bool
+	// Boot is the boot-time sync, after HoldLingering and before logind
+	// starts the managers of lingering users: it starts none itself.
+	Boot bool
 	// LingerDir replaces DefaultLingerDir.
 	LingerDir string
+	// LingerRecord replaces DefaultLingerRecord.
+	LingerRecord string
+}
+
+func (o Options) lingerRecord() string {
+	if o.LingerRecord == "" {
+		return DefaultLingerRecord
+	}
+	return o.LingerRecord
 }
 
 // Action is what a change does to a drop-in.
@@ -93,6 +113,10 @@ type Report struct {
 	Changes []Change
 	// Reloaded says systemd reloaded.
 	Reloaded bool
+	// Started are the UIDs whose manager was started because the sync took
+	// away the units.NoNetns drop-in that held it: the user lingers, and
+	// logind, which starts lingering managers only at boot, gave up on it.
+	Started []uint32
 	// Warnings are problems that did not stop the sync: unknown users and
 	// groups, missing namespaces, managers that keep their old namespace.
 	Warnings []string
@@ -107,13 +131,16 @@ type Report struct {
 // disagree on the namespace are left alone. The errors are returned together after the
 // others are synced, along with the report.
 //
-// Once ctx is done it changes nothing: a sync its caller gave up on, stuck
-// in an NSS lookup, must not write what an older config wanted when the
-// lookup returns.
+// Sync also keeps the record of lingering users that HoldLingering reads
+// (see nextLingerRecord), and starts the manager of a lingering user whose
+// units.NoNetns drop-in it replaced, unless opts.Boot. Once ctx is done it
+// changes nothing: a sync its caller gave up on, stuck in an NSS lookup,
+// must not write what an older config wanted when the lookup returns.
 func Sync(ctx context.Context, cfg *config.Config, users Users, m *units.Manager, opts Options) (*Report, error) {
+	lookups := &lookupLog{Users: users}
 	s := &syncer{
 		cfg:       cfg,
-		users:     users,
+		users:     lookups,
 		units:     m,
 		lingerDir: opts.LingerDir,
 		report:    &Report{DryRun: opts.DryRun},
@@ -142,14 +169,42 @@ func Sync(ctx context.Context, cfg *config.Config, users Users, m *units.Manager
 		s.errs = append(s.errs, fmt.Errorf("changing nothing: %w", err))
 		return s.report, errors.Join(s.errs...)
 	}
+	if !opts.Boot {
+		for _, name := range s.lingering {
+			if l := lookups.byName[name]; l.err == nil && l.user != nil {
+				set.StartIfReleased(l.user.UID)
+			}
+		}
+	}
 	if len(set.UIDs()) > 0 {
 		applied, err := m.Apply(ctx, &set)
 		if err != nil {
 			s.errs = append(s.errs, err)
 		}
 		s.report.Reloaded = len(applied.Reloaded) > 0
+		s.report.Started = applied.Started
+	}
+	if s.lingerListed {
+		s.recordLingering(ctx, opts.lingerRecord(), lookups.byName)
 	}
 	return s.report, errors.Join(s.errs...)
+}
+
+// recordLingering updates the record of lingering users, if it changed.
+func (s *syncer) recordLingering(ctx context.Context, path string, lookups map[string]lookup) {
+	old, err := readLingerRecord(path)
+	if err != nil {
+		// The lines that could not be read are lost either way; the
+		// rewrite drops them.
+		s.errs = append(s.errs, err)
+	}
+	next := nextLingerRecord(old, s.lingering, lookups)
+	if err == nil && maps.Equal(old, next) {
+		return
+	}
+	if err := writeLingerRecord(ctx, path, next); err != nil {
+		s.errs = append(s.errs, err)
+	}
 }
 
 // syncer holds the state of one Sync.
@@ -160,6 +215,9 @@ type syncer struct {
 	lingerDir string
 	// dropIns are the UIDs with a drop-in when the sync started.
 	dropIns []uint32
+	// lingering are the names in lingerDir, if lingerListed.
+	lingering    []string
+	lingerListed bool
 	// netnsChecked are the namespace files already checked for existence.
 	netnsChecked map[string]bool
 	report       *Report

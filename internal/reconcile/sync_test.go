@@ -109,11 +109,18 @@ const (
 	missing = "/run/netns/netns-session-test-missing"
 )
 
-// testSystem is a Manager and a linger directory in temporary directories.
+// testSystem is a Manager, a linger directory and a record of lingering
+// users in temporary directories.
 type testSystem struct {
-	m         *units.Manager
-	sd        *fakeSystemd
-	lingerDir string
+	m          *units.Manager
+	sd         *fakeSystemd
+	lingerDir  string
+	recordPath string
+}
+
+// opts are the Options that sync s.
+func (s *testSystem) opts() Options {
+	return Options{LingerDir: s.lingerDir, LingerRecord: s.recordPath}
 }
 
 func newTestSystem(t *testing.T) *testSystem {
@@ -128,8 +135,9 @@ func newTestSystem(t *testing.T) *testSystem {
 			LockDir:    filepath.Join(root, "lock"),
 			Connect:    func(context.Context) (units.Systemd, error) { return sd, nil },
 		},
-		sd:        sd,
-		lingerDir: filepath.Join(root, "linger"),
+		sd:         sd,
+		lingerDir:  filepath.Join(root, "linger"),
+		recordPath: filepath.Join(root, "state", "lingering"),
 	}
 	for _, dir := range []string{s.m.SystemDir, s.lingerDir} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -457,7 +465,7 @@ func TestSync(t *testing.T) {
 			if !tt.noConfig {
 				cfg = parseConfig(t, tt.config)
 			}
-			report, err := Sync(context.Background(), cfg, users, s.m, Options{LingerDir: s.lingerDir})
+			report, err := Sync(context.Background(), cfg, users, s.m, s.opts())
 			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
 				t.Errorf("Sync() error = %v, want %v", err, tt.wantErr)
 			}
@@ -482,7 +490,7 @@ func TestSync(t *testing.T) {
 
 			// A second sync finds nothing to do.
 			s.sd.reloads = 0
-			again, _ := Sync(context.Background(), cfg, users, s.m, Options{LingerDir: s.lingerDir})
+			again, _ := Sync(context.Background(), cfg, users, s.m, s.opts())
 			if len(again.Changes) != 0 || s.sd.reloads != 0 {
 				t.Errorf("second sync: changes %v, %d reloads; want none", again.Changes, s.sd.reloads)
 			}
@@ -495,7 +503,9 @@ func TestSyncDryRunChangesNothing(t *testing.T) {
 	s.writeDropIn(t, "dave", 1004, present)
 	cfg := parseConfig(t, "alice "+present+"\n")
 
-	report, err := Sync(context.Background(), cfg, testUsers(), s.m, Options{DryRun: true, LingerDir: s.lingerDir})
+	opts := s.opts()
+	opts.DryRun = true
+	report, err := Sync(context.Background(), cfg, testUsers(), s.m, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
