@@ -34,6 +34,12 @@ const (
 	// while it stays unreachable.
 	minRetry = 100 * time.Millisecond
 	maxRetry = 5 * time.Second
+	// A sync that failed (a directory down at boot, a drop-in it could not
+	// write) is tried again after minSyncRetry, and after twice as long each
+	// time it fails again, up to maxSyncRetry: starting the directory is all
+	// it takes for the managers the boot-time sync held to come up.
+	minSyncRetry = 5 * time.Second
+	maxSyncRetry = time.Minute
 	// A user manager is looked for every managerPoll until managerStartWindow
 	// has passed: logind announces a user before user@UID.service runs.
 	managerPoll        = 200 * time.Millisecond
@@ -54,7 +60,11 @@ func watchCommand() *cli.Command {
 		UsageText: "netns-session watch [--config FILE] [--debug]",
 		Description: `Runs as netns-session.service. On start it syncs the user@UID.service
 drop-ins (as "netns-session sync" does), then checks every logind session and
-every running user manager, then each new one as logind announces it.
+every running user manager, then each new one as logind announces it. A sync
+that fails, e.g. because the directory is down, is tried again after 5
+seconds, then after twice as long each time, up to every minute, until it
+succeeds: it starts the managers of lingering users that the boot-time sync
+held once their policy is known.
 
 A session is checked by its leader, the process that opened it: it must run in
 the namespace the config maps its user to (unmapped users: the host's, or any
@@ -181,6 +191,15 @@ type watcher struct {
 	managers map[uint32]*managerWatch
 	// managerDue receives the UIDs whose manager is to be looked for again.
 	managerDue chan uint32
+	// syncDue receives when a failed sync is to be tried again; syncRetry
+	// is the wait before the next try, 0 while the last sync succeeded, and
+	// syncScheduled says a try is on its way.
+	syncDue       chan struct{}
+	syncRetry     time.Duration
+	syncScheduled bool
+	// syncBusy holds a token while a sync runs, also one given up on: a sync
+	// stuck in NSS is not joined by another at every retry.
+	syncBusy chan struct{}
 }
 
 // managerWatch is what the watcher knows of one user's manager.
@@ -206,6 +225,8 @@ func newWatcher(log *eventLog, judge *policy.Judge) *watcher {
 		recordSleep: func() {},
 		managers:    map[uint32]*managerWatch{},
 		managerDue:  make(chan uint32),
+		syncDue:     make(chan struct{}),
+		syncBusy:    make(chan struct{}, 1),
 	}
 }
 
@@ -276,6 +297,11 @@ func (w *watcher) run(ctx context.Context, hup <-chan os.Signal) error {
 				m.polling = false
 				w.checkManager(ctx, uid)
 			}
+		case <-w.syncDue:
+			w.syncScheduled = false
+			if w.syncRetry > 0 {
+				w.syncDropIns(ctx)
+			}
 		}
 	}
 }
@@ -344,18 +370,51 @@ type syncResult struct {
 	err    error
 }
 
-// syncDropIns makes the drop-ins match the config in force, giving up after
-// syncTimeout. The context ends the sync's locks and reload then, but not
-// an NSS lookup that hangs (a directory server that does not answer): that
-// sync is left to finish on its own, and it changes nothing after its
-// context has ended.
+// syncDropIns makes the drop-ins match the config in force and, while that
+// fails, tries again later (see minSyncRetry).
 func (w *watcher) syncDropIns(ctx context.Context) {
+	if w.trySync(ctx) {
+		w.syncRetry = 0
+		return
+	}
+	if w.syncRetry == 0 {
+		w.syncRetry = minSyncRetry
+	} else {
+		w.syncRetry = min(2*w.syncRetry, maxSyncRetry)
+	}
+	if w.syncScheduled {
+		return
+	}
+	w.syncScheduled = true
+	w.log.Info(fmt.Sprintf("syncing drop-ins again in %v", w.syncRetry), map[string]string{"ACTION": "sync-retry"})
+	w.after(w.syncRetry, func() {
+		select {
+		case w.syncDue <- struct{}{}:
+		case <-ctx.Done():
+		}
+	})
+}
+
+// trySync syncs once, giving up after syncTimeout, and reports whether the
+// sync succeeded. The context ends the sync's locks and reload then, but
+// not an NSS lookup that hangs (a directory server that does not answer):
+// that sync is left to finish on its own, and it changes nothing after its
+// context has ended. No other sync starts until it has.
+func (w *watcher) trySync(ctx context.Context) bool {
 	w.ping()
+	select {
+	case w.syncBusy <- struct{}{}:
+	default:
+		w.log.Error("syncing drop-ins: the sync given up on before has not returned yet (an NSS lookup hangs?)",
+			map[string]string{"ACTION": "sync"})
+		return false
+	}
 	ctx, cancel := context.WithTimeout(ctx, w.syncTimeout)
 	defer cancel()
 	done := make(chan syncResult, 1)
 	cfg := w.judge.Config
 	go func() {
+		defer func() { <-w.syncBusy }()
 		report, err := w.sync(ctx, cfg)
 		done <- syncResult{report, err}
 	}()
@@ -363,9 +422,9 @@ func (w *watcher) syncDropIns(ctx context.Context) {
 	select {
 	case r = <-done:
 	case <-ctx.Done():
-		w.log.Error(fmt.Sprintf("syncing drop-ins: gave up after %v: %v; a reload or `netns-session sync` tries again", w.syncTimeout, ctx.Err()),
+		w.log.Error(fmt.Sprintf("syncing drop-ins: gave up after %v: %v", w.syncTimeout, ctx.Err()),
 			map[string]string{"ACTION": "sync"})
-		return
+		return false
 	}
 	if r.report != nil {
 		for _, c := range r.report.Changes {
@@ -376,13 +435,19 @@ func (w *watcher) syncDropIns(ctx context.Context) {
 			w.log.Info(what+": "+c.Reason,
 				map[string]string{"ACTION": "sync-" + string(c.Action), "USER": c.User, "UID": strconv.FormatUint(uint64(c.UID), 10), "NETNS": c.Netns})
 		}
+		for _, uid := range r.report.Started {
+			w.log.Info(fmt.Sprintf("user@%d.service started: its drop-in no longer holds it, and the user lingers", uid),
+				map[string]string{"ACTION": "sync-start", "UID": strconv.FormatUint(uint64(uid), 10)})
+		}
 		for _, warning := range r.report.Warnings {
 			w.log.Warning("sync: "+warning, map[string]string{"ACTION": "sync"})
 		}
 	}
 	if r.err != nil {
 		w.log.Error("syncing drop-ins: "+r.err.Error(), map[string]string{"ACTION": "sync"})
+		return false
 	}
+	return true
 }
 
 // checkAll judges every session and every user manager, forgetting what was

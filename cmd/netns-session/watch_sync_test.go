@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/reconcile"
+)
+
+// TestWatchRetriesAFailedSync: a sync that fails (the directory is down) is
+// tried again, after a wait that grows, until one succeeds; then no more.
+func TestWatchRetriesAFailedSync(t *testing.T) {
+	var mu sync.Mutex
+	var waits []time.Duration
+	var calls atomic.Int32
+	synced := make(chan int32, 10)
+	startWatch(t, newFakeSystem(), aliceInNs0, func(w *watcher) {
+		after := w.after
+		w.after = func(d time.Duration, f func()) {
+			if d >= minSyncRetry {
+				mu.Lock()
+				waits = append(waits, d)
+				mu.Unlock()
+			}
+			after(d, f)
+		}
+		w.sync = func(context.Context, *config.Config) (*reconcile.Report, error) {
+			n := calls.Add(1)
+			synced <- n
+			if n <= 3 {
+				return &reconcile.Report{}, errors.New("looking up user \"erin\": source unavailable")
+			}
+			return &reconcile.Report{}, nil
+		}
+	})
+	for want := int32(1); want <= 4; want++ {
+		select {
+		case n := <-synced:
+			if n != want {
+				t.Fatalf("sync %d, want %d", n, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("sync %d never came: a failed sync was not tried again", want)
+		}
+	}
+	select {
+	case n := <-synced:
+		t.Errorf("sync %d after one succeeded", n)
+	case <-time.After(100 * time.Millisecond):
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []time.Duration{minSyncRetry, 2 * minSyncRetry, 4 * minSyncRetry}; !slices.Equal(waits, want) {
+		t.Errorf("waits before the retries %v, want %v", waits, want)
+	}
+}
+
+// TestWatchDoesNotStackSyncsOnAHungOne: while a sync given up on is still
+// stuck in NSS, a retry starts no second one; once it returns, the next
+// retry syncs.
+func TestWatchDoesNotStackSyncsOnAHungOne(t *testing.T) {
+	var calls atomic.Int32
+	hung := make(chan struct{})
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(hung) }) })
+	r := startWatch(t, newFakeSystem(), aliceInNs0, func(w *watcher) {
+		w.syncTimeout = 20 * time.Millisecond
+		w.sync = func(context.Context, *config.Config) (*reconcile.Report, error) {
+			if calls.Add(1) == 1 {
+				<-hung
+				return nil, context.DeadlineExceeded
+			}
+			return &reconcile.Report{}, nil
+		}
+	})
+	r.waitRecord(t, map[string]string{"ACTION": "sync"}) // gave up
+	if rec := r.waitRecord(t, map[string]string{"ACTION": "sync"}); !strings.Contains(rec.msg, "has not returned yet") {
+		t.Errorf("retry during the hung sync logged %q, want it to say the hung sync has not returned", rec.msg)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d syncs while the first hangs, want 1", n)
+	}
+	release.Do(func() { close(hung) })
+	deadline := time.Now().Add(5 * time.Second)
+	for calls.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no sync after the hung one returned")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
