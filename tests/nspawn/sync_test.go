@@ -147,8 +147,14 @@ func TestSyncAtBootPlacesLingeringManager(t *testing.T) {
 // PID: logind starts lingering users' managers while the boot settles.
 func waitManager(t *testing.T, c *Container, uid int) int {
 	t.Helper()
+	return waitManagerFor(t, c, uid, 30*time.Second)
+}
+
+// waitManagerFor is waitManager waiting up to wait.
+func waitManagerFor(t *testing.T, c *Container, uid int, wait time.Duration) int {
+	t.Helper()
 	unit := fmt.Sprintf("user@%d.service", uid)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(wait)
 	for {
 		state := strings.TrimSpace(c.Run(t, "systemctl", "show", "--value", "-p", "ActiveState", unit))
 		if state == "active" {
@@ -159,7 +165,7 @@ func waitManager(t *testing.T, c *Container, uid int) int {
 		}
 		if time.Now().After(deadline) {
 			status, _, _ := c.Exec(t.Context(), "systemctl", "status", "--no-pager", unit)
-			t.Fatalf("%s is %s, not active, after 30s:\n%s", unit, state, status)
+			t.Fatalf("%s is %s, not active, after %v:\n%s", unit, state, wait, status)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -225,6 +231,142 @@ func TestSyncAtBootFailsClosed(t *testing.T) {
 		pid := waitManager(t, c, 1001)
 		if got, want := netnsID(t, c, fmt.Sprintf("/proc/%d/ns/net", pid)), netnsID(t, c, "/run/netns/ns0"); got != want {
 			t.Errorf("alice's manager (PID %d) runs in %s after the fix, want ns0 (%s)", pid, got, want)
+		}
+	})
+}
+
+// lingerProbe records, once logind has had its go at the managers of the
+// lingering users dave (1004) and erin (2001, in LDAP), what became of
+// them and of the boot-time sync, then clears every failed unit: a boot with
+// the directory down is degraded on purpose, and the harness takes a
+// degraded boot for a broken image. logind cannot start erin's manager at
+// all while it cannot resolve her; the probe gives it 20 s.
+const lingerProbe = `[Unit]
+Description=Record what logind made of the lingering managers at boot
+After=systemd-logind.service netns-session-sync.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/bash -c 'settled() { case $(systemctl show -P ActiveState user@$1.service) in active|failed) return 0;; esac; return 1; }; \
+  for i in $(seq 100); do settled 1004 && settled 2001 && break; sleep 0.2; done; \
+  for uid in 1004 2001; do echo "user@$uid: $(systemctl show -P ActiveState user@$uid.service) $(systemctl show -P ExecMainStatus user@$uid.service)"; done > /run/boot-probe; \
+  echo "sync: $(systemctl show -P Result netns-session-sync.service)" >> /run/boot-probe; \
+  systemctl reset-failed'
+
+[Install]
+WantedBy=multi-user.target
+`
+
+// lingeringLDAPUsers are the lingering users of the directory-down tests:
+// dave, local but mapped through the LDAP group, and erin, from LDAP.
+var lingeringLDAPUsers = []int{1004, ldapUID}
+
+// bootWithDirectoryDown sets up dave and erin as lingering users that
+// "@labnet ns0" maps, with the PAM hook, the boot units, and the units in
+// extra, enabled; runs sync, unless sync is nil, while the directory is up;
+// and reboots with slapd disabled. It asserts what must hold while the
+// directory is down: neither manager runs on the host network, both are
+// held, and root logs in.
+func bootWithDirectoryDown(t *testing.T, s Suite, sync func(c *Container), extra ...string) *Container {
+	t.Helper()
+	c := boot(t, s)
+	installUnits(t, c, append([]string{netnsUnit, syncUnit}, extra...)...)
+	c.WriteFile(t, unitDir+"/boot-probe.service", lingerProbe, 0o644)
+	enableLDAP(t, c)
+	verifyUnits(t, c, unitDir+"/"+syncUnit, unitDir+"/netns-session-netns@ns0.service")
+	installHook(t, c)
+	c.Run(t, "cp", "/root/.ssh/id_ed25519.pub", "/root/.ssh/authorized_keys")
+	c.WriteFile(t, configPath, "@"+ldapGroup+" ns0\n", 0o644)
+	c.Run(t, "systemctl", "enable", "--now", "netns-session-netns@ns0.service")
+	c.Run(t, append([]string{"systemctl", "enable", syncUnit, "boot-probe.service", "nslcd.service"}, extra...)...)
+	c.Run(t, "systemctl", "disable", "slapd.service")
+	c.Run(t, "systemd-run", "--wait", "--pipe", "--quiet", "loginctl", "enable-linger", "dave", ldapUser)
+	sync(c)
+	record, _, err := c.Exec(t.Context(), "cat", "/var/lib/netns-session/lingering")
+	if err != nil {
+		t.Errorf("no record of lingering users after a sync: %v", err)
+	}
+	for _, want := range []string{"\n1004 dave\n", fmt.Sprintf("\n%d %s\n", ldapUID, ldapUser)} {
+		if !strings.Contains(record, want) {
+			t.Errorf("record of lingering users lacks %q:\n%s", strings.TrimSpace(want), record)
+		}
+	}
+
+	c.Reboot(t)
+
+	probe := c.Run(t, "cat", "/run/boot-probe")
+	t.Logf("at boot, with slapd down:\n%s", probe)
+	host := netnsID(t, c, "/proc/1/ns/net")
+	for _, uid := range lingeringLDAPUsers {
+		if strings.Contains(probe, fmt.Sprintf("user@%d: active", uid)) {
+			pid := waitManager(t, c, uid)
+			if got := netnsID(t, c, fmt.Sprintf("/proc/%d/ns/net", pid)); got == host {
+				t.Errorf("user@%d.service (PID %d) started on the host network with the directory down", uid, pid)
+			}
+		}
+		if got := managerNetns(t, c, uid); got != "/dev/null" {
+			t.Errorf("user@%d.service NetworkNamespacePath = %q with the directory down, want /dev/null", uid, got)
+		}
+	}
+	if got, stderr, err := sshNetns(t.Context(), c, "root"); err != nil || got != host {
+		t.Errorf("root with the directory down: netns %q, err %v, want %s (host)\n%s", got, err, host, stderr)
+	}
+	log := c.Run(t, "journalctl", "-b", "-o", "cat", "--no-pager", "-u", syncUnit)
+	if !strings.Contains(log, "holding the managers of the recorded lingering users") {
+		t.Errorf("%s did not hold the recorded users first; its log:\n%s", syncUnit, log)
+	}
+	if cycles := c.Sh(t, "journalctl -b -o cat --no-pager | grep -i 'ordering cycle' || true"); cycles != "" {
+		t.Errorf("ordering cycles at boot:\n%s", cycles)
+	}
+	return c
+}
+
+// assertManagersInNs0 waits up to wait for the managers of the lingering
+// users to run, and checks that they run in ns0.
+func assertManagersInNs0(t *testing.T, c *Container, wait time.Duration) {
+	t.Helper()
+	ns0 := netnsID(t, c, "/run/netns/ns0")
+	for _, uid := range lingeringLDAPUsers {
+		pid := waitManagerFor(t, c, uid, wait)
+		if got := netnsID(t, c, fmt.Sprintf("/proc/%d/ns/net", pid)); got != ns0 {
+			t.Errorf("user@%d.service (PID %d) runs in %s once the directory is back, want ns0 (%s)", uid, pid, got, ns0)
+		}
+	}
+}
+
+// TestBootWithDirectoryDownKeepsLingeringManagersOffTheHost: with the
+// directory down at boot, lingering users mapped through an LDAP group - a
+// local user (dave) and an LDAP user (erin) - must not get their managers
+// started on the host network, root must still log in, and once the
+// directory is back a sync brings both managers up in their namespace.
+func TestBootWithDirectoryDownKeepsLingeringManagersOffTheHost(t *testing.T) {
+	forEachSuite(t, func(t *testing.T, s Suite) {
+		c := bootWithDirectoryDown(t, s, func(c *Container) { c.Run(t, "netns-session", "sync") })
+
+		enableLDAP(t, c)
+		out := c.Run(t, "netns-session", "sync")
+		t.Logf("sync with the directory back:\n%s", out)
+		assertManagersInNs0(t, c, 30*time.Second)
+	})
+}
+
+// TestWatcherStartsHeldManagersWhenTheDirectoryReturns: the watcher, whose
+// syncs keep the record too, syncs again while the boot-time sync's errors
+// last; starting the directory is then all it takes for the held managers to
+// come up in their namespace.
+func TestWatcherStartsHeldManagersWhenTheDirectoryReturns(t *testing.T) {
+	forEachSuite(t, func(t *testing.T, s Suite) {
+		c := bootWithDirectoryDown(t, s, func(c *Container) {
+			// The watcher's first sync writes the record, from its sandbox.
+			c.Run(t, "systemctl", "start", watchUnit)
+		}, watchUnit)
+
+		enableLDAP(t, c)
+		// Its tries come at most a minute apart; one may be under way.
+		assertManagersInNs0(t, c, 100*time.Second)
+		log := c.Run(t, "journalctl", "-b", "-o", "cat", "--no-pager", "-u", watchUnit)
+		if !strings.Contains(log, "syncing drop-ins again in") {
+			t.Errorf("the watcher did not try its failed sync again; its log:\n%s", log)
 		}
 	})
 }
