@@ -17,8 +17,9 @@ import (
 	"github.com/netns-session/netns-session/internal/units"
 )
 
-// pamBudget bounds one session open. A reload of a busy systemd is the slow
-// part; past this the login is denied rather than left hanging.
+// pamBudget bounds what one session open does once its lookups are done:
+// locks, the drop-in, a reload of a busy systemd (the slow part) and the
+// join. Past it the login is denied rather than left hanging.
 const pamBudget = 20 * time.Second
 
 func pamCommand() *cli.Command {
@@ -146,8 +147,6 @@ func runPAM(ctx context.Context, opts pamOptions, optsErr error) int {
 	log.set("RHOST", req.RHost)
 	log.set("TYPE", req.Type)
 
-	ctx, cancel := context.WithTimeout(ctx, pamBudget)
-	defer cancel()
 	h := &pamHook{log: log, opts: opts, optsErr: optsErr, caller: caller, callerErr: callerErr, units: units.New(), users: config.NSS()}
 	placed, err := h.open(ctx, req)
 	if err != nil {

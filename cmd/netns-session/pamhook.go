@@ -26,6 +26,8 @@ type pamHook struct {
 	callerErr error
 	units     *units.Manager
 	users     config.Directory
+	// budget replaces pamBudget in tests.
+	budget time.Duration
 }
 
 // placement is what the hook did with a session that it let open.
@@ -58,6 +60,8 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 		return h.rootFallback(ctx, req, configUnusable, brokenConfigReason, err)
 	}
 	decision, user, err := cfg.Resolve(req.User, h.users)
+	ctx, cancel := h.placing(ctx)
+	defer cancel()
 	if err != nil {
 		if req.User == "root" {
 			return h.rootFallback(ctx, req, configUnusable, brokenConfigReason, err)
@@ -132,16 +136,33 @@ const (
 func (h *pamHook) rootFallback(ctx context.Context, req pamRequest, problem, reason string, cause error) (*placement, error) {
 	if req.User != "root" {
 		if user, err := h.users.LookupUser(req.User); err == nil {
+			ctx, cancel := h.placing(ctx)
+			defer cancel()
 			h.keepManagerOff(ctx, user)
 		}
 		return nil, &denial{reason: reason, err: cause}
 	}
+	ctx, cancel := h.placing(ctx)
+	defer cancel()
 	h.log.Error(problem+", letting root in on the host network: "+cause.Error(), map[string]string{"ACTION": "root-fallback"})
 	if err := h.join(ctx, config.HostNetnsPath); err != nil {
 		h.log.Error("joining root's session to the host network: "+err.Error(), map[string]string{"ACTION": "root-unplaced"})
 		return &placement{action: "root-unplaced", uid: "0", message: "session of root let in where it was opened: " + problem + ", and joining the host network failed"}, nil
 	}
 	return &placement{action: "root-fallback", netns: config.HostNetnsPath, uid: "0", message: "session of root placed on the host network despite the " + problem}, nil
+}
+
+// placing returns ctx bounded by the budget of what follows the lookups.
+// The lookups go through NSS, which takes no context and cannot be cut
+// short: a budget started before them could be spent by a slow directory,
+// and the drop-in that keeps a manager off the host network would then not
+// be written.
+func (h *pamHook) placing(ctx context.Context) (context.Context, context.CancelFunc) {
+	budget := h.budget
+	if budget <= 0 {
+		budget = pamBudget
+	}
+	return context.WithTimeout(ctx, budget)
 }
 
 // keepManagerOff is for a session denied because the policy of its user

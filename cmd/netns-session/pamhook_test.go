@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/units"
@@ -89,6 +90,59 @@ func TestDeniedUnknownPolicyKeepsManagerOff(t *testing.T) {
 				t.Errorf("drop-in for %s does not keep the manager off:\n%s", tt.user, dropIn)
 			case !tt.wantDropIn && err == nil:
 				t.Errorf("drop-in written although no user was found:\n%s", dropIn)
+			}
+		})
+	}
+}
+
+// slowDirectory answers like its Directory after delay: a directory server
+// that takes its time.
+type slowDirectory struct {
+	config.Directory
+	delay time.Duration
+}
+
+func (d slowDirectory) LookupUser(name string) (*config.User, error) {
+	time.Sleep(d.delay)
+	return d.Directory.LookupUser(name)
+}
+
+func (d slowDirectory) LookupGroup(name string) (*config.Group, error) {
+	time.Sleep(d.delay)
+	return d.Directory.LookupGroup(name)
+}
+
+// TestSlowDirectoryStillPlacesManager gives the hook a directory slower
+// than its whole budget: the lookups cannot be cut short, and the time they
+// take must not cost the drop-in that places the user manager, or keeps it
+// off, which pam_systemd starts after a denial too.
+func TestSlowDirectoryStillPlacesManager(t *testing.T) {
+	tests := []struct {
+		name   string
+		config string
+		users  config.Directory
+		want   string // the drop-in's NetworkNamespacePath
+	}{
+		{name: "mapped user", config: "carol ns0\n", users: checkUsers{}, want: "/run/netns/ns0"},
+		{name: "group source unavailable", config: "@research ns0\n", users: moreUsers{down: map[string]bool{"research": true}}, want: units.NoNetns},
+		{name: "broken config", config: "carol ns0 extra\n", users: checkUsers{}, want: units.NoNetns},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path, _ := writeCheckConfig(t, tt.config)
+			m := testUnits(t)
+			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, callerErr: errors.New("not joined in this test"),
+				units: m, users: slowDirectory{tt.users, 60 * time.Millisecond}, budget: 20 * time.Millisecond}
+
+			if _, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "carol", Service: "sshd"}); err == nil {
+				t.Fatal("session of carol opened without a join, want it denied")
+			}
+			dropIn, err := os.ReadFile(m.DropInPath(checkUserTable["carol"].UID))
+			if err != nil {
+				t.Fatalf("no drop-in after a slow lookup: %v", err)
+			}
+			if !strings.Contains(string(dropIn), "NetworkNamespacePath="+tt.want+"\n") {
+				t.Errorf("drop-in after a slow lookup does not name %s:\n%s", tt.want, dropIn)
 			}
 		})
 	}
