@@ -1,5 +1,23 @@
 package nspawn
 
+// The attack suite: what a user, a broken directory or bad luck with PIDs
+// does to try to land a mapped session on the host network, hit a process
+// that is not the session's, or lock root out. Each case of the fail-closed
+// review and the test that proves it:
+//
+//	a source that is down is not "not found"  TestSourceDownFailsClosed (nss_test.go)
+//	a dead leader's PID reused                TestWatchSparesAProcessOnADeadLeadersPID (watch_test.go)
+//	user lines select users, not spellings    TestUserLineSelectsSecondNameOfUID (nss_test.go)
+//	a directory down at boot                  TestBootWithDirectoryDownKeepsLingeringManagersOffTheHost,
+//	                                          TestWatcherStartsHeldManagersWhenTheDirectoryReturns (sync_test.go)
+//	the hook pins its caller                  TestJoinParentNeverJoinsTheReaperOfItsCaller (internal/nsjoin)
+//	the PAM line must not fail open           TestAttackPAMLineFailsClosed
+//	a cancelled sync must not write           TestCancelledSyncWritesNothing (internal/reconcile)
+//	the environment that reaches the hook     TestAttackUnsafePAMEnvironmentRefused
+//
+// The rest of this file: leaving the namespace from inside a session, and
+// configs an unprivileged user could have written.
+
 import (
 	"encoding/json"
 	"strings"
