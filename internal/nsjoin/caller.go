@@ -7,31 +7,35 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netns-session/netns-session/internal/proc"
 )
 
 // Caller is the process a join is for: the parent of this process when it
-// started, pinned with a pidfd. A PID read later proves nothing: if the
-// caller exits (a user kills their own su), this process is handed to a
-// reaper, a root subreaper or init, and getppid() names that one instead.
+// started, pinned with a pidfd (proc.Pin). A PID read later proves nothing:
+// if the caller exits (a user kills their own su), this process is handed to
+// a reaper, a root subreaper or init, and getppid() names that one instead.
 type Caller struct {
-	pid   int
-	pidfd int // -1 where pidfd_open is missing (Linux before 5.3) or filtered out
+	pid int
+	// process is nil where pidfd_open is missing (Linux before 5.3) or
+	// filtered out.
+	process *proc.Process
 }
 
 // PinParent pins the parent of this process as the Caller of a later join.
 // Call it first thing: it can only pin whichever process is the parent then.
 func PinParent() (*Caller, error) {
 	pid := os.Getppid()
-	fd, err := unix.PidfdOpen(pid, 0)
+	process, err := proc.Pin(pid)
 	switch {
-	case errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM):
+	case errors.Is(err, proc.ErrNoPidfd) || errors.Is(err, unix.EPERM):
 		// An old kernel, or a seccomp filter: check then rests on getppid
 		// alone, which suffices (see check).
-		fd = -1
+		process = nil
 	case err != nil:
-		return nil, fmt.Errorf("pinning parent %d: %w", pid, err)
+		return nil, fmt.Errorf("pinning the parent: %w", err)
 	}
-	c := &Caller{pid: pid, pidfd: fd}
+	c := &Caller{pid: pid, process: process}
 	// The parent may have exited between getppid and pidfd_open, and its PID
 	// named another process by the time the pidfd was opened.
 	if err := c.check(); err != nil {
@@ -43,9 +47,9 @@ func PinParent() (*Caller, error) {
 
 // Close releases the pidfd.
 func (c *Caller) Close() {
-	if c.pidfd >= 0 {
-		unix.Close(c.pidfd)
-		c.pidfd = -1
+	if c.process != nil {
+		c.process.Close()
+		c.process = nil
 	}
 }
 
@@ -54,27 +58,22 @@ func (c *Caller) Close() {
 // a successful check was read about the caller: an exiting process hands its
 // children to a reaper before its PID can be freed, so while getppid() still
 // returns the caller's PID that PID cannot name anything else. The pidfd
-// proves the same by itself; it becomes readable once the caller exited.
+// proves the same by itself: it tells once the caller exited.
 func (c *Caller) check() error {
 	if ppid := os.Getppid(); ppid != c.pid {
 		return fmt.Errorf("caller %d is no longer the parent of this process (%d is): %w", c.pid, ppid, ErrCallerChanged)
 	}
-	if c.pidfd < 0 {
+	if c.process == nil {
 		return nil
 	}
-	fds := []unix.PollFd{{Fd: int32(c.pidfd), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(fds, 0)
-		switch {
-		case errors.Is(err, unix.EINTR):
-			continue
-		case err != nil:
-			return fmt.Errorf("polling the pidfd of caller %d: %w", c.pid, err)
-		case n > 0:
-			return fmt.Errorf("caller %d exited: %w", c.pid, ErrCallerChanged)
-		}
-		return nil
+	exited, err := c.process.Exited()
+	switch {
+	case err != nil:
+		return fmt.Errorf("checking caller %d: %w", c.pid, err)
+	case exited:
+		return fmt.Errorf("caller %d exited: %w", c.pid, ErrCallerChanged)
 	}
+	return nil
 }
 
 // owns checks that thread tid, found under the caller's PID and since

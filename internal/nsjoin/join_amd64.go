@@ -2,9 +2,7 @@ package nsjoin
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netns-session/netns-session/internal/proc"
 )
 
 // Wait syscalls as the caller's thread shows them in /proc/PID/task/TID/syscall
@@ -186,7 +186,7 @@ func waitingThread(pid, child int) (waiter, bool, error) {
 			continue
 		}
 		raw, err := os.ReadFile(filepath.Join(taskDir, task.Name(), "syscall"))
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+		if proc.IsGone(err) {
 			continue // the thread exited meanwhile
 		}
 		if err != nil {

@@ -334,7 +334,7 @@ func TestWaitsOnlyOnExactlyTheChild(t *testing.T) {
 }
 
 func TestJoinParentRejectsBadPaths(t *testing.T) {
-	parent := &Caller{pid: os.Getppid(), pidfd: -1}
+	parent := &Caller{pid: os.Getppid()}
 	tests := []struct {
 		name    string
 		caller  *Caller

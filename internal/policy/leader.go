@@ -89,7 +89,7 @@ func (j *Judge) proveLeader(s logind.Session, p Pinned) (proven bool, v Verdict,
 	var doubts []string
 	cgroup, err := p.Cgroup()
 	switch {
-	case isGone(err):
+	case proc.IsGone(err):
 		return false, Gone, exited
 	case err != nil:
 		doubts = append(doubts, err.Error())
@@ -104,7 +104,7 @@ func (j *Judge) proveLeader(s logind.Session, p Pinned) (proven bool, v Verdict,
 		created := time.Duration(s.TimestampMonotonic) * time.Microsecond
 		start, err := p.StartTime()
 		switch {
-		case isGone(err):
+		case proc.IsGone(err):
 			return false, Gone, exited
 		case err != nil:
 			doubts = append(doubts, err.Error())

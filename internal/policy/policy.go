@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"syscall"
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/logind"
@@ -138,7 +137,7 @@ func (j *Judge) Session(s logind.Session) (Finding, *Leader) {
 	}
 	p, err := j.Pin(pid)
 	switch {
-	case isGone(err):
+	case proc.IsGone(err):
 		f.Verdict, f.Reason = Gone, fmt.Sprintf("leader %d exited before it was looked at", pid)
 		return f, nil
 	case err != nil:
@@ -157,7 +156,7 @@ func (j *Judge) Session(s logind.Session) (Finding, *Leader) {
 	if err := p.Alive(); err != nil {
 		leader.Release()
 		f = Finding{Expected: f.Expected, Verdict: Unknown, Reason: fmt.Sprintf("leader %d: %v", pid, err)}
-		if isGone(err) {
+		if proc.IsGone(err) {
 			f.Verdict, f.Reason = Gone, fmt.Sprintf("leader %d exited while it was looked at", pid)
 		}
 		return f, nil
@@ -197,7 +196,7 @@ func (j *Judge) process(decision config.Decision, f Finding, user string, pid in
 	var err error
 	f.Actual, err = j.ProcessNetns(pid)
 	switch {
-	case isGone(err):
+	case proc.IsGone(err):
 		f.Verdict, f.Reason = Gone, fmt.Sprintf("process %d exited before it was looked at", pid)
 		return f
 	case err != nil:
@@ -219,12 +218,6 @@ func (j *Judge) process(decision config.Decision, f Finding, user string, pid in
 		f.Verdict, f.Reason = Violation, fmt.Sprintf("process %d runs in netns %s, not in %s (%s): %s", pid, f.Actual, f.Expected, f.ExpectedID, decision.Reason)
 	}
 	return f
-}
-
-// isGone tells a process that exited (its /proc directory is gone, or going)
-// from one that could not be read.
-func isGone(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
 }
 
 // Unavailable tells a namespace file that is missing or not a network

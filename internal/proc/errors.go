@@ -1,6 +1,11 @@
 package proc
 
-import "errors"
+import (
+	"errors"
+	"io/fs"
+
+	"golang.org/x/sys/unix"
+)
 
 // Sentinel errors; match them with errors.Is.
 var (
@@ -10,3 +15,10 @@ var (
 	// ErrBadProc: a /proc file does not read as the kernel writes it.
 	ErrBadProc = errors.New("unexpected /proc contents")
 )
+
+// IsGone tells an error that says a process exited - its /proc directory is
+// gone or going (fs.ErrNotExist), or the kernel no longer knows its PID
+// (ESRCH) - from one that says it could not be read.
+func IsGone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH)
+}

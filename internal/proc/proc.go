@@ -1,10 +1,12 @@
 // Package proc owns the identity of a running process: a pidfd that pins
-// it, so that its PID cannot pass to another process while it is held, and
-// what the kernel tells about who it is: its pidfs inode, its cgroup and its
-// start time, read through /proc while it is pinned. It also keeps the
-// record of the system's sleep that converts logind's monotonic timestamps to
-// the boot-time clock of process start times. What these prove about a
-// session is policy's to decide.
+// it, so that its PID cannot pass to another process while it is held,
+// whether it has exited, and what the kernel tells about who it is: its pidfs
+// inode, its cgroup and its start time, read through /proc while it is
+// pinned. IsGone is the one rule for telling a process that exited from one
+// that could not be read. It also keeps the record of the system's sleep that
+// converts logind's monotonic timestamps to the boot-time clock of process
+// start times. What these prove about a session is policy's to decide, and
+// about the PAM caller nsjoin's.
 package proc
 
 import (
@@ -71,6 +73,24 @@ func (p *Process) Alive() error {
 		return fmt.Errorf("checking that process %d still runs: %w", p.pid, err)
 	}
 	return nil
+}
+
+// Exited reports whether the process has exited, reaped or not: its pidfd
+// polls readable from the moment it exits. Alive still holds for a zombie,
+// whose PID is still its own; Exited tells a process that will never run
+// again.
+func (p *Process) Exited() (bool, error) {
+	fds := []unix.PollFd{{Fd: int32(p.fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return false, fmt.Errorf("polling the pidfd of process %d: %w", p.pid, err)
+		}
+		return n > 0, nil
+	}
 }
 
 // Kill sends SIGKILL to the process, and only to it.

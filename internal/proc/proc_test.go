@@ -3,6 +3,7 @@ package proc
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"strings"
@@ -87,13 +88,19 @@ func TestPinnedProcessIdentity(t *testing.T) {
 	}
 }
 
-func TestKilledProcessIsNotAlive(t *testing.T) {
+// TestKilledProcessExitedButAliveUntilReaped follows a process from running
+// to zombie to reaped: Exited holds from its exit on, Alive until it is
+// reaped.
+func TestKilledProcessExitedButAliveUntilReaped(t *testing.T) {
 	cmd := startSleep(t)
 	p, err := Pin(cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	if exited, err := p.Exited(); err != nil || exited {
+		t.Errorf("a running child: exited %t, %v; want false", exited, err)
+	}
 	if err := p.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -108,9 +115,15 @@ func TestKilledProcessIsNotAlive(t *testing.T) {
 	if err := p.Alive(); err != nil {
 		t.Errorf("a zombie: %v, want it alive: its PID is still its own", err)
 	}
+	if exited, err := p.Exited(); err != nil || !exited {
+		t.Errorf("a zombie: exited %t, %v; want true", exited, err)
+	}
 	cmd.Wait()
 	if err := p.Alive(); !errors.Is(err, unix.ESRCH) {
 		t.Errorf("a reaped child: %v, want ESRCH", err)
+	}
+	if exited, err := p.Exited(); err != nil || !exited {
+		t.Errorf("a reaped child: exited %t, %v; want true", exited, err)
 	}
 	if err := p.Kill(); !errors.Is(err, unix.ESRCH) {
 		t.Errorf("killing a reaped child: %v, want ESRCH", err)
@@ -132,6 +145,28 @@ func TestPinNoProcess(t *testing.T) {
 		if _, err := Pin(pid); !errors.Is(err, unix.ESRCH) {
 			t.Errorf("Pin(%d): %v, want ESRCH", pid, err)
 		}
+	}
+}
+
+func TestIsGone(t *testing.T) {
+	_, missing := os.ReadFile("/proc/0/stat")
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"no error", nil, false},
+		{"no /proc directory", missing, true},
+		{"wrapped ESRCH", fmt.Errorf("signalling: %w", unix.ESRCH), true},
+		{"permission", fs.ErrPermission, false},
+		{"bad /proc file", ErrBadProc, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IsGone(tt.err); got != tt.want {
+				t.Errorf("IsGone(%v) = %t, want %t", tt.err, got, tt.want)
+			}
+		})
 	}
 }
 
