@@ -29,7 +29,10 @@ type pamRequest struct {
 // (sysdeps/generic/unsecvars.h), the ones the loader strips for setuid
 // programs, but TMPDIR, which pam_tmpdir sets for every session and the hook
 // never uses; plus _SSS_LOOPS, with which SSSD's NSS client answers no
-// lookup, and GODEBUG, which the Go runtime reads.
+// lookup, and GODEBUG, which the Go runtime reads. DBUS_SYSTEM_BUS_ADDRESS
+// and DBUS_SESSION_BUS_ADDRESS are not listed: the hook dials systemd at
+// fixed addresses (units) and no other bus, so they cannot steer it, and
+// pam_env may legitimately set them.
 var unsafeEnv = []string{
 	"LD_*",
 	"GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH",
