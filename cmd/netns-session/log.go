@@ -41,11 +41,15 @@ func newEventLog(debug bool) *eventLog {
 }
 
 // openFile appends records to path too. The file is created 0600: records
-// name users and their remote hosts. Only a regular file is written: the
-// hook runs as root, so a symlink planted at path must not be followed, and
-// a FIFO or a device must neither block a login nor receive its records.
+// name users and their remote hosts. Only a regular file of the hook's own
+// user (root, under pam_exec seteuid) is written: a user who created it
+// first, in /tmp say, could read every record. The hook runs as root, so a
+// symlink planted at path must not be followed, and a FIFO or a device must
+// neither block a login nor receive its records. O_NOCTTY: a terminal is
+// refused below, but opening it must not make it the hook's controlling
+// terminal first (older kernels let a write-only open do that).
 func (l *eventLog) openFile(path string) error {
-	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("opening log file %s: %w", path, err)
 	}
@@ -57,6 +61,10 @@ func (l *eventLog) openFile(path string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
 		return fmt.Errorf("opening log file %s: not a regular file", path)
+	}
+	if euid := os.Geteuid(); st.Uid != uint32(euid) {
+		unix.Close(fd)
+		return fmt.Errorf("opening log file %s: owned by uid %d, not %d: its owner could read every record", path, st.Uid, euid)
 	}
 	l.file = os.NewFile(uintptr(fd), path)
 	return nil

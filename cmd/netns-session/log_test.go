@@ -177,3 +177,52 @@ func TestEventLogFileIsOnlyARegularFile(t *testing.T) {
 		t.Errorf("a record went through the symlink: %q", content)
 	}
 }
+
+// TestEventLogFileOnlyOfItsOwnUser opens a log= file that someone else
+// created first, as a user may in /tmp: its owner could read every record,
+// so it is refused and left as it was.
+func TestEventLogFileOnlyOfItsOwnUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to give a file to another user")
+	}
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		uid     int
+		mode    os.FileMode
+		wantErr bool
+	}{
+		{name: "root's", uid: 0, mode: 0o600},
+		{name: "root's, readable by all", uid: 0, mode: 0o644},
+		{name: "another user's", uid: 65534, mode: 0o600, wantErr: true},
+		{name: "another user's, writable by all", uid: 65534, mode: 0o666, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".log")
+			if err := os.WriteFile(path, []byte("old\n"), tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(path, tt.uid, 0); err != nil {
+				t.Fatal(err)
+			}
+			l := newEventLog(false)
+			l.send = func(string, journal.Priority, map[string]string) error { return nil }
+			err := l.openFile(path)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("openFile(%s) = %v, want error %t", path, err, tt.wantErr)
+			}
+			l.Info("placed", nil)
+			data, readErr := os.ReadFile(path)
+			if readErr != nil {
+				t.Fatal(readErr)
+			}
+			if written := string(data) != "old\n"; written == tt.wantErr || tt.wantErr && l.file != nil {
+				t.Errorf("after openFile(%s) = %v and a record: file %q, writer %v", path, err, data, l.file)
+			}
+		})
+	}
+}
