@@ -64,7 +64,11 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 	defer cancel()
 	if err != nil {
 		if req.User == "root" {
-			return h.rootFallback(ctx, req, configUnusable, brokenConfigReason, err)
+			problem := configUnusable
+			if errors.Is(err, config.ErrSourceUnavailable) {
+				problem = userDatabaseUnavailable
+			}
+			return h.rootFallback(ctx, req, problem, brokenConfigReason, err)
 		}
 		// A failing source leaves the user's policy unknown; user is nil
 		// when the user could not be looked up at all.
@@ -124,9 +128,10 @@ func (h *pamHook) loadConfig() (*config.Config, error) {
 
 // The problems that leave a session without a usable policy, for rootFallback.
 const (
-	configUnusable     = "config unusable"
-	unsafeEnvironment  = "unsafe PAM environment"
-	brokenConfigReason = "the netns-session configuration is broken; ask an administrator (journalctl -t netns-session)"
+	configUnusable          = "config unusable"
+	userDatabaseUnavailable = "user database unavailable"
+	unsafeEnvironment       = "unsafe PAM environment"
+	brokenConfigReason      = "the netns-session configuration is broken; ask an administrator (journalctl -t netns-session)"
 )
 
 // rootFallback handles a session whose policy cannot be used: the config,

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/journal"
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/units"
@@ -208,6 +211,41 @@ func TestUnsafeEnvironmentDeniesAllButRoot(t *testing.T) {
 			placed, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "root", Service: "sshd", Unsafe: []string{tt.variable}})
 			if err != nil || placed == nil || !strings.HasPrefix(placed.action, "root-") {
 				t.Errorf("root: %+v, %v; want let in", placed, err)
+			}
+		})
+	}
+}
+
+// TestRootFallbackSaysWhatWentWrong lets root in when its policy cannot be
+// known, and checks that the journal names the cause: a directory that is
+// down is not a broken config.
+func TestRootFallbackSaysWhatWentWrong(t *testing.T) {
+	tests := []struct {
+		name, config string
+		users        config.Directory
+		want         string
+	}{
+		{name: "broken config", config: "carol ns0 extra\n", users: checkUsers{}, want: "config unusable"},
+		{name: "root's source down", config: "carol ns0\n", users: moreUsers{down: map[string]bool{"root": true}}, want: "user database unavailable"},
+		{name: "group source down", config: "@research ns0\n", users: moreUsers{down: map[string]bool{"research": true}}, want: "user database unavailable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path, _ := writeCheckConfig(t, tt.config)
+			log := quietLog()
+			var records []string
+			log.send = func(msg string, _ journal.Priority, vars map[string]string) error {
+				records = append(records, vars[fieldPrefix+"ACTION"]+": "+msg)
+				return nil
+			}
+			h := &pamHook{log: log, opts: pamOptions{configPath: path}, callerErr: errors.New("not joined in this test"), units: testUnits(t), users: tt.users}
+
+			placed, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "root", Service: "sshd"})
+			if err != nil || placed == nil || !strings.Contains(placed.message, tt.want) {
+				t.Errorf("root: %+v, %v; want let in, saying %q", placed, err, tt.want)
+			}
+			if !slices.ContainsFunc(records, func(r string) bool { return strings.HasPrefix(r, "root-fallback: "+tt.want+", ") }) {
+				t.Errorf("journal records %q, want a root-fallback one saying %q", records, tt.want)
 			}
 		})
 	}
