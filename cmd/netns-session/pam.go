@@ -135,12 +135,8 @@ func runPAM(ctx context.Context, opts pamOptions, optsErr error) int {
 		fmt.Fprintf(os.Stderr, "netns-session: %v; `netns-session help pam` lists the arguments\n", optsErr)
 		return 2
 	}
-	// The loader has read its variables already, but NSS and iconv read
-	// theirs when called, and a denied user is still looked up
-	// (keepManagerOff).
-	for _, name := range req.Unsafe {
-		_ = os.Unsetenv(name)
-	}
+	// Before any lookup: a denied user is still looked up (keepManagerOff).
+	scrubEnv(req)
 	log.set("USER", req.User)
 	log.set("SERVICE", req.Service)
 	log.set("TTY", req.TTY)

@@ -29,16 +29,30 @@ type pamRequest struct {
 // (sysdeps/generic/unsecvars.h), the ones the loader strips for setuid
 // programs, but TMPDIR, which pam_tmpdir sets for every session and the hook
 // never uses; plus _SSS_LOOPS, with which SSSD's NSS client answers no
-// lookup, and GODEBUG, which the Go runtime reads. DBUS_SYSTEM_BUS_ADDRESS
-// and DBUS_SESSION_BUS_ADDRESS are not listed: the hook dials systemd at
-// fixed addresses (units) and no other bus, so they cannot steer it, and
-// pam_env may legitimately set them.
+// lookup, and GODEBUG, which the Go runtime reads. The bus addresses are
+// not listed but scrubbed (busAddressEnv): pam_env may legitimately set them.
 var unsafeEnv = []string{
 	"LD_*",
 	"GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH",
 	"MALLOC_TRACE", "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TZDIR",
 	"_SSS_LOOPS",
 	"GODEBUG",
+}
+
+// busAddressEnv are the variables that name a D-Bus bus. The hook dials
+// systemd at fixed addresses (units), but NSS modules built on sd-bus, such
+// as nss-mymachines, would dial the bus these name during the hook's
+// lookups, so they are removed before any lookup rather than denied.
+var busAddressEnv = []string{"DBUS_SYSTEM_BUS_ADDRESS", "DBUS_SESSION_BUS_ADDRESS"}
+
+// scrubEnv removes from the process environment what the PAM environment
+// must not steer once the hook runs: the unsafe variables req found, which
+// NSS and iconv read when called (the loader has read its own already), and
+// the bus addresses.
+func scrubEnv(req pamRequest) {
+	for _, name := range append(req.Unsafe, busAddressEnv...) {
+		_ = os.Unsetenv(name)
+	}
 }
 
 // isUnsafeEnv reports whether name is in unsafeEnv.

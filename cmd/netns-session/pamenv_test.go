@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"reflect"
 	"testing"
 )
@@ -82,5 +83,23 @@ func TestParsePAMEnvironFindsUnsafeVariables(t *testing.T) {
 				t.Errorf("PAM items read as %+v", got)
 			}
 		})
+	}
+}
+
+// TestScrubEnvRemovesWhatSteersLookups checks that what the PAM environment
+// set to steer NSS, libc or a bus is gone from the process before the hook
+// looks anyone up, and that the rest of the environment stays.
+func TestScrubEnvRemovesWhatSteersLookups(t *testing.T) {
+	for _, name := range []string{"GCONV_PATH", "DBUS_SYSTEM_BUS_ADDRESS", "DBUS_SESSION_BUS_ADDRESS", "LANG"} {
+		t.Setenv(name, "unix:path=/tmp/not-a-bus")
+	}
+	scrubEnv(pamRequest{Unsafe: []string{"GCONV_PATH"}})
+	for _, name := range []string{"GCONV_PATH", "DBUS_SYSTEM_BUS_ADDRESS", "DBUS_SESSION_BUS_ADDRESS"} {
+		if v, set := os.LookupEnv(name); set {
+			t.Errorf("%s=%q is still set", name, v)
+		}
+	}
+	if _, set := os.LookupEnv("LANG"); !set {
+		t.Error("LANG was removed too")
 	}
 }
