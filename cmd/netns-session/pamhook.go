@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/proc"
 	"github.com/netns-session/netns-session/internal/units"
 )
 
@@ -228,7 +228,7 @@ func (h *pamHook) checkUserManager(ctx context.Context, user *config.User, targe
 		switch {
 		case same:
 			return nil
-		case err != nil && !errors.Is(err, fs.ErrNotExist): // gone: look again
+		case err != nil && !proc.IsGone(err): // gone: look again
 			return &denial{reason: "cannot check your running user manager", err: err}
 		case time.Now().After(deadline):
 			return &denial{
