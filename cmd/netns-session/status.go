@@ -17,6 +17,7 @@ import (
 	"github.com/netns-session/netns-session/internal/logind"
 	"github.com/netns-session/netns-session/internal/nsjoin"
 	"github.com/netns-session/netns-session/internal/policy"
+	"github.com/netns-session/netns-session/internal/proc"
 	"github.com/netns-session/netns-session/internal/reconcile"
 	"github.com/netns-session/netns-session/internal/units"
 )
@@ -86,7 +87,7 @@ func runStatus(c *cli.Context) error {
 	users, manager := reconcile.NSS(), units.New()
 	s := &statusTaker{
 		logind:     conn,
-		judge:      policy.NewJudge(cfg, users),
+		judge:      policy.NewJudge(cfg, users, &proc.SleepLog{}),
 		managerPID: manager.UserManagerPID,
 		dropIns: func(ctx context.Context) (*reconcile.Report, error) {
 			return reconcile.Sync(ctx, cfg, users, manager, reconcile.Options{DryRun: true})

@@ -118,9 +118,8 @@ func runWatch(c *cli.Context) error {
 	users := reconcile.NSS()
 	manager := units.New()
 	configPath := c.String("config")
-	judge, sleeps := policy.NewJudge(nil, users), &proc.SleepLog{}
-	judge.Sleep = sleeps
-	w := newWatcher(newEventLog(c.Bool("debug")), judge)
+	sleeps := &proc.SleepLog{}
+	w := newWatcher(newEventLog(c.Bool("debug")), policy.NewJudge(nil, users, sleeps))
 	w.recordSleep = sleeps.Record
 	w.load = func() (*config.Config, error) { return config.Load(configPath) }
 	w.sync = func(ctx context.Context, cfg *config.Config) (*reconcile.Report, error) {

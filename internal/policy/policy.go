@@ -98,10 +98,12 @@ type Judge struct {
 	Sleep SleepBounds
 }
 
-// NewJudge returns a Judge of cfg that looks at the running system.
-func NewJudge(cfg *config.Config, users config.Directory) *Judge {
+// NewJudge returns a Judge of cfg that looks at the running system, with
+// sleep bounds of the caller's: the watcher records the sleep as it runs,
+// a one-shot status has only what a new proc.SleepLog knows.
+func NewJudge(cfg *config.Config, users config.Directory, sleep SleepBounds) *Judge {
 	return &Judge{Config: cfg, Users: users, ProcessNetns: nsjoin.ProcessNetnsID, NetnsFile: nsjoin.CheckNetns, Pin: PinProcess,
-		Sleep: &proc.SleepLog{}}
+		Sleep: sleep}
 }
 
 // exemptClasses are the session classes not judged: greeters and lock
