@@ -203,6 +203,8 @@ type watcher struct {
 
 // managerWatch is what the watcher knows of one user's manager.
 type managerWatch struct {
+	// user is the user's name, "" while it could not be looked up: the
+	// policy resolves names.
 	user     string
 	deadline time.Time // looking for a manager that is not running ends then
 	polling  bool      // a look is scheduled
@@ -211,6 +213,8 @@ type managerWatch struct {
 	// may still be on its way in.
 	suspect      int
 	suspectSince time.Time
+	// unknownPID is the PID last reported unknown for want of a name.
+	unknownPID int
 }
 
 func newWatcher(log *eventLog, judge *policy.Judge) *watcher {
@@ -512,12 +516,17 @@ func (w *watcher) handle(ctx context.Context, ev logind.Event) {
 			w.watchManager(ctx, s.UID, s.User)
 		}
 	case logind.UserNew:
-		u, err := w.lookupUID(ev.UID)
-		if err != nil {
-			w.log.Error("checking the manager of a new user: "+err.Error(), map[string]string{"UID": strconv.FormatUint(uint64(ev.UID), 10)})
-			return
+		// A user whose name cannot be looked up now (the directory is down)
+		// is watched all the same: checkManager looks again at every look
+		// at the manager.
+		name := ""
+		if u, err := w.lookupUID(ev.UID); err != nil {
+			w.log.Error(fmt.Sprintf("checking the manager of new user %d: %v; looking the name up again", ev.UID, err),
+				map[string]string{"UID": strconv.FormatUint(uint64(ev.UID), 10)})
+		} else {
+			name = u.Name
 		}
-		w.watchManager(ctx, ev.UID, u.Name)
+		w.watchManager(ctx, ev.UID, name)
 	case logind.UserRemoved:
 		delete(w.managers, ev.UID)
 	case logind.SessionRemoved:
@@ -599,7 +608,9 @@ func (w *watcher) watchManager(ctx context.Context, uid uint32, user string) {
 		m = &managerWatch{}
 		w.managers[uid] = m
 	}
-	m.user = user
+	if user != "" {
+		m.user = user
+	}
 	m.deadline = w.now().Add(managerStartWindow)
 	if !m.polling {
 		w.checkManager(ctx, uid)
@@ -607,7 +618,8 @@ func (w *watcher) watchManager(ctx context.Context, uid uint32, user string) {
 }
 
 // checkManager judges the manager of uid unless that process was judged
-// already, and looks again later while it does not run.
+// already, and looks again later while it does not run, or while its user's
+// name cannot be looked up.
 func (w *watcher) checkManager(ctx context.Context, uid uint32) {
 	m := w.managers[uid]
 	pid, err := w.managerPID(uid)
@@ -618,23 +630,25 @@ func (w *watcher) checkManager(ctx context.Context, uid uint32) {
 		}
 		return
 	case err != nil:
-		w.log.Error(fmt.Sprintf("checking the user manager of %s: %v", m.user, err), map[string]string{"USER": m.user, "UID": strconv.FormatUint(uint64(uid), 10)})
+		w.log.Error(fmt.Sprintf("checking the user manager of %s: %v", m.userOr(uid), err), map[string]string{"USER": m.user, "UID": strconv.FormatUint(uint64(uid), 10)})
 		return
 	case pid == m.judged:
 		return
+	}
+	if m.user == "" {
+		u, err := w.lookupUID(uid)
+		if err != nil {
+			w.unknownUser(ctx, uid, m, pid, err)
+			return
+		}
+		m.user = u.Name
 	}
 	f := w.judge.Process(m.user, pid)
 	if f.Verdict == policy.Violation && w.settling(ctx, uid, m, pid) {
 		return
 	}
 	m.judged, m.suspect = pid, 0
-	unit := fmt.Sprintf("user@%d.service", uid)
-	fields := findingFields(f, map[string]string{
-		"USER":   m.user,
-		"UID":    strconv.FormatUint(uint64(uid), 10),
-		"UNIT":   unit,
-		"LEADER": strconv.Itoa(pid),
-	})
+	unit, fields := w.managerFields(f, uid, m, pid)
 	what := fmt.Sprintf("user manager %s of %s (pid %d)", unit, m.user, pid)
 	switch f.Verdict {
 	case policy.Violation:
@@ -646,6 +660,41 @@ func (w *watcher) checkManager(ctx context.Context, uid uint32) {
 	default:
 		w.log.Info(what+": "+f.Verdict.String()+": "+f.Reason, fields)
 	}
+}
+
+// unknownUser reports manager pid of uid, whose name cannot be looked up,
+// as unknown, once per process, and looks again later while the manager is
+// young: the verdict needs the name.
+func (w *watcher) unknownUser(ctx context.Context, uid uint32, m *managerWatch, pid int, err error) {
+	if m.unknownPID != pid {
+		m.unknownPID = pid
+		f := policy.Finding{Verdict: policy.Unknown, Reason: err.Error()}
+		unit, fields := w.managerFields(f, uid, m, pid)
+		w.log.Error(fmt.Sprintf("user manager %s of uid %d (pid %d) could not be checked: %v; looking the name up again", unit, uid, pid, err), fields)
+	}
+	if w.now().Before(m.deadline) {
+		w.lookAgain(ctx, uid, m)
+	}
+}
+
+// managerFields returns the unit of uid's manager and the journal fields of
+// finding f on it.
+func (w *watcher) managerFields(f policy.Finding, uid uint32, m *managerWatch, pid int) (string, map[string]string) {
+	unit := fmt.Sprintf("user@%d.service", uid)
+	return unit, findingFields(f, map[string]string{
+		"USER":   m.user,
+		"UID":    strconv.FormatUint(uint64(uid), 10),
+		"UNIT":   unit,
+		"LEADER": strconv.Itoa(pid),
+	})
+}
+
+// userOr returns the user's name, or its UID while the name is unknown.
+func (m *managerWatch) userOr(uid uint32) string {
+	if m.user == "" {
+		return fmt.Sprintf("uid %d", uid)
+	}
+	return m.user
 }
 
 // settling reports whether manager pid, found outside its namespace, may

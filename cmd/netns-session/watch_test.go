@@ -787,6 +787,40 @@ func TestWatchManagerOnItsWayIn(t *testing.T) {
 	}
 }
 
+// TestWatchManagerOfAUserNotYetLookedUp: the lookup of a new user's name
+// fails (the directory is down) when logind announces the user; the manager
+// is watched by UID all the same, reported unknown while the name cannot be
+// looked up, and judged once it can.
+func TestWatchManagerOfAUserNotYetLookedUp(t *testing.T) {
+	sys := newFakeSystem()
+	sys.managers[1000] = 500
+	sys.netns[500] = hostNetns
+	var mu sync.Mutex
+	failures := 3
+	r := startWatch(t, sys, aliceInNs0, func(w *watcher) {
+		lookup := w.lookupUID
+		w.lookupUID = func(uid uint32) (*config.User, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if failures > 0 {
+				failures--
+				return nil, fmt.Errorf("looking up uid %d: %w", uid, errors.New("connection to LDAP server lost"))
+			}
+			return lookup(uid)
+		}
+	})
+	r.waitNote(t, "READY=1")
+	sys.send(t, logind.Event{Kind: logind.UserNew, UID: 1000, Path: "/org/freedesktop/login1/user/_1000"})
+	rec := r.waitRecord(t, map[string]string{"UNIT": "user@1000.service"})
+	if !matches(rec, map[string]string{"VERDICT": "unknown", "ACTION": "", "LEADER": "500"}) || rec.prio != journal.PriErr {
+		t.Errorf("first manager record %q %v at priority %d: want an unknown verdict, logged as an error, not acted on", rec.msg, rec.fields, rec.prio)
+	}
+	rec = r.waitRecord(t, map[string]string{"UNIT": "user@1000.service"})
+	if !matches(rec, map[string]string{"VERDICT": "violation", "ACTION": "warn", "USER": "alice", "LEADER": "500"}) {
+		t.Errorf("manager record once the name was found: %q %v, want alice's manager judged a violation", rec.msg, rec.fields)
+	}
+}
+
 func TestWatchRefusesBrokenConfigAtStart(t *testing.T) {
 	sys := newFakeSystem()
 	r := startWatch(t, sys, "alice\n")
