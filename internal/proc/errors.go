@@ -14,6 +14,9 @@ var (
 	ErrNoPidfd = errors.New("pidfds not supported by the kernel")
 	// ErrBadProc: a /proc file does not read as the kernel writes it.
 	ErrBadProc = errors.New("unexpected /proc contents")
+	// ErrNoCgroupHierarchy: neither a unified cgroup hierarchy nor systemd's
+	// named one is mounted where systemd mounts them.
+	ErrNoCgroupHierarchy = errors.New("no cgroup hierarchy of systemd's mounted")
 )
 
 // IsGone tells an error that says a process exited - its /proc directory is

@@ -1,12 +1,12 @@
 // Package proc owns the identity of a running process: a pidfd that pins
 // it, so that its PID cannot pass to another process while it is held,
 // whether it has exited, and what the kernel tells about who it is: its pidfs
-// inode, its cgroup and its start time, read through /proc while it is
-// pinned. IsGone is the one rule for telling a process that exited from one
-// that could not be read. It also keeps the record of the system's sleep that
-// converts logind's monotonic timestamps to the boot-time clock of process
-// start times. What these prove about a session is policy's to decide, and
-// about the PAM caller nsjoin's.
+// inode, its cgroup, its user and its start time, read through /proc while it
+// is pinned; and the processes a cgroup holds. IsGone is the one rule for
+// telling a process that exited from one that could not be read. It also
+// keeps the record of the system's sleep that converts logind's monotonic
+// timestamps to the boot-time clock of process start times. What these prove
+// about a session is policy's to decide, and about the PAM caller nsjoin's.
 package proc
 
 import (
@@ -154,6 +154,42 @@ func parseStartTime(stat []byte) (uint64, error) {
 		return 0, fmt.Errorf("%w: start time %q", ErrBadProc, fields[startTime])
 	}
 	return ticks, nil
+}
+
+// UID returns the process's real user ID, the user it runs for: a setuid
+// program keeps its caller's, su and sudo give their target's.
+func (p *Process) UID() (uint32, error) {
+	path := fmt.Sprintf("/proc/%d/status", p.pid)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("reading the user of process %d: %w", p.pid, err)
+	}
+	uid, err := parseRealUID(string(data))
+	if err != nil {
+		return 0, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return uid, nil
+}
+
+// parseRealUID returns the first of the four IDs (real, effective, saved,
+// filesystem) of the Uid line of /proc/PID/status.
+func parseRealUID(status string) (uint32, error) {
+	for line := range strings.Lines(status) {
+		ids, ok := strings.CutPrefix(line, "Uid:")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(ids)
+		if len(fields) == 0 {
+			break
+		}
+		uid, err := strconv.ParseUint(fields[0], 10, 32)
+		if err != nil {
+			return 0, fmt.Errorf("%w: Uid line %q", ErrBadProc, strings.TrimSpace(line))
+		}
+		return uint32(uid), nil
+	}
+	return 0, fmt.Errorf("%w: no Uid line", ErrBadProc)
 }
 
 // Cgroup returns the path of the process's cgroup in the hierarchy systemd

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -260,5 +261,73 @@ func TestSleepLog(t *testing.T) {
 	l.Record()
 	if by, sofar := l.SleptBy(clock(unix.CLOCK_MONOTONIC)), l.SleptSoFar(); by > sofar {
 		t.Errorf("slept %v by now, more than the %v slept so far", by, sofar)
+	}
+}
+
+func TestParseRealUID(t *testing.T) {
+	tests := []struct {
+		name, status string
+		want         uint32
+		err          bool
+	}{
+		{name: "setuid program", status: "Name:\tping\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n", want: 1000},
+		{name: "root", status: "Name:\tsleep\nUid:\t0\t0\t0\t0\n", want: 0},
+		{name: "no Uid line", status: "Name:\tsleep\n", err: true},
+		{name: "not a number", status: "Uid:\tx\t0\t0\t0\n", err: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseRealUID(tt.status)
+			if tt.err {
+				if !errors.Is(err, ErrBadProc) {
+					t.Errorf("err %v, want ErrBadProc", err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("%d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseCgroupProcs(t *testing.T) {
+	if got, err := parseCgroupProcs("12\n7\n\n300\n"); err != nil || !slices.Equal(got, []int{12, 7, 300}) {
+		t.Errorf("%v, %v; want [12 7 300]", got, err)
+	}
+	if got, err := parseCgroupProcs(""); err != nil || len(got) != 0 {
+		t.Errorf("empty cgroup: %v, %v; want no PIDs", got, err)
+	}
+	if _, err := parseCgroupProcs("12\nx\n"); !errors.Is(err, ErrBadProc) {
+		t.Errorf("a line that is no PID: %v, want ErrBadProc", err)
+	}
+}
+
+// TestCgroupProcsListsTheCgroupOfAChild reads the cgroup of a child as
+// Cgroup gives it, and finds the child among the processes CgroupProcs
+// lists there, whichever hierarchy systemd's is on this system.
+func TestCgroupProcsListsTheCgroupOfAChild(t *testing.T) {
+	cmd := startSleep(t)
+	p, err := Pin(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cgroup, err := p.Cgroup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids, err := CgroupProcs(cgroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(pids, cmd.Process.Pid) {
+		t.Errorf("cgroup %s lists %v, not the child %d", cgroup, pids, cmd.Process.Pid)
+	}
+	if uid, err := p.UID(); err != nil || uid != uint32(os.Getuid()) {
+		t.Errorf("the child's user %d, %v; want %d", uid, err, os.Getuid())
+	}
+	if _, err := CgroupProcs(cgroup + "/no-such.scope"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a cgroup that does not exist: %v, want ErrNotExist", err)
 	}
 }
