@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"syscall"
 
 	"github.com/godbus/dbus/v5"
 )
@@ -194,6 +195,19 @@ func (c *Conn) ListUsersContext(ctx context.Context) ([]User, error) {
 func (c *Conn) TerminateSessionContext(ctx context.Context, id string) error {
 	if err := c.callManager(ctx, "TerminateSession", []any{id}); err != nil {
 		return fmt.Errorf("terminating session %s: %w", id, sessionError(err))
+	}
+	return nil
+}
+
+// KillAllOfSessionContext has logind signal every process of session id:
+// systemd signals the processes of the session's scope, by its cgroup. It
+// ends a session that TerminateSessionContext cannot: logind does nothing
+// for a session it is already stopping (a closing session, whose leader has
+// exited while processes remain, KillUserProcesses=no). An error matching
+// ErrNoSuchSession means the session had already ended.
+func (c *Conn) KillAllOfSessionContext(ctx context.Context, id string, signal syscall.Signal) error {
+	if err := c.callManager(ctx, "KillSession", []any{id, "all", int32(signal)}); err != nil {
+		return fmt.Errorf("killing the processes of session %s: %w", id, sessionError(err))
 	}
 	return nil
 }

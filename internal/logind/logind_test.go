@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -316,6 +317,28 @@ func TestTerminateSession(t *testing.T) {
 				t.Errorf("a refusal reads as a gone session: %v", err)
 			}
 		})
+	}
+}
+
+func TestKillAllOfSession(t *testing.T) {
+	b := newFakeBus()
+	var got []any
+	b.handle(ManagerPath, ManagerInterface+".KillSession", func(args []any) ([]any, error) {
+		got = args
+		return nil, nil
+	})
+	if err := (&Conn{bus: b}).KillAllOfSessionContext(t.Context(), "7", syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// who "all": every process of the scope, not only the leader.
+	if want := []any{"7", "all", int32(9)}; !reflect.DeepEqual(got, want) {
+		t.Errorf("KillSession called with %#v, want %#v", got, want)
+	}
+	b.handle(ManagerPath, ManagerInterface+".KillSession", func([]any) ([]any, error) {
+		return nil, dbus.Error{Name: "org.freedesktop.login1.NoSuchSession", Body: []any{"gone"}}
+	})
+	if err := (&Conn{bus: b}).KillAllOfSessionContext(t.Context(), "7", syscall.SIGKILL); !errors.Is(err, ErrNoSuchSession) {
+		t.Errorf("a gone session: %v, want ErrNoSuchSession", err)
 	}
 }
 
