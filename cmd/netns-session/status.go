@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -40,7 +41,10 @@ that do not match the config (what "netns-session sync" would change). Run it
 as root: other users' namespaces are readable only to root.
 
 A session is judged by its leader, the process that opened it, once proven
-the session's (as the watcher proves it, see "netns-session watch --help").
+the session's, and once the leader is gone by the oldest process of the
+session's user in its scope (as the watcher does, see "netns-session watch
+--help"). PID is the process judged, "-" for none; the JSON says which
+("judged": "leader" or "scope").
 Namespaces are shown by name: a name under /run/netns, "host" for PID 1's,
 else DEV:INODE. The verdicts:
 
@@ -169,6 +173,10 @@ type sessionStatus struct {
 	TTY        string `json:"tty"`
 	RemoteHost string `json:"remote_host"`
 	Leader     uint32 `json:"leader"`
+	// PID is the process judged, 0 for none; Judged is "leader" or "scope"
+	// for a process of the session's scope, "" for none.
+	PID    int    `json:"pid"`
+	Judged string `json:"judged"`
 	netnsStatus
 }
 
@@ -205,11 +213,18 @@ func (s *statusTaker) take(ctx context.Context) (*statusReport, error) {
 	for _, ls := range sessions {
 		f, leader := s.judge.Session(ls)
 		leader.Release()
-		r.Sessions = append(r.Sessions, sessionStatus{
+		st := sessionStatus{
 			ID: ls.ID, User: ls.User, UID: ls.UID, Class: ls.Class, Type: ls.Type, Service: ls.Service,
-			TTY: ls.TTY, RemoteHost: ls.RemoteHost, Leader: ls.Leader,
+			TTY: ls.TTY, RemoteHost: ls.RemoteHost, Leader: ls.Leader, PID: f.PID,
 			netnsStatus: r.count(f, names),
-		})
+		}
+		switch {
+		case f.FromScope:
+			st.Judged = "scope"
+		case f.PID != 0:
+			st.Judged = "leader"
+		}
+		r.Sessions = append(r.Sessions, st)
 	}
 	for _, u := range users {
 		unit := fmt.Sprintf("user@%d.service", u.UID)
@@ -293,10 +308,14 @@ func (r *statusReport) writeJSON(w io.Writer) error {
 // every verdict that needs attention.
 func (r *statusReport) writeText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "SESSION\tUSER\tUID\tCLASS\tSERVICE\tTTY\tREMOTE\tLEADER\tEXPECTED\tACTUAL\tVERDICT")
+	fmt.Fprintln(tw, "SESSION\tUSER\tUID\tCLASS\tSERVICE\tTTY\tREMOTE\tLEADER\tPID\tEXPECTED\tACTUAL\tVERDICT")
 	for _, s := range r.Sessions {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.ID, s.User, s.UID, s.Class, s.Service,
-			orDash(s.TTY), orDash(s.RemoteHost), s.Leader, expectedName(s.Expected, s.Verdict), orDash(s.ActualName), s.Verdict)
+		pid := "-"
+		if s.PID != 0 {
+			pid = strconv.Itoa(s.PID)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.User, s.UID, s.Class, s.Service,
+			orDash(s.TTY), orDash(s.RemoteHost), s.Leader, pid, expectedName(s.Expected, s.Verdict), orDash(s.ActualName), s.Verdict)
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "USER MANAGER\tUSER\tUID\tPID\tEXPECTED\tACTUAL\tVERDICT")

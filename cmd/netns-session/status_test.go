@@ -17,7 +17,8 @@ import (
 	"github.com/netns-session/netns-session/internal/units"
 )
 
-// statusFixture is a system with sessions of every verdict, two user
+// statusFixture is a system with sessions of every verdict, one of them
+// judged by the process its exited leader left in its scope, two user
 // managers (one misplaced), and a stale drop-in.
 func statusFixture(t *testing.T, conf string, dropIns *reconcile.Report, dropInErr error) *statusTaker {
 	t.Helper()
@@ -27,6 +28,9 @@ func statusFixture(t *testing.T, conf string, dropIns *reconcile.Report, dropInE
 	sys.addSession("3", "carol", 1002, 103, "user", hostNetns)
 	sys.addSession("4", "alice", 1000, 104, logind.ClassManager, ns0Netns)
 	sys.addSession("5", "root", 0, 105, "user", nsjoin.ID{}) // leader exited
+	sys.addSession("6", "alice", 1000, 106, "user", nsjoin.ID{})
+	sys.sessions[5].State = logind.StateClosing
+	sys.netns[306], sys.cgroups[306], sys.uids[306] = hostNetns, "/user.slice/user-1000.slice/session-6.scope", 1000
 	sys.sessions[2].TTY, sys.sessions[2].RemoteHost = "", "192.0.2.7"
 	sys.users = []logind.User{{UID: 1000, Name: "alice"}, {UID: 1002, Name: "carol"}, {UID: 0, Name: "root"}}
 	sys.managers[1000], sys.netns[200] = 200, ns0Netns
@@ -58,12 +62,13 @@ func TestStatusText(t *testing.T) {
 	if err := report.writeText(&out); err != nil {
 		t.Fatal(err)
 	}
-	want := `SESSION  USER   UID   CLASS       SERVICE  TTY    REMOTE     LEADER  EXPECTED  ACTUAL  VERDICT
-1        alice  1000  user        sshd     pts/0  -          101     ns0       ns0     ok
-c2       alice  1000  background  sshd     pts/0  -          102     ns0       host    violation
-3        carol  1002  user        sshd     -      192.0.2.7  103     host      host    ok
-4        alice  1000  manager     sshd     pts/0  -          104     -         -       exempt
-5        root   0     user        sshd     pts/0  -          105     host      -       gone
+	want := `SESSION  USER   UID   CLASS       SERVICE  TTY    REMOTE     LEADER  PID  EXPECTED  ACTUAL  VERDICT
+1        alice  1000  user        sshd     pts/0  -          101     101  ns0       ns0     ok
+c2       alice  1000  background  sshd     pts/0  -          102     102  ns0       host    violation
+3        carol  1002  user        sshd     -      192.0.2.7  103     103  host      host    ok
+4        alice  1000  manager     sshd     pts/0  -          104     -    -         -       exempt
+5        root   0     user        sshd     pts/0  -          105     -    host      -       gone
+6        alice  1000  user        sshd     pts/0  -          106     306  ns0       host    violation
 
 USER MANAGER       USER   UID   PID  EXPECTED  ACTUAL  VERDICT
 user@1000.service  alice  1000  200  ns0       ns0     ok
@@ -73,9 +78,10 @@ drop-ins that do not match the config (netns-session sync fixes them):
   user@1004.service of dave: has a drop-in it should not have: no line matches; unmapped = host
 
 session c2 of alice: violation: process 102 runs in netns 4:4026531840, not in /run/netns/ns0 (4:4026532100): user line for alice
+session 6 of alice: violation: leader 106 exited before it was looked at; judged by process 306 of its scope session-6.scope: process 306 runs in netns 4:4026531840, not in /run/netns/ns0 (4:4026532100): user line for alice
 user@1002.service of carol: violation: process 202 runs in netns 4:4026532101, not in /proc/1/ns/net (4:4026531840): no line matches; unmapped = host
 
-5 sessions, 2 user managers: 3 violations, 0 unknown verdicts
+6 sessions, 2 user managers: 4 violations, 0 unknown verdicts
 `
 	if got := out.String(); got != want {
 		t.Errorf("status output:\n%s\nwant:\n%s", got, want)
@@ -105,24 +111,29 @@ func TestStatusJSON(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("%v:\n%s", err, out.String())
 	}
-	if len(got.Sessions) != 5 || len(got.Managers) != 2 || got.DropIns == nil || got.Warnings == nil {
-		t.Fatalf("want 5 sessions, 2 managers and empty lists, not nulls:\n%s", out.String())
+	if len(got.Sessions) != 6 || len(got.Managers) != 2 || got.DropIns == nil || got.Warnings == nil {
+		t.Fatalf("want 6 sessions, 2 managers and empty lists, not nulls:\n%s", out.String())
 	}
-	wantSession := map[string]any{
-		"id": "c2", "user": "alice", "uid": 1000.0, "class": "background", "service": "sshd", "leader": 102.0,
-		"expected": "/run/netns/ns0", "expected_id": ns0Netns.String(), "actual_id": hostNetns.String(), "actual_name": "host",
-		"verdict": "violation",
+	wantSessions := map[int]map[string]any{
+		1: {"id": "c2", "user": "alice", "uid": 1000.0, "class": "background", "service": "sshd", "leader": 102.0,
+			"pid": 102.0, "judged": "leader",
+			"expected": "/run/netns/ns0", "expected_id": ns0Netns.String(), "actual_id": hostNetns.String(), "actual_name": "host",
+			"verdict": "violation"},
+		4: {"id": "5", "leader": 105.0, "pid": 0.0, "judged": "", "verdict": "gone"},
+		5: {"id": "6", "leader": 106.0, "pid": 306.0, "judged": "scope", "actual_id": hostNetns.String(), "verdict": "violation"},
 	}
-	for k, v := range wantSession {
-		if got.Sessions[1][k] != v {
-			t.Errorf("session c2: %s = %#v, want %#v", k, got.Sessions[1][k], v)
+	for i, want := range wantSessions {
+		for k, v := range want {
+			if got.Sessions[i][k] != v {
+				t.Errorf("session %s: %s = %#v, want %#v", want["id"], k, got.Sessions[i][k], v)
+			}
 		}
 	}
 	if m := got.Managers[1]; m["unit"] != "user@1002.service" || m["pid"] != 202.0 || m["actual_id"] != ns1Netns.String() || m["verdict"] != "violation" {
 		t.Errorf("manager of carol: %v", m)
 	}
-	if got.Violations != 2 || got.Unknown != 0 {
-		t.Errorf("violations %d, unknown %d; want 2 and 0", got.Violations, got.Unknown)
+	if got.Violations != 3 || got.Unknown != 0 {
+		t.Errorf("violations %d, unknown %d; want 3 and 0", got.Violations, got.Unknown)
 	}
 }
 

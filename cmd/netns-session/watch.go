@@ -71,18 +71,25 @@ the namespace the config maps its user to (unmapped users: the host's, or any
 with "unmapped = keep"). The leader is judged only once proven the session's
 (logind's LeaderPIDFDId, else the session's scope or a start time no later
 than the session's): logind names a leader after it exits, and its PID may
-belong to any process by then ("gone", or "unknown" when nothing tells;
-neither is acted on). Every class of session is checked but greeter,
-lock-screen and the user manager's own (manager, manager-early), which are
-checked as user managers. A session outside its namespace was opened by a PAM
+belong to any process by then ("unknown" when nothing tells, which is not
+acted on). A session whose leader is gone, such as a closing session whose
+processes KillUserProcesses=no leaves running, is checked by the oldest
+process of the session's user in its scope (the cgroup
+user.slice/user-UID.slice/session-N.scope); "gone" when none is left. Every
+class of session is checked but greeter, lock-screen and the user manager's
+own (manager, manager-early), which are checked as user managers. A session outside its namespace was opened by a PAM
 service without the netns-session line, or was escaped from; the config
 decides what happens to it:
 
    enforce = terminate   end the session through logind (the default)
    enforce = warn        only log it
 
-Terminating kills the leader first, unless the session is closing, then has
-logind stop the session's scope.
+Terminating kills the leader first, unless the session is closing or was
+checked by a process of its scope, then has logind stop the session's scope.
+logind does nothing to stop a closing session (it is stopping already), so
+one, and any checked by a process of its scope, is ended by logind's
+KillSession, which has systemd kill every process of the scope: the watcher
+signals no process of such a session itself.
 
 A user manager (user@UID.service) in the wrong namespace is only logged, with
 either setting: stopping it would kill every service of the user, and the PAM
@@ -155,6 +162,7 @@ type logindClient interface {
 	ListUsersContext(ctx context.Context) ([]logind.User, error)
 	SessionContext(ctx context.Context, path dbus.ObjectPath) (logind.Session, error)
 	TerminateSessionContext(ctx context.Context, id string) error
+	KillAllOfSessionContext(ctx context.Context, id string, signal syscall.Signal) error
 	SubscribeContext(ctx context.Context) (<-chan logind.Event, error)
 	Close() error
 }
@@ -539,10 +547,11 @@ func (w *watcher) handle(ctx context.Context, ev logind.Event) {
 // judgeSession judges a session and acts on the verdict.
 func (w *watcher) judgeSession(ctx context.Context, s logind.Session) {
 	// The leader stays pinned until the verdict is acted on, so that a kill
-	// reaches the process judged and never one that reused its PID.
+	// reaches the process judged and never one that reused its PID. A
+	// session judged by a process of its scope comes without one.
 	f, leader := w.judge.Session(s)
 	defer leader.Release()
-	fields := findingFields(f, map[string]string{
+	fields := sessionFields(f, map[string]string{
 		"SESSION_ID": s.ID,
 		"USER":       s.User,
 		"UID":        strconv.FormatUint(uint64(s.UID), 10),
@@ -575,11 +584,16 @@ func (w *watcher) judgeSession(ctx context.Context, s logind.Session) {
 // Killed first, the leader cannot fork past its pam_systemd call, which
 // waits for that job.
 //
-// A closing session is ended through logind alone: its leader has exited or
-// closed the session, and what remains is in the scope.
+// A closing session, and one judged by a process of its scope (leader is
+// nil), is ended through logind alone: its leader has exited or closed the
+// session, and what remains is in the scope. logind ignores TerminateSession
+// for a session it is stopping already, which a closing session is, and a
+// session whose leader has gone may have become meanwhile; so logind is also
+// asked to kill every process of the scope (KillSession), which systemd
+// does by the scope's cgroup. No PID is ever signalled for such a session.
 func (w *watcher) terminate(ctx context.Context, s logind.Session, leader *policy.Leader, what string, f policy.Finding, fields map[string]string) {
 	var killErr error
-	if s.State != logind.StateClosing {
+	if leader != nil && s.State != logind.StateClosing {
 		killErr = leader.Kill()
 		if errors.Is(killErr, syscall.ESRCH) {
 			killErr = nil // it exited; the scope goes all the same
@@ -588,6 +602,11 @@ func (w *watcher) terminate(ctx context.Context, s logind.Session, leader *polic
 	callCtx, cancel := context.WithTimeout(ctx, w.callTimeout)
 	err := w.conn.TerminateSessionContext(callCtx, s.ID)
 	cancel()
+	if err == nil && (leader == nil || s.State == logind.StateClosing) {
+		callCtx, cancel := context.WithTimeout(ctx, w.callTimeout)
+		err = w.conn.KillAllOfSessionContext(callCtx, s.ID, syscall.SIGKILL)
+		cancel()
+	}
 	if errors.Is(err, logind.ErrNoSuchSession) {
 		err = nil // it ended meanwhile, which is what was wanted
 	}
@@ -719,6 +738,19 @@ func (w *watcher) lookAgain(ctx context.Context, uid uint32, m *managerWatch) {
 		case <-ctx.Done():
 		}
 	})
+}
+
+// sessionFields adds the journal fields of a finding on a session to fields:
+// those of findingFields, and the process judged.
+func sessionFields(f policy.Finding, fields map[string]string) map[string]string {
+	if f.PID != 0 {
+		fields["JUDGED_PID"] = strconv.Itoa(f.PID)
+		fields["JUDGED"] = "leader"
+		if f.FromScope {
+			fields["JUDGED"] = "scope"
+		}
+	}
+	return findingFields(f, fields)
 }
 
 // findingFields adds the journal fields of a finding to fields.

@@ -57,7 +57,11 @@ type fakeSystem struct {
 	netns    map[int]nsjoin.ID // by PID; missing: exited
 	// started is when a process started, since boot; missing: at boot.
 	// Sessions are created at sessionCreated.
-	started  map[int]time.Duration
+	started map[int]time.Duration
+	// cgroups and uids are where a process runs and for whom, by PID;
+	// missing: outside any session, as root.
+	cgroups  map[int]string
+	uids     map[int]uint32
 	managers map[uint32]int // manager PID by UID; missing: not running
 	// managerStarts counts down the looks at a manager before it runs.
 	managerStarts map[uint32]int
@@ -77,7 +81,8 @@ type fakeSystem struct {
 }
 
 func newFakeSystem() *fakeSystem {
-	return &fakeSystem{netns: map[int]nsjoin.ID{}, started: map[int]time.Duration{}, managers: map[uint32]int{}, managerStarts: map[uint32]int{}}
+	return &fakeSystem{netns: map[int]nsjoin.ID{}, started: map[int]time.Duration{}, cgroups: map[int]string{}, uids: map[int]uint32{},
+		managers: map[uint32]int{}, managerStarts: map[uint32]int{}}
 }
 
 func (s *fakeSystem) record(what string) {
@@ -124,8 +129,23 @@ func (s *fakeSystem) pin(pid int) (policy.Pinned, error) {
 	return fakeProcess{s, pid}, nil
 }
 
-// fakeProcess is a pinned process of a fakeSystem. It runs outside any
-// session's scope, so it is proven a leader by its start time alone.
+// cgroupProcs lists the live processes of cgroup.
+func (s *fakeSystem) cgroupProcs(cgroup string) ([]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var pids []int
+	for pid, in := range s.cgroups {
+		if _, alive := s.netns[pid]; alive && in == cgroup {
+			pids = append(pids, pid)
+		}
+	}
+	slices.Sort(pids)
+	return pids, nil
+}
+
+// fakeProcess is a pinned process of a fakeSystem. Unless cgroups says
+// otherwise, it runs outside any session's scope, so a leader is proven by
+// its start time alone.
 type fakeProcess struct {
 	sys *fakeSystem
 	pid int
@@ -133,8 +153,22 @@ type fakeProcess struct {
 
 func (p fakeProcess) PID() int                    { return p.pid }
 func (p fakeProcess) FDID() (uint64, bool, error) { return 0, false, nil }
-func (p fakeProcess) Cgroup() (string, error)     { return "/system.slice/ssh.service", nil }
 func (p fakeProcess) Close() error                { return nil }
+
+func (p fakeProcess) Cgroup() (string, error) {
+	p.sys.mu.Lock()
+	defer p.sys.mu.Unlock()
+	if cgroup, ok := p.sys.cgroups[p.pid]; ok {
+		return cgroup, nil
+	}
+	return "/system.slice/ssh.service", nil
+}
+
+func (p fakeProcess) UID() (uint32, error) {
+	p.sys.mu.Lock()
+	defer p.sys.mu.Unlock()
+	return p.sys.uids[p.pid], nil
+}
 
 func (p fakeProcess) StartTime() (time.Duration, error) {
 	p.sys.mu.Lock()
@@ -166,7 +200,8 @@ func (noSleep) SleptSoFar() time.Duration           { return 0 }
 
 // fakeJudge judges processes of sys.
 func fakeJudge(sys *fakeSystem, cfg *config.Config) *policy.Judge {
-	return &policy.Judge{Config: cfg, Users: checkUsers{}, ProcessNetns: sys.processNetns, NetnsFile: fakeNetnsFile, Pin: sys.pin, Sleep: noSleep{}}
+	return &policy.Judge{Config: cfg, Users: checkUsers{}, ProcessNetns: sys.processNetns, NetnsFile: fakeNetnsFile, Pin: sys.pin,
+		CgroupProcs: sys.cgroupProcs, Sleep: noSleep{}}
 }
 
 func (s *fakeSystem) managerPID(uid uint32) (int, error) {
@@ -254,6 +289,8 @@ func (c fakeConn) SessionContext(ctx context.Context, path dbus.ObjectPath) (log
 	return logind.Session{}, fmt.Errorf("reading session %s: %w", path, logind.ErrNoSuchSession)
 }
 
+// TerminateSessionContext ends a session as logind does: not at all when
+// logind is stopping it already (closing).
 func (c fakeConn) TerminateSessionContext(_ context.Context, id string) error {
 	c.sys.mu.Lock()
 	defer c.sys.mu.Unlock()
@@ -262,8 +299,31 @@ func (c fakeConn) TerminateSessionContext(_ context.Context, id string) error {
 		return c.sys.terminateErr
 	}
 	i := slices.IndexFunc(c.sys.sessions, func(s logind.Session) bool { return s.ID == id })
-	if i < 0 {
+	switch {
+	case i < 0:
 		return fmt.Errorf("terminating session %s: %w", id, logind.ErrNoSuchSession)
+	case c.sys.sessions[i].State == logind.StateClosing:
+		return nil
+	}
+	c.sys.sessions = slices.Delete(c.sys.sessions, i, i+1)
+	c.sys.terminated = append(c.sys.terminated, id)
+	return nil
+}
+
+// KillAllOfSessionContext kills the processes of a session's scope, which
+// ends the session.
+func (c fakeConn) KillAllOfSessionContext(_ context.Context, id string, signal syscall.Signal) error {
+	c.sys.mu.Lock()
+	defer c.sys.mu.Unlock()
+	c.sys.record(fmt.Sprintf("kill-session %s %d", id, signal))
+	i := slices.IndexFunc(c.sys.sessions, func(s logind.Session) bool { return s.ID == id })
+	if i < 0 {
+		return fmt.Errorf("killing the processes of session %s: %w", id, logind.ErrNoSuchSession)
+	}
+	for pid, cgroup := range c.sys.cgroups {
+		if cgroup == "/user.slice/user-"+strconv.FormatUint(uint64(c.sys.sessions[i].UID), 10)+".slice/"+c.sys.sessions[i].Scope {
+			delete(c.sys.netns, pid)
+		}
 	}
 	c.sys.sessions = slices.Delete(c.sys.sessions, i, i+1)
 	c.sys.terminated = append(c.sys.terminated, id)
@@ -629,6 +689,69 @@ func TestWatchNewSessions(t *testing.T) {
 			}
 			if tt.want["ACTION"] == "" && slices.Contains(trace, "terminate 9") {
 				t.Errorf("trace %v: session terminated without an action logged", trace)
+			}
+		})
+	}
+}
+
+// TestWatchEndsASessionJudgedByItsScopeThroughLogind: a session whose
+// leader is gone is judged by the process it left in its scope; on a
+// violation it is ended through logind's TerminateSession, and no process
+// is signalled: not the one judged, not the one on the leader's PID.
+func TestWatchEndsASessionJudgedByItsScopeThroughLogind(t *testing.T) {
+	const scope = "/user.slice/user-1000.slice/session-9.scope"
+	tests := []struct {
+		name  string
+		state string
+		// squatter is a process of root on the host on the leader's PID,
+		// started after the session; none: the PID is free.
+		squatter bool
+		// leftover is where the process left in the scope runs.
+		leftover nsjoin.ID
+		want     map[string]string
+	}{
+		{name: "closing session on the host", state: logind.StateClosing, leftover: hostNetns,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "JUDGED": "scope", "JUDGED_PID": "901"}},
+		{name: "root's process on the leader's PID is not the session", state: logind.StateClosing, squatter: true, leftover: hostNetns,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "JUDGED": "scope", "JUDGED_PID": "901"}},
+		{name: "active session whose leader exited", state: "active", leftover: hostNetns,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "JUDGED": "scope", "JUDGED_PID": "901"}},
+		{name: "leftover process in its namespace", state: logind.StateClosing, squatter: true, leftover: ns0Netns,
+			want: map[string]string{"VERDICT": "ok", "ACTION": "", "JUDGED": "scope", "JUDGED_PID": "901"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sys := newFakeSystem()
+			r := startWatch(t, sys, aliceInNs0)
+			r.waitNote(t, "READY=1")
+			ls := sys.addSession("9", "alice", 1000, 900, "user", nsjoin.ID{})
+			sys.mu.Lock()
+			sys.sessions[len(sys.sessions)-1].State = tt.state
+			if tt.squatter {
+				sys.netns[900], sys.started[900] = hostNetns, sessionCreated+time.Minute
+			}
+			sys.netns[901], sys.cgroups[901], sys.uids[901] = tt.leftover, scope, 1000
+			sys.mu.Unlock()
+
+			sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "9", Path: ls.Path})
+			rec := r.waitRecord(t, map[string]string{"SESSION_ID": "9"})
+			if !matches(rec, tt.want) {
+				t.Errorf("record %q %v, want fields %v", rec.msg, rec.fields, tt.want)
+			}
+			terminated := tt.want["ACTION"] == "terminate"
+			if got := slices.Contains(sys.terminatedSessions(), "9"); got != terminated {
+				t.Errorf("session terminated: %t, want %t", got, terminated)
+			}
+			trace := sys.traced()
+			for _, step := range trace {
+				if strings.HasPrefix(step, "kill ") {
+					t.Errorf("trace %v: a process was signalled; want the session ended through logind only", trace)
+				}
+			}
+			// logind ignores TerminateSession for a closing session; its
+			// KillSession kills the scope's processes by their cgroup.
+			if terminated && !isSubsequence(trace, []string{"terminate 9", "kill-session 9 9"}) {
+				t.Errorf("trace %v: want TerminateSession, then KillSession with SIGKILL", trace)
 			}
 		})
 	}

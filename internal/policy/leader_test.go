@@ -22,6 +22,7 @@ type fakeProcess struct {
 	// exited makes the process exit once it has been read: Alive fails.
 	exited    bool
 	cgroupErr error
+	uid       uint32
 	closed    bool
 	killed    bool
 }
@@ -30,6 +31,7 @@ func (p *fakeProcess) PID() int                          { return p.pid }
 func (p *fakeProcess) FDID() (uint64, bool, error)       { return p.fdid, p.pidfs, nil }
 func (p *fakeProcess) StartTime() (time.Duration, error) { return p.start, nil }
 func (p *fakeProcess) Cgroup() (string, error)           { return p.cgroup, p.cgroupErr }
+func (p *fakeProcess) UID() (uint32, error)              { return p.uid, nil }
 func (p *fakeProcess) Close() error                      { p.closed = true; return nil }
 func (p *fakeProcess) Kill() error                       { p.killed = true; return nil }
 

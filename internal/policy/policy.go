@@ -9,7 +9,8 @@
 //
 // It also owns the rule that a session's leader is judged only once proven
 // the session's: logind keeps naming a leader that has exited, and its PID
-// may belong to any process by then.
+// may belong to any process by then; and the rule that a session whose
+// leader is gone is judged by a process proven of its scope.
 package policy
 
 import (
@@ -79,6 +80,11 @@ type Finding struct {
 	Actual nsjoin.ID
 	// Reason says in words why.
 	Reason string
+	// PID is the process the verdict rests on, 0 for none: a session's
+	// leader or, with FromScope, a process of the session's scope (see
+	// Judge.Session).
+	PID       int
+	FromScope bool
 }
 
 // Judge judges processes against one config.
@@ -91,8 +97,12 @@ type Judge struct {
 	// NetnsFile checks that a file is a network namespace and returns its
 	// identity: nsjoin.CheckNetns, or a fake in tests.
 	NetnsFile func(path string) (nsjoin.ID, error)
-	// Pin pins a session's leader: PinProcess, or a fake in tests.
+	// Pin pins a session's leader, or a process of its scope: PinProcess,
+	// or a fake in tests.
 	Pin func(pid int) (Pinned, error)
+	// CgroupProcs lists the processes of a cgroup, as Pinned.Cgroup names
+	// it: proc.CgroupProcs, or a fake in tests.
+	CgroupProcs func(cgroup string) ([]int, error)
 	// Sleep bounds the system's sleep, to compare a leader's start with its
 	// session's creation (see startOrder); nil proves less.
 	Sleep SleepBounds
@@ -103,7 +113,7 @@ type Judge struct {
 // a one-shot status has only what a new proc.SleepLog knows.
 func NewJudge(cfg *config.Config, users config.Directory, sleep SleepBounds) *Judge {
 	return &Judge{Config: cfg, Users: users, ProcessNetns: nsjoin.ProcessNetnsID, NetnsFile: nsjoin.CheckNetns, Pin: PinProcess,
-		Sleep: sleep}
+		CgroupProcs: proc.CgroupProcs, Sleep: sleep}
 }
 
 // exemptClasses are the session classes not judged: greeters and lock
@@ -117,11 +127,18 @@ var exemptClasses = []string{logind.ClassGreeter, logind.ClassLockScreen, logind
 // exempt ones is judged, so classes systemd adds later are too.
 //
 // The leader is pinned and proven the session's (see proveLeader) before it
-// is judged; one that cannot be is not judged as the session: the verdict is
-// Gone when it is another process (the leader exited and its PID was handed
-// out again), Unknown when nothing tells. Once judged, the leader is
-// returned pinned, so that acting on the verdict reaches the process
-// judged; nil when the verdict rests on no process. The caller releases it.
+// is judged; one that cannot be is not judged as the session. When the
+// leader is gone (it exited, and its PID may be another process's now), the
+// session is judged by a process of its scope instead (see byScope): what
+// a closing session leaves running (KillUserProcesses=no) must follow the
+// policy too. The verdict is Unknown when nothing tells whether the process
+// on the leader's PID is the leader.
+//
+// A session judged by its leader returns the leader pinned, so that acting
+// on the verdict reaches the process judged; nil when the verdict rests on
+// no leader, and always when it rests on a process of the scope: such a
+// session is ended through logind only, never by a signal to a process.
+// The caller releases it.
 func (j *Judge) Session(s logind.Session) (Finding, *Leader) {
 	for _, class := range exemptClasses {
 		if s.Class == class {
@@ -132,6 +149,16 @@ func (j *Judge) Session(s logind.Session) (Finding, *Leader) {
 	if !ok {
 		return f, nil
 	}
+	byLeader, leader := j.byLeader(s, decision, f)
+	if byLeader.Verdict != Gone || s.Scope == "" {
+		return byLeader, leader
+	}
+	return j.byScope(s, decision, f, byLeader.Reason), nil
+}
+
+// byLeader judges session s, whose user belongs where decision says, by its
+// leader, proven the session's.
+func (j *Judge) byLeader(s logind.Session, decision config.Decision, f Finding) (Finding, *Leader) {
 	pid := int(s.Leader)
 	if pid <= 0 {
 		f.Verdict, f.Reason = Gone, "no process to look at"
@@ -167,6 +194,7 @@ func (j *Judge) Session(s logind.Session) (Finding, *Leader) {
 		leader.Release()
 		return f, nil
 	}
+	f.PID = pid
 	return f, leader
 }
 

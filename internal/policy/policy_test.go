@@ -80,7 +80,9 @@ func fakeJudge(t *testing.T, conf string) *Judge {
 			}
 			return &fakeProcess{pid: pid, cgroup: "/system.slice/ssh.service"}, nil
 		},
-		Sleep: fakeSleep{},
+		// Every scope is empty.
+		CgroupProcs: func(string) ([]int, error) { return nil, nil },
+		Sleep:       fakeSleep{},
 		NetnsFile: func(path string) (nsjoin.ID, error) {
 			switch path {
 			case config.HostNetnsPath:

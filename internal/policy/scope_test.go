@@ -1,0 +1,153 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/netns-session/netns-session/internal/logind"
+	"github.com/netns-session/netns-session/internal/nsjoin"
+)
+
+// TestSessionByAProcessOfItsScope judges sessions whose leader is gone by
+// the processes left in their scope.
+func TestSessionByAProcessOfItsScope(t *testing.T) {
+	const (
+		aliceUID = 1005 // of users
+		scope    = "session-7.scope"
+		inScope  = "/user.slice/user-1005.slice/" + scope
+	)
+	created := 3 * time.Hour // monotonic; after the recorded sleep
+	// A process of alice's scope, started after the session.
+	alice := func(start time.Duration, netns nsjoin.ID) scopeFake {
+		return scopeFake{fakeProcess{cgroup: inScope, uid: aliceUID, start: created + fakeSlept + start}, netns}
+	}
+	tests := []struct {
+		name string
+		// leader is the process on the leader's PID; none: it exited.
+		leader    *scopeFake
+		procs     map[int]scopeFake
+		scope     []int // what the scope lists
+		scopeErr  error
+		want      Verdict
+		judged    int    // the PID judged, 0 for none
+		reason    string // a part of the reason
+		listScope bool   // whether the scope is to be listed
+		session   func(*logind.Session)
+	}{
+		{name: "leftover process on the host violates", want: Violation, judged: 601, listScope: true,
+			reason: "leader 100 exited before it was looked at; judged by process 601 of its scope session-7.scope: process 601 runs in netns",
+			procs:  map[int]scopeFake{601: alice(time.Minute, hostID)}, scope: []int{601}},
+		{name: "leftover process in its namespace is compliant", want: Compliant, judged: 601, listScope: true,
+			procs: map[int]scopeFake{601: alice(time.Minute, ns0ID)}, scope: []int{601}},
+		{name: "empty scope is gone", want: Gone, listScope: true, reason: "no process of alice is left in its scope session-7.scope"},
+		{name: "scope that is gone is gone", want: Gone, listScope: true, reason: "its scope session-7.scope is gone",
+			scopeErr: fmt.Errorf("listing the processes of cgroup %s: %w", inScope, fs.ErrNotExist)},
+		{name: "scope that cannot be listed is unknown", want: Unknown, listScope: true, reason: "permission denied",
+			scopeErr: fmt.Errorf("listing the processes of cgroup %s: %w", inScope, syscall.EACCES)},
+		{name: "listed PID that another process holds now, outside the scope, is not judged", want: Gone, listScope: true,
+			procs: map[int]scopeFake{602: {fakeProcess{cgroup: "/system.slice/cron.service", start: 10 * time.Hour}, hostID}}, scope: []int{602}},
+		{name: "process moved out of the scope is not judged; one still in it is", want: Compliant, judged: 601, listScope: true,
+			procs: map[int]scopeFake{
+				602: {fakeProcess{cgroup: "/user.slice/user-1005.slice/session-9.scope", uid: aliceUID}, hostID},
+				601: alice(time.Minute, ns0ID),
+			}, scope: []int{602, 601}},
+		{name: "another user's process in the scope (su, sudo) is not judged", want: Gone, listScope: true,
+			procs: map[int]scopeFake{603: {fakeProcess{cgroup: inScope, uid: 0}, hostID}}, scope: []int{603}},
+		{name: "the oldest process stands for the session", want: Compliant, judged: 605, listScope: true,
+			procs: map[int]scopeFake{604: alice(time.Hour, hostID), 605: alice(time.Minute, ns0ID)}, scope: []int{604, 605}},
+		{name: "process that exits while it is judged is not judged; the next is", want: Violation, judged: 607, listScope: true,
+			procs: map[int]scopeFake{
+				606: {fakeProcess{cgroup: inScope, uid: aliceUID, start: created, exited: true}, ns0ID},
+				607: alice(time.Hour, ns1ID),
+			}, scope: []int{607, 606}},
+		{name: "process whose cgroup cannot be read is unknown", want: Unknown, listScope: true, reason: "no process of its scope session-7.scope could be judged",
+			procs: map[int]scopeFake{608: {fakeProcess{cgroupErr: fmt.Errorf("reading the cgroup of process 608: %w", syscall.EACCES)}, hostID}}, scope: []int{608}},
+		{name: "leader's PID held by a process started after the session", want: Violation, judged: 601, listScope: true,
+			reason: "after the session was created at 3h0m0s; judged by process 601",
+			leader: &scopeFake{fakeProcess{cgroup: "/user.slice/user-0.slice/session-2.scope", start: 10 * time.Hour}, hostID},
+			procs:  map[int]scopeFake{601: alice(time.Minute, hostID)}, scope: []int{601}},
+		{name: "a leader that cannot be proven or disproven leaves the scope alone", want: Unknown, listScope: false,
+			session: func(s *logind.Session) { s.TimestampMonotonic = 0 },
+			leader:  &scopeFake{fakeProcess{cgroupErr: fmt.Errorf("reading the cgroup of process 100: %w", syscall.EACCES)}, hostID},
+			procs:   map[int]scopeFake{601: alice(time.Minute, hostID)}, scope: []int{601}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := fakeJudge(t, "alice ns0\n")
+			procs := map[int]scopeFake{}
+			for pid, p := range tt.procs {
+				procs[pid] = p
+			}
+			if tt.leader != nil {
+				procs[pidInHost] = *tt.leader
+			}
+			var pinned []*fakeProcess
+			j.Pin = func(pid int) (Pinned, error) {
+				p, ok := procs[pid]
+				if !ok {
+					return nil, fmt.Errorf("opening a pidfd of process %d: %w", pid, syscall.ESRCH)
+				}
+				pp := p.fakeProcess
+				pp.pid = pid
+				pinned = append(pinned, &pp)
+				return &pp, nil
+			}
+			j.ProcessNetns = func(pid int) (nsjoin.ID, error) {
+				if p, ok := procs[pid]; ok {
+					return p.netns, nil
+				}
+				return nsjoin.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, fs.ErrNotExist)
+			}
+			listed := false
+			j.CgroupProcs = func(cgroup string) ([]int, error) {
+				listed = true
+				if cgroup != inScope {
+					t.Errorf("listed cgroup %s, want the session's scope %s", cgroup, inScope)
+				}
+				return tt.scope, tt.scopeErr
+			}
+			s := logind.Session{ID: "7", User: "alice", UID: aliceUID, Leader: pidInHost, Class: "user", State: logind.StateClosing,
+				Scope: scope, TimestampMonotonic: uint64(created / time.Microsecond)}
+			if tt.session != nil {
+				tt.session(&s)
+			}
+
+			f, leader := j.Session(s)
+			if f.Verdict != tt.want || !strings.Contains(f.Reason, tt.reason) {
+				t.Errorf("verdict %v (%s), want %v with %q", f.Verdict, f.Reason, tt.want, tt.reason)
+			}
+			if f.PID != tt.judged || f.FromScope != (tt.judged != 0) {
+				t.Errorf("judged process %d (from the scope: %t), want %d", f.PID, f.FromScope, tt.judged)
+			}
+			if listed != tt.listScope {
+				t.Errorf("scope listed: %t, want %t", listed, tt.listScope)
+			}
+			// A session judged by its scope is ended through logind only:
+			// no process is handed back to be signalled, none is killed,
+			// and every one pinned is released.
+			if leader != nil {
+				t.Errorf("a process handed back: %d", leader.p.PID())
+				leader.Release()
+			}
+			if err := leader.Kill(); !errors.Is(err, errNoLeader) {
+				t.Errorf("killing what was handed back: %v, want errNoLeader", err)
+			}
+			for _, p := range pinned {
+				if p.killed || !p.closed {
+					t.Errorf("process %d: killed %t, released %t; want it released, not killed", p.pid, p.killed, p.closed)
+				}
+			}
+		})
+	}
+}
+
+// scopeFake is a process of the fake system and its namespace.
+type scopeFake struct {
+	fakeProcess
+	netns nsjoin.ID
+}
