@@ -18,6 +18,8 @@ type statusJSON struct {
 		Class    string `json:"class"`
 		Service  string `json:"service"`
 		Leader   int    `json:"leader"`
+		PID      int    `json:"pid"`
+		Judged   string `json:"judged"`
 		ActualID string `json:"actual_id"`
 		Expected string `json:"expected_id"`
 		Verdict  string `json:"verdict"`
@@ -59,8 +61,12 @@ func assertStatusAgrees(t *testing.T, c *Container, report statusJSON) {
 		if s.Verdict == "exempt" || s.Verdict == "gone" {
 			continue
 		}
-		if got := netnsID(t, c, "/proc/"+strconv.Itoa(s.Leader)+"/ns/net"); got != s.ActualID {
-			t.Errorf("session %s of %s: status says leader %d is in %s, /proc says %s", s.ID, s.User, s.Leader, s.ActualID, got)
+		if s.PID == 0 {
+			t.Errorf("session %s of %s: %s, judged by no process", s.ID, s.User, s.Verdict)
+			continue
+		}
+		if got := netnsID(t, c, "/proc/"+strconv.Itoa(s.PID)+"/ns/net"); got != s.ActualID {
+			t.Errorf("session %s of %s: status says process %d (its %s) is in %s, /proc says %s", s.ID, s.User, s.PID, s.Judged, s.ActualID, got)
 		}
 	}
 	for _, m := range report.Managers {
