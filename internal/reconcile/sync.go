@@ -39,7 +39,9 @@
 // the first half of the boot-time sync, holds each recorded user's manager
 // with units.NoNetns before anything asks NSS; Sync then replaces the holds
 // it can. A later Sync that replaces the hold of a lingering user starts
-// that user's manager, which logind will not retry.
+// that user's manager, which logind will not retry. LingerWatch tells the
+// watcher when the lingering users change, so that the record follows a
+// user who starts lingering between syncs.
 //
 // A sync whose context has ended changes nothing: the watcher gives up on a
 // sync stuck in NSS, and that sync must not write the old config's drop-ins
