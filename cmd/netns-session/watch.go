@@ -40,6 +40,10 @@ const (
 	// it takes for the managers the boot-time sync held to come up.
 	minSyncRetry = 5 * time.Second
 	maxSyncRetry = time.Minute
+	// lingerSettle is how long after a change of the lingering users (a
+	// file of /var/lib/systemd/linger) the sync it calls for runs, so that
+	// a burst of changes costs one sync.
+	lingerSettle = time.Second
 	// A user manager is looked for every managerPoll until managerStartWindow
 	// has passed: logind announces a user before user@UID.service runs.
 	managerPoll        = 200 * time.Millisecond
@@ -64,7 +68,10 @@ every running user manager, then each new one as logind announces it. A sync
 that fails, e.g. because the directory is down, is tried again after 5
 seconds, then after twice as long each time, up to every minute, until it
 succeeds: it starts the managers of lingering users that the boot-time sync
-held once their policy is known.
+held once their policy is known. It syncs too a second after a user starts or
+stops lingering (loginctl enable-linger, a file in /var/lib/systemd/linger),
+so that the record of lingering users that the boot-time sync holds managers
+by follows.
 
 A session is checked by its leader, the process that opened it: it must run in
 the namespace the config maps its user to (unmapped users: the host's, or any
@@ -135,6 +142,12 @@ func runWatch(c *cli.Context) error {
 	w.lookupUID = users.LookupUID
 	w.managerPID = manager.UserManagerPID
 	w.dial = func(ctx context.Context) (logindClient, error) { return logind.Dial(ctx) }
+	if linger, err := reconcile.WatchLinger(reconcile.DefaultLingerDir); err != nil {
+		w.log.Warning("not watching the lingering users (run netns-session sync after loginctl enable-linger): "+err.Error(), nil)
+	} else {
+		defer linger.Close()
+		w.lingerChanged = linger.Changes()
+	}
 	w.notify = func(state string) {
 		if _, err := daemon.SdNotify(false, state); err != nil {
 			w.log.Warning("notifying systemd: "+err.Error(), nil)
@@ -207,6 +220,12 @@ type watcher struct {
 	// syncBusy holds a token while a sync runs, also one given up on: a sync
 	// stuck in NSS is not joined by another at every retry.
 	syncBusy chan struct{}
+	// lingerChanged receives when the lingering users may have changed,
+	// nil when they are not watched; lingerDue when the sync that calls
+	// for is to run, and lingerScheduled says it is on its way.
+	lingerChanged   <-chan struct{}
+	lingerDue       chan struct{}
+	lingerScheduled bool
 }
 
 // managerWatch is what the watcher knows of one user's manager.
@@ -238,6 +257,7 @@ func newWatcher(log *eventLog, judge *policy.Judge) *watcher {
 		managerDue:  make(chan uint32),
 		syncDue:     make(chan struct{}),
 		syncBusy:    make(chan struct{}, 1),
+		lingerDue:   make(chan struct{}),
 	}
 }
 
@@ -313,6 +333,17 @@ func (w *watcher) run(ctx context.Context, hup <-chan os.Signal) error {
 			if w.syncRetry > 0 {
 				w.syncDropIns(ctx)
 			}
+		case _, ok := <-w.lingerChanged:
+			if !ok {
+				w.log.Warning("stopped watching the lingering users", nil)
+				w.lingerChanged = nil
+				continue
+			}
+			w.lingerChange(ctx)
+		case <-w.lingerDue:
+			w.lingerScheduled = false
+			w.log.Info("the lingering users changed; syncing drop-ins", map[string]string{"ACTION": "sync-linger"})
+			w.syncDropIns(ctx)
 		}
 	}
 }
@@ -401,6 +432,23 @@ func (w *watcher) syncDropIns(ctx context.Context) {
 	w.after(w.syncRetry, func() {
 		select {
 		case w.syncDue <- struct{}{}:
+		case <-ctx.Done():
+		}
+	})
+}
+
+// lingerChange schedules a sync lingerSettle after the lingering users
+// changed, unless one is scheduled: a user who starts lingering gets the
+// record that holds their manager at boot, and their drop-in, without
+// waiting for a reload.
+func (w *watcher) lingerChange(ctx context.Context) {
+	if w.lingerScheduled {
+		return
+	}
+	w.lingerScheduled = true
+	w.after(lingerSettle, func() {
+		select {
+		case w.lingerDue <- struct{}{}:
 		case <-ctx.Done():
 		}
 	})

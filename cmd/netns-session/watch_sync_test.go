@@ -96,3 +96,69 @@ func TestWatchDoesNotStackSyncsOnAHungOne(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestWatchSyncsWhenTheLingeringUsersChange: a change of the lingering
+// users is followed, lingerSettle later, by a sync, one for a burst of
+// changes; a sync that fails then is tried again as any other.
+func TestWatchSyncsWhenTheLingeringUsersChange(t *testing.T) {
+	changed := make(chan struct{})
+	settle := make(chan func(), 1)
+	var calls atomic.Int32
+	synced := make(chan int32, 10)
+	r := startWatch(t, newFakeSystem(), aliceInNs0, func(w *watcher) {
+		w.lingerChanged = changed
+		after := w.after
+		w.after = func(d time.Duration, f func()) {
+			if d == lingerSettle {
+				settle <- f // the test says when the time has passed
+				return
+			}
+			after(d, f)
+		}
+		w.sync = func(context.Context, *config.Config) (*reconcile.Report, error) {
+			n := calls.Add(1)
+			synced <- n
+			if n == 2 {
+				return &reconcile.Report{}, errors.New("looking up user \"erin\": source unavailable")
+			}
+			return &reconcile.Report{}, nil
+		}
+	})
+	r.waitNote(t, "READY=1")
+	<-synced // at start
+
+	for range 3 {
+		changed <- struct{}{}
+	}
+	var due func()
+	select {
+	case due = <-settle:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no sync scheduled after the lingering users changed")
+	}
+	select {
+	case n := <-synced:
+		t.Fatalf("sync %d before the changes settled", n)
+	case <-time.After(50 * time.Millisecond):
+	}
+	due()
+	r.waitRecord(t, map[string]string{"ACTION": "sync-linger"})
+	if n := <-synced; n != 2 {
+		t.Fatalf("sync %d after the changes, want 2", n)
+	}
+	// It failed: the retry comes as for any failed sync.
+	r.waitRecord(t, map[string]string{"ACTION": "sync-retry"})
+	select {
+	case n := <-synced:
+		if n != 3 {
+			t.Errorf("sync %d, want 3", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the failed sync was not tried again")
+	}
+	select {
+	case n := <-synced:
+		t.Errorf("sync %d: want one for the burst of changes and one retry", n)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
