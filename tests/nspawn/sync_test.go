@@ -264,10 +264,21 @@ var lingeringLDAPUsers = []int{1004, ldapUID}
 // bootWithDirectoryDown sets up dave and erin as lingering users that
 // "@labnet ns0" maps, with the PAM hook, the boot units, and the units in
 // extra, enabled; runs sync, unless sync is nil, while the directory is up;
-// and reboots with slapd disabled. It asserts what must hold while the
-// directory is down: neither manager runs on the host network, both are
-// held, and root logs in.
+// and reboots with slapd disabled (see rebootWithDirectoryDown).
 func bootWithDirectoryDown(t *testing.T, s Suite, sync func(c *Container), extra ...string) *Container {
+	t.Helper()
+	c := prepareDirectoryDown(t, s, extra...)
+	lingerDaveAndErin(t, c)
+	sync(c)
+	rebootWithDirectoryDown(t, c)
+	return c
+}
+
+// prepareDirectoryDown boots a container for the directory-down tests:
+// dave and erin, whom "@labnet ns0" maps, the PAM hook, and the boot units
+// and the units in extra enabled; slapd runs, but is disabled for the next
+// boot.
+func prepareDirectoryDown(t *testing.T, s Suite, extra ...string) *Container {
 	t.Helper()
 	c := boot(t, s)
 	installUnits(t, c, append([]string{netnsUnit, syncUnit}, extra...)...)
@@ -280,8 +291,21 @@ func bootWithDirectoryDown(t *testing.T, s Suite, sync func(c *Container), extra
 	c.Run(t, "systemctl", "enable", "--now", "netns-session-netns@ns0.service")
 	c.Run(t, append([]string{"systemctl", "enable", syncUnit, "boot-probe.service", "nslcd.service"}, extra...)...)
 	c.Run(t, "systemctl", "disable", "slapd.service")
+	return c
+}
+
+// lingerDaveAndErin makes dave and erin linger.
+func lingerDaveAndErin(t *testing.T, c *Container) {
+	t.Helper()
 	c.Run(t, "systemd-run", "--wait", "--pipe", "--quiet", "loginctl", "enable-linger", "dave", ldapUser)
-	sync(c)
+}
+
+// rebootWithDirectoryDown checks that a sync recorded dave and erin as
+// lingering users, and reboots with slapd disabled. It asserts what must
+// hold while the directory is down: neither manager runs on the host
+// network, both are held, and root logs in.
+func rebootWithDirectoryDown(t *testing.T, c *Container) {
+	t.Helper()
 	record, _, err := c.Exec(t.Context(), "cat", "/var/lib/netns-session/lingering")
 	if err != nil {
 		t.Errorf("no record of lingering users after a sync: %v", err)
@@ -318,7 +342,6 @@ func bootWithDirectoryDown(t *testing.T, s Suite, sync func(c *Container), extra
 	if cycles := c.Sh(t, "journalctl -b -o cat --no-pager | grep -i 'ordering cycle' || true"); cycles != "" {
 		t.Errorf("ordering cycles at boot:\n%s", cycles)
 	}
-	return c
 }
 
 // assertManagersInNs0 waits up to wait for the managers of the lingering
@@ -368,5 +391,21 @@ func TestWatcherStartsHeldManagersWhenTheDirectoryReturns(t *testing.T) {
 		if !strings.Contains(log, "syncing drop-ins again in") {
 			t.Errorf("the watcher did not try its failed sync again; its log:\n%s", log)
 		}
+	})
+}
+
+// TestWatcherRecordsUsersWhoStartLingering: users who start lingering while
+// the watcher runs, after its last sync, are recorded within seconds, their
+// managers run in their namespace, and a reboot with the directory down
+// holds those managers rather than start them on the host network.
+func TestWatcherRecordsUsersWhoStartLingering(t *testing.T) {
+	forEachSuite(t, func(t *testing.T, s Suite) {
+		c := prepareDirectoryDown(t, s, watchUnit)
+		c.Run(t, "systemctl", "start", watchUnit)
+		lingerDaveAndErin(t, c)
+		waitFor(t, c, "the record to list dave and erin", fmt.Sprintf(
+			"grep -qx '1004 dave' %[1]s && grep -qx '%[2]d %[3]s' %[1]s", "/var/lib/netns-session/lingering", ldapUID, ldapUser))
+		assertManagersInNs0(t, c, 10*time.Second)
+		rebootWithDirectoryDown(t, c)
 	})
 }
