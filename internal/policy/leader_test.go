@@ -118,12 +118,7 @@ func TestSessionJudgesOnlyAProvenLeader(t *testing.T) {
 				}
 				return &p, nil
 			}
-			s := logind.Session{ID: "7", User: "alice", UID: 1005, Leader: pidInHost, Class: "user", State: "active",
-				Scope: scope, TimestampMonotonic: uint64(created / time.Microsecond)}
-			if tt.session != nil {
-				tt.session(&s)
-			}
-			f, leader := j.Session(s)
+			f, leader := j.Session(sessionOfAlice("active", created, tt.session))
 			if f.Verdict != tt.want || !strings.Contains(f.Reason, tt.reason) {
 				t.Errorf("verdict %v (%s), want %v with %q", f.Verdict, f.Reason, tt.want, tt.reason)
 			}
@@ -140,6 +135,18 @@ func TestSessionJudgesOnlyAProvenLeader(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sessionOfAlice is session 7 of alice (uid 1005), led by pidInHost, in
+// session-7.scope, created at created on the monotonic clock, changed by
+// change unless it is nil.
+func sessionOfAlice(state string, created time.Duration, change func(*logind.Session)) logind.Session {
+	s := logind.Session{ID: "7", User: "alice", UID: 1005, Leader: pidInHost, Class: "user", State: state,
+		Scope: "session-7.scope", TimestampMonotonic: uint64(created / time.Microsecond)}
+	if change != nil {
+		change(&s)
+	}
+	return s
 }
 
 func TestSessionLeaderThatCannotBePinned(t *testing.T) {

@@ -111,13 +111,7 @@ func TestSessionByAProcessOfItsScope(t *testing.T) {
 				}
 				return tt.scope, tt.scopeErr
 			}
-			s := logind.Session{ID: "7", User: "alice", UID: aliceUID, Leader: pidInHost, Class: "user", State: logind.StateClosing,
-				Scope: scope, TimestampMonotonic: uint64(created / time.Microsecond)}
-			if tt.session != nil {
-				tt.session(&s)
-			}
-
-			f, leader := j.Session(s)
+			f, leader := j.Session(sessionOfAlice(logind.StateClosing, created, tt.session))
 			if f.Verdict != tt.want || !strings.Contains(f.Reason, tt.reason) {
 				t.Errorf("verdict %v (%s), want %v with %q", f.Verdict, f.Reason, tt.want, tt.reason)
 			}

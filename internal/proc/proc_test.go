@@ -171,23 +171,36 @@ func TestIsGone(t *testing.T) {
 	}
 }
 
-func TestParseStartTime(t *testing.T) {
+// TestParseNumbersOfProc reads the numbers of /proc files: the start time
+// of /proc/PID/stat and the real UID of /proc/PID/status.
+func TestParseNumbersOfProc(t *testing.T) {
+	startTime := func(stat string) (uint64, error) { return parseStartTime([]byte(stat)) }
+	realUID := func(status string) (uint64, error) {
+		uid, err := parseRealUID(status)
+		return uint64(uid), err
+	}
 	tests := []struct {
-		name, stat string
-		want       uint64
-		err        bool
+		name  string
+		parse func(string) (uint64, error)
+		text  string
+		want  uint64
+		err   bool
 	}{
-		{name: "plain", want: 4242,
-			stat: "1234 (sleep) S 1 1234 1234 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 4242 2400000 200 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"},
-		{name: "command with spaces and parentheses", want: 99,
-			stat: "1234 (a) b) (c) S 1 1234 1234 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 99 2400000 200\n"},
-		{name: "truncated", err: true, stat: "1234 (sleep) S 1 1234\n"},
-		{name: "no command", err: true, stat: "1234 sleep S 1"},
-		{name: "not a number", err: true, stat: "1234 (sleep) S 1 1234 1234 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 x 2400000\n"},
+		{name: "plain", parse: startTime, want: 4242,
+			text: "1234 (sleep) S 1 1234 1234 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 4242 2400000 200 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"},
+		{name: "command with spaces and parentheses", parse: startTime, want: 99,
+			text: "1234 (a) b) (c) S 1 1234 1234 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 99 2400000 200\n"},
+		{name: "truncated", parse: startTime, err: true, text: "1234 (sleep) S 1 1234\n"},
+		{name: "no command", parse: startTime, err: true, text: "1234 sleep S 1"},
+		{name: "start time not a number", parse: startTime, err: true, text: "1234 (sleep) S 1 1234 1234 0 -1 4194304 100 0 0 0 0 0 0 0 20 0 1 0 x 2400000\n"},
+		{name: "setuid program", parse: realUID, want: 1000, text: "Name:\tping\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n"},
+		{name: "root", parse: realUID, want: 0, text: "Name:\tsleep\nUid:\t0\t0\t0\t0\n"},
+		{name: "no Uid line", parse: realUID, err: true, text: "Name:\tsleep\n"},
+		{name: "UID not a number", parse: realUID, err: true, text: "Uid:\tx\t0\t0\t0\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseStartTime([]byte(tt.stat))
+			got, err := tt.parse(tt.text)
 			if tt.err {
 				if !errors.Is(err, ErrBadProc) {
 					t.Errorf("err %v, want ErrBadProc", err)
@@ -261,33 +274,6 @@ func TestSleepLog(t *testing.T) {
 	l.Record()
 	if by, sofar := l.SleptBy(clock(unix.CLOCK_MONOTONIC)), l.SleptSoFar(); by > sofar {
 		t.Errorf("slept %v by now, more than the %v slept so far", by, sofar)
-	}
-}
-
-func TestParseRealUID(t *testing.T) {
-	tests := []struct {
-		name, status string
-		want         uint32
-		err          bool
-	}{
-		{name: "setuid program", status: "Name:\tping\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n", want: 1000},
-		{name: "root", status: "Name:\tsleep\nUid:\t0\t0\t0\t0\n", want: 0},
-		{name: "no Uid line", status: "Name:\tsleep\n", err: true},
-		{name: "not a number", status: "Uid:\tx\t0\t0\t0\n", err: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseRealUID(tt.status)
-			if tt.err {
-				if !errors.Is(err, ErrBadProc) {
-					t.Errorf("err %v, want ErrBadProc", err)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Errorf("%d, %v; want %d", got, err, tt.want)
-			}
-		})
 	}
 }
 
