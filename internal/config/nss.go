@@ -181,7 +181,9 @@ func withRecordBuffer(lookup func(buf []byte) (found bool, errno syscall.Errno))
 		case recordMissing:
 			return false, nil
 		case recordFailed:
-			return false, fmt.Errorf("%w: %w (%s)", ErrSourceUnavailable, errno, errnoName(errno))
+			// The errno is text only: ENOENT would otherwise match
+			// fs.ErrNotExist, and a source that is down read as gone.
+			return false, fmt.Errorf("%w: %v (%s)", ErrSourceUnavailable, errno, errnoName(errno))
 		}
 		if size >= maxRecordBuffer {
 			return false, fmt.Errorf("record larger than %d bytes", maxRecordBuffer)
