@@ -42,9 +42,11 @@ The config has one mapping per line, "#" starts a comment:
 
 A user's own line wins, then the first @group line (in file order) of a group
 the user is in, then "*". A user line selects a user by UID: any name NSS gives
-that UID (another case, a second name) logs in under it. Group membership comes
-from NSS: the user's group list and the group's member list, so LDAP, SSSD and
-userdb groups count.
+that UID (another case, a second name) logs in under it, and the user is
+resolved under the UID's own name (getent passwd UID), as logind and the
+watcher know it; of two lines of one UID, the line of that name applies, else
+the first. Group membership comes from NSS: the user's group list and the
+group's member list, so LDAP, SSSD and userdb groups count.
 
 Errors (exit status 1): a line that does not parse, a config file or directory
 not owned by root or writable by group or others (with either, the PAM hook

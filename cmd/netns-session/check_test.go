@@ -27,6 +27,15 @@ func (checkUsers) LookupUser(name string) (*config.User, error) {
 	return nil, fmt.Errorf("%w %q", config.ErrUnknownUser, name)
 }
 
+func (checkUsers) LookupUID(uid uint32) (*config.User, error) {
+	for _, u := range checkUserTable {
+		if u.UID == uid {
+			return u, nil
+		}
+	}
+	return nil, fmt.Errorf("%w with uid %d", config.ErrUnknownUser, uid)
+}
+
 func (checkUsers) GroupIDs(u *config.User) ([]uint32, error) { return []uint32{u.GID}, nil }
 
 func (checkUsers) LookupGroup(name string) (*config.Group, error) {
@@ -53,6 +62,9 @@ func (m moreUsers) LookupUser(name string) (*config.User, error) {
 	}
 	return checkUsers{}.LookupUser(name)
 }
+
+// LookupUID finds the owners of checkUsers: the second names are not.
+func (moreUsers) LookupUID(uid uint32) (*config.User, error) { return checkUsers{}.LookupUID(uid) }
 
 func (moreUsers) GroupIDs(u *config.User) ([]uint32, error) { return checkUsers{}.GroupIDs(u) }
 

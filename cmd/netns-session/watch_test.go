@@ -1055,8 +1055,9 @@ func TestWatchNeverTerminatesOnUnknownVerdict(t *testing.T) {
 	}{
 		// alice is in research by its member list; getgrnam_r fails.
 		{name: "group source down", config: "@research ns0\n", user: "alice", down: "research"},
-		// alias is alice's uid; the line before alice's cannot be looked up.
-		{name: "source of an earlier user line down", config: "erin ns1\nalice ns0\n", user: "alias", down: "erin"},
+		// alias is alice's uid, and alice has no line: the line before
+		// alias's cannot be looked up.
+		{name: "source of an earlier user line down", config: "erin ns1\nalias ns0\n", user: "alice", down: "erin"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,7 +18,8 @@
 //
 // A user line selects a user (by UID, so any name NSS gives that UID counts)
 // and beats group lines, group lines apply in file order (files in load
-// order), and "*" comes last. Users no line matches get the host
+// order), and "*" comes last. The decision depends on the UID alone: the
+// user is resolved under the name NSS gives the UID (see Config.Resolve). Users no line matches get the host
 // namespace, or stay where the login process is with "unmapped = keep".
 package config
 

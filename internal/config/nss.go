@@ -83,9 +83,9 @@ func (NSSDirectory) LookupUser(name string) (*User, error) {
 	return &User{Name: C.GoString(pwd.pw_name), UID: uint32(pwd.pw_uid), GID: uint32(pwd.pw_gid)}, nil
 }
 
-// LookupUID returns the user with uid, for what is known only by UID (a
-// running user manager, a drop-in); an error wrapping ErrUnknownUser when
-// there is none.
+// LookupUID returns the user with uid under the name NSS gives the UID,
+// also for what is known only by UID (a running user manager, a drop-in);
+// an error wrapping ErrUnknownUser when there is none.
 func (NSSDirectory) LookupUID(uid uint32) (*User, error) {
 	var pwd C.struct_passwd
 	err := lookupRecord("getpwuid_r", "with uid "+strconv.FormatUint(uint64(uid), 10), ErrUnknownUser, func(buf *C.char, size C.size_t, found, errno *C.int) {

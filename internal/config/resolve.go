@@ -24,12 +24,15 @@ type Group struct {
 }
 
 // Directory is the part of the user database resolution needs; NSS returns
-// the system's. Lookups of names that do not exist return errors wrapping
-// ErrUnknownUser or ErrUnknownGroup; any other error is a failing source
-// (NSS's wrap ErrSourceUnavailable), never read as "not found". A Config
-// caches what it found out of one Directory: give it no other.
+// the system's. Lookups of names or UIDs that do not exist return errors
+// wrapping ErrUnknownUser or ErrUnknownGroup; any other error is a failing
+// source (NSS's wrap ErrSourceUnavailable), never read as "not found". A
+// Config caches what it found out of one Directory: give it no other.
 type Directory interface {
 	LookupUser(name string) (*User, error)
+	// LookupUID returns the user with uid under the name NSS gives the UID
+	// (getpwuid), which logind, systemd and the watcher know the user by.
+	LookupUID(uid uint32) (*User, error)
 	// GroupIDs returns the IDs of all groups u is in, its primary group
 	// included (getgrouplist). It is separate from LookupUser because most
 	// logins resolve without it.
@@ -71,61 +74,103 @@ func (d Decision) NeedsDropIn() bool { return !d.Keep && !d.Netns.Host }
 // user; else the first group line, in file order, of a group the user is in
 // (by the user's group list or by the group's member list, so sources whose
 // group list is incomplete still count); else "*"; else the unmapped policy.
-// It returns the user as looked up, whose IDs the caller needs anyway, also
-// with an error once the user was found.
+// It returns the user as looked up by name, whose IDs the caller needs
+// anyway, also with an error once the user was found.
 //
-// A user line selects a user, by UID, not a spelling: a case-insensitive
+// The decision is one of the UID, not of the name it is asked for: the PAM
+// hook resolves the name that logs in, the watcher and status the name
+// logind gives the session, which is the UID's name (getpwuid), and a
+// user@UID.service has one drop-in whatever name it was written for. So the
+// user is resolved as its UID's owner: the user NSS returns for the UID,
+// whose name is the one the user lines, the group list and the member lists
+// are matched against.
+//
+// A user line selects a user by UID, not by spelling: a case-insensitive
 // directory answers "Carol" and "carol" alike, and useradd -o gives one UID
-// two names. A line spelled as name or as NSS's name for the user matches
-// without a lookup. Only when none is, the names of the other user lines are
-// looked up, in file order, until one has the user's UID; names found are
-// cached in c, so a Config that resolves many users looks each up once.
-// When two lines name one UID (check reports it) the line spelled as the
-// login name wins, then the first in file order.
+// two names. The line spelled as the owner's name applies; else the first
+// line, in file order, whose name NSS gives the UID. Only that second case
+// looks names of user lines up (one NSS lookup each, until one has the UID;
+// a line spelled as name or as NSS's name for it needs none; names found are
+// cached in c, so a Config that resolves many users looks each up once), so
+// a login whose UID's name has a line costs no lookup of other lines. Two
+// lines of one UID are a config error that check reports; the rule still
+// gives every name of the UID the same line.
 //
 // Errors are lookup failures, never "not found": a user, group or user line
-// that does not exist is skipped. A user line whose name cannot be looked up
-// before one matched, or a group line whose group cannot be before one
-// matched, leaves the policy unknown. The group list (getgrouplist) cannot
-// report a failing source, glibc skips it (see NSSDirectory.GroupIDs), so it
-// only ever proves membership: before a user is found in none of the group
-// lines' groups, every one of those groups has been looked up by name
-// (getgrnam_r), which fails when its source is down. Not covered: a group
-// found in one source whose memberships come, through getgrouplist only,
-// from another source that is down.
+// that does not exist is skipped. The owner of a UID that cannot be looked
+// up, a user line whose name cannot be looked up before one matched, or a
+// group line whose group cannot be before one matched, leaves the policy
+// unknown. The group list (getgrouplist) cannot report a failing source,
+// glibc skips it (see NSSDirectory.GroupIDs), so it only ever proves
+// membership: before a user is found in none of the group lines' groups,
+// every one of those groups has been looked up by name (getgrnam_r), which
+// fails when its source is down. Not covered: a group found in one source
+// whose memberships come, through getgrouplist only, from another source that
+// is down.
 func (c *Config) Resolve(name string, dir Directory) (Decision, *User, error) {
 	u, err := dir.LookupUser(name)
 	if err != nil {
 		return Decision{}, nil, fmt.Errorf("looking up user %q: %w", name, err)
 	}
-	names := []string{name}
+	if !c.selectsByName() {
+		// Only "*" and the unmapped policy: nothing to match a name against.
+		return c.fallback(), u, nil
+	}
+	owner, err := dir.LookupUID(u.UID)
+	if err != nil {
+		return Decision{}, u, fmt.Errorf("looking up the owner of uid %d (user %q): %w", u.UID, name, err)
+	}
+	// Names known to have the UID without a lookup.
+	spellings := []string{name}
 	if u.Name != name {
-		names = append(names, u.Name)
+		spellings = append(spellings, u.Name)
 	}
-	d, err := c.resolveUserLines(u, names, dir)
+	d, err := c.resolveUserLines(owner, spellings, dir)
 	if d.Mapped() || err != nil {
 		return d, u, err
 	}
-	d, err = c.resolveGroups(u, names, dir)
+	d, err = c.resolveGroups(owner, dir)
 	if d.Mapped() || err != nil {
 		return d, u, err
 	}
-	if r := c.find(SelectAll, ""); r != nil {
-		return c.decide(r, "no user or group line matches; * applies"), u, nil
-	}
-	if c.Unmapped == UnmappedKeep {
-		return Decision{Keep: true, Reason: "no line matches; unmapped = keep leaves the login namespace"}, u, nil
-	}
-	return Decision{Netns: netnsFromSpec("-"), Reason: "no line matches; unmapped = host"}, u, nil
+	return c.fallback(), u, nil
 }
 
-// resolveUserLines returns the decision of the user line that selects u, or
-// a zero Decision: by spelling first (names), then by UID.
-func (c *Config) resolveUserLines(u *User, names []string, dir Directory) (Decision, error) {
-	for _, n := range names {
-		if r := c.find(SelectUser, n); r != nil {
-			return c.decide(r, "user line for "+n), nil
+// selectsByName reports whether c has a user or group line.
+func (c *Config) selectsByName() bool {
+	for i := range c.rules {
+		if c.rules[i].kind != SelectAll {
+			return true
 		}
+	}
+	return false
+}
+
+// fallback is the decision for a user no user or group line selects.
+func (c *Config) fallback() Decision {
+	if r := c.find(SelectAll, ""); r != nil {
+		return c.decide(r, "no user or group line matches; * applies")
+	}
+	if c.Unmapped == UnmappedKeep {
+		return Decision{Keep: true, Reason: "no line matches; unmapped = keep leaves the login namespace"}
+	}
+	return Decision{Netns: netnsFromSpec("-"), Reason: "no line matches; unmapped = host"}
+}
+
+// resolveUserLines returns the decision of the user line that selects
+// owner, or a zero Decision: the line spelled as owner's name, else the
+// first line whose name has owner's UID. spellings are the names asked for,
+// known to have the UID, whose lines need no lookup.
+func (c *Config) resolveUserLines(owner *User, spellings []string, dir Directory) (Decision, error) {
+	// reason says how the line matched: by the name asked for, or by UID.
+	reason := func(lineName string) string {
+		if slices.Contains(spellings, lineName) {
+			return "user line for " + lineName
+		}
+		return fmt.Sprintf("user line for %s (uid %d)", lineName, owner.UID)
+	}
+	if r := c.find(SelectUser, owner.Name); r != nil {
+		return c.decide(r, reason(owner.Name)), nil
 	}
 	for i := range c.rules {
 		r := &c.rules[i]
@@ -133,13 +178,16 @@ func (c *Config) resolveUserLines(u *User, names []string, dir Directory) (Decis
 			continue
 		}
 		lineName := c.str(r, r.name)
+		if slices.Contains(spellings, lineName) {
+			return c.decide(r, reason(lineName)), nil
+		}
 		uid, err := c.userLineUID(i, lineName, dir)
 		switch {
 		case errors.Is(err, ErrUnknownUser):
 		case err != nil:
 			return Decision{}, fmt.Errorf("looking up user %q of the line at %s: %w", lineName, c.rule(r).Source(), err)
-		case uid == u.UID:
-			return c.decide(r, fmt.Sprintf("user line for %s (uid %d)", lineName, uid)), nil
+		case uid == owner.UID:
+			return c.decide(r, reason(lineName)), nil
 		}
 	}
 	return Decision{}, nil
@@ -178,9 +226,8 @@ func (c *Config) userLineUID(index int, name string, dir Directory) (uint32, err
 }
 
 // resolveGroups returns the decision of the first group line of a group u
-// is in, or a zero Decision. names are the user's names as asked for and as
-// NSS returned them.
-func (c *Config) resolveGroups(u *User, names []string, dir Directory) (Decision, error) {
+// is in, or a zero Decision.
+func (c *Config) resolveGroups(u *User, dir Directory) (Decision, error) {
 	var gids []uint32
 	listed := false
 	for i := range c.rules {
@@ -209,10 +256,8 @@ func (c *Config) resolveGroups(u *User, names []string, dir Directory) (Decision
 		if _, in := slices.BinarySearch(gids, g.GID); in {
 			return c.decide(r, fmt.Sprintf("%s is in group %s (gid %d)", u.Name, g.Name, g.GID)), nil
 		}
-		for _, n := range names {
-			if slices.Contains(g.Members, n) {
-				return c.decide(r, fmt.Sprintf("%s is listed as a member of group %s", n, g.Name)), nil
-			}
+		if slices.Contains(g.Members, u.Name) {
+			return c.decide(r, fmt.Sprintf("%s is listed as a member of group %s", u.Name, g.Name)), nil
 		}
 	}
 	return Decision{}, nil

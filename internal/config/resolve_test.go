@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 // fakeDirectory is an in-memory user database that records lookups.
 type fakeDirectory struct {
 	users    map[string]*User    // by the name asked for
+	owners   map[uint32]string   // the key in users of each UID's owner
 	groupIDs map[string][]uint32 // by canonical user name, primary included
 	groups   map[string]*Group
 	// down names the users and groups whose source is down: looking them
@@ -21,6 +23,7 @@ type fakeDirectory struct {
 
 	mu           sync.Mutex
 	userLookups  []string
+	uidLookups   []uint32
 	groupLookups []string
 	listed       int
 }
@@ -36,6 +39,22 @@ func (d *fakeDirectory) LookupUser(name string) (*User, error) {
 		return u, nil
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownUser, name)
+}
+
+// LookupUID returns the owner of uid; its source is down when the owner's
+// name is in down.
+func (d *fakeDirectory) LookupUID(uid uint32) (*User, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.uidLookups = append(d.uidLookups, uid)
+	name, ok := d.owners[uid]
+	if d.down[name] {
+		return nil, fmt.Errorf("getpwuid_r with uid %d: %w: no such file or directory (ENOENT)", uid, ErrSourceUnavailable)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w with uid %d", ErrUnknownUser, uid)
+	}
+	return d.users[name], nil
 }
 
 func (d *fakeDirectory) GroupIDs(u *User) ([]uint32, error) {
@@ -90,9 +109,10 @@ func testDirectory() *fakeDirectory {
 			// returns as it was asked for.
 			"alias": {Name: "alias", UID: 1000, GID: 1000},
 		},
+		owners: map[uint32]string{1000: "alice", 1001: "bob", 1002: "carol"},
 		groupIDs: map[string][]uint32{
 			"alice": {1000, 2000, 2001},
-			"alias": {1000, 2000, 2001},
+			"alias": {1000, 2000, 2001, 3002},
 			"bob":   {1001},
 			"carol": {100},
 		},
@@ -103,6 +123,8 @@ func testDirectory() *fakeDirectory {
 			// bob is listed, but his source's group list misses it.
 			"ops":   {Name: "ops", GID: 3000, Members: []string{"dave", "bob"}},
 			"empty": {Name: "empty", GID: 3001},
+			// /etc/group lists the second name, not alice.
+			"aliases": {Name: "aliases", GID: 3002, Members: []string{"alias"}},
 		},
 	}
 }
@@ -181,9 +203,25 @@ func TestResolve(t *testing.T) {
 			user:   "Alice", want: "alice ns0", wantReason: "user line for alice",
 		},
 		{
-			name:   "name as asked for matches before the canonical one",
-			config: "alice ns0\nAlice ns1\n",
-			user:   "Alice", want: "Alice ns1", wantReason: "user line for Alice",
+			name:   "the line of the uid's name beats one spelled as the login",
+			config: "Alice ns1\nalice ns0\n",
+			user:   "Alice", want: "alice ns0", wantReason: "user line for alice",
+		},
+		{
+			name:   "the line of the uid's name selects a second name",
+			config: "alias ns1\nalice ns0\n",
+			user:   "alias", want: "alice ns0", wantReason: "user line for alice (uid 1000)",
+		},
+		{
+			name:   "without a line of the uid's name the first line of the uid wins",
+			config: "bob ns2\nAlice ns0\nalias ns1\n",
+			user:   "alias", want: "Alice ns0", wantReason: "user line for Alice (uid 1000)",
+		},
+		{
+			name:   "a member list counts for the uid's name, not the login's",
+			config: "@aliases g\n",
+			user:   "alias", want: "host", wantReason: "no line matches; unmapped = host",
+			wantLookups: []string{"aliases"},
 		},
 		{
 			name:   "a second name of the uid is selected by the line",
@@ -199,11 +237,6 @@ func TestResolve(t *testing.T) {
 			name:   "user line selecting by uid beats a group line",
 			config: "@research lab\nbob ns1\nalice ns0\n",
 			user:   "alias", want: "alice ns0", wantReason: "user line for alice (uid 1000)",
-		},
-		{
-			name:   "two lines of one uid: the spelling of the login wins",
-			config: "alice ns0\nalias ns1\n",
-			user:   "alias", want: "alias ns1", wantReason: "user line for alias",
 		},
 		{
 			name:   "a failing line after the one that selects is not looked up",
@@ -282,8 +315,11 @@ func TestResolveErrors(t *testing.T) {
 			want: `looking up group "research": getgrnam_r "research": user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
 		{name: "user line source down", config: "Erin ns0\n* guest\n", user: "carol", down: "Erin", wantUser: true,
 			want: `looking up user "Erin" of the line at t.conf:1: getpwnam_r "Erin": user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
-		{name: "user line down before the one that selects", config: "Erin ns1\nalice ns0\n", user: "alias", down: "Erin", wantUser: true,
+		{name: "user line down before the one that selects", config: "Erin ns1\nAlice ns0\n", user: "alias", down: "Erin", wantUser: true,
 			want: `looking up user "Erin" of the line at t.conf:1: getpwnam_r "Erin": user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
+		// alias is found, the name of its uid is not: no line can be chosen.
+		{name: "owner of the uid down", config: "alias ns0\n", user: "alias", down: "alice", wantUser: true,
+			want: `looking up the owner of uid 1000 (user "alias"): getpwuid_r with uid 1000: user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -313,9 +349,57 @@ func TestResolveErrors(t *testing.T) {
 	}
 }
 
+// TestResolveGivesEveryNameOfAUIDOneLine resolves a UID by each of its
+// names, as the PAM hook resolves the name that logs in, and by the name
+// NSS gives the UID, as the watcher and status resolve the user logind
+// names, under configs with two lines that select the UID. All must get the
+// same line: the one of the UID's name, else the first. A hook and a
+// watcher that disagree end a correctly placed session.
+func TestResolveGivesEveryNameOfAUIDOneLine(t *testing.T) {
+	tests := []struct {
+		config string
+		want   string // "SELECTOR SPEC" of the line, or "host"
+	}{
+		{"alice ns0\nalias ns1\n", "alice ns0"},
+		{"alias ns1\nalice ns0\n", "alice ns0"},
+		{"alice ns0\nAlice ns1\n", "alice ns0"},
+		{"Alice ns1\nalice ns0\n", "alice ns0"},
+		{"Alice ns0\nalias ns1\n", "Alice ns0"},
+		{"alias ns1\nAlice ns0\n", "alias ns1"},
+		{"ghost ns2\nalias ns1\nAlice ns0\n", "alias ns1"},
+		{"alias ns1\nAlice ns2\nalice ns0\n", "alice ns0"},
+		{"@aliases ns1\n@research ns0\n", "@research ns0"},
+		{"@aliases ns1\n", "host"},
+	}
+	// The owner first: the watcher's name.
+	names := []string{"alice", "Alice", "alias"}
+	for _, tt := range tests {
+		t.Run(strings.ReplaceAll(strings.TrimSpace(tt.config), "\n", "; "), func(t *testing.T) {
+			cfg, err := Parse("t.conf", strings.NewReader(tt.config))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range names {
+				d, _, err := cfg.Resolve(name, testDirectory())
+				if err != nil {
+					t.Fatalf("Resolve(%s): %v", name, err)
+				}
+				got := "host"
+				if d.Mapped() {
+					got = d.Rule.Selector() + " " + d.Rule.Netns.Spec
+				}
+				if got != tt.want {
+					t.Errorf("Resolve(%s) = %s (%s), want %s", name, got, d.Reason, tt.want)
+				}
+			}
+		})
+	}
+}
+
 // TestResolveLooksUpUserLinesOnlyWhenNoSpellingMatches counts the lookups a
-// login pays: none for lines spelled as the login, one per other user line
-// otherwise, and none again for names a Config found before.
+// login pays: none for lines spelled as the UID's name, one per other user
+// line before the UID's otherwise, and none again for names a Config found
+// before.
 func TestResolveLooksUpUserLinesOnlyWhenNoSpellingMatches(t *testing.T) {
 	cfg, err := Parse("t.conf", strings.NewReader("alice ns0\nghost ns1\nCarol ns2\n@research r\n"))
 	if err != nil {
@@ -335,10 +419,10 @@ func TestResolveLooksUpUserLinesOnlyWhenNoSpellingMatches(t *testing.T) {
 		want []string
 	}{
 		{"alice", []string{"alice"}},                        // spelled as the line
-		{"Alice", []string{"Alice"}},                        // NSS's name is the line's
+		{"Alice", []string{"Alice"}},                        // the UID's name is the line's
 		{"bob", []string{"bob", "alice", "ghost", "Carol"}}, // unmapped: every user line
 		{"bob", []string{"bob", "ghost"}},                   // found names are cached, misses are not
-		{"alias", []string{"alias"}},                        // alice's line, uid from the cache
+		{"alias", []string{"alias"}},                        // the UID's name is alice's line
 		{"carol", []string{"carol", "ghost"}},               // Carol's line, after ghost
 	}
 	for _, step := range steps {
@@ -361,6 +445,7 @@ func TestResolveLooksUpUserLinesOnlyWhenNoSpellingMatches(t *testing.T) {
 	// A user created after the lines were first looked up is selected.
 	dir.down = nil
 	dir.users["ghost"] = &User{Name: "ghost", UID: 1003, GID: 1003}
+	dir.owners[1003] = "ghost"
 	if d, _, err := cfg.Resolve("ghost", dir); err != nil || d.Rule == nil || d.Rule.Name != "ghost" {
 		t.Errorf("Resolve(ghost) once ghost exists = %+v, %v; want the ghost line", d, err)
 	}
@@ -412,6 +497,7 @@ func benchConfig(n int) []byte {
 func benchDirectory() *fakeDirectory {
 	dir := &fakeDirectory{
 		users:    map[string]*User{"erin": {Name: "erin", UID: 5000, GID: 5000}},
+		owners:   map[uint32]string{5000: "erin"},
 		groupIDs: map[string][]uint32{},
 		groups:   map[string]*Group{},
 	}
@@ -481,13 +567,28 @@ func BenchmarkResolve(b *testing.B) {
 }
 
 // BenchmarkNSSLookupUser is the price of one user line's lookup through the
-// host's NSS, which a login not matched by spelling pays once per user line:
-// a name NSS knows and one it does not.
+// host's NSS, which a login whose UID's name has no line pays once per user
+// line before the one of its UID: a name NSS knows and one it does not.
 func BenchmarkNSSLookupUser(b *testing.B) {
 	for _, name := range []string{"root", "no-such-user-netns-session"} {
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
 				if _, err := NSS().LookupUser(name); err != nil && !errors.Is(err, ErrUnknownUser) {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkNSSLookupUID is the price of the lookup of a UID's owner through
+// the host's NSS, which every login pays once under a config with user or
+// group lines.
+func BenchmarkNSSLookupUID(b *testing.B) {
+	for _, uid := range []uint32{0, 4294967294} {
+		b.Run(strconv.FormatUint(uint64(uid), 10), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := NSS().LookupUID(uid); err != nil && !errors.Is(err, ErrUnknownUser) {
 					b.Fatal(err)
 				}
 			}

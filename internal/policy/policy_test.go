@@ -18,14 +18,25 @@ import (
 // broken source does.
 type users struct{}
 
+var userUIDs = map[string]uint32{"alice": 1001, "bob": 1002, "carol": 1003}
+
 func (users) LookupUser(name string) (*config.User, error) {
-	switch name {
-	case "alice", "bob", "carol":
-		return &config.User{Name: name, UID: 1000 + uint32(len(name)), GID: 100}, nil
-	case "ldap-down":
+	if uid, ok := userUIDs[name]; ok {
+		return &config.User{Name: name, UID: uid, GID: 100}, nil
+	}
+	if name == "ldap-down" {
 		return nil, errors.New("connection to LDAP server lost")
 	}
 	return nil, fmt.Errorf("%w %q", config.ErrUnknownUser, name)
+}
+
+func (users) LookupUID(uid uint32) (*config.User, error) {
+	for name, u := range userUIDs {
+		if u == uid {
+			return &config.User{Name: name, UID: uid, GID: 100}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w with uid %d", config.ErrUnknownUser, uid)
 }
 
 func (users) GroupIDs(u *config.User) ([]uint32, error) { return []uint32{u.GID}, nil }

@@ -245,9 +245,10 @@ type policy struct {
 var errNoConfig = errors.New("the config did not load")
 
 // resolve decides the policy of every candidate, by UID. A user known by
-// several names (aliases sharing a UID) must get the same answer for each,
-// or it is left alone: the PAM hook resolves the name that logs in. If the
-// policy of any of the names cannot be known, the user's cannot.
+// several names (aliases sharing a UID) gets one answer for each, since
+// config.Resolve decides by UID; should they still disagree (a directory
+// that changed during the sync), the user is left alone. If the policy of
+// any of the names cannot be known, the user's cannot.
 func (s *syncer) resolve(c *candidates) map[uint32]policy {
 	byUID := make(map[uint32][]policy)
 	// failed holds the names whose lookup failed, so that a UID found

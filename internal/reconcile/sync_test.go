@@ -349,14 +349,15 @@ func TestSync(t *testing.T) {
 			wantWarnings: []string{`skipping user "gone"`, "skipping uid 4000"},
 		},
 		{
-			name:   "names of one uid that disagree leave it alone",
-			config: "alice " + present + "\nali -\n",
+			// ali is a second name of alice's uid, which NSS names alice.
+			name:   "two lines of one uid: the line of the uid's name applies to both names",
+			config: "ali -\nalice " + present + "\n",
 			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
 				users.users = append(users.users, config.User{Name: "ali", UID: 1001, GID: 1001})
 				s.writeDropIn(t, "alice", 1001, "/run/netns/old")
 			},
-			want:         map[uint32]string{1001: "/run/netns/old"},
-			wantWarnings: []string{"skipping uid 1001: its names ali and alice resolve to different namespaces"},
+			want:        map[uint32]string{1001: present},
+			wantChanges: []change{{Write, 1001, present}},
 		},
 		{
 			name:   "a failing lookup keeps the manager off, and the others are still synced",

@@ -114,7 +114,8 @@ func TestSourceDownFailsClosed(t *testing.T) {
 // TestUserLineSelectsSecondNameOfUID logs alice's uid in under a second name
 // (useradd -o): her line selects the user, not the spelling, so the login
 // lands in ns0 and her drop-in stays as it is. Two lines for the one uid are
-// an error to check.
+// an error to check; loaded anyway, alice's line applies to both names, and
+// the watcher leaves the second name's session where the hook placed it.
 func TestUserLineSelectsSecondNameOfUID(t *testing.T) {
 	forEachSuite(t, func(t *testing.T, s Suite) {
 		c := boot(t, s)
@@ -140,10 +141,34 @@ func TestUserLineSelectsSecondNameOfUID(t *testing.T) {
 			t.Errorf("check --user alias2: err %v, want alice's line:\n%s", err, out)
 		}
 
-		c.WriteFile(t, configPath, "alice ns0\nalias2 ns0\n", 0o644)
+		// Two lines of uid 1001 that disagree: check errs, but the hook and
+		// the watcher load the config all the same. Both must give alias2
+		// the line of alice, the uid's own name, which the watcher knows
+		// the session by, or the watcher ends a session the hook placed.
+		c.Run(t, "ip", "netns", "add", "ns1")
+		c.WriteFile(t, configPath, "alice ns0\nalias2 ns1\n", 0o644)
 		out, _, err := c.Exec(t.Context(), "netns-session", "check")
 		if want := fmt.Sprintf(`%s:2: user "alias2" is uid 1001, like "alice" at %s:1`, configPath, configPath); err == nil || !strings.Contains(out, want) {
 			t.Errorf("check with two lines for uid 1001: err %v, want %q:\n%s", err, want, out)
+		}
+		installUnits(t, c, watchUnit)
+		c.Run(t, "systemctl", "start", watchUnit)
+		for _, user := range []string{"alias2", "alice"} {
+			if got, stderr, err := sshNetns(t.Context(), c, user); err != nil || got != ns0 {
+				t.Errorf("%s under two lines of uid 1001: netns %q, err %v, want %s (ns0)\n%s", user, got, err, ns0, stderr)
+			}
+		}
+		release := holdSession(t, c, "alias2")
+		rec := waitRecord(t, c, "UID=1001", "SERVICE=sshd", "VERDICT=ok")
+		if rec["ACTUAL_NETNS_ID"] != ns0 || rec["ACTION"] != "" {
+			t.Errorf("the watcher on alias2's session: in %s, action %q; want ok in %s, no action\n%s", rec["ACTUAL_NETNS_ID"], rec["ACTION"], ns0, rec["MESSAGE"])
+		}
+		release() // fails if the session was ended
+		if terminated := watchRecords(t, c, "ACTION=terminate"); len(terminated) > 0 {
+			t.Errorf("the watcher terminated %d sessions: %s", len(terminated), terminated[0]["MESSAGE"])
+		}
+		if got, _, err := c.Exec(t.Context(), "cat", dropInPath(1001)); got != dropIn {
+			t.Errorf("alice's drop-in under two lines of uid 1001: %q, %v; want it as it was:\n%s", got, err, dropIn)
 		}
 	})
 }
