@@ -91,7 +91,7 @@ func runStatus(c *cli.Context) error {
 	users, manager := reconcile.NSS(), units.New()
 	s := &statusTaker{
 		logind:     conn,
-		judge:      policy.NewJudge(cfg, users, &proc.SleepLog{}),
+		judge:      policy.NewJudge(cfg, users, &proc.SleepLog{}).Pass(),
 		managerPID: manager.UserManagerPID,
 		dropIns: func(ctx context.Context) (*reconcile.Report, error) {
 			return reconcile.Sync(ctx, cfg, users, manager, reconcile.Options{DryRun: true})

@@ -513,6 +513,8 @@ func (w *watcher) trySync(ctx context.Context) bool {
 // judged before: the config or logind may have changed since. Each call to
 // logind has a time of its own, so one slow reply costs one session.
 func (w *watcher) checkAll(ctx context.Context) {
+	endPass := w.pass()
+	defer endPass()
 	callCtx, cancel := context.WithTimeout(ctx, w.callTimeout)
 	refs, err := w.conn.ListSessionRefsContext(callCtx)
 	cancel()
@@ -547,6 +549,16 @@ func (w *watcher) checkAll(ctx context.Context) {
 	}
 }
 
+// pass makes w.judge one that looks each user up once (policy.Judge.Pass)
+// until the returned func restores it: for one check of everything, or one
+// event. The next pass sees users deleted meanwhile, whose UIDs may have
+// gone to others.
+func (w *watcher) pass() (end func()) {
+	judge := w.judge
+	w.judge = judge.Pass()
+	return func() { w.judge = judge }
+}
+
 // readSession reads the properties of the session at path.
 func (w *watcher) readSession(ctx context.Context, path dbus.ObjectPath) (logind.Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.callTimeout)
@@ -556,6 +568,8 @@ func (w *watcher) readSession(ctx context.Context, path dbus.ObjectPath) (logind
 
 // handle acts on one event of the subscription.
 func (w *watcher) handle(ctx context.Context, ev logind.Event) {
+	endPass := w.pass()
+	defer endPass()
 	switch ev.Kind {
 	case logind.SessionNew:
 		s, err := w.readSession(ctx, ev.Path)

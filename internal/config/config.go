@@ -137,8 +137,6 @@ type Config struct {
 	// texts[i] is the content of Files[i]; rules point into it.
 	texts []string
 	rules []rule
-	// lineUIDs are the UIDs of user lines' names looked up so far.
-	lineUIDs uidCache
 }
 
 // rule is the stored form of a Rule: offsets instead of strings, so a

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 )
 
 // User is a login user as the user database knows it.
@@ -26,8 +25,7 @@ type Group struct {
 // Directory is the part of the user database resolution needs; NSS returns
 // the system's. Lookups of names or UIDs that do not exist return errors
 // wrapping ErrUnknownUser or ErrUnknownGroup; any other error is a failing
-// source (NSS's wrap ErrSourceUnavailable), never read as "not found". A
-// Config caches what it found out of one Directory: give it no other.
+// source (NSS's wrap ErrSourceUnavailable), never read as "not found".
 type Directory interface {
 	LookupUser(name string) (*User, error)
 	// LookupUID returns the user with uid under the name NSS gives the UID
@@ -90,11 +88,10 @@ func (d Decision) NeedsDropIn() bool { return !d.Keep && !d.Netns.Host }
 // two names. The line spelled as the owner's name applies; else the first
 // line, in file order, whose name NSS gives the UID. Only that second case
 // looks names of user lines up (one NSS lookup each, until one has the UID;
-// a line spelled as name or as NSS's name for it needs none; names found are
-// cached in c, so a Config that resolves many users looks each up once), so
-// a login whose UID's name has a line costs no lookup of other lines. Two
-// lines of one UID are a config error that check reports; the rule still
-// gives every name of the UID the same line.
+// a line spelled as name or as NSS's name for it needs none), so a login
+// whose UID's name has a line costs no lookup of other lines. Two lines of
+// one UID are a config error that check reports; the rule still gives every
+// name of the UID the same line.
 //
 // Errors are lookup failures, never "not found": a user, group or user line
 // that does not exist is skipped. The owner of a UID that cannot be looked
@@ -107,6 +104,11 @@ func (d Decision) NeedsDropIn() bool { return !d.Keep && !d.Netns.Host }
 // fails when its source is down. Not covered: a group found in one source
 // whose memberships come, through getgrouplist only, from another source that
 // is down.
+//
+// Resolve caches nothing: a Config may be kept for days, and a user deleted
+// meanwhile may have left its UID to another. A caller that resolves many
+// users in one pass gives it a directory made by CachedLookups for that
+// pass.
 func (c *Config) Resolve(name string, dir Directory) (Decision, *User, error) {
 	u, err := dir.LookupUser(name)
 	if err != nil {
@@ -181,48 +183,16 @@ func (c *Config) resolveUserLines(owner *User, spellings []string, dir Directory
 		if slices.Contains(spellings, lineName) {
 			return c.decide(r, reason(lineName)), nil
 		}
-		uid, err := c.userLineUID(i, lineName, dir)
+		lineUser, err := dir.LookupUser(lineName)
 		switch {
 		case errors.Is(err, ErrUnknownUser):
 		case err != nil:
 			return Decision{}, fmt.Errorf("looking up user %q of the line at %s: %w", lineName, c.rule(r).Source(), err)
-		case uid == owner.UID:
+		case lineUser.UID == owner.UID:
 			return c.decide(r, reason(lineName)), nil
 		}
 	}
 	return Decision{}, nil
-}
-
-// uidCache holds the UIDs the names of user lines were found to have, by
-// rule index. Only names found are kept: one not found may be a user created
-// later, and a failed lookup says nothing. The watcher's sync and its judge
-// share one Config, hence the lock.
-type uidCache struct {
-	mu   sync.Mutex
-	uids map[uint32]uint32
-}
-
-// userLineUID returns the UID of name, the name of user line index.
-func (c *Config) userLineUID(index int, name string, dir Directory) (uint32, error) {
-	c.lineUIDs.mu.Lock()
-	uid, ok := c.lineUIDs.uids[uint32(index)]
-	c.lineUIDs.mu.Unlock()
-	if ok {
-		return uid, nil
-	}
-	// Looked up unlocked: a slow directory must not hold up the other
-	// users of c, who may want a name already cached.
-	u, err := dir.LookupUser(name)
-	if err != nil {
-		return 0, err
-	}
-	c.lineUIDs.mu.Lock()
-	if c.lineUIDs.uids == nil {
-		c.lineUIDs.uids = make(map[uint32]uint32)
-	}
-	c.lineUIDs.uids[uint32(index)] = u.UID
-	c.lineUIDs.mu.Unlock()
-	return u.UID, nil
 }
 
 // resolveGroups returns the decision of the first group line of a group u

@@ -396,63 +396,128 @@ func TestResolveGivesEveryNameOfAUIDOneLine(t *testing.T) {
 	}
 }
 
-// TestResolveLooksUpUserLinesOnlyWhenNoSpellingMatches counts the lookups a
-// login pays: none for lines spelled as the UID's name, one per other user
-// line before the UID's otherwise, and none again for names a Config found
-// before.
-func TestResolveLooksUpUserLinesOnlyWhenNoSpellingMatches(t *testing.T) {
+// TestResolveLooksUpUserLinesOnlyWhenTheUIDsNameHasNone counts the lookups
+// a login pays: the login's name and its UID's owner, and the names of
+// other user lines only when the owner's name has no line: then those
+// before the first line of the UID, every one for an unmapped user, but
+// none spelled as the login.
+func TestResolveLooksUpUserLinesOnlyWhenTheUIDsNameHasNone(t *testing.T) {
 	cfg, err := Parse("t.conf", strings.NewReader("alice ns0\nghost ns1\nCarol ns2\n@research r\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	tests := []struct {
+		user string
+		want []string
+	}{
+		{"alice", []string{"alice"}},                        // the owner's line
+		{"Alice", []string{"Alice"}},                        // the owner's line, by another spelling
+		{"alias", []string{"alias"}},                        // the owner's line, by a second name
+		{"bob", []string{"bob", "alice", "ghost", "Carol"}}, // unmapped: every user line
+		{"carol", []string{"carol", "alice", "ghost", "Carol"}},
+		{"Carol", []string{"Carol", "alice", "ghost"}}, // spelled as the line
+	}
+	for _, tt := range tests {
+		t.Run(tt.user, func(t *testing.T) {
+			dir := testDirectory()
+			if _, _, err := cfg.Resolve(tt.user, dir); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(dir.userLookups, tt.want) || len(dir.uidLookups) != 1 {
+				t.Errorf("looked up %q and %d uids, want %q and 1", dir.userLookups, len(dir.uidLookups), tt.want)
+			}
+		})
+	}
+	// A config of "*" alone decides without the UID's owner.
+	star, err := Parse("t.conf", strings.NewReader("* guest\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := testDirectory()
-	resolve := func(user string) []string {
+	if _, _, err := star.Resolve("alias", dir); err != nil || len(dir.uidLookups) != 0 {
+		t.Errorf("Resolve(alias) under \"* guest\": err %v, uid lookups %v; want none", err, dir.uidLookups)
+	}
+}
+
+// TestResolveSeesTheDirectoryAsItIsNow keeps one Config, as the watcher does
+// until a reload, while a user line's user is deleted and its UID given to
+// another user: the UID must no longer select the line.
+func TestResolveSeesTheDirectoryAsItIsNow(t *testing.T) {
+	cfg, err := Parse("t.conf", strings.NewReader("ghost ns1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := testDirectory()
+	dir.users["ghost"] = &User{Name: "ghost", UID: 1003, GID: 1003}
+	dir.owners[1003] = "ghost"
+	if d, _, err := cfg.Resolve("bob", dir); err != nil || d.Mapped() {
+		t.Fatalf("Resolve(bob) = %+v, %v; want unmapped", d.Rule, err)
+	}
+
+	delete(dir.users, "ghost")
+	dir.users["newbie"] = &User{Name: "newbie", UID: 1003, GID: 1003}
+	dir.owners[1003] = "newbie"
+	if d, _, err := cfg.Resolve("newbie", dir); err != nil || d.Mapped() {
+		t.Errorf("Resolve(newbie), who has the uid ghost had = %+v, %v; want unmapped", d.Rule, err)
+	}
+}
+
+// TestCachedLookupsRemembersOnlyUsersFound resolves in one pass, as a sync
+// does: a name or UID found is looked up once; one not found, or whose
+// source failed, is asked again. A new pass asks everything again.
+func TestCachedLookupsRemembersOnlyUsersFound(t *testing.T) {
+	cfg, err := Parse("t.conf", strings.NewReader("alice ns0\nghost ns1\nCarol ns2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := testDirectory()
+	pass := CachedLookups(dir)
+	resolve := func(user string) ([]string, error) {
 		t.Helper()
-		dir.userLookups = nil
-		if _, _, err := cfg.Resolve(user, dir); err != nil {
-			t.Fatalf("Resolve(%s): %v", user, err)
-		}
-		return dir.userLookups
+		dir.userLookups, dir.uidLookups = nil, nil
+		_, _, err := cfg.Resolve(user, pass)
+		return dir.userLookups, err
 	}
 	steps := []struct {
 		user string
 		want []string
+		uids int
 	}{
-		{"alice", []string{"alice"}},                        // spelled as the line
-		{"Alice", []string{"Alice"}},                        // the UID's name is the line's
-		{"bob", []string{"bob", "alice", "ghost", "Carol"}}, // unmapped: every user line
-		{"bob", []string{"bob", "ghost"}},                   // found names are cached, misses are not
-		{"alias", []string{"alias"}},                        // the UID's name is alice's line
-		{"carol", []string{"carol", "ghost"}},               // Carol's line, after ghost
+		{"bob", []string{"bob", "alice", "ghost", "Carol"}, 1},
+		{"bob", []string{"ghost"}, 0}, // found names and uids remembered, misses not
+		{"carol", []string{"carol", "ghost"}, 1},
 	}
 	for _, step := range steps {
-		if got := resolve(step.user); !slices.Equal(got, step.want) {
-			t.Errorf("Resolve(%s) looked up %q, want %q", step.user, got, step.want)
+		got, err := resolve(step.user)
+		if err != nil || !slices.Equal(got, step.want) || len(dir.uidLookups) != step.uids {
+			t.Errorf("Resolve(%s): looked up %q and uids %v, err %v; want %q and %d uids", step.user, got, dir.uidLookups, err, step.want, step.uids)
 		}
 	}
 
-	// A failure is not cached either: the line is looked up again.
+	// A failure is not remembered either: the line is looked up again.
 	dir.down = map[string]bool{"ghost": true}
 	for range 2 {
-		dir.userLookups = nil
-		if _, _, err := cfg.Resolve("bob", dir); !errors.Is(err, ErrSourceUnavailable) {
-			t.Fatalf("Resolve(bob) with ghost's source down: err %v", err)
-		}
-		if want := []string{"bob", "ghost"}; !slices.Equal(dir.userLookups, want) {
-			t.Errorf("looked up %q, want %q", dir.userLookups, want)
+		if got, err := resolve("bob"); !errors.Is(err, ErrSourceUnavailable) || !slices.Equal(got, []string{"ghost"}) {
+			t.Errorf("Resolve(bob) with ghost's source down: looked up %q, err %v; want ghost and the failure", got, err)
 		}
 	}
-	// A user created after the lines were first looked up is selected.
+	// A user created within the pass is seen.
 	dir.down = nil
 	dir.users["ghost"] = &User{Name: "ghost", UID: 1003, GID: 1003}
 	dir.owners[1003] = "ghost"
-	if d, _, err := cfg.Resolve("ghost", dir); err != nil || d.Rule == nil || d.Rule.Name != "ghost" {
-		t.Errorf("Resolve(ghost) once ghost exists = %+v, %v; want the ghost line", d, err)
+	if d, _, err := cfg.Resolve("ghost", pass); err != nil || d.Rule == nil || d.Rule.Name != "ghost" {
+		t.Errorf("Resolve(ghost) once ghost exists = %+v, %v; want the ghost line", d.Rule, err)
+	}
+	// A new pass looks again what the old one remembered.
+	dir.userLookups = nil
+	if _, _, err := cfg.Resolve("bob", CachedLookups(dir)); err != nil || !slices.Equal(dir.userLookups, []string{"bob", "alice", "ghost", "Carol"}) {
+		t.Errorf("a new pass looked up %q, err %v; want every name again", dir.userLookups, err)
 	}
 }
 
 // TestResolveConcurrently shares one Config between goroutines, as the
-// watcher's sync and its judge do; run with -race.
+// watcher's sync and its judge do: resolving changes nothing in it. Run
+// with -race.
 func TestResolveConcurrently(t *testing.T) {
 	cfg, err := Parse("t.conf", strings.NewReader("alice ns0\nCarol ns1\nghost ns2\n"))
 	if err != nil {

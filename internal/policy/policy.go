@@ -116,6 +116,16 @@ func NewJudge(cfg *config.Config, users config.Directory, sleep SleepBounds) *Ju
 		CgroupProcs: proc.CgroupProcs, Sleep: sleep}
 }
 
+// Pass returns a judge of j's config for one pass over many processes -
+// one check of every session, one status - that looks each user it finds
+// up once (config.CachedLookups). Drop it after the pass: a user deleted
+// meanwhile may have left its UID to another.
+func (j *Judge) Pass() *Judge {
+	pass := *j
+	pass.Users = config.CachedLookups(j.Users)
+	return &pass
+}
+
 // exemptClasses are the session classes not judged: greeters and lock
 // screens run as system users before or between logins, and the manager
 // classes are the sessions user@UID.service opens for itself (systemd 256

@@ -209,6 +209,48 @@ func TestSessionClasses(t *testing.T) {
 	}
 }
 
+// countingUsers is users that counts the lookups that reach it.
+type countingUsers struct {
+	users
+	lookups int
+}
+
+func (c *countingUsers) LookupUser(name string) (*config.User, error) {
+	c.lookups++
+	return c.users.LookupUser(name)
+}
+
+func (c *countingUsers) LookupUID(uid uint32) (*config.User, error) {
+	c.lookups++
+	return c.users.LookupUID(uid)
+}
+
+// TestPassLooksEachUserUpOnce judges in one pass, as the watcher's check of
+// every session does: a user is looked up once however many processes it
+// has, and the judge the pass came from, and the next pass, look it up
+// again, so a user deleted between passes is not remembered.
+func TestPassLooksEachUserUpOnce(t *testing.T) {
+	j := fakeJudge(t, "alice ns0\n")
+	dir := &countingUsers{}
+	j.Users = dir
+	pass := j.Pass()
+	for range 3 {
+		if f := pass.Process("alice", pidInNs0); f.Verdict != Compliant {
+			t.Fatalf("verdict %s: %s", f.Verdict, f.Reason)
+		}
+	}
+	if dir.lookups != 2 {
+		t.Errorf("a pass of 3 judgements looked up %d times, want 2 (the name and the uid)", dir.lookups)
+	}
+	for _, judge := range []*Judge{j, j.Pass()} {
+		dir.lookups = 0
+		judge.Process("alice", pidInNs0)
+		if dir.lookups != 2 {
+			t.Errorf("after the pass: %d lookups, want 2", dir.lookups)
+		}
+	}
+}
+
 func TestVerdictText(t *testing.T) {
 	for v, want := range map[Verdict]string{Compliant: "ok", Violation: "violation", Unconstrained: "unconstrained", Exempt: "exempt", Gone: "gone", Unknown: "unknown", 9: "Verdict(9)"} {
 		text, err := v.MarshalText()

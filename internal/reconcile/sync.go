@@ -141,8 +141,10 @@ type Report struct {
 func Sync(ctx context.Context, cfg *config.Config, users Users, m *units.Manager, opts Options) (*Report, error) {
 	lookups := &lookupLog{Users: users}
 	s := &syncer{
-		cfg:       cfg,
-		users:     lookups,
+		cfg: cfg,
+		// A sync is one pass: each user it finds is looked up once in it,
+		// and again by the next sync.
+		users:     config.CachedLookups(lookups),
 		units:     m,
 		lingerDir: opts.LingerDir,
 		report:    &Report{DryRun: opts.DryRun},

@@ -524,6 +524,37 @@ func TestSyncDryRunChangesNothing(t *testing.T) {
 	}
 }
 
+// TestSyncSeesAUIDGivenToAnotherUser syncs twice with one config, as the
+// watcher does until a reload, while the user of a user line is deleted
+// and its UID given to another user in between: the second sync must not
+// hand the new owner the line's namespace.
+func TestSyncSeesAUIDGivenToAnotherUser(t *testing.T) {
+	s := newTestSystem(t)
+	cfg := parseConfig(t, "ghost "+present+"\n")
+	users := testUsers()
+	users.users = append(users.users, config.User{Name: "ghost", UID: 1005, GID: 1005})
+	// alice resolves by UID, which looks the line's name up.
+	s.linger(t, "alice")
+	if _, err := Sync(context.Background(), cfg, users, s.m, s.opts()); err != nil {
+		t.Fatal(err)
+	}
+	if want := (map[uint32]string{1005: present}); !maps.Equal(s.dropIns(t), want) {
+		t.Fatalf("drop-ins = %v, want %v", s.dropIns(t), want)
+	}
+
+	users.users[len(users.users)-1] = config.User{Name: "newbie", UID: 1005, GID: 1005}
+	report, err := Sync(context.Background(), cfg, users, s.m, s.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.dropIns(t); len(got) != 0 {
+		t.Errorf("drop-ins after ghost's uid went to newbie = %v, want none", got)
+	}
+	if len(report.Changes) != 1 || report.Changes[0].Action != Remove || report.Changes[0].User != "newbie" {
+		t.Errorf("changes = %+v, want the removal of newbie's drop-in", report.Changes)
+	}
+}
+
 func checkWarnings(t *testing.T, got, want []string) {
 	t.Helper()
 	if len(got) != len(want) {
