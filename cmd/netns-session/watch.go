@@ -648,11 +648,13 @@ func (w *watcher) judgeSession(ctx context.Context, s logind.Session) {
 //
 // A closing session, and one judged by a process of its scope (leader is
 // nil), is ended through logind alone: its leader has exited or closed the
-// session, and what remains is in the scope. logind ignores TerminateSession
-// for a session it is stopping already, which a closing session is, and a
-// session whose leader has gone may have become meanwhile; so logind is also
-// asked to kill every process of the scope (KillSession), which systemd
-// does by the scope's cgroup. No PID is ever signalled for such a session.
+// session, and what remains is in the scope; no PID is signalled for it.
+// logind ignores TerminateSession for a session it is stopping already,
+// which a closing session is, and which any session becomes once its
+// leader dies - the kill above may have done that - so logind is always
+// also asked to kill every process of the scope (KillSession), which
+// systemd does by the scope's cgroup: the shell a leader forked must not
+// outlive it on the wrong network.
 func (w *watcher) terminate(ctx context.Context, s logind.Session, leader *policy.Leader, what string, f policy.Finding, fields map[string]string) {
 	var killErr error
 	if leader != nil && s.State != logind.StateClosing {
@@ -664,7 +666,7 @@ func (w *watcher) terminate(ctx context.Context, s logind.Session, leader *polic
 	callCtx, cancel := context.WithTimeout(ctx, w.callTimeout)
 	err := w.conn.TerminateSessionContext(callCtx, s.ID)
 	cancel()
-	if err == nil && (leader == nil || s.State == logind.StateClosing) {
+	if err == nil {
 		callCtx, cancel := context.WithTimeout(ctx, w.callTimeout)
 		err = w.conn.KillAllOfSessionContext(callCtx, s.ID, syscall.SIGKILL)
 		cancel()
