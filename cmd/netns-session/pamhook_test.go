@@ -135,7 +135,7 @@ func TestSlowDirectoryStillPlacesManager(t *testing.T) {
 			path, _ := writeCheckConfig(t, tt.config)
 			m := testUnits(t)
 			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, callerErr: errors.New("not joined in this test"),
-				units: m, users: slowDirectory{tt.users, 60 * time.Millisecond}, budget: 20 * time.Millisecond}
+				units: m, users: slowDirectory{tt.users, 300 * time.Millisecond}, budget: 250 * time.Millisecond}
 
 			if _, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "carol", Service: "sshd"}); err == nil {
 				t.Fatal("session of carol opened without a join, want it denied")

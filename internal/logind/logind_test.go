@@ -170,7 +170,7 @@ func TestSessionOptionalProperties(t *testing.T) {
 			props: func(p map[string]dbus.Variant) {
 				delete(p, "Scope")
 				delete(p, "TimestampMonotonic")
-				delete(p, "LeaderPIDFDId") // systemd before 256
+				delete(p, "LeaderPIDFDId") // systemd 257 and before
 			},
 			want: Session{ID: "3", Path: sessionPath("3"), User: "alice", UID: 1001, Leader: 4242, Class: "user", State: "active",
 				Type: "tty", Service: "sshd", TTY: "pts/0", RemoteHost: "192.0.2.7"},

@@ -82,7 +82,7 @@ func TestSessionJudgesOnlyAProvenLeader(t *testing.T) {
 		{name: "pidfd without an inode of its own falls back to the scope", want: Violation,
 			session: func(s *logind.Session) { s.LeaderPIDFDID = 77 },
 			process: fakeProcess{start: 10 * time.Hour, cgroup: inScope}},
-		{name: "logind before 256 falls back to the start time", want: Violation,
+		{name: "logind of systemd 257 or before falls back to the start time", want: Violation,
 			process: fakeProcess{fdid: 78, pidfs: true, start: time.Hour, cgroup: "/system.slice/ssh.service"}},
 		{name: "a child of the session that took the PID is the session's", want: Violation,
 			process: fakeProcess{start: 10 * time.Hour, cgroup: inScope}},
