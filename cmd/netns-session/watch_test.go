@@ -23,6 +23,7 @@ import (
 	"github.com/netns-session/netns-session/internal/logind"
 	"github.com/netns-session/netns-session/internal/nsjoin"
 	"github.com/netns-session/netns-session/internal/policy"
+	"github.com/netns-session/netns-session/internal/proc"
 	"github.com/netns-session/netns-session/internal/reconcile"
 	"github.com/netns-session/netns-session/internal/units"
 )
@@ -164,10 +165,11 @@ func (p fakeProcess) Cgroup() (string, error) {
 	return "/system.slice/ssh.service", nil
 }
 
-func (p fakeProcess) UID() (uint32, error) {
+func (p fakeProcess) UIDs() (proc.UIDs, error) {
 	p.sys.mu.Lock()
 	defer p.sys.mu.Unlock()
-	return p.sys.uids[p.pid], nil
+	uid := p.sys.uids[p.pid]
+	return proc.UIDs{Real: uid, Effective: uid, Saved: uid, FS: uid}, nil
 }
 
 func (p fakeProcess) StartTime() (time.Duration, error) {

@@ -17,7 +17,7 @@ type Pinned interface {
 	FDID() (id uint64, ok bool, err error)
 	StartTime() (time.Duration, error)
 	Cgroup() (string, error)
-	UID() (uint32, error)
+	UIDs() (proc.UIDs, error)
 	Alive() error
 	Kill() error
 	Close() error

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/netns-session/netns-session/internal/logind"
+	"github.com/netns-session/netns-session/internal/proc"
 )
 
 // fakeProcess is a pinned process of the fake system.
@@ -22,7 +23,7 @@ type fakeProcess struct {
 	// exited makes the process exit once it has been read: Alive fails.
 	exited    bool
 	cgroupErr error
-	uid       uint32
+	uids      proc.UIDs
 	closed    bool
 	killed    bool
 }
@@ -31,7 +32,7 @@ func (p *fakeProcess) PID() int                          { return p.pid }
 func (p *fakeProcess) FDID() (uint64, bool, error)       { return p.fdid, p.pidfs, nil }
 func (p *fakeProcess) StartTime() (time.Duration, error) { return p.start, nil }
 func (p *fakeProcess) Cgroup() (string, error)           { return p.cgroup, p.cgroupErr }
-func (p *fakeProcess) UID() (uint32, error)              { return p.uid, nil }
+func (p *fakeProcess) UIDs() (proc.UIDs, error)          { return p.uids, nil }
 func (p *fakeProcess) Close() error                      { p.closed = true; return nil }
 func (p *fakeProcess) Kill() error                       { p.killed = true; return nil }
 

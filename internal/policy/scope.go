@@ -23,11 +23,11 @@ type scopeProcess struct {
 
 // byScope judges session s, whose leader is gone (leaderGone says how), by
 // a process of its scope: the oldest one there that runs for the session's
-// user. Every process of a session inherits the leader's namespace; the
-// oldest is the likeliest to have kept it (a younger one may have made a
-// namespace of its own, `unshare -rn`), and processes of other users came
-// into the scope through su or sudo, which the PAM hook places for their
-// target user.
+// user alone (see ofScope). Every process of a session inherits the leader's
+// namespace; the oldest is the likeliest to have kept it (a younger one may
+// have made a namespace of its own, `unshare -rn`), and processes of other
+// users came into the scope through su or sudo, which the PAM hook places
+// for their target user.
 //
 // A PID the scope lists may belong to another process by the time it is
 // pinned, and a process may move to another cgroup. So each process is
@@ -131,15 +131,18 @@ func (j *Judge) judgeScopeProcess(s logind.Session, decision config.Decision, f 
 }
 
 // ofScope tells whether pinned process p runs in scope cgroup for session
-// s's user.
+// s's user, and for no one else: su and sudo wait for the command they ran
+// with their caller's real UID and root's effective one, and the PAM hook
+// placed them for the target user; so a process counts only if its real,
+// effective, saved and filesystem UIDs are all the user's.
 func ofScope(p Pinned, s logind.Session, cgroup string) (bool, error) {
 	in, err := p.Cgroup()
 	if err != nil || in != cgroup {
 		return false, err
 	}
-	uid, err := p.UID()
+	uids, err := p.UIDs()
 	if err != nil {
 		return false, err
 	}
-	return uid == s.UID, nil
+	return uids.Only(s.UID), nil
 }

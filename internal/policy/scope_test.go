@@ -11,6 +11,7 @@ import (
 
 	"github.com/netns-session/netns-session/internal/logind"
 	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/proc"
 )
 
 // TestSessionByAProcessOfItsScope judges sessions whose leader is gone by
@@ -24,7 +25,7 @@ func TestSessionByAProcessOfItsScope(t *testing.T) {
 	created := 3 * time.Hour // monotonic; after the recorded sleep
 	// A process of alice's scope, started after the session.
 	alice := func(start time.Duration, netns nsjoin.ID) scopeFake {
-		return scopeFake{fakeProcess{cgroup: inScope, uid: aliceUID, start: created + fakeSlept + start}, netns}
+		return scopeFake{fakeProcess{cgroup: inScope, uids: only(aliceUID), start: created + fakeSlept + start}, netns}
 	}
 	tests := []struct {
 		name string
@@ -53,16 +54,23 @@ func TestSessionByAProcessOfItsScope(t *testing.T) {
 			procs: map[int]scopeFake{602: {fakeProcess{cgroup: "/system.slice/cron.service", start: 10 * time.Hour}, hostID}}, scope: []int{602}},
 		{name: "process moved out of the scope is not judged; one still in it is", want: Compliant, judged: 601, listScope: true,
 			procs: map[int]scopeFake{
-				602: {fakeProcess{cgroup: "/user.slice/user-1005.slice/session-9.scope", uid: aliceUID}, hostID},
+				602: {fakeProcess{cgroup: "/user.slice/user-1005.slice/session-9.scope", uids: only(aliceUID)}, hostID},
 				601: alice(time.Minute, ns0ID),
 			}, scope: []int{602, 601}},
 		{name: "another user's process in the scope (su, sudo) is not judged", want: Gone, listScope: true,
-			procs: map[int]scopeFake{603: {fakeProcess{cgroup: inScope, uid: 0}, hostID}}, scope: []int{603}},
+			procs: map[int]scopeFake{603: {fakeProcess{cgroup: inScope, uids: only(0)}, hostID}}, scope: []int{603}},
+		{name: "su waiting for its command, with the user's real UID and root's effective one, is not judged", want: Gone, listScope: true,
+			procs: map[int]scopeFake{609: {fakeProcess{cgroup: inScope, uids: proc.UIDs{Real: aliceUID}, start: created + fakeSlept}, hostID}}, scope: []int{609}},
+		{name: "a process of the user's that runs for another too is passed over for the next", want: Compliant, judged: 611, listScope: true,
+			procs: map[int]scopeFake{
+				610: {fakeProcess{cgroup: inScope, uids: proc.UIDs{Real: aliceUID, Effective: aliceUID, Saved: 0, FS: aliceUID}, start: created + fakeSlept}, hostID},
+				611: alice(time.Minute, ns0ID),
+			}, scope: []int{610, 611}},
 		{name: "the oldest process stands for the session", want: Compliant, judged: 605, listScope: true,
 			procs: map[int]scopeFake{604: alice(time.Hour, hostID), 605: alice(time.Minute, ns0ID)}, scope: []int{604, 605}},
 		{name: "process that exits while it is judged is not judged; the next is", want: Violation, judged: 607, listScope: true,
 			procs: map[int]scopeFake{
-				606: {fakeProcess{cgroup: inScope, uid: aliceUID, start: created, exited: true}, ns0ID},
+				606: {fakeProcess{cgroup: inScope, uids: only(aliceUID), start: created, exited: true}, ns0ID},
 				607: alice(time.Hour, ns1ID),
 			}, scope: []int{607, 606}},
 		{name: "process whose cgroup cannot be read is unknown", want: Unknown, listScope: true, reason: "no process of its scope session-7.scope could be judged",
@@ -139,6 +147,9 @@ func TestSessionByAProcessOfItsScope(t *testing.T) {
 		})
 	}
 }
+
+// only are the IDs of a process that runs for uid alone.
+func only(uid uint32) proc.UIDs { return proc.UIDs{Real: uid, Effective: uid, Saved: uid, FS: uid} }
 
 // scopeFake is a process of the fake system and its namespace.
 type scopeFake struct {

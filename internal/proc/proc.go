@@ -1,12 +1,13 @@
 // Package proc owns the identity of a running process: a pidfd that pins
 // it, so that its PID cannot pass to another process while it is held,
 // whether it has exited, and what the kernel tells about who it is: its pidfs
-// inode, its cgroup, its user and its start time, read through /proc while it
-// is pinned; and the processes a cgroup holds. IsGone is the one rule for
-// telling a process that exited from one that could not be read. It also
-// keeps the record of the system's sleep that converts logind's monotonic
-// timestamps to the boot-time clock of process start times. What these prove
-// about a session is policy's to decide, and about the PAM caller nsjoin's.
+// inode, its cgroup, its user IDs and its start time, read through /proc
+// while it is pinned; and the processes a cgroup holds. IsGone is the one
+// rule for telling a process that exited from one that could not be read. It
+// also keeps the record of the system's sleep that converts logind's
+// monotonic timestamps to the boot-time clock of process start times. What
+// these prove about a session is policy's to decide, and about the PAM caller
+// nsjoin's.
 package proc
 
 import (
@@ -156,40 +157,55 @@ func parseStartTime(stat []byte) (uint64, error) {
 	return ticks, nil
 }
 
-// UID returns the process's real user ID, the user it runs for: a setuid
-// program keeps its caller's, su and sudo give their target's.
-func (p *Process) UID() (uint32, error) {
+// UIDs are the four user IDs of a process (credentials(7)).
+type UIDs struct {
+	Real, Effective, Saved, FS uint32
+}
+
+// Only reports whether every one of the IDs is uid: the process runs for
+// that user alone. A setuid program, or su and sudo waiting for the command
+// they ran, keeps its caller's real UID under another effective one.
+func (u UIDs) Only(uid uint32) bool {
+	return u.Real == uid && u.Effective == uid && u.Saved == uid && u.FS == uid
+}
+
+// UIDs returns the process's user IDs: the Uid line of /proc/PID/status.
+func (p *Process) UIDs() (UIDs, error) {
 	path := fmt.Sprintf("/proc/%d/status", p.pid)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("reading the user of process %d: %w", p.pid, err)
+		return UIDs{}, fmt.Errorf("reading the user of process %d: %w", p.pid, err)
 	}
-	uid, err := parseRealUID(string(data))
+	uids, err := parseUIDs(string(data))
 	if err != nil {
-		return 0, fmt.Errorf("reading %s: %w", path, err)
+		return UIDs{}, fmt.Errorf("reading %s: %w", path, err)
 	}
-	return uid, nil
+	return uids, nil
 }
 
-// parseRealUID returns the first of the four IDs (real, effective, saved,
-// filesystem) of the Uid line of /proc/PID/status.
-func parseRealUID(status string) (uint32, error) {
+// parseUIDs reads the four IDs (real, effective, saved, filesystem) of the
+// Uid line of /proc/PID/status.
+func parseUIDs(status string) (UIDs, error) {
 	for line := range strings.Lines(status) {
 		ids, ok := strings.CutPrefix(line, "Uid:")
 		if !ok {
 			continue
 		}
 		fields := strings.Fields(ids)
-		if len(fields) == 0 {
-			break
+		var uids [4]uint32
+		if len(fields) != len(uids) {
+			return UIDs{}, fmt.Errorf("%w: Uid line %q", ErrBadProc, strings.TrimSpace(line))
 		}
-		uid, err := strconv.ParseUint(fields[0], 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("%w: Uid line %q", ErrBadProc, strings.TrimSpace(line))
+		for i, field := range fields {
+			uid, err := strconv.ParseUint(field, 10, 32)
+			if err != nil {
+				return UIDs{}, fmt.Errorf("%w: Uid line %q", ErrBadProc, strings.TrimSpace(line))
+			}
+			uids[i] = uint32(uid)
 		}
-		return uint32(uid), nil
+		return UIDs{Real: uids[0], Effective: uids[1], Saved: uids[2], FS: uids[3]}, nil
 	}
-	return 0, fmt.Errorf("%w: no Uid line", ErrBadProc)
+	return UIDs{}, fmt.Errorf("%w: no Uid line", ErrBadProc)
 }
 
 // Cgroup returns the path of the process's cgroup in the hierarchy systemd

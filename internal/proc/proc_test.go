@@ -176,8 +176,8 @@ func TestIsGone(t *testing.T) {
 func TestParseNumbersOfProc(t *testing.T) {
 	startTime := func(stat string) (uint64, error) { return parseStartTime([]byte(stat)) }
 	realUID := func(status string) (uint64, error) {
-		uid, err := parseRealUID(status)
-		return uint64(uid), err
+		uids, err := parseUIDs(status)
+		return uint64(uids.Real), err
 	}
 	tests := []struct {
 		name  string
@@ -197,6 +197,8 @@ func TestParseNumbersOfProc(t *testing.T) {
 		{name: "root", parse: realUID, want: 0, text: "Name:\tsleep\nUid:\t0\t0\t0\t0\n"},
 		{name: "no Uid line", parse: realUID, err: true, text: "Name:\tsleep\n"},
 		{name: "UID not a number", parse: realUID, err: true, text: "Uid:\tx\t0\t0\t0\n"},
+		{name: "effective UID not a number", parse: realUID, err: true, text: "Uid:\t0\tx\t0\t0\n"},
+		{name: "three UIDs", parse: realUID, err: true, text: "Uid:\t0\t0\t0\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,6 +211,34 @@ func TestParseNumbersOfProc(t *testing.T) {
 			}
 			if err != nil || got != tt.want {
 				t.Errorf("%d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestUIDsTellAProcessOfOneUserFromASetuidOne reads all four IDs of the
+// Uid line: su waiting for its command keeps its caller's real UID under
+// root's effective one, and runs for no one user.
+func TestUIDsTellAProcessOfOneUserFromASetuidOne(t *testing.T) {
+	tests := []struct {
+		name   string
+		status string
+		want   UIDs
+		only   bool // runs for 1000 alone
+	}{
+		{"a process of the user", "Name:\tsleep\nUid:\t1000\t1000\t1000\t1000\n", UIDs{1000, 1000, 1000, 1000}, true},
+		{"su waiting for its command", "Name:\tsu\nUid:\t1000\t0\t0\t0\n", UIDs{1000, 0, 0, 0}, false},
+		{"a setuid program that dropped its effective UID", "Uid:\t1000\t1000\t0\t1000\n", UIDs{1000, 1000, 0, 1000}, false},
+		{"only the filesystem UID another's", "Uid:\t1000\t1000\t1000\t0\n", UIDs{1000, 1000, 1000, 0}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			uids, err := parseUIDs(tt.status)
+			if err != nil || uids != tt.want {
+				t.Fatalf("%+v, %v; want %+v", uids, err, tt.want)
+			}
+			if got := uids.Only(1000); got != tt.only {
+				t.Errorf("runs for 1000 alone: %t, want %t", got, tt.only)
 			}
 		})
 	}
@@ -310,8 +340,8 @@ func TestCgroupProcsListsTheCgroupOfAChild(t *testing.T) {
 	if !slices.Contains(pids, cmd.Process.Pid) {
 		t.Errorf("cgroup %s lists %v, not the child %d", cgroup, pids, cmd.Process.Pid)
 	}
-	if uid, err := p.UID(); err != nil || uid != uint32(os.Getuid()) {
-		t.Errorf("the child's user %d, %v; want %d", uid, err, os.Getuid())
+	if uids, err := p.UIDs(); err != nil || !uids.Only(uint32(os.Getuid())) {
+		t.Errorf("the child's user %+v, %v; want %d alone", uids, err, os.Getuid())
 	}
 	if _, err := CgroupProcs(cgroup + "/no-such.scope"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a cgroup that does not exist: %v, want ErrNotExist", err)
