@@ -82,11 +82,14 @@ belong to any process by then ("unknown" when nothing tells, which is not
 acted on). A session whose leader is gone, such as a closing session whose
 processes KillUserProcesses=no leaves running, is checked by the oldest
 process of the session's user in its scope (the cgroup
-user.slice/user-UID.slice/session-N.scope); "gone" when none is left. Every
-class of session is checked but greeter, lock-screen and the user manager's
-own (manager, manager-early), which are checked as user managers. A session outside its namespace was opened by a PAM
-service without the netns-session line, or was escaped from; the config
-decides what happens to it:
+user.slice/user-UID.slice/session-N.scope) that runs for that user alone (not
+su or sudo waiting for their command) and outside a network namespace the
+user made in a user namespace of their own (unshare -rn, bwrap); "gone" when
+none is left. Every class of session is checked but greeter, lock-screen and
+the user manager's own (manager, manager-early), which are checked as user
+managers. A session outside its namespace was opened by a PAM service without
+the netns-session line, or was escaped from; the config decides what happens
+to it:
 
    enforce = terminate   end the session through logind (the default)
    enforce = warn        only log it

@@ -172,6 +172,8 @@ func (p fakeProcess) UIDs() (proc.UIDs, error) {
 	return proc.UIDs{Real: uid, Effective: uid, Saved: uid, FS: uid}, nil
 }
 
+func (p fakeProcess) SandboxedNetns() (bool, error) { return false, nil }
+
 func (p fakeProcess) StartTime() (time.Duration, error) {
 	p.sys.mu.Lock()
 	defer p.sys.mu.Unlock()

@@ -18,6 +18,7 @@ type Pinned interface {
 	StartTime() (time.Duration, error)
 	Cgroup() (string, error)
 	UIDs() (proc.UIDs, error)
+	SandboxedNetns() (bool, error)
 	Alive() error
 	Kill() error
 	Close() error

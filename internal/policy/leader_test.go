@@ -24,8 +24,12 @@ type fakeProcess struct {
 	exited    bool
 	cgroupErr error
 	uids      proc.UIDs
-	closed    bool
-	killed    bool
+	// sandboxed: its network namespace is one of a user namespace of its
+	// own, or sandboxErr says why that cannot be told.
+	sandboxed  bool
+	sandboxErr error
+	closed     bool
+	killed     bool
 }
 
 func (p *fakeProcess) PID() int                          { return p.pid }
@@ -33,6 +37,7 @@ func (p *fakeProcess) FDID() (uint64, bool, error)       { return p.fdid, p.pidf
 func (p *fakeProcess) StartTime() (time.Duration, error) { return p.start, nil }
 func (p *fakeProcess) Cgroup() (string, error)           { return p.cgroup, p.cgroupErr }
 func (p *fakeProcess) UIDs() (proc.UIDs, error)          { return p.uids, nil }
+func (p *fakeProcess) SandboxedNetns() (bool, error)     { return p.sandboxed, p.sandboxErr }
 func (p *fakeProcess) Close() error                      { p.closed = true; return nil }
 func (p *fakeProcess) Kill() error                       { p.killed = true; return nil }
 

@@ -66,6 +66,17 @@ func TestSessionByAProcessOfItsScope(t *testing.T) {
 				610: {fakeProcess{cgroup: inScope, uids: proc.UIDs{Real: aliceUID, Effective: aliceUID, Saved: 0, FS: aliceUID}, start: created + fakeSlept}, hostID},
 				611: alice(time.Minute, ns0ID),
 			}, scope: []int{610, 611}},
+		{name: "a process in a sandbox of the user's is passed over: gone when no other is left", want: Gone, listScope: true,
+			reason: "but 1 in network namespaces of the user's own user namespaces",
+			procs:  map[int]scopeFake{612: sandbox(alice(time.Minute, sandboxID))}, scope: []int{612}},
+		{name: "the oldest process, in a sandbox of the user's, is passed over for the next", want: Compliant, judged: 614, listScope: true,
+			procs: map[int]scopeFake{613: sandbox(alice(time.Minute, sandboxID)), 614: alice(time.Hour, ns0ID)}, scope: []int{613, 614}},
+		{name: "a process whose namespace's owner cannot be read is unknown", want: Unknown, listScope: true, reason: "no process of its scope session-7.scope could be judged",
+			procs: map[int]scopeFake{615: func() scopeFake {
+				p := alice(time.Minute, hostID)
+				p.sandboxErr = fmt.Errorf("finding the owner of the network namespace of process 615: %w", syscall.EACCES)
+				return p
+			}()}, scope: []int{615}},
 		{name: "the oldest process stands for the session", want: Compliant, judged: 605, listScope: true,
 			procs: map[int]scopeFake{604: alice(time.Hour, hostID), 605: alice(time.Minute, ns0ID)}, scope: []int{604, 605}},
 		{name: "process that exits while it is judged is not judged; the next is", want: Violation, judged: 607, listScope: true,
@@ -146,6 +157,15 @@ func TestSessionByAProcessOfItsScope(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sandboxID is a network namespace that alice made with `unshare -rn`.
+var sandboxID = nsjoin.ID{Dev: 4, Ino: 4026532100}
+
+// sandbox puts p in a network namespace of a user namespace of its own.
+func sandbox(p scopeFake) scopeFake {
+	p.sandboxed = true
+	return p
 }
 
 // only are the IDs of a process that runs for uid alone.

@@ -1,13 +1,13 @@
 // Package proc owns the identity of a running process: a pidfd that pins
 // it, so that its PID cannot pass to another process while it is held,
 // whether it has exited, and what the kernel tells about who it is: its pidfs
-// inode, its cgroup, its user IDs and its start time, read through /proc
-// while it is pinned; and the processes a cgroup holds. IsGone is the one
-// rule for telling a process that exited from one that could not be read. It
-// also keeps the record of the system's sleep that converts logind's
-// monotonic timestamps to the boot-time clock of process start times. What
-// these prove about a session is policy's to decide, and about the PAM caller
-// nsjoin's.
+// inode, its cgroup, its user IDs, its start time and whether its network
+// namespace is a user's sandbox, read through /proc while it is pinned; and
+// the processes a cgroup holds. IsGone is the one rule for telling a process
+// that exited from one that could not be read. It also keeps the record of
+// the system's sleep that converts logind's monotonic timestamps to the
+// boot-time clock of process start times. What these prove about a session
+// is policy's to decide, and about the PAM caller nsjoin's.
 package proc
 
 import (
@@ -206,6 +206,46 @@ func parseUIDs(status string) (UIDs, error) {
 		return UIDs{Real: uids[0], Effective: uids[1], Saved: uids[2], FS: uids[3]}, nil
 	}
 	return UIDs{}, fmt.Errorf("%w: no Uid line", ErrBadProc)
+}
+
+// readerUserns is the reader's user namespace: the initial one, or a
+// container's, which is the initial one to everything in the container. The
+// watcher runs in it (RestrictNamespaces= keeps it there), and reading it
+// needs no ptrace access to PID 1, which a process with fewer capabilities
+// than PID 1 may be refused.
+const readerUserns = "/proc/self/ns/user"
+
+// SandboxedNetns reports whether the process's network namespace is owned by
+// a user namespace other than the initial one (the reader's): one that an
+// unprivileged user made for themselves (`unshare -rn`, bwrap, a rootless
+// container), which starts empty and cannot be swapped for a namespace that
+// the initial user namespace owns, such as the host's. Those namespaces
+// (the host's, one of /run/netns) are not sandboxed.
+func (p *Process) SandboxedNetns() (bool, error) {
+	path := fmt.Sprintf("/proc/%d/ns/net", p.pid)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, fmt.Errorf("opening the network namespace of process %d: %w", p.pid, err)
+	}
+	defer unix.Close(fd)
+	owner, err := unix.IoctlRetInt(fd, unix.NS_GET_USERNS)
+	if errors.Is(err, unix.EPERM) {
+		// The owner is outside the reader's user namespace, an ancestor of
+		// it: no user's sandbox.
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("finding the owner of the network namespace of process %d: %w", p.pid, err)
+	}
+	defer unix.Close(owner)
+	var ownerSt, initialSt unix.Stat_t
+	if err := unix.Fstat(owner, &ownerSt); err != nil {
+		return false, fmt.Errorf("stating the owner of the network namespace of process %d: %w", p.pid, err)
+	}
+	if err := unix.Stat(readerUserns, &initialSt); err != nil {
+		return false, fmt.Errorf("stating the initial user namespace: %w", err)
+	}
+	return ownerSt.Dev != initialSt.Dev || ownerSt.Ino != initialSt.Ino, nil
 }
 
 // Cgroup returns the path of the process's cgroup in the hierarchy systemd

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -345,5 +346,53 @@ func TestCgroupProcsListsTheCgroupOfAChild(t *testing.T) {
 	}
 	if _, err := CgroupProcs(cgroup + "/no-such.scope"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a cgroup that does not exist: %v, want ErrNotExist", err)
+	}
+}
+
+// TestSandboxedNetnsIsOneOfAUserNamespaceOfItsOwn tells the network
+// namespace of `unshare -rn` (one owned by a user namespace of the
+// process's own) from the reader's and from one that root made.
+func TestSandboxedNetnsIsOneOfAUserNamespaceOfItsOwn(t *testing.T) {
+	tests := []struct {
+		name string
+		attr *syscall.SysProcAttr
+		root bool // making it needs root
+		want bool
+	}{
+		{name: "the reader's namespace", attr: nil, want: false},
+		{name: "a namespace root made, as ip netns add does", attr: &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}, root: true, want: false},
+		{name: "a namespace of a user namespace of its own, as unshare -rn makes", want: true,
+			attr: &syscall.SysProcAttr{
+				Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET,
+				UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+				GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.root && os.Getuid() != 0 {
+				t.Skip("needs root")
+			}
+			cmd := exec.Command("sleep", "600")
+			cmd.SysProcAttr = tt.attr
+			if err := cmd.Start(); err != nil {
+				if tt.attr != nil && tt.attr.Cloneflags&syscall.CLONE_NEWUSER != 0 {
+					t.Skipf("user namespaces are not allowed here: %v", err)
+				}
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				cmd.Process.Kill()
+				cmd.Wait()
+			})
+			p, err := Pin(cmd.Process.Pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			if got, err := p.SandboxedNetns(); err != nil || got != tt.want {
+				t.Errorf("sandboxed %t, %v; want %t", got, err, tt.want)
+			}
+		})
 	}
 }
