@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,11 +20,11 @@ const cgroupFS = "/sys/fs/cgroup"
 // there is no such cgroup. A PID may pass to another process as soon as it
 // is read: pin it, and check with Cgroup that it is still in cgroup.
 func CgroupProcs(cgroup string) ([]int, error) {
-	root, err := systemdHierarchy()
+	h, err := systemdHierarchy()
 	if err != nil {
 		return nil, fmt.Errorf("listing the processes of cgroup %s: %w", cgroup, err)
 	}
-	path := filepath.Join(root, filepath.Clean("/"+cgroup), "cgroup.procs")
+	path := filepath.Join(h.root, filepath.Clean("/"+cgroup), "cgroup.procs")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("listing the processes of cgroup %s: %w", cgroup, err)
@@ -35,28 +36,45 @@ func CgroupProcs(cgroup string) ([]int, error) {
 	return pids, nil
 }
 
-// systemdHierarchy returns the mount point of the hierarchy Cgroup reads,
-// the one systemd tracks units in, found as systemd finds it: the unified
-// hierarchy when cgroupFS itself is cgroup2; else, on legacy and hybrid
-// systems, the named hierarchy name=systemd at cgroupFS/systemd, which
-// parseCgroup prefers there (a hybrid system's unified hierarchy, at
-// cgroupFS/unified, holds the same paths).
-func systemdHierarchy() (string, error) {
+// hierarchy is the cgroup hierarchy systemd tracks units in: the unified
+// one of cgroup v2, or the named v1 hierarchy name=systemd.
+type hierarchy struct {
+	root  string // where it is mounted
+	named bool   // name=systemd
+}
+
+// found is the hierarchy systemdHierarchy found: which one systemd uses is
+// decided at boot.
+var found atomic.Pointer[hierarchy]
+
+// systemdHierarchy returns the hierarchy systemd tracks units in, found as
+// systemd finds it: the unified hierarchy when cgroupFS itself is cgroup2;
+// else, on legacy and hybrid systems, the named hierarchy name=systemd at
+// cgroupFS/systemd (a hybrid system's unified hierarchy, at
+// cgroupFS/unified, holds the same paths). Cgroup and CgroupProcs both read
+// the one it returns: a unified system may mount a name=systemd hierarchy
+// too, for containers that run an old systemd, and systemd keeps no paths
+// of its own there.
+func systemdHierarchy() (hierarchy, error) {
+	if h := found.Load(); h != nil {
+		return *h, nil
+	}
 	var fs unix.Statfs_t
 	if err := unix.Statfs(cgroupFS, &fs); err != nil {
-		return "", fmt.Errorf("finding the cgroup hierarchy: %w", err)
+		return hierarchy{}, fmt.Errorf("finding the cgroup hierarchy: %w", err)
 	}
-	if fs.Type == unix.CGROUP2_SUPER_MAGIC {
-		return cgroupFS, nil
+	h := hierarchy{root: cgroupFS}
+	if fs.Type != unix.CGROUP2_SUPER_MAGIC {
+		h = hierarchy{root: filepath.Join(cgroupFS, "systemd"), named: true}
+		if err := unix.Statfs(h.root, &fs); err != nil {
+			return hierarchy{}, fmt.Errorf("finding the cgroup hierarchy: %w", err)
+		}
+		if fs.Type != unix.CGROUP_SUPER_MAGIC {
+			return hierarchy{}, fmt.Errorf("finding the cgroup hierarchy: %w", ErrNoCgroupHierarchy)
+		}
 	}
-	named := filepath.Join(cgroupFS, "systemd")
-	if err := unix.Statfs(named, &fs); err != nil {
-		return "", fmt.Errorf("finding the cgroup hierarchy: %w", err)
-	}
-	if fs.Type != unix.CGROUP_SUPER_MAGIC {
-		return "", fmt.Errorf("finding the cgroup hierarchy: %w", ErrNoCgroupHierarchy)
-	}
-	return named, nil
+	found.Store(&h)
+	return h, nil
 }
 
 // parseCgroupProcs reads a cgroup.procs file: one PID a line.

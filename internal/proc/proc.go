@@ -249,28 +249,31 @@ func (p *Process) SandboxedNetns() (bool, error) {
 }
 
 // Cgroup returns the path of the process's cgroup in the hierarchy systemd
-// manages (the unified one of cgroup v2, or name=systemd of v1), as the
-// reader's cgroup namespace shows it: "/user.slice/user-1000.slice/session-3.scope".
+// tracks units in (the unified one of cgroup v2, or name=systemd of v1; see
+// systemdHierarchy), as the reader's cgroup namespace shows it:
+// "/user.slice/user-1000.slice/session-3.scope".
 func (p *Process) Cgroup() (string, error) {
+	h, err := systemdHierarchy()
+	if err != nil {
+		return "", fmt.Errorf("reading the cgroup of process %d: %w", p.pid, err)
+	}
 	path := fmt.Sprintf("/proc/%d/cgroup", p.pid)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("reading the cgroup of process %d: %w", p.pid, err)
 	}
-	cgroup, err := parseCgroup(string(data))
+	cgroup, err := parseCgroup(string(data), h)
 	if err != nil {
 		return "", fmt.Errorf("reading %s: %w", path, err)
 	}
 	return cgroup, nil
 }
 
-// parseCgroup picks systemd's hierarchy out of /proc/PID/cgroup, whose
-// lines read ID:CONTROLLERS:PATH: the unified hierarchy is "0::PATH", the
-// named v1 hierarchy "N:name=systemd:PATH". A v1 system that also mounts the
-// unified hierarchy (hybrid) lists both; systemd tracks units in name=systemd
-// there, and the unified line then shows the same path.
-func parseCgroup(text string) (string, error) {
-	unified, named := "", ""
+// parseCgroup picks hierarchy h out of /proc/PID/cgroup, whose lines read
+// ID:CONTROLLERS:PATH: the unified hierarchy is "0::PATH", the named v1
+// hierarchy "N:name=systemd:PATH". A process lists every hierarchy mounted,
+// so both may be there whichever systemd uses.
+func parseCgroup(text string, h hierarchy) (string, error) {
 	for line := range strings.Lines(text) {
 		id, rest, ok := strings.Cut(strings.TrimSuffix(line, "\n"), ":")
 		if !ok {
@@ -279,17 +282,14 @@ func parseCgroup(text string) (string, error) {
 		controllers, path, ok := strings.Cut(rest, ":")
 		switch {
 		case !ok:
-		case id == "0" && controllers == "":
-			unified = path
-		case controllers == "name=systemd":
-			named = path
+		case h.named && controllers == "name=systemd":
+			return path, nil
+		case !h.named && id == "0" && controllers == "":
+			return path, nil
 		}
 	}
-	switch {
-	case named != "":
-		return named, nil
-	case unified != "":
-		return unified, nil
+	if h.named {
+		return "", fmt.Errorf("%w: no name=systemd cgroup hierarchy", ErrBadProc)
 	}
-	return "", fmt.Errorf("%w: no systemd cgroup hierarchy", ErrBadProc)
+	return "", fmt.Errorf("%w: no unified cgroup hierarchy", ErrBadProc)
 }

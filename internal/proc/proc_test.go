@@ -54,7 +54,11 @@ func TestPinnedProcessIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := parseCgroup(string(own))
+	h, err := systemdHierarchy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := parseCgroup(string(own), h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,24 +249,36 @@ func TestUIDsTellAProcessOfOneUserFromASetuidOne(t *testing.T) {
 	}
 }
 
-func TestParseCgroup(t *testing.T) {
+// TestParseCgroupReadsTheHierarchySystemdUses picks the line of the
+// hierarchy that systemdHierarchy found out of /proc/PID/cgroup, whatever
+// else is mounted: CgroupProcs lists the same hierarchy.
+func TestParseCgroupReadsTheHierarchySystemdUses(t *testing.T) {
+	unified := hierarchy{root: "/sys/fs/cgroup"}
+	named := hierarchy{root: "/sys/fs/cgroup/systemd", named: true}
 	tests := []struct {
-		name, text, want string
+		name, text string
+		h          hierarchy
+		want       string // "": none
 	}{
-		{"unified", "0::/user.slice/user-1000.slice/session-3.scope\n", "/user.slice/user-1000.slice/session-3.scope"},
-		{"hybrid", "12:cpu,cpuacct:/\n1:name=systemd:/user.slice/user-1000.slice/session-3.scope\n0::/user.slice/user-1000.slice/session-3.scope\n",
+		{"unified", "0::/user.slice/user-1000.slice/session-3.scope\n", unified, "/user.slice/user-1000.slice/session-3.scope"},
+		{"unified, with a name=systemd hierarchy mounted for containers", "1:name=systemd:/\n0::/user.slice/user-1000.slice/session-3.scope\n", unified,
 			"/user.slice/user-1000.slice/session-3.scope"},
-		{"legacy", "3:memory:/x\n1:name=systemd:/system.slice/ssh.service\n", "/system.slice/ssh.service"},
+		{"hybrid", "12:cpu,cpuacct:/\n1:name=systemd:/user.slice/user-1000.slice/session-3.scope\n0::/user.slice/user-1000.slice/session-3.scope\n", named,
+			"/user.slice/user-1000.slice/session-3.scope"},
+		{"legacy", "3:memory:/x\n1:name=systemd:/system.slice/ssh.service\n", named, "/system.slice/ssh.service"},
+		{"legacy without name=systemd", "3:memory:/x\n0::/\n", named, ""},
+		{"unified without the unified line", "3:memory:/x\n1:name=systemd:/system.slice/ssh.service\n", unified, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got, err := parseCgroup(tt.text); err != nil || got != tt.want {
+			got, err := parseCgroup(tt.text, tt.h)
+			switch {
+			case tt.want == "" && !errors.Is(err, ErrBadProc):
+				t.Errorf("%q, %v; want ErrBadProc", got, err)
+			case tt.want != "" && (err != nil || got != tt.want):
 				t.Errorf("%q, %v; want %q", got, err, tt.want)
 			}
 		})
-	}
-	if _, err := parseCgroup("3:memory:/x\n"); !errors.Is(err, ErrBadProc) {
-		t.Errorf("no systemd hierarchy: %v, want ErrBadProc", err)
 	}
 }
 
