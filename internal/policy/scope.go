@@ -35,7 +35,8 @@ type scopeProcess struct {
 // namespace, and it is judged only if it is still alive afterwards: what was
 // read was the pinned process's, and the process was in the scope after it
 // was pinned. The verdict is Gone when no such process is left in the scope,
-// Unknown when none could be judged and one could not be read.
+// Unknown when none could be judged and one could not be read, or was not
+// read: the scope held more than maxScopeProcesses.
 func (j *Judge) byScope(s logind.Session, decision config.Decision, f Finding, leaderGone string) Finding {
 	cgroup := scopeCgroup(s)
 	pids, err := j.CgroupProcs(cgroup)
@@ -64,6 +65,11 @@ func (j *Judge) byScope(s logind.Session, decision config.Decision, f Finding, l
 		if len(doubts) > 1 {
 			f.Reason += fmt.Sprintf(" (and %d more)", len(doubts)-1)
 		}
+		return f
+	}
+	if len(pids) > maxScopeProcesses {
+		f.Verdict, f.Reason = Unknown, fmt.Sprintf("%s; its scope %s was cut to its first %d processes of %d, and none of those stands for it",
+			leaderGone, s.Scope, maxScopeProcesses, len(pids))
 		return f
 	}
 	f.Verdict, f.Reason = Gone, fmt.Sprintf("%s, and no process of %s is left in its scope %s", leaderGone, s.User, s.Scope)

@@ -77,6 +77,9 @@ func TestSessionByAProcessOfItsScope(t *testing.T) {
 				p.sandboxErr = fmt.Errorf("finding the owner of the network namespace of process 615: %w", syscall.EACCES)
 				return p
 			}()}, scope: []int{615}},
+		{name: "a scope cut to its first processes, none of which stands for the session, is unknown", want: Unknown, listScope: true,
+			reason: "its scope session-7.scope was cut to its first 4096 processes of 4097, and none of those stands for it",
+			procs:  map[int]scopeFake{601: alice(time.Minute, hostID)}, scope: append(exitedPIDs(maxScopeProcesses), 601)},
 		{name: "the oldest process stands for the session", want: Compliant, judged: 605, listScope: true,
 			procs: map[int]scopeFake{604: alice(time.Hour, hostID), 605: alice(time.Minute, ns0ID)}, scope: []int{604, 605}},
 		{name: "process that exits while it is judged is not judged; the next is", want: Violation, judged: 607, listScope: true,
@@ -157,6 +160,16 @@ func TestSessionByAProcessOfItsScope(t *testing.T) {
 			}
 		})
 	}
+}
+
+// exitedPIDs are n PIDs of processes that exited after their scope was
+// listed.
+func exitedPIDs(n int) []int {
+	pids := make([]int, n)
+	for i := range pids {
+		pids[i] = 10000 + i
+	}
+	return pids
 }
 
 // sandboxID is a network namespace that alice made with `unshare -rn`.
