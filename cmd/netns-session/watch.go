@@ -657,7 +657,9 @@ func (w *watcher) judgeSession(ctx context.Context, s logind.Session) {
 // leader dies - the kill above may have done that - so logind is always
 // also asked to kill every process of the scope (KillSession), which
 // systemd does by the scope's cgroup: the shell a leader forked must not
-// outlive it on the wrong network.
+// outlive it on the wrong network. It is asked whatever TerminateSession
+// answered, unless that the session no longer exists, and the session
+// counts as terminated once KillSession has succeeded.
 func (w *watcher) terminate(ctx context.Context, s logind.Session, leader *policy.Leader, what string, f policy.Finding, fields map[string]string) {
 	var killErr error
 	if leader != nil && s.State != logind.StateClosing {
@@ -667,23 +669,38 @@ func (w *watcher) terminate(ctx context.Context, s logind.Session, leader *polic
 		}
 	}
 	callCtx, cancel := context.WithTimeout(ctx, w.callTimeout)
-	err := w.conn.TerminateSessionContext(callCtx, s.ID)
+	terminateErr := w.conn.TerminateSessionContext(callCtx, s.ID)
 	cancel()
-	if err == nil {
+	// A session logind no longer knows has ended, which is what was wanted.
+	// Any other is killed whatever TerminateSession answered: one that timed
+	// out or was refused may have left the scope running.
+	var killAllErr error
+	if !errors.Is(terminateErr, logind.ErrNoSuchSession) {
 		callCtx, cancel := context.WithTimeout(ctx, w.callTimeout)
-		err = w.conn.KillAllOfSessionContext(callCtx, s.ID, syscall.SIGKILL)
+		killAllErr = ignoreGone(w.conn.KillAllOfSessionContext(callCtx, s.ID, syscall.SIGKILL))
 		cancel()
 	}
-	if errors.Is(err, logind.ErrNoSuchSession) {
-		err = nil // it ended meanwhile, which is what was wanted
-	}
-	if err = errors.Join(killErr, err); err != nil {
+	terminateErr = ignoreGone(terminateErr)
+	if killErr != nil || killAllErr != nil {
 		fields["ACTION"] = "terminate-failed"
+		err := errors.Join(killErr, terminateErr, killAllErr)
 		w.log.Error(what+" violates the policy and was not terminated: "+err.Error()+"; "+f.Reason, fields)
 		return
 	}
 	fields["ACTION"] = "terminate"
+	if terminateErr != nil {
+		w.log.Warning(fmt.Sprintf("%s terminated by killing its scope (%v): %s", what, terminateErr, f.Reason), fields)
+		return
+	}
 	w.log.Warning(what+" terminated: "+f.Reason, fields)
+}
+
+// ignoreGone drops an error that says a session no longer exists.
+func ignoreGone(err error) error {
+	if errors.Is(err, logind.ErrNoSuchSession) {
+		return nil
+	}
+	return err
 }
 
 // watchManager judges the manager of uid, now if it runs, or when it does

@@ -74,8 +74,10 @@ type fakeSystem struct {
 	// read of it lasts until its context ends.
 	hungSession  string
 	terminateErr error
-	killErr      error
-	terminated   []string
+	// killAllErr is KillSession's answer, killErr a leader's to SIGKILL.
+	killAllErr error
+	killErr    error
+	terminated []string
 	// trace lists what happened, in order: dial, subscribe, list, sync, ...
 	trace  []string
 	events chan logind.Event // of the live subscription
@@ -328,6 +330,9 @@ func (c fakeConn) KillAllOfSessionContext(_ context.Context, id string, signal s
 	c.sys.mu.Lock()
 	defer c.sys.mu.Unlock()
 	c.sys.record(fmt.Sprintf("kill-session %s %d", id, signal))
+	if c.sys.killAllErr != nil {
+		return c.sys.killAllErr
+	}
 	i := slices.IndexFunc(c.sys.sessions, func(s logind.Session) bool { return s.ID == id })
 	if i < 0 {
 		return fmt.Errorf("killing the processes of session %s: %w", id, logind.ErrNoSuchSession)
@@ -596,6 +601,7 @@ func TestWatchNewSessions(t *testing.T) {
 		netns     nsjoin.ID
 		gone      bool
 		terminate error // TerminateSession's answer
+		killAll   error // KillSession's answer
 		kill      error // the answer to killing the leader
 		// state is the session's, "active" if empty.
 		state string
@@ -650,16 +656,22 @@ func TestWatchNewSessions(t *testing.T) {
 		{name: "leader that exited meanwhile is fine", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
 			kill: syscall.ESRCH,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
-		{name: "refused termination is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
-			terminate: errors.New("terminating session 9: access denied"),
-			want:      map[string]string{"VERDICT": "violation", "ACTION": "terminate-failed"}, prio: journal.PriErr},
+		{name: "session whose termination timed out is ended by killing its scope", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+			terminate: fmt.Errorf("terminating session 9: %w", context.DeadlineExceeded),
+			want:      map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
+		{name: "refused termination and kill of the scope is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+			terminate: errors.New("terminating session 9: access denied"), killAll: errors.New("killing the processes of session 9: access denied"),
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate-failed"}, prio: journal.PriErr},
+		{name: "refused kill of the scope is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+			killAll: errors.New("killing the processes of session 9: access denied"),
+			want:    map[string]string{"VERDICT": "violation", "ACTION": "terminate-failed"}, prio: journal.PriErr},
 		{name: "unknown user is not acted on", config: "* ns0\n", user: "mallory", uid: 1666, class: "user", netns: hostNetns,
 			want: map[string]string{"VERDICT": "unknown"}, prio: journal.PriErr},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sys := newFakeSystem()
-			sys.terminateErr, sys.killErr = tt.terminate, tt.kill
+			sys.terminateErr, sys.killAllErr, sys.killErr = tt.terminate, tt.killAll, tt.kill
 			r := startWatch(t, sys, tt.config)
 			r.waitNote(t, "READY=1")
 
@@ -693,9 +705,14 @@ func TestWatchNewSessions(t *testing.T) {
 				t.Errorf("trace %v: the leader of a closing session killed", trace)
 			case tt.state == logind.StateClosing:
 			case tt.want["ACTION"] == "terminate" || tt.want["ACTION"] == "terminate-failed":
+				// The scope is killed whatever TerminateSession answered,
+				// unless that the session no longer exists.
 				want := []string{"kill 900", "terminate 9", "kill-session 9 9"}
-				if tt.terminate != nil { // logind answered TerminateSession with an error
+				if errors.Is(tt.terminate, logind.ErrNoSuchSession) {
 					want = want[:2]
+					if slices.Contains(trace, "kill-session 9 9") {
+						t.Errorf("trace %v: the scope of a session that no longer exists killed", trace)
+					}
 				}
 				if !isSubsequence(trace, want) {
 					t.Errorf("trace %v: want %v: the leader killed, then the session terminated and its scope killed", trace, want)
