@@ -95,11 +95,15 @@ to it:
    enforce = warn        only log it
 
 Terminating kills the leader first, unless the session is closing or was
-checked by a process of its scope, then has logind stop the session's scope.
-logind does nothing to stop a closing session (it is stopping already), so
-one, and any checked by a process of its scope, is ended by logind's
-KillSession, which has systemd kill every process of the scope: the watcher
-signals no process of such a session itself.
+checked by a process of its scope, then has logind stop the session's scope
+(TerminateSession) and kill every process in it (KillSession, which systemd
+does by the scope's cgroup), whatever TerminateSession answered: logind does
+nothing to stop a session it is stopping already, which a closing session is
+and any session becomes once its leader is killed, and a TerminateSession
+that failed or timed out may have left the scope running. The session counts
+as terminated once KillSession has succeeded, or logind no longer knows it.
+The watcher signals no process of a closing session, or of one checked by a
+process of its scope, itself.
 
 A user manager (user@UID.service) in the wrong namespace is only logged, with
 either setting: stopping it would kill every service of the user, and the PAM
