@@ -71,7 +71,9 @@ succeeds: it starts the managers of lingering users that the boot-time sync
 held once their policy is known. It syncs too a second after a user starts or
 stops lingering (loginctl enable-linger, a file in /var/lib/systemd/linger),
 so that the record of lingering users that the boot-time sync holds managers
-by follows.
+by follows. A watch of that directory that stops (no inotify watches left when
+it is created again) is logged as an error, and the next sync or reload
+watches it again.
 
 A session is checked by its leader, the process that opened it: it must run in
 the namespace the config maps its user to (unmapped users: the host's, or any
@@ -149,12 +151,7 @@ func runWatch(c *cli.Context) error {
 	w.lookupUID = users.LookupUID
 	w.managerPID = manager.UserManagerPID
 	w.dial = func(ctx context.Context) (logindClient, error) { return logind.Dial(ctx) }
-	if linger, err := reconcile.WatchLinger(reconcile.DefaultLingerDir); err != nil {
-		w.log.Warning("not watching the lingering users (run netns-session sync after loginctl enable-linger): "+err.Error(), nil)
-	} else {
-		defer linger.Close()
-		w.lingerChanged = linger.Changes()
-	}
+	w.watchLinger = func() (lingerWatch, error) { return reconcile.WatchLinger(reconcile.DefaultLingerDir) }
 	w.notify = func(state string) {
 		if _, err := daemon.SdNotify(false, state); err != nil {
 			w.log.Warning("notifying systemd: "+err.Error(), nil)
@@ -184,6 +181,14 @@ type logindClient interface {
 	TerminateSessionContext(ctx context.Context, id string) error
 	KillAllOfSessionContext(ctx context.Context, id string, signal syscall.Signal) error
 	SubscribeContext(ctx context.Context) (<-chan logind.Event, error)
+	Close() error
+}
+
+// lingerWatch tells when the lingering users may have changed;
+// *reconcile.LingerWatch implements it.
+type lingerWatch interface {
+	Changes() <-chan struct{}
+	Err() error
 	Close() error
 }
 
@@ -227,6 +232,11 @@ type watcher struct {
 	// syncBusy holds a token while a sync runs, also one given up on: a sync
 	// stuck in NSS is not joined by another at every retry.
 	syncBusy chan struct{}
+	// watchLinger starts watching the lingering users, nil when they are
+	// not to be; linger is the watch, nil while there is none: it is
+	// started, and started again after it ended, before every sync.
+	watchLinger func() (lingerWatch, error)
+	linger      lingerWatch
 	// lingerChanged receives when the lingering users may have changed,
 	// nil when they are not watched; lingerDue when the sync that calls
 	// for is to run, and lingerScheduled says it is on its way.
@@ -277,6 +287,7 @@ func (w *watcher) run(ctx context.Context, hup <-chan os.Signal) error {
 		return cli.Exit(fmt.Sprintf("netns-session: loading config (netns-session check shows the problems):\n%v", err), exitConfig)
 	}
 	w.judge.Config = cfg
+	defer w.unwatchLinger()
 	w.syncDropIns(ctx)
 	defer w.disconnect()
 
@@ -342,8 +353,7 @@ func (w *watcher) run(ctx context.Context, hup <-chan os.Signal) error {
 			}
 		case _, ok := <-w.lingerChanged:
 			if !ok {
-				w.log.Warning("stopped watching the lingering users", nil)
-				w.lingerChanged = nil
+				w.lingerWatchEnded()
 				continue
 			}
 			w.lingerChange(ctx)
@@ -422,6 +432,8 @@ type syncResult struct {
 // syncDropIns makes the drop-ins match the config in force and, while that
 // fails, tries again later (see minSyncRetry).
 func (w *watcher) syncDropIns(ctx context.Context) {
+	// Watching first, the sync covers what changed while nothing watched.
+	w.watchLingerers()
 	if w.trySync(ctx) {
 		w.syncRetry = 0
 		return
@@ -442,6 +454,44 @@ func (w *watcher) syncDropIns(ctx context.Context) {
 		case <-ctx.Done():
 		}
 	})
+}
+
+// watchLingerers starts watching the lingering users unless they are
+// watched already.
+func (w *watcher) watchLingerers() {
+	if w.watchLinger == nil || w.linger != nil {
+		return
+	}
+	linger, err := w.watchLinger()
+	if err != nil {
+		w.log.Error("not watching the lingering users (run netns-session sync after loginctl enable-linger); trying again at the next sync: "+err.Error(),
+			map[string]string{"ACTION": "watch-linger"})
+		return
+	}
+	w.linger, w.lingerChanged = linger, linger.Changes()
+}
+
+// lingerWatchEnded reports a watch of the lingering users that ended on
+// its own: until the next sync watches them again, a user who starts
+// lingering gets no record that holds their manager at boot.
+func (w *watcher) lingerWatchEnded() {
+	why := "the watch ended"
+	if w.linger != nil {
+		if err := w.linger.Err(); err != nil {
+			why = err.Error()
+		}
+	}
+	w.log.Error("stopped watching the lingering users (run netns-session sync after loginctl enable-linger); watching them again at the next sync: "+why,
+		map[string]string{"ACTION": "watch-linger"})
+	w.unwatchLinger()
+}
+
+// unwatchLinger ends the watch of the lingering users, if any.
+func (w *watcher) unwatchLinger() {
+	if w.linger != nil {
+		w.linger.Close()
+	}
+	w.linger, w.lingerChanged = nil, nil
 }
 
 // lingerChange schedules a sync lingerSettle after the lingering users

@@ -7,8 +7,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coreos/go-systemd/v22/journal"
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/reconcile"
@@ -161,4 +164,56 @@ func TestWatchSyncsWhenTheLingeringUsersChange(t *testing.T) {
 		t.Errorf("sync %d: want one for the burst of changes and one retry", n)
 	case <-time.After(100 * time.Millisecond):
 	}
+}
+
+// fakeLingerWatch is a watch of the lingering users that ends when told.
+type fakeLingerWatch struct {
+	changes chan struct{}
+	err     error // set before changes is closed
+	closed  atomic.Bool
+}
+
+func (l *fakeLingerWatch) Changes() <-chan struct{} { return l.changes }
+func (l *fakeLingerWatch) Err() error               { return l.err }
+func (l *fakeLingerWatch) Close() error             { l.closed.Store(true); return nil }
+
+// TestWatchReportsAnEndedLingerWatchAndWatchesAgainAtTheNextSync: a watch
+// of the lingering users that ends on its own (the directory, created
+// again, could not be watched) is an error, and the next sync, here a
+// reload's, watches them again.
+func TestWatchReportsAnEndedLingerWatchAndWatchesAgainAtTheNextSync(t *testing.T) {
+	watches := make(chan *fakeLingerWatch, 10)
+	r := startWatch(t, newFakeSystem(), aliceInNs0, func(w *watcher) {
+		w.watchLinger = func() (lingerWatch, error) {
+			l := &fakeLingerWatch{changes: make(chan struct{})}
+			watches <- l
+			return l, nil
+		}
+	})
+	r.waitNote(t, "READY=1")
+	first := <-watches
+	first.err = errors.New("watching /var/lib/systemd/linger again: no space left on device")
+	close(first.changes)
+	rec := r.waitRecord(t, map[string]string{"ACTION": "watch-linger"})
+	if rec.prio != journal.PriErr || !strings.Contains(rec.msg, "stopped watching the lingering users") || !strings.Contains(rec.msg, "no space left") {
+		t.Errorf("record %q at priority %d, want an error saying the watch stopped and why", rec.msg, rec.prio)
+	}
+	select {
+	case <-watches:
+		t.Fatal("watched again before a sync")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if !first.closed.Load() {
+		t.Error("the watch that ended was not closed")
+	}
+
+	r.hup <- syscall.SIGHUP
+	var second *fakeLingerWatch
+	select {
+	case second = <-watches:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not watched again at the reload's sync")
+	}
+	second.changes <- struct{}{}
+	r.waitRecord(t, map[string]string{"ACTION": "sync-linger"})
 }

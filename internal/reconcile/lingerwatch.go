@@ -29,7 +29,12 @@ type LingerWatch struct {
 	parent  int // watch descriptors
 	dir     int // -1 while the directory does not exist
 	changes chan struct{}
+	// err is why the watch ended, set before changes is closed.
+	err error
 }
+
+// inotifyAddWatch is unix.InotifyAddWatch, replaced in tests.
+var inotifyAddWatch = unix.InotifyAddWatch
 
 // WatchLinger starts watching dir, DefaultLingerDir unless in tests. dir
 // need not exist; its parent must.
@@ -42,7 +47,7 @@ func WatchLinger(dir string) (*LingerWatch, error) {
 	// read under way.
 	l := &LingerWatch{file: os.NewFile(uintptr(fd), "inotify"), name: filepath.Base(dir), path: dir, dir: -1, changes: make(chan struct{}, 1)}
 	// The parent first: a directory created after it is watched is told.
-	l.parent, err = unix.InotifyAddWatch(fd, filepath.Dir(dir), lingerEvents)
+	l.parent, err = inotifyAddWatch(fd, filepath.Dir(dir), lingerEvents)
 	if err == nil {
 		err = l.watchDir()
 	}
@@ -56,8 +61,15 @@ func WatchLinger(dir string) (*LingerWatch, error) {
 
 // Changes receives after the lingering users may have changed; changes
 // that come before the last is received are told once. It is closed when
-// the watch ends.
+// the watch ends: on Close, or when the directory can no longer be watched
+// (Err says why).
 func (l *LingerWatch) Changes() <-chan struct{} { return l.changes }
+
+// Err tells, once Changes is closed, why the watch ended on its own: the
+// directory, created again, could not be watched (no inotify watches left,
+// ENOSPC; permission denied), or its parent was removed. It is nil after
+// Close.
+func (l *LingerWatch) Err() error { return l.err }
 
 // Close ends the watch.
 func (l *LingerWatch) Close() error { return l.file.Close() }
@@ -70,7 +82,7 @@ func (l *LingerWatch) watchDir() error {
 		return err
 	}
 	wd := -1
-	if cerr := raw.Control(func(fd uintptr) { wd, err = unix.InotifyAddWatch(int(fd), l.path, lingerEvents) }); cerr != nil {
+	if cerr := raw.Control(func(fd uintptr) { wd, err = inotifyAddWatch(int(fd), l.path, lingerEvents) }); cerr != nil {
 		return cerr
 	}
 	switch {
@@ -89,7 +101,11 @@ func (l *LingerWatch) read() {
 	buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
 	for {
 		n, err := l.file.Read(buf)
-		if err != nil {
+		switch {
+		case errors.Is(err, os.ErrClosed):
+			return
+		case err != nil:
+			l.err = fmt.Errorf("reading the changes of %s: %w", l.path, err)
 			return
 		}
 		changed := false
@@ -101,15 +117,22 @@ func (l *LingerWatch) read() {
 			case ev.Mask&unix.IN_Q_OVERFLOW != 0:
 				// Events were lost: anything may have changed.
 				changed = true
-				l.watchDir()
+				err = l.watchDir()
+			case int(ev.Wd) == l.parent && ev.Mask&unix.IN_IGNORED != 0:
+				err = fmt.Errorf("%s was removed", filepath.Dir(l.path))
 			case int(ev.Wd) == l.parent && string(bytes.TrimRight(name, "\x00")) == l.name:
 				changed = true
-				l.watchDir()
+				err = l.watchDir()
 			case int(ev.Wd) == l.dir && ev.Mask&unix.IN_IGNORED != 0:
 				// The directory is gone; the parent tells when it is back.
 				l.dir = -1
 			case int(ev.Wd) == l.dir:
 				changed = true
+			}
+			if err != nil {
+				// Unwatched, the directory would change untold.
+				l.err = fmt.Errorf("watching %s again: %w", l.path, err)
+				return
 			}
 		}
 		if changed {

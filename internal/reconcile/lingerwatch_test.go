@@ -1,10 +1,15 @@
 package reconcile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // waitChange waits for w to tell a change after what did one, then drops
@@ -128,5 +133,84 @@ func TestLingerWatchTellsEnableAndDisableLinger(t *testing.T) {
 func TestLingerWatchNeedsTheParent(t *testing.T) {
 	if _, err := WatchLinger(filepath.Join(t.TempDir(), "missing", "linger")); err == nil {
 		t.Error("watching a directory whose parent is missing succeeded")
+	}
+}
+
+// waitEnd waits for w to end on its own, and returns why.
+func waitEnd(t *testing.T, w *LingerWatch) error {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case _, ok := <-w.Changes():
+			if !ok {
+				return w.Err()
+			}
+		case <-timeout:
+			t.Fatal("the watch goes on, deaf to the directory")
+		}
+	}
+}
+
+// TestLingerWatchEndsWhenItCannotGoOn: a watch that could no longer tell
+// the changes of the directory ends, saying why, instead of going deaf.
+func TestLingerWatchEndsWhenItCannotGoOn(t *testing.T) {
+	t.Run("directory created again, but no inotify watch left", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "linger")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var full atomic.Bool
+		inotifyAddWatch = func(fd int, path string, mask uint32) (int, error) {
+			if full.Load() && path == dir {
+				return -1, unix.ENOSPC
+			}
+			return unix.InotifyAddWatch(fd, path, mask)
+		}
+		t.Cleanup(func() { inotifyAddWatch = unix.InotifyAddWatch })
+		w, err := WatchLinger(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		if err := os.Remove(dir); err != nil {
+			t.Fatal(err)
+		}
+		waitChange(t, w, "directory removed")
+		full.Store(true)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitEnd(t, w); !errors.Is(err, unix.ENOSPC) {
+			t.Errorf("the watch ended: %v, want ENOSPC", err)
+		}
+	})
+	t.Run("parent removed", func(t *testing.T) {
+		parent := filepath.Join(t.TempDir(), "systemd")
+		if err := os.Mkdir(parent, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		w, err := WatchLinger(filepath.Join(parent, "linger"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		if err := os.Remove(parent); err != nil {
+			t.Fatal(err)
+		}
+		if err := waitEnd(t, w); err == nil || !strings.Contains(err.Error(), parent+" was removed") {
+			t.Errorf("the watch ended: %v, want it to say that %s was removed", err, parent)
+		}
+	})
+}
+
+func TestLingerWatchClosedEndsWithoutError(t *testing.T) {
+	w, err := WatchLinger(filepath.Join(t.TempDir(), "linger"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if err := waitEnd(t, w); err != nil {
+		t.Errorf("a watch closed ended with %v, want nil", err)
 	}
 }
