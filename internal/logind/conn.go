@@ -204,12 +204,16 @@ func (c *Conn) TerminateSessionContext(ctx context.Context, id string) error {
 // ends a session that TerminateSessionContext cannot: logind does nothing
 // for a session it is already stopping (a closing session, whose leader has
 // exited while processes remain, KillUserProcesses=no). An error matching
-// ErrNoSuchSession means the session had already ended.
+// ErrNoSuchSession means the session, or its scope, had already ended.
 func (c *Conn) KillAllOfSessionContext(ctx context.Context, id string, signal syscall.Signal) error {
-	if err := c.callManager(ctx, "KillSession", []any{id, "all", int32(signal)}); err != nil {
-		return fmt.Errorf("killing the processes of session %s: %w", id, sessionError(err))
+	err := c.callManager(ctx, "KillSession", []any{id, "all", int32(signal)})
+	switch {
+	case err == nil:
+		return nil
+	case slices.Contains(scopeGoneErrors, errorName(err)):
+		return fmt.Errorf("killing the processes of session %s: %w: %w", id, ErrNoSuchSession, err)
 	}
-	return nil
+	return fmt.Errorf("killing the processes of session %s: %w", id, sessionError(err))
 }
 
 // sessionError makes the D-Bus errors for a session that has ended match

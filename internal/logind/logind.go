@@ -60,6 +60,15 @@ var noSuchSessionErrors = []string{
 	"org.freedesktop.DBus.Error.UnknownObject",
 }
 
+// scopeGoneErrors are the errors of KillSession for a session whose scope
+// is gone while logind still lists the session, as right after
+// TerminateSession: systemd's for a unit no longer loaded (systemd 257
+// passes it on), and the errno logind makes of it (252: ENOENT).
+var scopeGoneErrors = []string{
+	"org.freedesktop.systemd1.NoSuchUnit",
+	"org.freedesktop.DBus.Error.FileNotFound",
+}
+
 // Session is a logind session, as its properties describe it.
 type Session struct {
 	ID   string

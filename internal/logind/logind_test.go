@@ -340,6 +340,24 @@ func TestKillAllOfSession(t *testing.T) {
 	if err := (&Conn{bus: b}).KillAllOfSessionContext(t.Context(), "7", syscall.SIGKILL); !errors.Is(err, ErrNoSuchSession) {
 		t.Errorf("a gone session: %v, want ErrNoSuchSession", err)
 	}
+	// Right after TerminateSession logind still lists the session, but its
+	// scope is gone: what systemd 257 and 252 answer then (both seen under
+	// the watcher storm).
+	for _, gone := range []dbus.Error{
+		{Name: "org.freedesktop.systemd1.NoSuchUnit", Body: []any{"Unit session-c354.scope not loaded."}},
+		{Name: "org.freedesktop.DBus.Error.FileNotFound", Body: []any{"No such file or directory"}},
+	} {
+		b.handle(ManagerPath, ManagerInterface+".KillSession", func([]any) ([]any, error) { return nil, gone })
+		if err := (&Conn{bus: b}).KillAllOfSessionContext(t.Context(), "7", syscall.SIGKILL); !errors.Is(err, ErrNoSuchSession) {
+			t.Errorf("a session whose scope is gone (%s): %v, want ErrNoSuchSession", gone.Name, err)
+		}
+	}
+	b.handle(ManagerPath, ManagerInterface+".KillSession", func([]any) ([]any, error) {
+		return nil, dbus.Error{Name: "org.freedesktop.DBus.Error.AccessDenied", Body: []any{"no"}}
+	})
+	if err := (&Conn{bus: b}).KillAllOfSessionContext(t.Context(), "7", syscall.SIGKILL); err == nil || errors.Is(err, ErrNoSuchSession) {
+		t.Errorf("a refused kill: %v, want an error other than ErrNoSuchSession", err)
+	}
 }
 
 const logindOwner = ":1.4"
