@@ -240,7 +240,7 @@ func (s *statusTaker) take(ctx context.Context) (*statusReport, error) {
 		}
 		r.Managers = append(r.Managers, managerStatus{
 			Unit: unit, User: u.Name, UID: u.UID, PID: pid,
-			netnsStatus: r.count(s.judge.Process(u.Name, pid), names),
+			netnsStatus: r.count(s.judge.Process(u.UID, u.Name, pid), names),
 		})
 	}
 	sync, err := s.dropIns(ctx)

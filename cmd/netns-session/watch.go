@@ -247,8 +247,8 @@ type watcher struct {
 
 // managerWatch is what the watcher knows of one user's manager.
 type managerWatch struct {
-	// user is the user's name, "" while it could not be looked up: the
-	// policy resolves names.
+	// user is the user's name, for the records; "" while it could not be
+	// looked up. The policy is resolved by UID.
 	user     string
 	deadline time.Time // looking for a manager that is not running ends then
 	polling  bool      // a look is scheduled
@@ -800,7 +800,7 @@ func (w *watcher) checkManager(ctx context.Context, uid uint32) {
 		}
 		m.user = u.Name
 	}
-	f := w.judge.Process(m.user, pid)
+	f := w.judge.Process(uid, m.user, pid)
 	if f.Verdict == policy.Violation && w.settling(ctx, uid, m, pid) {
 		return
 	}
@@ -821,7 +821,8 @@ func (w *watcher) checkManager(ctx context.Context, uid uint32) {
 
 // unknownUser reports manager pid of uid, whose name cannot be looked up,
 // as unknown, once per process, and looks again later while the manager is
-// young: the verdict needs the name.
+// young: its records name the user, and the judge's lookup of the UID would
+// fail alike.
 func (w *watcher) unknownUser(ctx context.Context, uid uint32, m *managerWatch, pid int, err error) {
 	if m.unknownPID != pid {
 		m.unknownPID = pid

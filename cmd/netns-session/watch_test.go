@@ -921,6 +921,25 @@ func TestWatchUserManagers(t *testing.T) {
 	}
 }
 
+// TestWatchJudgesAManagerByItsUID judges a manager whose user the watcher
+// knows by a name that is no longer its UID's (renamed, or given to another
+// UID, while the watcher kept it): the verdict follows the UID, the name is
+// only printed.
+func TestWatchJudgesAManagerByItsUID(t *testing.T) {
+	sys := newFakeSystem()
+	// carol's UID, under alice's old name; alice's line wants ns0, carol's
+	// policy the host.
+	sys.users = []logind.User{{UID: 1002, Name: "alice"}}
+	sys.managers[1002] = 500
+	sys.netns[500] = ns0Netns
+	r := startWatch(t, sys, aliceInNs0)
+	r.waitNote(t, "READY=1")
+	rec := r.waitRecord(t, map[string]string{"UNIT": "user@1002.service"})
+	if !matches(rec, map[string]string{"VERDICT": "violation", "EXPECTED_NETNS": config.HostNetnsPath, "LEADER": "500"}) {
+		t.Errorf("manager record %q %v: want uid 1002 judged by its own policy, the host", rec.msg, rec.fields)
+	}
+}
+
 // TestWatchManagerOnItsWayIn starts a manager whose process is still in the
 // host's namespace when it is first seen, as systemd's child is before it
 // enters the namespace of NetworkNamespacePath= and execs the manager.

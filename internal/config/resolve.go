@@ -76,9 +76,9 @@ func (d Decision) NeedsDropIn() bool { return !d.Keep && !d.Netns.Host }
 // anyway, also with an error once the user was found.
 //
 // The decision is one of the UID, not of the name it is asked for: the PAM
-// hook resolves the name that logs in, the watcher and status the name
-// logind gives the session, which is the UID's name (getpwuid), and a
-// user@UID.service has one drop-in whatever name it was written for. So the
+// hook resolves the name that logs in, the watcher and status the UID
+// logind gives the session (ResolveUID), and a user@UID.service has one
+// drop-in whatever name it was written for. So the
 // user is resolved as its UID's owner: the user NSS returns for the UID,
 // whose name is the one the user lines, the group list and the member lists
 // are matched against.
@@ -118,24 +118,47 @@ func (c *Config) Resolve(name string, dir Directory) (Decision, *User, error) {
 		// Only "*" and the unmapped policy: nothing to match a name against.
 		return c.fallback(), u, nil
 	}
-	owner, err := dir.LookupUID(u.UID)
-	if err != nil {
-		return Decision{}, u, fmt.Errorf("looking up the owner of uid %d (user %q): %w", u.UID, name, err)
-	}
 	// Names known to have the UID without a lookup.
 	spellings := []string{name}
 	if u.Name != name {
 		spellings = append(spellings, u.Name)
 	}
+	d, err := c.resolveUID(u.UID, spellings, dir)
+	return d, u, err
+}
+
+// ResolveUID decides the namespace of the user with uid, by the rule of
+// Resolve, for callers that know the user by UID: the watcher and status,
+// which judge what logind reports by UID. Going through a name would cost a
+// lookup more and follow a name that may have been renamed or given to
+// another UID since. As Resolve looks the name up, it looks the UID's owner
+// up also when the config needs none: a UID nobody has leaves the policy
+// unknown.
+func (c *Config) ResolveUID(uid uint32, dir Directory) (Decision, error) {
+	return c.resolveUID(uid, nil, dir)
+}
+
+// resolveUID is the rule of Resolve for the user with uid. spellings are
+// the names asked for, known to have the UID (the login's and NSS's for
+// it), whose user lines need no lookup; none when asked by UID, which is
+// then asked for by its owner's name.
+func (c *Config) resolveUID(uid uint32, spellings []string, dir Directory) (Decision, error) {
+	owner, err := dir.LookupUID(uid)
+	if err != nil {
+		return Decision{}, fmt.Errorf("looking up the owner of uid %d: %w", uid, err)
+	}
+	if len(spellings) == 0 {
+		spellings = []string{owner.Name}
+	}
 	d, err := c.resolveUserLines(owner, spellings, dir)
 	if d.Mapped() || err != nil {
-		return d, u, err
+		return d, err
 	}
 	d, err = c.resolveGroups(owner, dir)
 	if d.Mapped() || err != nil {
-		return d, u, err
+		return d, err
 	}
-	return c.fallback(), u, nil
+	return c.fallback(), nil
 }
 
 // selectsByName reports whether c has a user or group line.

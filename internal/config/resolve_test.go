@@ -319,7 +319,7 @@ func TestResolveErrors(t *testing.T) {
 			want: `looking up user "Erin" of the line at t.conf:1: getpwnam_r "Erin": user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
 		// alias is found, the name of its uid is not: no line can be chosen.
 		{name: "owner of the uid down", config: "alias ns0\n", user: "alias", down: "alice", wantUser: true,
-			want: `looking up the owner of uid 1000 (user "alias"): getpwuid_r with uid 1000: user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
+			want: `looking up the owner of uid 1000: getpwuid_r with uid 1000: user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -350,11 +350,11 @@ func TestResolveErrors(t *testing.T) {
 }
 
 // TestResolveGivesEveryNameOfAUIDOneLine resolves a UID by each of its
-// names, as the PAM hook resolves the name that logs in, and by the name
-// NSS gives the UID, as the watcher and status resolve the user logind
-// names, under configs with two lines that select the UID. All must get the
-// same line: the one of the UID's name, else the first. A hook and a
-// watcher that disagree end a correctly placed session.
+// names, as the PAM hook resolves the name that logs in, and by the UID
+// itself, as the watcher and status resolve the user of what logind reports,
+// under configs with two lines that select the UID. All must get the same
+// line: the one of the UID's name, else the first. A hook and a watcher that
+// disagree end a correctly placed session.
 func TestResolveGivesEveryNameOfAUIDOneLine(t *testing.T) {
 	tests := []struct {
 		config string
@@ -391,6 +391,17 @@ func TestResolveGivesEveryNameOfAUIDOneLine(t *testing.T) {
 				if got != tt.want {
 					t.Errorf("Resolve(%s) = %s (%s), want %s", name, got, d.Reason, tt.want)
 				}
+			}
+			d, err := cfg.ResolveUID(1000, testDirectory())
+			if err != nil {
+				t.Fatalf("ResolveUID(1000): %v", err)
+			}
+			got := "host"
+			if d.Mapped() {
+				got = d.Rule.Selector() + " " + d.Rule.Netns.Spec
+			}
+			if got != tt.want {
+				t.Errorf("ResolveUID(1000) = %s (%s), want %s", got, d.Reason, tt.want)
 			}
 		})
 	}
@@ -436,6 +447,75 @@ func TestResolveLooksUpUserLinesOnlyWhenTheUIDsNameHasNone(t *testing.T) {
 	dir := testDirectory()
 	if _, _, err := star.Resolve("alias", dir); err != nil || len(dir.uidLookups) != 0 {
 		t.Errorf("Resolve(alias) under \"* guest\": err %v, uid lookups %v; want none", err, dir.uidLookups)
+	}
+}
+
+// TestResolveUIDLooksUpNoName counts the lookups a judgement of a UID pays:
+// the UID's owner, and the names of other user lines only as Resolve looks
+// them up, never the owner's name: no round trip from UID to name to UID.
+func TestResolveUIDLooksUpNoName(t *testing.T) {
+	cfg, err := Parse("t.conf", strings.NewReader("alice ns0\nghost ns1\nCarol ns2\n@research r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		uid  uint32
+		want []string
+		line string // the line that selects uid, "" for none
+	}{
+		{1000, nil, "alice"}, // the owner's line
+		{1001, []string{"alice", "ghost", "Carol"}, ""},
+		{1002, []string{"alice", "ghost", "Carol"}, "Carol"},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.FormatUint(uint64(tt.uid), 10), func(t *testing.T) {
+			dir := testDirectory()
+			d, err := cfg.ResolveUID(tt.uid, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := ""
+			if d.Rule != nil && d.Rule.Kind == SelectUser {
+				line = d.Rule.Name
+			}
+			if line != tt.line {
+				t.Errorf("ResolveUID(%d) chose the line of %q (%s), want %q", tt.uid, line, d.Reason, tt.line)
+			}
+			if !slices.Equal(dir.userLookups, tt.want) || !slices.Equal(dir.uidLookups, []uint32{tt.uid}) {
+				t.Errorf("looked up %q and uids %v, want %q and %d", dir.userLookups, dir.uidLookups, tt.want, tt.uid)
+			}
+		})
+	}
+}
+
+// TestResolveUIDErrors: a UID without an owner, also under "*" alone, or
+// whose owner's source is down, leaves the policy unknown; the first is not
+// found, the second is not "not found".
+func TestResolveUIDErrors(t *testing.T) {
+	dir := testDirectory()
+	dir.down = map[string]bool{"bob": true}
+	for _, tt := range []struct {
+		config string
+		uid    uint32
+		want   string
+		is     error
+	}{
+		{"alice ns0\n* guest\n", 1003, "looking up the owner of uid 1003: unknown user with uid 1003", ErrUnknownUser},
+		{"alice ns0\n* guest\n", 1001, "looking up the owner of uid 1001: getpwuid_r with uid 1001: user database unavailable: no such file or directory (ENOENT)", ErrSourceUnavailable},
+		// As Resolve looks a name up under "*" alone.
+		{"* guest\n", 1003, "looking up the owner of uid 1003: unknown user with uid 1003", ErrUnknownUser},
+	} {
+		cfg, err := Parse("t.conf", strings.NewReader(tt.config))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := cfg.ResolveUID(tt.uid, dir)
+		if err == nil || err.Error() != tt.want || !errors.Is(err, tt.is) || d.Mapped() {
+			t.Errorf("ResolveUID(%d) = %+v, %v; want no decision and %s", tt.uid, d.Rule, err, tt.want)
+		}
+		if tt.is == ErrSourceUnavailable && errors.Is(err, ErrUnknownUser) {
+			t.Errorf("ResolveUID(%d): %v reads a source that is down as not found", tt.uid, err)
+		}
 	}
 }
 

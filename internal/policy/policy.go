@@ -155,7 +155,7 @@ func (j *Judge) Session(s logind.Session) (Finding, *Leader) {
 			return Finding{Verdict: Exempt, Reason: fmt.Sprintf("sessions of class %s are not judged", class)}, nil
 		}
 	}
-	decision, f, ok := j.resolve(s.User)
+	decision, f, ok := j.resolve(s.UID)
 	if !ok {
 		return f, nil
 	}
@@ -208,9 +208,10 @@ func (j *Judge) byLeader(s logind.Session, decision config.Decision, f Finding) 
 	return f, leader
 }
 
-// Process judges process pid, which runs for user.
-func (j *Judge) Process(user string, pid int) Finding {
-	decision, f, ok := j.resolve(user)
+// Process judges process pid, which runs for the user with uid; user is its
+// name, for the reasons given.
+func (j *Judge) Process(uid uint32, user string, pid int) Finding {
+	decision, f, ok := j.resolve(uid)
 	if !ok {
 		return f
 	}
@@ -221,10 +222,13 @@ func (j *Judge) Process(user string, pid int) Finding {
 	return j.process(decision, f, user, pid)
 }
 
-// resolve finds where user belongs: a Finding that expects it, or one whose
-// verdict is Unknown and ok false.
-func (j *Judge) resolve(user string) (decision config.Decision, f Finding, ok bool) {
-	decision, _, err := j.Config.Resolve(user, j.Users)
+// resolve finds where the user with uid belongs: a Finding that expects it,
+// or one whose verdict is Unknown and ok false. By UID, as logind reports
+// the process's user: a name would cost a lookup more, and a name renamed
+// or given to another UID since would judge the process by another user's
+// line.
+func (j *Judge) resolve(uid uint32) (decision config.Decision, f Finding, ok bool) {
+	decision, err := j.Config.ResolveUID(uid, j.Users)
 	if err != nil {
 		return decision, Finding{Verdict: Unknown, Reason: err.Error()}, false
 	}

@@ -14,11 +14,16 @@ import (
 	"github.com/netns-session/netns-session/internal/nsjoin"
 )
 
-// users knows alice, bob and carol; a lookup of "ldap-down" fails as a
-// broken source does.
+// users knows alice, bob and carol; a lookup of "ldap-down", or of its UID,
+// fails as a broken source does.
 type users struct{}
 
-var userUIDs = map[string]uint32{"alice": 1001, "bob": 1002, "carol": 1003}
+var userUIDs = map[string]uint32{"alice": 1005, "bob": 1002, "carol": 1003}
+
+const (
+	ldapDownUID = 1666
+	unknownUID  = 1999
+)
 
 func (users) LookupUser(name string) (*config.User, error) {
 	if uid, ok := userUIDs[name]; ok {
@@ -31,6 +36,9 @@ func (users) LookupUser(name string) (*config.User, error) {
 }
 
 func (users) LookupUID(uid uint32) (*config.User, error) {
+	if uid == ldapDownUID {
+		return nil, errors.New("connection to LDAP server lost")
+	}
 	for name, u := range userUIDs {
 		if u == uid {
 			return &config.User{Name: name, UID: uid, GID: 100}, nil
@@ -153,14 +161,23 @@ func TestProcess(t *testing.T) {
 			want: Gone, expected: "/run/netns/ns0"},
 		{name: "leader unreadable", config: "alice ns0\n", user: "alice", pid: pidUnreadable,
 			want: Unknown, expected: "/run/netns/ns0", reason: "reading the namespace of process 500"},
-		{name: "unknown user", config: "* ns0\n", user: "mallory", pid: pidInNs0,
-			want: Unknown, reason: `unknown user "mallory"`},
-		{name: "failing user source", config: "* ns0\n", user: "ldap-down", pid: pidInNs0,
+		{name: "unknown user", config: "alice ns0\n* ns0\n", user: "mallory", pid: pidInNs0,
+			want: Unknown, reason: "unknown user with uid 1999"},
+		{name: "failing user source", config: "alice ns0\n* ns0\n", user: "ldap-down", pid: pidInNs0,
 			want: Unknown, reason: "connection to LDAP server lost"},
+		{name: "unknown user under * alone", config: "* ns0\n", user: "mallory", pid: pidInNs0,
+			want: Unknown, reason: "unknown user with uid 1999"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := fakeJudge(t, tt.config).Process(tt.user, tt.pid)
+			uid, ok := userUIDs[tt.user]
+			switch {
+			case tt.user == "ldap-down":
+				uid = ldapDownUID
+			case !ok:
+				uid = unknownUID
+			}
+			f := fakeJudge(t, tt.config).Process(uid, tt.user, tt.pid)
 			if f.Verdict != tt.want {
 				t.Errorf("verdict = %v, want %v (reason: %s)", f.Verdict, tt.want, f.Reason)
 			}
@@ -199,7 +216,7 @@ func TestSessionClasses(t *testing.T) {
 	j := fakeJudge(t, "alice ns0\n")
 	for _, tt := range tests {
 		t.Run(tt.class, func(t *testing.T) {
-			f, leader := j.Session(logind.Session{ID: "1", User: "alice", UID: 1005, Leader: pidInHost, Class: tt.class,
+			f, leader := j.Session(logind.Session{ID: "1", User: "alice", UID: userUIDs["alice"], Leader: pidInHost, Class: tt.class,
 				State: "active", TimestampMonotonic: uint64(time.Hour / time.Microsecond)})
 			leader.Release()
 			if f.Verdict != tt.want {
@@ -234,20 +251,49 @@ func TestPassLooksEachUserUpOnce(t *testing.T) {
 	dir := &countingUsers{}
 	j.Users = dir
 	pass := j.Pass()
+	alice := userUIDs["alice"]
 	for range 3 {
-		if f := pass.Process("alice", pidInNs0); f.Verdict != Compliant {
+		if f := pass.Process(alice, "alice", pidInNs0); f.Verdict != Compliant {
 			t.Fatalf("verdict %s: %s", f.Verdict, f.Reason)
 		}
 	}
-	if dir.lookups != 2 {
-		t.Errorf("a pass of 3 judgements looked up %d times, want 2 (the name and the uid)", dir.lookups)
+	if dir.lookups != 1 {
+		t.Errorf("a pass of 3 judgements looked up %d times, want 1 (the uid)", dir.lookups)
 	}
 	for _, judge := range []*Judge{j, j.Pass()} {
 		dir.lookups = 0
-		judge.Process("alice", pidInNs0)
-		if dir.lookups != 2 {
-			t.Errorf("after the pass: %d lookups, want 2", dir.lookups)
+		judge.Process(alice, "alice", pidInNs0)
+		if dir.lookups != 1 {
+			t.Errorf("after the pass: %d lookups, want 1", dir.lookups)
 		}
+	}
+}
+
+// TestSessionIsJudgedByUIDNotName judges sessions whose name, as logind
+// reported it, now belongs to another user, or to none (renamed, or
+// reassigned): the verdict follows the UID's line, never the name's.
+func TestSessionIsJudgedByUIDNotName(t *testing.T) {
+	tests := []struct {
+		name, user string
+		uid        uint32
+		leader     int
+		want       Verdict
+	}{
+		// alice's name, bob's UID: bob is unmapped, so ns0 is wrong for him.
+		{name: "name of a mapped user, uid of an unmapped one", user: "alice", uid: userUIDs["bob"], leader: pidInNs0, want: Violation},
+		{name: "name of an unmapped user, uid of a mapped one", user: "bob", uid: userUIDs["alice"], leader: pidInNs0, want: Compliant},
+		{name: "name nobody has now", user: "alice-old", uid: userUIDs["alice"], leader: pidInNs0, want: Compliant},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := fakeJudge(t, "alice ns0\n")
+			f, leader := j.Session(logind.Session{ID: "1", User: tt.user, UID: tt.uid, Leader: uint32(tt.leader), Class: "user",
+				State: "active", TimestampMonotonic: uint64(time.Hour / time.Microsecond)})
+			leader.Release()
+			if f.Verdict != tt.want {
+				t.Errorf("session of %s (uid %d): verdict %v (%s), want %v", tt.user, tt.uid, f.Verdict, f.Reason, tt.want)
+			}
+		})
 	}
 }
 
