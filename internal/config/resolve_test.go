@@ -542,10 +542,12 @@ func TestResolveSeesTheDirectoryAsItIsNow(t *testing.T) {
 	}
 }
 
-// TestCachedLookupsRemembersOnlyUsersFound resolves in one pass, as a sync
-// does: a name or UID found is looked up once; one not found, or whose
-// source failed, is asked again. A new pass asks everything again.
-func TestCachedLookupsRemembersOnlyUsersFound(t *testing.T) {
+// TestCachedLookupsRemembersEveryAnswerForOnePass resolves in one pass, as
+// a sync or a check of every session does: a name or UID is looked up once,
+// whether it was found, not found (a line of a deleted user) or its source
+// failed. A new pass asks everything again, and sees users created and
+// sources come back meanwhile.
+func TestCachedLookupsRemembersEveryAnswerForOnePass(t *testing.T) {
 	cfg, err := Parse("t.conf", strings.NewReader("alice ns0\nghost ns1\nCarol ns2\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -559,39 +561,42 @@ func TestCachedLookupsRemembersOnlyUsersFound(t *testing.T) {
 		return dir.userLookups, err
 	}
 	steps := []struct {
-		user string
-		want []string
-		uids int
+		user    string
+		want    []string
+		uids    int
+		wantErr error
 	}{
-		{"bob", []string{"bob", "alice", "ghost", "Carol"}, 1},
-		{"bob", []string{"ghost"}, 0}, // found names and uids remembered, misses not
-		{"carol", []string{"carol", "ghost"}, 1},
+		{"bob", []string{"bob", "alice", "ghost", "Carol"}, 1, nil},
+		{"bob", nil, 0, nil}, // found and missing names remembered, and the uid
+		{"carol", []string{"carol"}, 1, nil},
+		{"mallory", []string{"mallory"}, 0, ErrUnknownUser},
+		{"mallory", nil, 0, ErrUnknownUser},
 	}
 	for _, step := range steps {
 		got, err := resolve(step.user)
-		if err != nil || !slices.Equal(got, step.want) || len(dir.uidLookups) != step.uids {
-			t.Errorf("Resolve(%s): looked up %q and uids %v, err %v; want %q and %d uids", step.user, got, dir.uidLookups, err, step.want, step.uids)
+		if !errors.Is(err, step.wantErr) || !slices.Equal(got, step.want) || len(dir.uidLookups) != step.uids {
+			t.Errorf("Resolve(%s): looked up %q and uids %v, err %v; want %q, %d uids and error %v", step.user, got, dir.uidLookups, err, step.want, step.uids, step.wantErr)
 		}
 	}
 
-	// A failure is not remembered either: the line is looked up again.
+	// A failure is remembered for the pass: its users stay unknown.
 	dir.down = map[string]bool{"ghost": true}
-	for range 2 {
-		if got, err := resolve("bob"); !errors.Is(err, ErrSourceUnavailable) || !slices.Equal(got, []string{"ghost"}) {
-			t.Errorf("Resolve(bob) with ghost's source down: looked up %q, err %v; want ghost and the failure", got, err)
+	pass = CachedLookups(dir)
+	for i, want := range [][]string{{"bob", "alice", "ghost"}, nil} {
+		if got, err := resolve("bob"); !errors.Is(err, ErrSourceUnavailable) || !slices.Equal(got, want) {
+			t.Errorf("Resolve(bob) #%d with ghost's source down: looked up %q, err %v; want %q and the failure", i+1, got, err, want)
 		}
 	}
-	// A user created within the pass is seen.
+	// A new pass asks again, and sees what changed.
 	dir.down = nil
 	dir.users["ghost"] = &User{Name: "ghost", UID: 1003, GID: 1003}
 	dir.owners[1003] = "ghost"
-	if d, _, err := cfg.Resolve("ghost", pass); err != nil || d.Rule == nil || d.Rule.Name != "ghost" {
-		t.Errorf("Resolve(ghost) once ghost exists = %+v, %v; want the ghost line", d.Rule, err)
+	pass = CachedLookups(dir)
+	if got, err := resolve("bob"); err != nil || !slices.Equal(got, []string{"bob", "alice", "ghost", "Carol"}) {
+		t.Errorf("a new pass looked up %q, err %v; want every name again", got, err)
 	}
-	// A new pass looks again what the old one remembered.
-	dir.userLookups = nil
-	if _, _, err := cfg.Resolve("bob", CachedLookups(dir)); err != nil || !slices.Equal(dir.userLookups, []string{"bob", "alice", "ghost", "Carol"}) {
-		t.Errorf("a new pass looked up %q, err %v; want every name again", dir.userLookups, err)
+	if d, _, err := cfg.Resolve("ghost", pass); err != nil || d.Rule == nil || d.Rule.Name != "ghost" {
+		t.Errorf("Resolve(ghost) in a pass after ghost was created = %+v, %v; want the ghost line", d.Rule, err)
 	}
 }
 

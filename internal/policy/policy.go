@@ -117,8 +117,8 @@ func NewJudge(cfg *config.Config, users config.Directory, sleep SleepBounds) *Ju
 }
 
 // Pass returns a judge of j's config for one pass over many processes -
-// one check of every session, one status - that looks each user it finds
-// up once (config.CachedLookups). Drop it after the pass: a user deleted
+// one check of every session, one status - that looks each user name and
+// UID up once, found or not (config.CachedLookups). Drop it after the pass: a user deleted
 // meanwhile may have left its UID to another.
 func (j *Judge) Pass() *Judge {
 	pass := *j

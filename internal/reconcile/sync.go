@@ -142,8 +142,8 @@ func Sync(ctx context.Context, cfg *config.Config, users Users, m *units.Manager
 	lookups := &lookupLog{Users: users}
 	s := &syncer{
 		cfg: cfg,
-		// A sync is one pass: each user it finds is looked up once in it,
-		// and again by the next sync.
+		// A sync is one pass: each user name and UID is looked up once in
+		// it, found or not, and again by the next sync.
 		users:     config.CachedLookups(lookups),
 		units:     m,
 		lingerDir: opts.LingerDir,
