@@ -13,9 +13,6 @@ import (
 	"github.com/netns-session/netns-session/internal/nsjoin"
 )
 
-// errCheckFailed makes check exit 1; the problems are already printed.
-var errCheckFailed = errors.New("check found errors")
-
 func checkCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "check",

@@ -26,8 +26,8 @@ type pamHook struct {
 	callerErr error
 	units     *units.Manager
 	users     config.Directory
-	// budget replaces pamBudget in tests.
-	budget time.Duration
+	// budget replaces pamBudget in tests, rootBudget rootResolveTimeout.
+	budget, rootBudget time.Duration
 }
 
 // placement is what the hook did with a session that it let open.
@@ -59,13 +59,16 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 	if err != nil {
 		return h.rootFallback(ctx, req, configUnusable, brokenConfigReason, err)
 	}
-	decision, user, err := cfg.Resolve(req.User, h.users)
+	decision, user, err := h.resolve(cfg, req.User)
 	ctx, cancel := h.placing(ctx)
 	defer cancel()
 	if err != nil {
 		if req.User == "root" {
 			problem := configUnusable
-			if errors.Is(err, config.ErrSourceUnavailable) {
+			switch {
+			case errors.Is(err, errRootResolveTimeout):
+				problem = userDatabaseSlow
+			case errors.Is(err, config.ErrSourceUnavailable):
 				problem = userDatabaseUnavailable
 			}
 			return h.rootFallback(ctx, req, problem, brokenConfigReason, err)
@@ -118,6 +121,47 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 	return &placement{action: "joined", netns: target, uid: uid, message: fmt.Sprintf("session of %s placed in %s", req.User, target)}, nil
 }
 
+// rootResolveTimeout bounds root's resolution. Without a user line of its
+// own, root is looked for in the group lines and, by name, in every other
+// user line: NSS lookups that a slow directory can stretch without limit,
+// and root must never be locked out. Past it root gets the host network, as
+// when the directory is down. A "root -" line spares root every lookup but
+// its own, which /etc/passwd answers.
+const rootResolveTimeout = 5 * time.Second
+
+// resolve resolves user under cfg; root's resolution within rootBudget,
+// else it fails with errRootResolveTimeout. The lookups cannot be cut
+// short: the goroutine that runs them is left to the process's exit, which
+// follows root's fallback at once.
+func (h *pamHook) resolve(cfg *config.Config, user string) (config.Decision, *config.User, error) {
+	if user != "root" {
+		return cfg.Resolve(user, h.users)
+	}
+	budget := h.rootBudget
+	if budget <= 0 {
+		budget = rootResolveTimeout
+	}
+	type resolution struct {
+		decision config.Decision
+		user     *config.User
+		err      error
+	}
+	// Buffered: a resolution given up on is sent all the same, to no one.
+	done := make(chan resolution, 1)
+	go func() {
+		d, u, err := cfg.Resolve(user, h.users)
+		done <- resolution{d, u, err}
+	}()
+	timer := time.NewTimer(budget)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		return r.decision, r.user, r.err
+	case <-timer.C:
+		return config.Decision{}, nil, fmt.Errorf("resolving root: %w (more than %v); a \"root -\" line spares root the directory", errRootResolveTimeout, budget)
+	}
+}
+
 // loadConfig reads the config named by the pam arguments.
 func (h *pamHook) loadConfig() (*config.Config, error) {
 	if h.optsErr != nil {
@@ -130,6 +174,7 @@ func (h *pamHook) loadConfig() (*config.Config, error) {
 const (
 	configUnusable          = "config unusable"
 	userDatabaseUnavailable = "user database unavailable"
+	userDatabaseSlow        = "user database too slow"
 	unsafeEnvironment       = "unsafe PAM environment"
 	brokenConfigReason      = "the netns-session configuration is broken; ask an administrator (journalctl -t netns-session)"
 )

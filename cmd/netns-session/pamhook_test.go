@@ -48,6 +48,18 @@ func quietLog() *eventLog {
 	return log
 }
 
+// actionLog is a quiet event log that notes each record it sends to the
+// journal as "ACTION: message".
+func actionLog() (*eventLog, *[]string) {
+	log := quietLog()
+	var records []string
+	log.send = func(msg string, _ journal.Priority, vars map[string]string) error {
+		records = append(records, vars[fieldPrefix+"ACTION"]+": "+msg)
+		return nil
+	}
+	return log, &records
+}
+
 // TestDeniedUnknownPolicyKeepsManagerOff denies sessions whose user's policy
 // cannot be known and checks that the drop-in then keeps the user manager,
 // which pam_systemd starts anyway, from starting at all.
@@ -232,20 +244,66 @@ func TestRootFallbackSaysWhatWentWrong(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path, _ := writeCheckConfig(t, tt.config)
-			log := quietLog()
-			var records []string
-			log.send = func(msg string, _ journal.Priority, vars map[string]string) error {
-				records = append(records, vars[fieldPrefix+"ACTION"]+": "+msg)
-				return nil
-			}
+			log, records := actionLog()
 			h := &pamHook{log: log, opts: pamOptions{configPath: path}, callerErr: errors.New("not joined in this test"), units: testUnits(t), users: tt.users}
 
 			placed, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "root", Service: "sshd"})
 			if err != nil || placed == nil || !strings.Contains(placed.message, tt.want) {
 				t.Errorf("root: %+v, %v; want let in, saying %q", placed, err, tt.want)
 			}
-			if !slices.ContainsFunc(records, func(r string) bool { return strings.HasPrefix(r, "root-fallback: "+tt.want+", ") }) {
-				t.Errorf("journal records %q, want a root-fallback one saying %q", records, tt.want)
+			if !slices.ContainsFunc(*records, func(r string) bool { return strings.HasPrefix(r, "root-fallback: "+tt.want+", ") }) {
+				t.Errorf("journal records %q, want a root-fallback one saying %q", *records, tt.want)
+			}
+		})
+	}
+}
+
+// rootInFiles is slowDirectory but for root, whom /etc/passwd answers
+// before the directory is asked.
+type rootInFiles struct{ slowDirectory }
+
+func (d rootInFiles) LookupUser(name string) (*config.User, error) {
+	if name == "root" {
+		return d.Directory.LookupUser(name)
+	}
+	return d.slowDirectory.LookupUser(name)
+}
+
+// TestSlowDirectoryNeverHoldsRootOut logs root in while the directory
+// takes far longer than root's budget for every lookup: without a line of
+// its own, root's lookups are given up on and root gets the host network,
+// saying why, within the budget; with a "root -" line its resolution asks
+// the directory nothing and is not given up on.
+func TestSlowDirectoryNeverHoldsRootOut(t *testing.T) {
+	const delay, rootBudget = 10 * time.Second, 100 * time.Millisecond
+	tests := []struct {
+		name, config string
+		users        config.Directory
+		fallback     bool
+	}{
+		{name: "no line of root's", config: "@research ns0\ncarol ns0\n", users: slowDirectory{checkUsers{}, delay}, fallback: true},
+		{name: "root's lookup itself slow", config: "root -\ncarol ns0\n", users: slowDirectory{checkUsers{}, delay}, fallback: true},
+		{name: "a root line", config: "@research ns0\ncarol ns0\nroot -\n", users: rootInFiles{slowDirectory{checkUsers{}, delay}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path, _ := writeCheckConfig(t, tt.config)
+			log, records := actionLog()
+			h := &pamHook{log: log, opts: pamOptions{configPath: path}, callerErr: errors.New("not joined in this test"),
+				units: testUnits(t), users: tt.users, rootBudget: rootBudget}
+
+			start := time.Now()
+			placed, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "root", Service: "sshd"})
+			if took := time.Since(start); took > delay/2 {
+				t.Fatalf("root's login took %v, with a budget of %v for its lookups", took, rootBudget)
+			}
+			fellBack := slices.ContainsFunc(*records, func(r string) bool { return strings.HasPrefix(r, "root-fallback: user database too slow, ") })
+			switch {
+			case tt.fallback && (err != nil || placed == nil || !strings.HasPrefix(placed.action, "root-") || !fellBack):
+				t.Errorf("root: %+v, %v, journal %q; want let in on the host network, saying the user database is too slow", placed, err, *records)
+			case !tt.fallback && (fellBack || !errors.Is(err, h.callerErr)):
+				// Resolved: on to the join, which this test cannot do.
+				t.Errorf("root: %+v, %v, journal %q; want resolved without a fallback", placed, err, *records)
 			}
 		})
 	}
