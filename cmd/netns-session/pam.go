@@ -136,7 +136,7 @@ func runPAM(ctx context.Context, opts pamOptions, optsErr error) int {
 		return 2
 	}
 	// Before any lookup: a denied user is still looked up (keepManagerOff).
-	scrubEnv(req)
+	scrubEnv()
 	log.set("USER", req.User)
 	log.set("SERVICE", req.Service)
 	log.set("TTY", req.TTY)

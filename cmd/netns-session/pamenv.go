@@ -29,8 +29,10 @@ type pamRequest struct {
 // (sysdeps/generic/unsecvars.h), the ones the loader strips for setuid
 // programs, but TMPDIR, which pam_tmpdir sets for every session and the hook
 // never uses; plus _SSS_LOOPS, with which SSSD's NSS client answers no
-// lookup, and GODEBUG, which the Go runtime reads. The bus addresses are
-// not listed but scrubbed (busAddressEnv): pam_env may legitimately set them.
+// lookup, and GODEBUG, which the Go runtime reads. Finding one denies the
+// session: what the loader and the runtime read at start, before the hook
+// runs, cannot be undone, so they tell a misplaced PAM line. What is read
+// later is cleared anyway (scrubEnv).
 var unsafeEnv = []string{
 	"LD_*",
 	"GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH",
@@ -39,20 +41,20 @@ var unsafeEnv = []string{
 	"GODEBUG",
 }
 
-// busAddressEnv are the variables that name a D-Bus bus. The hook dials
-// systemd at fixed addresses (units), but NSS modules built on sd-bus, such
-// as nss-mymachines, would dial the bus these name during the hook's
-// lookups, so they are removed before any lookup rather than denied.
-var busAddressEnv = []string{"DBUS_SYSTEM_BUS_ADDRESS", "DBUS_SESSION_BUS_ADDRESS"}
-
-// scrubEnv removes from the process environment what the PAM environment
-// must not steer once the hook runs: the unsafe variables req found, which
-// NSS and iconv read when called (the loader has read its own already), and
-// the bus addresses.
-func scrubEnv(req pamRequest) {
-	for _, name := range append(req.Unsafe, busAddressEnv...) {
-		_ = os.Unsetenv(name)
-	}
+// scrubEnv clears the whole process environment, before any lookup. The
+// hook reads nothing from it but the PAM items, which readPAMRequest reads
+// from /proc/self/environ, while NSS modules and libc read it when called:
+// the bus addresses (DBUS_SYSTEM_BUS_ADDRESS, DBUS_SESSION_BUS_ADDRESS) that
+// sd-bus based modules such as nss-mymachines dial, SYSTEMD_BYPASS_USERDB and
+// SYSTEMD_ONLY_USERDB, with which nss-systemd answers "not found" for userdb
+// groups instead of failing (a user mapped through such a group would land
+// on the host), the variables of unsafeEnv, and whatever the next module
+// reads. Clearing all of it spares keeping a list of them. With cgo on
+// Linux, os.Clearenv (syscall.Clearenv) empties libc's environment too, by
+// clearenv(3) (elsewhere by unsetenv(3) of each variable), which is what
+// getenv(3) in an NSS module reads.
+func scrubEnv() {
+	os.Clearenv()
 }
 
 // isUnsafeEnv reports whether name is in unsafeEnv.
