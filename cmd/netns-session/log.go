@@ -44,8 +44,10 @@ func newEventLog(debug bool) *eventLog {
 // name users and their remote hosts. Only a regular file of the hook's own
 // user (root, under pam_exec seteuid) is written: a user who created it
 // first, in /tmp say, could read every record. The hook runs as root, so a
-// symlink planted at path must not be followed, and a FIFO or a device must
-// neither block a login nor receive its records. O_NOCTTY: a terminal is
+// symlink planted at path must not be followed, a hard link planted there
+// (to /etc/shadow, where fs.protected_hardlinks is off) must not be written
+// through, and a FIFO or a device must neither block a login nor receive
+// its records. O_NOCTTY: a terminal is
 // refused below, but opening it must not make it the hook's controlling
 // terminal first (older kernels let a write-only open do that).
 func (l *eventLog) openFile(path string) error {
@@ -61,6 +63,10 @@ func (l *eventLog) openFile(path string) error {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
 		return fmt.Errorf("opening log file %s: not a regular file", path)
+	}
+	if st.Nlink != 1 {
+		unix.Close(fd)
+		return fmt.Errorf("opening log file %s: it has %d links: another name of it may be any file of root's", path, st.Nlink)
 	}
 	if euid := os.Geteuid(); st.Uid != uint32(euid) {
 		unix.Close(fd)

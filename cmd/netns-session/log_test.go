@@ -103,7 +103,7 @@ func TestEventLogFileLine(t *testing.T) {
 // TestEventLogFileIsOnlyARegularFile opens the log= file of the PAM line
 // where someone may have put something else: the hook runs as root, so it
 // must follow no symlink, never block a login on a FIFO, and write only to a
-// regular file.
+// regular file of one name.
 func TestEventLogFileIsOnlyARegularFile(t *testing.T) {
 	dir := t.TempDir()
 	existing := filepath.Join(dir, "existing.log")
@@ -116,6 +116,11 @@ func TestEventLogFileIsOnlyARegularFile(t *testing.T) {
 	}
 	symlink := filepath.Join(dir, "symlink.log")
 	if err := os.Symlink(victim, symlink); err != nil {
+		t.Fatal(err)
+	}
+	// A hard link to a file of root's (where protected_hardlinks is off).
+	hardlink := filepath.Join(dir, "hardlink.log")
+	if err := os.Link(victim, hardlink); err != nil {
 		t.Fatal(err)
 	}
 	fifo := filepath.Join(dir, "fifo.log")
@@ -140,6 +145,7 @@ func TestEventLogFileIsOnlyARegularFile(t *testing.T) {
 		{name: "new file", path: filepath.Join(dir, "new.log")},
 		{name: "existing file", path: existing},
 		{name: "symlink", path: symlink, wantErr: true},
+		{name: "hard link", path: hardlink, wantErr: true},
 		{name: "FIFO without a reader", path: fifo, wantErr: true},
 		{name: "FIFO with a reader", path: readFifo, wantErr: true},
 		{name: "directory", path: dir, wantErr: true},
@@ -174,7 +180,7 @@ func TestEventLogFileIsOnlyARegularFile(t *testing.T) {
 		})
 	}
 	if content, _ := os.ReadFile(victim); len(content) != 0 {
-		t.Errorf("a record went through the symlink: %q", content)
+		t.Errorf("a record went through the symlink or the hard link: %q", content)
 	}
 }
 
