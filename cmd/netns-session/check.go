@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -52,8 +53,9 @@ network namespace (its users cannot log in), a user or group lookup that fails
 because a source (LDAP, SSSD, a file) is unavailable (the logins that need the
 line are denied), and two user lines that select the same UID. Warnings (exit
 status 0): a user or group NSS does not know (the line matches nobody), a user
-line spelled otherwise than NSS spells the user, and a namespace file that
-cannot be inspected.
+line spelled otherwise than NSS spells the user, a member of a mapped group
+listed under a name that is not its UID's own (the line does not map that
+user by the entry), and a namespace file that cannot be inspected.
 
 With --user NAME, shows how that user resolves instead: the rule, why it
 matched, and the namespace the session will join.`,
@@ -216,6 +218,7 @@ func (ck *checker) resolves(r config.Rule) string {
 		var g *config.Group
 		if g, err = ck.users.LookupGroup(r.Name); err == nil {
 			found = fmt.Sprintf("gid %d", g.GID)
+			ck.groupMembers(r, g)
 		}
 	}
 	switch {
@@ -251,6 +254,36 @@ func (ck *checker) userLine(r config.Rule, u *config.User) {
 		ck.userLines = make(map[uint32]config.Rule)
 	}
 	ck.userLines[u.UID] = r
+}
+
+// groupMembers reports the members group line r's group g lists under a
+// name that is not their UID's own (a second name, useradd -o; another
+// spelling): the user is resolved under the UID's own name, which the member
+// list must name, so the line does not map the user by that entry, although
+// the kernel gives the user's sessions the group (initgroups of the name
+// that logs in). A member the UID's own name is listed for too, or whose
+// group list (getgrouplist) has the group, is mapped all the same.
+func (ck *checker) groupMembers(r config.Rule, g *config.Group) {
+	for _, member := range g.Members {
+		u, err := ck.users.LookupUser(member)
+		if err == nil {
+			u, err = ck.users.LookupUID(u.UID)
+		}
+		switch {
+		case errors.Is(err, config.ErrUnknownUser):
+			continue // a member list may outlive its users
+		case err != nil:
+			ck.warnf("%s: group %q lists %q, who cannot be looked up: %v", r.Source(), g.Name, member, err)
+			continue
+		case u.Name == member || slices.Contains(g.Members, u.Name):
+			continue
+		}
+		if gids, err := ck.users.GroupIDs(u); err == nil && slices.Contains(gids, g.GID) {
+			continue
+		}
+		ck.warnf("%s: group %q lists %q, a name of uid %d, whose own name is %q: the line does not map uid %d by that entry, though its sessions get the group; list %q in the group",
+			r.Source(), g.Name, member, u.UID, u.Name, u.UID, u.Name)
+	}
 }
 
 // finish prints the problems and a summary, set apart from a report printed

@@ -46,11 +46,12 @@ func (checkUsers) LookupGroup(name string) (*config.Group, error) {
 }
 
 // moreUsers is checkUsers with more names - other spellings and second
-// names of its users - and with the source of some users and groups down, as
-// NSS reports it.
+// names of its users - and groups, and with the source of some users and
+// groups down, as NSS reports it.
 type moreUsers struct {
-	names map[string]*config.User
-	down  map[string]bool
+	names  map[string]*config.User
+	groups map[string]*config.Group
+	down   map[string]bool
 }
 
 func (m moreUsers) LookupUser(name string) (*config.User, error) {
@@ -71,6 +72,9 @@ func (moreUsers) GroupIDs(u *config.User) ([]uint32, error) { return checkUsers{
 func (m moreUsers) LookupGroup(name string) (*config.Group, error) {
 	if m.down[name] {
 		return nil, fmt.Errorf("getgrnam_r %q: %w: no such file or directory (ENOENT)", name, config.ErrSourceUnavailable)
+	}
+	if g, ok := m.groups[name]; ok {
+		return g, nil
 	}
 	return checkUsers{}.LookupGroup(name)
 }
@@ -169,6 +173,31 @@ warning: CONF:1: user "Carol" is "carol" (uid 1002) to NSS: the line selects tha
 1 error, 1 warning
 `,
 			wantErr: true,
+		},
+		{
+			// /etc/group lists alice's UID by its second name, carol by
+			// another spelling: resolved under their UIDs' own names,
+			// neither is mapped by those entries.
+			name: "group members listed by another name of their uid",
+			users: moreUsers{names: aliases.names, groups: map[string]*config.Group{
+				"lab":  {Name: "lab", GID: 3000, Members: []string{"alias", "ghost", "Carol", "erin"}},
+				"both": {Name: "both", GID: 3001, Members: []string{"alias", "alice"}},
+				"prim": {Name: "prim", GID: 100, Members: []string{"Carol"}}, // carol's primary group
+			}, down: map[string]bool{"erin": true}},
+			config: "@lab -\n@both -\n@prim -\n",
+			want: `SELECTOR  NETNS  PATH            NETNS-FILE  RESOLVES  SOURCE
+@lab      -      /proc/1/ns/net  ok          gid 3000  CONF:1
+@both     -      /proc/1/ns/net  ok          gid 3001  CONF:2
+@prim     -      /proc/1/ns/net  ok          gid 100   CONF:3
+
+unmapped = host: users no line matches join the host network namespace
+enforce = terminate: the watcher ends a session found outside its namespace
+
+warning: CONF:1: group "lab" lists "alias", a name of uid 1000, whose own name is "alice": the line does not map uid 1000 by that entry, though its sessions get the group; list "alice" in the group
+warning: CONF:1: group "lab" lists "Carol", a name of uid 1002, whose own name is "carol": the line does not map uid 1002 by that entry, though its sessions get the group; list "carol" in the group
+warning: CONF:1: group "lab" lists "erin", who cannot be looked up: getpwnam_r "erin": user database unavailable: no such file or directory (ENOENT)
+0 errors, 3 warnings
+`,
 		},
 		{
 			name:   "sources down",
