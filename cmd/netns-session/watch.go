@@ -98,12 +98,14 @@ to it:
 
 Terminating kills the leader first, unless the session is closing or was
 checked by a process of its scope, then has logind stop the session's scope
-(TerminateSession) and kill every process in it (KillSession, which systemd
-does by the scope's cgroup), whatever TerminateSession answered: logind does
-nothing to stop a session it is stopping already, which a closing session is
-and any session becomes once its leader is killed, and a TerminateSession
-that failed or timed out may have left the scope running. The session counts
-as terminated once KillSession has succeeded, or logind no longer knows it.
+(TerminateSession). Unless the leader had not reached its scope yet (a young
+session, whose leader has forked no one), logind is then asked to kill every
+process in the scope too (KillSession, which systemd does by the scope's
+cgroup), whatever TerminateSession answered: logind does nothing to stop a
+session it is stopping already, which a closing session is and any session
+becomes once a leader in its scope is killed, and a TerminateSession that
+failed or timed out may have left the scope running. The session counts as
+terminated once KillSession has succeeded, or logind no longer knows it.
 The watcher signals no process of a closing session, or of one checked by a
 process of its scope, itself.
 
@@ -707,14 +709,20 @@ func (w *watcher) judgeSession(ctx context.Context, s logind.Session) {
 // nil), is ended through logind alone: its leader has exited or closed the
 // session, and what remains is in the scope; no PID is signalled for it.
 // logind ignores TerminateSession for a session it is stopping already,
-// which a closing session is, and which any session becomes once its
-// leader dies - the kill above may have done that - so logind is always
-// also asked to kill every process of the scope (KillSession), which
-// systemd does by the scope's cgroup: the shell a leader forked must not
-// outlive it on the wrong network. It is asked whatever TerminateSession
-// answered, unless that the session no longer exists, and the session
-// counts as terminated once KillSession has succeeded.
+// which a closing session is, and which a session becomes once a leader
+// that holds its end of the session dies - the kill above may have done
+// that - so logind is also asked to kill every process of the scope
+// (KillSession), which systemd does by the scope's cgroup: the shell such a
+// leader forked must not outlive it on the wrong network. It is asked
+// whatever TerminateSession answered, unless that the session no longer
+// exists, and the session counts as terminated once KillSession has
+// succeeded. A leader still outside its scope is blocked in CreateSession,
+// has forked no one and holds no end of the session, so TerminateSession
+// ends it; KillSession, which goes through a busy PID 1 during a login
+// storm, is spared there. Its cgroup is read before the kill: the leader
+// cannot be moved, answered and fork in the microseconds to the kill.
 func (w *watcher) terminate(ctx context.Context, s logind.Session, leader *policy.Leader, what string, f policy.Finding, fields map[string]string) {
+	killScope := leader == nil || s.State == logind.StateClosing || leader.InScope(s)
 	var killErr error
 	if leader != nil && s.State != logind.StateClosing {
 		killErr = leader.Kill()
@@ -729,7 +737,7 @@ func (w *watcher) terminate(ctx context.Context, s logind.Session, leader *polic
 	// Any other is killed whatever TerminateSession answered: one that timed
 	// out or was refused may have left the scope running.
 	var killAllErr error
-	if !errors.Is(terminateErr, logind.ErrNoSuchSession) {
+	if killScope && !errors.Is(terminateErr, logind.ErrNoSuchSession) {
 		callCtx, cancel := context.WithTimeout(ctx, w.callTimeout)
 		killAllErr = ignoreGone(w.conn.KillAllOfSessionContext(callCtx, s.ID, syscall.SIGKILL))
 		cancel()

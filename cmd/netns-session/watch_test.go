@@ -195,12 +195,13 @@ func (p fakeProcess) Kill() error {
 		return p.sys.killErr
 	}
 	delete(p.sys.netns, p.pid)
-	// A leader's death closes logind's end of the session, which then
-	// closes, and logind ignores TerminateSession for it: the worst case of
-	// a race the watcher cannot win.
+	// The death of a leader in its scope, which holds logind's end of the
+	// session, closes the session, and logind ignores TerminateSession for
+	// it: the worst case of a race the watcher cannot win.
 	for i := range p.sys.sessions {
-		if p.sys.sessions[i].Leader == uint32(p.pid) {
-			p.sys.sessions[i].State = logind.StateClosing
+		s := &p.sys.sessions[i]
+		if s.Leader == uint32(p.pid) && p.sys.cgroups[p.pid] == "/user.slice/user-"+strconv.FormatUint(uint64(s.UID), 10)+".slice/"+s.Scope {
+			s.State = logind.StateClosing
 		}
 	}
 	return nil
@@ -612,9 +613,15 @@ func TestWatchNewSessions(t *testing.T) {
 		prio    journal.Priority
 		// terminated says whether the session must be gone afterwards.
 		terminated bool
+		// inScope puts the leader in its session's scope, as logind does
+		// once the session is set up; otherwise it runs outside, as a young
+		// session's leader does.
+		inScope bool
 	}{
 		{name: "escaped session is terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": hostNetns.String()}, prio: journal.PriWarning, terminated: true},
+		{name: "established session is terminated and its scope killed", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns, inScope: true,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
 		// The fake leaders run outside the session's scope, as a young
 		// session's leader does: their start time proves them.
 		{name: "young session whose leader is proven by its start time is killed and terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
@@ -656,13 +663,13 @@ func TestWatchNewSessions(t *testing.T) {
 		{name: "leader that exited meanwhile is fine", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
 			kill: syscall.ESRCH,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
-		{name: "session whose termination timed out is ended by killing its scope", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+		{name: "session whose termination timed out is ended by killing its scope", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns, inScope: true,
 			terminate: fmt.Errorf("terminating session 9: %w", context.DeadlineExceeded),
 			want:      map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
-		{name: "refused termination and kill of the scope is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+		{name: "refused termination and kill of the scope is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns, inScope: true,
 			terminate: errors.New("terminating session 9: access denied"), killAll: errors.New("killing the processes of session 9: access denied"),
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate-failed"}, prio: journal.PriErr},
-		{name: "refused kill of the scope is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+		{name: "refused kill of the scope is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns, inScope: true,
 			killAll: errors.New("killing the processes of session 9: access denied"),
 			want:    map[string]string{"VERDICT": "violation", "ACTION": "terminate-failed"}, prio: journal.PriErr},
 		{name: "unknown user is not acted on", config: "* ns0\n", user: "mallory", uid: 1666, class: "user", netns: hostNetns,
@@ -680,6 +687,9 @@ func TestWatchNewSessions(t *testing.T) {
 				path = sys.addSession("9", tt.user, tt.uid, 900, tt.class, tt.netns).Path
 				sys.mu.Lock()
 				sys.started[900] = tt.started
+				if tt.inScope {
+					sys.cgroups[900] = fmt.Sprintf("/user.slice/user-%d.slice/session-9.scope", tt.uid)
+				}
 				if tt.state != "" {
 					sys.sessions[len(sys.sessions)-1].State = tt.state
 				}
@@ -705,17 +715,18 @@ func TestWatchNewSessions(t *testing.T) {
 				t.Errorf("trace %v: the leader of a closing session killed", trace)
 			case tt.state == logind.StateClosing:
 			case tt.want["ACTION"] == "terminate" || tt.want["ACTION"] == "terminate-failed":
-				// The scope is killed whatever TerminateSession answered,
-				// unless that the session no longer exists.
-				want := []string{"kill 900", "terminate 9", "kill-session 9 9"}
-				if errors.Is(tt.terminate, logind.ErrNoSuchSession) {
-					want = want[:2]
-					if slices.Contains(trace, "kill-session 9 9") {
-						t.Errorf("trace %v: the scope of a session that no longer exists killed", trace)
-					}
+				// The scope of a leader in it is killed whatever
+				// TerminateSession answered, unless that the session no
+				// longer exists; a young session's is spared the call.
+				want := []string{"kill 900", "terminate 9"}
+				killScope := tt.inScope && !errors.Is(tt.terminate, logind.ErrNoSuchSession)
+				if killScope {
+					want = append(want, "kill-session 9 9")
+				} else if slices.Contains(trace, "kill-session 9 9") {
+					t.Errorf("trace %v: the scope killed, of a young session or one that no longer exists", trace)
 				}
 				if !isSubsequence(trace, want) {
-					t.Errorf("trace %v: want %v: the leader killed, then the session terminated and its scope killed", trace, want)
+					t.Errorf("trace %v: want %v: the leader killed, then the session terminated (and its scope killed)", trace, want)
 				}
 			case slices.Contains(trace, "kill 900"):
 				t.Errorf("leader killed with action %q", tt.want["ACTION"])

@@ -46,6 +46,19 @@ func (l *Leader) Kill() error {
 	return l.p.Kill()
 }
 
+// InScope reports whether the leader runs in session s's scope, as it does
+// once logind's job has moved it there and answered its CreateSession; a
+// leader that cannot be read counts as in it. Only a leader in its scope
+// holds logind's end of the session and can have forked the user's
+// processes.
+func (l *Leader) InScope(s logind.Session) bool {
+	if l == nil {
+		return false
+	}
+	cgroup, err := l.p.Cgroup()
+	return err != nil || cgroup == scopeCgroup(s)
+}
+
 // Release unpins the leader; a nil Leader is released already.
 func (l *Leader) Release() {
 	if l != nil {
