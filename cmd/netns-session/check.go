@@ -11,7 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/netns-session/netns-session/internal/config"
-	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/netns"
 )
 
 func checkCommand() *cli.Command {
@@ -179,10 +179,10 @@ func (ck *checker) netns(n config.Netns, who string) string {
 	case errors.Is(err, fs.ErrNotExist):
 		ck.errorf("netns %s for %s does not exist (create it with ip netns add %s)", n.Path, who, n.Spec)
 		state = "missing"
-	case errors.Is(err, nsjoin.ErrNotNetNamespace):
+	case errors.Is(err, netns.ErrNotNetNamespace):
 		ck.errorf("netns %s for %s: %v", n.Path, who, err)
 		state = "not a netns: another namespace type"
-	case errors.Is(err, nsjoin.ErrNotNamespace):
+	case errors.Is(err, netns.ErrNotNamespace):
 		ck.errorf("netns %s for %s: %v (a leftover of ip netns without its mount?)", n.Path, who, err)
 		state = "not a netns: not a namespace file"
 	default:
@@ -197,7 +197,7 @@ func (ck *checker) netns(n config.Netns, who string) string {
 }
 
 func inspectNetns(path string) error {
-	_, err := nsjoin.CheckNetns(path)
+	_, err := netns.CheckNetns(path)
 	return err
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/netns"
 )
 
 // checkUsers is a fixed user database for check's tests.
@@ -90,7 +91,7 @@ var aliases = moreUsers{names: map[string]*config.User{
 // own network namespace for the host's: PID 1's is not always open to
 // inspection in test environments.
 func inspectForTest(path string) error {
-	if path == config.HostNetnsPath {
+	if path == netns.HostPath {
 		path = "/proc/self/ns/net"
 	}
 	return inspectNetns(path)

@@ -6,16 +6,15 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/netns"
 )
 
 func netnsCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "netns",
-		Usage:     "add, delete and list named network namespaces (" + config.NetnsDir + "/NAME, as ip netns keeps them)",
+		Usage:     "add, delete and list named network namespaces (" + netns.Dir + "/NAME, as ip netns keeps them)",
 		UsageText: "netns-session netns add|del|list [NAME]",
-		Description: `Named network namespaces are files under ` + config.NetnsDir + ` that hold a namespace
+		Description: `Named network namespaces are files under ` + netns.Dir + ` that hold a namespace
 open with a bind mount, exactly as "ip netns" lays them out: "ip netns exec NAME",
 the config's NAME form and NetworkNamespacePath= all find the same namespace.
 
@@ -31,7 +30,7 @@ Names are 1 to 255 of A-Z a-z 0-9 _ . - and do not start with "-".`,
 				Name:      "add",
 				Usage:     "create network namespace NAME with its loopback up; nothing to do if it exists",
 				ArgsUsage: "NAME",
-				Description: `Like "ip netns add NAME", which also makes ` + config.NetnsDir + ` a shared mount point,
+				Description: `Like "ip netns add NAME", which also makes ` + netns.Dir + ` a shared mount point,
 then brings up the loopback interface, which a new namespace starts without.
 If NAME exists and is a network namespace, only makes sure its loopback is up.
 Fails if NAME is taken by a file that is not a network namespace.`,
@@ -82,7 +81,7 @@ exit. Users mapped to NAME cannot log in until it exists again.`,
 			{
 				Name:  "list",
 				Usage: "list the named network namespaces",
-				Description: `Prints every name under ` + config.NetnsDir + ` with its namespace ID (device:inode,
+				Description: `Prints every name under ` + netns.Dir + ` with its namespace ID (device:inode,
 the way to compare it with /proc/PID/ns/net) or why it is not a usable
 network namespace.`,
 				Action: func(c *cli.Context) error {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/nsjoin"
 	"github.com/netns-session/netns-session/internal/proc"
 	"github.com/netns-session/netns-session/internal/units"
@@ -195,11 +196,11 @@ func (h *pamHook) rootFallback(ctx context.Context, req pamRequest, problem, rea
 	ctx, cancel := h.placing(ctx)
 	defer cancel()
 	h.log.Error(problem+", letting root in on the host network: "+cause.Error(), map[string]string{"ACTION": "root-fallback"})
-	if err := h.join(ctx, config.HostNetnsPath); err != nil {
+	if err := h.join(ctx, netns.HostPath); err != nil {
 		h.log.Error("joining root's session to the host network: "+err.Error(), map[string]string{"ACTION": "root-unplaced"})
 		return &placement{action: "root-unplaced", uid: "0", message: "session of root let in where it was opened: " + problem + ", and joining the host network failed"}, nil
 	}
-	return &placement{action: "root-fallback", netns: config.HostNetnsPath, uid: "0", message: "session of root placed on the host network despite the " + problem}, nil
+	return &placement{action: "root-fallback", netns: netns.HostPath, uid: "0", message: "session of root placed on the host network despite the " + problem}, nil
 }
 
 // placing returns ctx bounded by the budget of what follows the lookups.
@@ -269,7 +270,7 @@ func (h *pamHook) checkUserManager(ctx context.Context, user *config.User, targe
 		if err != nil {
 			return &denial{reason: "cannot check your running user manager", err: err}
 		}
-		same, err := nsjoin.SameNetns(fmt.Sprintf("/proc/%d/ns/net", pid), target)
+		same, err := netns.SameNetns(fmt.Sprintf("/proc/%d/ns/net", pid), target)
 		switch {
 		case same:
 			return nil

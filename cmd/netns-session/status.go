@@ -16,7 +16,7 @@ import (
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/logind"
-	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/policy"
 	"github.com/netns-session/netns-session/internal/proc"
 	"github.com/netns-session/netns-session/internal/reconcile"
@@ -136,7 +136,7 @@ type statusTaker struct {
 	// dropIns returns what a sync would change, without changing it.
 	dropIns func(ctx context.Context) (*reconcile.Report, error)
 	// names returns a name for each namespace it knows, by identity.
-	names func() map[nsjoin.ID]string
+	names func() map[netns.ID]string
 }
 
 // statusReport is what status prints.
@@ -259,7 +259,7 @@ func (s *statusTaker) take(ctx context.Context) (*statusReport, error) {
 }
 
 // count tallies a finding and turns it into its status.
-func (r *statusReport) count(f policy.Finding, names map[nsjoin.ID]string) netnsStatus {
+func (r *statusReport) count(f policy.Finding, names map[netns.ID]string) netnsStatus {
 	switch f.Verdict {
 	case policy.Violation:
 		r.Violations++
@@ -267,10 +267,10 @@ func (r *statusReport) count(f policy.Finding, names map[nsjoin.ID]string) netns
 		r.Unknown++
 	}
 	st := netnsStatus{Expected: f.Expected, Verdict: f.Verdict, Reason: f.Reason}
-	if f.ExpectedID != (nsjoin.ID{}) {
+	if f.ExpectedID != (netns.ID{}) {
 		st.ExpectedID = f.ExpectedID.String()
 	}
-	if f.Actual != (nsjoin.ID{}) {
+	if f.Actual != (netns.ID{}) {
 		st.ActualID = f.Actual.String()
 		st.ActualName = names[f.Actual]
 		if st.ActualName == "" && f.Actual == f.ExpectedID {
@@ -283,16 +283,16 @@ func (r *statusReport) count(f policy.Finding, names map[nsjoin.ID]string) netns
 	return st
 }
 
-// hostNetnsNames names the host's namespace and those under config.NetnsDir.
-func hostNetnsNames() map[nsjoin.ID]string {
-	names := map[nsjoin.ID]string{}
-	entries, _ := os.ReadDir(config.NetnsDir)
+// hostNetnsNames names the host's namespace and those under netns.Dir.
+func hostNetnsNames() map[netns.ID]string {
+	names := map[netns.ID]string{}
+	entries, _ := os.ReadDir(netns.Dir)
 	for _, e := range entries {
-		if id, err := nsjoin.PathID(filepath.Join(config.NetnsDir, e.Name())); err == nil {
+		if id, err := netns.PathID(filepath.Join(netns.Dir, e.Name())); err == nil {
 			names[id] = e.Name()
 		}
 	}
-	if id, err := nsjoin.PathID(config.HostNetnsPath); err == nil {
+	if id, err := netns.PathID(netns.HostPath); err == nil {
 		names[id] = "host"
 	}
 	return names
@@ -363,18 +363,18 @@ func (r *statusReport) writeText(w io.Writer) error {
 }
 
 // expectedName shows the namespace the policy wants as its name: the name
-// under config.NetnsDir, "host", "any" when it wants none, "-" when the
+// under netns.Dir, "host", "any" when it wants none, "-" when the
 // verdict came before the policy was known.
 func expectedName(path string, v policy.Verdict) string {
 	switch {
-	case path == config.HostNetnsPath:
+	case path == netns.HostPath:
 		return "host"
 	case path == "" && (v == policy.Unconstrained):
 		return "any"
 	case path == "":
 		return "-"
 	}
-	if name, ok := strings.CutPrefix(path, config.NetnsDir+"/"); ok {
+	if name, ok := strings.CutPrefix(path, netns.Dir+"/"); ok {
 		return name
 	}
 	return path

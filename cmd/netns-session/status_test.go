@@ -12,7 +12,7 @@ import (
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/logind"
-	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/reconcile"
 	"github.com/netns-session/netns-session/internal/units"
 )
@@ -27,8 +27,8 @@ func statusFixture(t *testing.T, conf string, dropIns *reconcile.Report, dropInE
 	sys.addSession("c2", "alice", 1000, 102, "background", hostNetns)
 	sys.addSession("3", "carol", 1002, 103, "user", hostNetns)
 	sys.addSession("4", "alice", 1000, 104, logind.ClassManager, ns0Netns)
-	sys.addSession("5", "root", 0, 105, "user", nsjoin.ID{}) // leader exited
-	sys.addSession("6", "alice", 1000, 106, "user", nsjoin.ID{})
+	sys.addSession("5", "root", 0, 105, "user", netns.ID{}) // leader exited
+	sys.addSession("6", "alice", 1000, 106, "user", netns.ID{})
 	sys.sessions[5].State = logind.StateClosing
 	sys.netns[306], sys.cgroups[306], sys.uids[306] = hostNetns, "/user.slice/user-1000.slice/session-6.scope", 1000
 	sys.sessions[2].TTY, sys.sessions[2].RemoteHost = "", "192.0.2.7"
@@ -44,8 +44,8 @@ func statusFixture(t *testing.T, conf string, dropIns *reconcile.Report, dropInE
 		judge:      fakeJudge(sys, cfg),
 		managerPID: sys.managerPID,
 		dropIns:    func(context.Context) (*reconcile.Report, error) { return dropIns, dropInErr },
-		names: func() map[nsjoin.ID]string {
-			return map[nsjoin.ID]string{hostNetns: "host", ns0Netns: "ns0", ns1Netns: "ns1"}
+		names: func() map[netns.ID]string {
+			return map[netns.ID]string{hostNetns: "host", ns0Netns: "ns0", ns1Netns: "ns1"}
 		},
 	}
 }

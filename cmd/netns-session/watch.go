@@ -16,7 +16,7 @@ import (
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/logind"
-	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/policy"
 	"github.com/netns-session/netns-session/internal/proc"
 	"github.com/netns-session/netns-session/internal/reconcile"
@@ -904,10 +904,10 @@ func sessionFields(f policy.Finding, fields map[string]string) map[string]string
 func findingFields(f policy.Finding, fields map[string]string) map[string]string {
 	fields["VERDICT"] = f.Verdict.String()
 	fields["EXPECTED_NETNS"] = f.Expected
-	if f.ExpectedID != (nsjoin.ID{}) {
+	if f.ExpectedID != (netns.ID{}) {
 		fields["EXPECTED_NETNS_ID"] = f.ExpectedID.String()
 	}
-	if f.Actual != (nsjoin.ID{}) {
+	if f.Actual != (netns.ID{}) {
 		fields["ACTUAL_NETNS_ID"] = f.Actual.String()
 	}
 	return fields

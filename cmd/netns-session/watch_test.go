@@ -21,7 +21,7 @@ import (
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/logind"
-	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/policy"
 	"github.com/netns-session/netns-session/internal/proc"
 	"github.com/netns-session/netns-session/internal/reconcile"
@@ -30,23 +30,23 @@ import (
 
 // The namespaces of the fake system.
 var (
-	hostNetns = nsjoin.ID{Dev: 4, Ino: 4026531840}
-	ns0Netns  = nsjoin.ID{Dev: 4, Ino: 4026532100}
-	ns1Netns  = nsjoin.ID{Dev: 4, Ino: 4026532101}
+	hostNetns = netns.ID{Dev: 4, Ino: 4026531840}
+	ns0Netns  = netns.ID{Dev: 4, Ino: 4026532100}
+	ns1Netns  = netns.ID{Dev: 4, Ino: 4026532101}
 )
 
 // fakeNetnsFile is NetnsFile of a system with the host's namespace and ns0
 // and ns1 under /run/netns.
-func fakeNetnsFile(path string) (nsjoin.ID, error) {
+func fakeNetnsFile(path string) (netns.ID, error) {
 	switch path {
-	case config.HostNetnsPath:
+	case netns.HostPath:
 		return hostNetns, nil
 	case "/run/netns/ns0":
 		return ns0Netns, nil
 	case "/run/netns/ns1":
 		return ns1Netns, nil
 	}
-	return nsjoin.ID{}, fmt.Errorf("checking namespace %s: %w", path, fs.ErrNotExist)
+	return netns.ID{}, fmt.Errorf("checking namespace %s: %w", path, fs.ErrNotExist)
 }
 
 // fakeSystem is logind, the processes and the user managers the watcher
@@ -55,7 +55,7 @@ type fakeSystem struct {
 	mu       sync.Mutex
 	sessions []logind.Session
 	users    []logind.User
-	netns    map[int]nsjoin.ID // by PID; missing: exited
+	netns    map[int]netns.ID // by PID; missing: exited
 	// started is when a process started, since boot; missing: at boot.
 	// Sessions are created at sessionCreated.
 	started map[int]time.Duration
@@ -84,7 +84,7 @@ type fakeSystem struct {
 }
 
 func newFakeSystem() *fakeSystem {
-	return &fakeSystem{netns: map[int]nsjoin.ID{}, started: map[int]time.Duration{}, cgroups: map[int]string{}, uids: map[int]uint32{},
+	return &fakeSystem{netns: map[int]netns.ID{}, started: map[int]time.Duration{}, cgroups: map[int]string{}, uids: map[int]uint32{},
 		managers: map[uint32]int{}, managerStarts: map[uint32]int{}}
 }
 
@@ -103,25 +103,25 @@ func fakeSession(id, user string, uid uint32, leader int, class string) logind.S
 		TimestampMonotonic: uint64(sessionCreated / time.Microsecond), Service: "sshd", TTY: "pts/0"}
 }
 
-// addSession adds a session whose leader runs in netns.
-func (s *fakeSystem) addSession(id, user string, uid uint32, leader int, class string, netns nsjoin.ID) logind.Session {
+// addSession adds a session whose leader runs in namespace ns.
+func (s *fakeSystem) addSession(id, user string, uid uint32, leader int, class string, ns netns.ID) logind.Session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ls := fakeSession(id, user, uid, leader, class)
 	s.sessions = append(s.sessions, ls)
-	if netns != (nsjoin.ID{}) {
-		s.netns[leader] = netns
+	if ns != (netns.ID{}) {
+		s.netns[leader] = ns
 	}
 	return ls
 }
 
-func (s *fakeSystem) processNetns(pid int) (nsjoin.ID, error) {
+func (s *fakeSystem) processNetns(pid int) (netns.ID, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if id, ok := s.netns[pid]; ok {
 		return id, nil
 	}
-	return nsjoin.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, syscall.ENOENT)
+	return netns.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, syscall.ENOENT)
 }
 
 // pin pins a live process; killing it ends it.
@@ -548,7 +548,7 @@ func TestWatchChecksEverythingOnStart(t *testing.T) {
 	sys.addSession("2", "alice", 1000, 102, "background", hostNetns)
 	sys.addSession("3", "carol", 1002, 103, "user", hostNetns)
 	sys.addSession("4", "alice", 1000, 104, logind.ClassGreeter, hostNetns)
-	sys.addSession("5", "alice", 1000, 105, "user", nsjoin.ID{}) // leader exited
+	sys.addSession("5", "alice", 1000, 105, "user", netns.ID{}) // leader exited
 	sys.users = []logind.User{{UID: 1000, Name: "alice"}}
 	sys.managers[1000] = 200
 	sys.netns[200] = ns0Netns
@@ -564,7 +564,7 @@ func TestWatchChecksEverythingOnStart(t *testing.T) {
 	want := map[string]map[string]string{
 		"1": {"VERDICT": "ok", "ACTUAL_NETNS_ID": ns0Netns.String(), "EXPECTED_NETNS": "/run/netns/ns0"},
 		"2": {"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": hostNetns.String(), "EXPECTED_NETNS_ID": ns0Netns.String(), "LEADER": "102"},
-		"3": {"VERDICT": "ok", "EXPECTED_NETNS": config.HostNetnsPath},
+		"3": {"VERDICT": "ok", "EXPECTED_NETNS": netns.HostPath},
 		"4": {"VERDICT": "exempt", "CLASS": "greeter"},
 		"5": {"VERDICT": "gone"},
 	}
@@ -599,7 +599,7 @@ func TestWatchNewSessions(t *testing.T) {
 		user      string
 		uid       uint32
 		class     string
-		netns     nsjoin.ID
+		netns     netns.ID
 		gone      bool
 		terminate error // TerminateSession's answer
 		killAll   error // KillSession's answer
@@ -751,7 +751,7 @@ func TestWatchEndsASessionJudgedByItsScopeThroughLogind(t *testing.T) {
 		// started after the session; none: the PID is free.
 		squatter bool
 		// leftover is where the process left in the scope runs.
-		leftover nsjoin.ID
+		leftover netns.ID
 		want     map[string]string
 	}{
 		{name: "closing session on the host", state: logind.StateClosing, leftover: hostNetns,
@@ -768,7 +768,7 @@ func TestWatchEndsASessionJudgedByItsScopeThroughLogind(t *testing.T) {
 			sys := newFakeSystem()
 			r := startWatch(t, sys, aliceInNs0)
 			r.waitNote(t, "READY=1")
-			ls := sys.addSession("9", "alice", 1000, 900, "user", nsjoin.ID{})
+			ls := sys.addSession("9", "alice", 1000, 900, "user", netns.ID{})
 			sys.mu.Lock()
 			sys.sessions[len(sys.sessions)-1].State = tt.state
 			if tt.squatter {
@@ -946,7 +946,7 @@ func TestWatchJudgesAManagerByItsUID(t *testing.T) {
 	r := startWatch(t, sys, aliceInNs0)
 	r.waitNote(t, "READY=1")
 	rec := r.waitRecord(t, map[string]string{"UNIT": "user@1002.service"})
-	if !matches(rec, map[string]string{"VERDICT": "violation", "EXPECTED_NETNS": config.HostNetnsPath, "LEADER": "500"}) {
+	if !matches(rec, map[string]string{"VERDICT": "violation", "EXPECTED_NETNS": netns.HostPath, "LEADER": "500"}) {
 		t.Errorf("manager record %q %v: want uid 1002 judged by its own policy, the host", rec.msg, rec.fields)
 	}
 }

@@ -23,23 +23,24 @@
 // namespace, or stay where the login process is with "unmapped = keep".
 package config
 
-import "strings"
+import (
+	"strings"
 
-// Where the policy lives and where named namespaces are found.
+	"github.com/netns-session/netns-session/internal/netns"
+)
+
+// Where the policy lives.
 const (
 	DefaultFile = "/etc/security/netns-session.conf"
 	DefaultDir  = "/etc/security/netns-session.d"
-	NetnsDir    = "/run/netns"
-	// HostNetnsPath is the namespace "-" and unmapped users resolve to.
-	HostNetnsPath = "/proc/1/ns/net"
 )
 
 // Netns is the network namespace a rule names.
 type Netns struct {
 	// Host is set for "-": the namespace of PID 1.
 	Host bool
-	// Path is the namespace file: NetnsDir/NAME, the path as written, or
-	// HostNetnsPath.
+	// Path is the namespace file: netns.Dir/NAME, the path as written, or
+	// netns.HostPath.
 	Path string
 	// Spec is the namespace as written in the config: "-", "NAME" or "/PATH".
 	Spec string
@@ -49,11 +50,11 @@ type Netns struct {
 func netnsFromSpec(spec string) Netns {
 	switch {
 	case spec == "-":
-		return Netns{Host: true, Path: HostNetnsPath, Spec: spec}
+		return Netns{Host: true, Path: netns.HostPath, Spec: spec}
 	case strings.HasPrefix(spec, "/"):
 		return Netns{Path: spec, Spec: spec}
 	default:
-		return Netns{Path: NetnsDir + "/" + spec, Spec: spec}
+		return Netns{Path: netns.Dir + "/" + spec, Spec: spec}
 	}
 }
 

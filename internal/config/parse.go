@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/netns-session/netns-session/internal/netns"
 )
 
 const (
@@ -18,8 +20,6 @@ const (
 	// maxNameBytes is the longest user or group name accepted; NSS has no
 	// fixed limit, but no real name comes near it.
 	maxNameBytes = 256
-	// maxNetnsNameBytes is NAME_MAX: a netns name is a file name in NetnsDir.
-	maxNetnsNameBytes = 255
 )
 
 // A directive sets one policy from a "NAME = VALUE" line.
@@ -328,31 +328,7 @@ func checkNetnsSpec(spec string) string {
 		}
 		return ""
 	case strings.IndexByte(spec, '/') >= 0:
-		return "neither a name under " + NetnsDir + " nor an absolute path"
+		return "neither a name under " + netns.Dir + " nor an absolute path"
 	}
-	return NetnsNameProblem(spec)
-}
-
-// NetnsNameProblem says why name cannot name a namespace under NetnsDir, or
-// returns "". A name is 1 to 255 (NAME_MAX) of A-Z a-z 0-9 _ . -, not "." or
-// "..", and does not start with "-", which would read as an option to ip and
-// to netns-session; such names also pass unescaped through a systemd
-// instance name like netns-session-netns@NAME.service.
-func NetnsNameProblem(name string) string {
-	switch {
-	case name == "":
-		return "empty name"
-	case name == "." || name == "..":
-		return "not a name"
-	case name[0] == '-':
-		return `name starts with "-"`
-	case len(name) > maxNetnsNameBytes:
-		return fmt.Sprintf("name longer than %d bytes", maxNetnsNameBytes)
-	}
-	for i := 0; i < len(name); i++ {
-		if !isNameByte(name[i]) {
-			return charAt(name, i) + " not allowed in a name (use A-Z a-z 0-9 _ . -)"
-		}
-	}
-	return ""
+	return netns.NameProblem(spec)
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/netns-session/netns-session/internal/netns"
 )
 
 // fakeDirectory is an in-memory user database that records lookups.
@@ -265,7 +267,7 @@ func TestResolve(t *testing.T) {
 				got = "keep"
 			case !d.Mapped():
 				got = "host"
-				if !d.Netns.Host || d.Netns.Path != HostNetnsPath {
+				if !d.Netns.Host || d.Netns.Path != netns.HostPath {
 					t.Errorf("unmapped netns = %+v, want the host", d.Netns)
 				}
 			default:
@@ -755,7 +757,7 @@ func TestDecisionTargetAndDropIn(t *testing.T) {
 	}{
 		{name: "named netns", decision: Decision{Netns: netnsFromSpec("ns0")}, wantTarget: "/run/netns/ns0", wantDropIn: true},
 		{name: "path", decision: Decision{Netns: netnsFromSpec("/srv/netns/bob")}, wantTarget: "/srv/netns/bob", wantDropIn: true},
-		{name: "host", decision: Decision{Netns: netnsFromSpec("-")}, wantTarget: HostNetnsPath, wantDropIn: false},
+		{name: "host", decision: Decision{Netns: netnsFromSpec("-")}, wantTarget: netns.HostPath, wantDropIn: false},
 		{name: "keep", decision: Decision{Keep: true}, wantTarget: "", wantDropIn: false},
 	}
 	for _, tt := range tests {

@@ -14,29 +14,7 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/netns-session/netns-session/internal/config"
-	"github.com/netns-session/netns-session/internal/nsjoin"
 )
-
-// Sentinel errors; match them with errors.Is.
-var (
-	// ErrInvalidName: the name is not a plain file name of the portable
-	// character set.
-	ErrInvalidName = errors.New("invalid namespace name")
-	// ErrOccupied: the name is taken by a file that is not a network
-	// namespace, such as the leftover of an interrupted `ip netns add`.
-	ErrOccupied = errors.New("name taken by a file that is not a network namespace")
-)
-
-// ValidateName returns an error wrapping ErrInvalidName unless name is a
-// namespace name the config accepts (config.NetnsNameProblem).
-func ValidateName(name string) error {
-	if why := config.NetnsNameProblem(name); why != "" {
-		return fmt.Errorf("%w %q: %s", ErrInvalidName, name, why)
-	}
-	return nil
-}
 
 // Registry is a directory of named network namespaces.
 type Registry struct {
@@ -45,7 +23,7 @@ type Registry struct {
 }
 
 // System returns the registry ip netns and the config use, /run/netns.
-func System() Registry { return Registry{Dir: config.NetnsDir} }
+func System() Registry { return Registry{Dir: Dir} }
 
 // Path returns the namespace file of name.
 func (r Registry) Path(name string) string { return filepath.Join(r.Dir, name) }
@@ -62,13 +40,13 @@ func (r Registry) Add(name string) (created bool, err error) {
 		return false, err
 	}
 	path := r.Path(name)
-	switch _, err := nsjoin.CheckNetns(path); {
+	switch _, err := CheckNetns(path); {
 	case err == nil:
 		if err := Do(path, setLoopbackUp); err != nil {
 			return false, fmt.Errorf("bringing up loopback in %s: %w", path, err)
 		}
 		return false, nil
-	case errors.Is(err, nsjoin.ErrNotNamespace) || errors.Is(err, nsjoin.ErrNotNetNamespace):
+	case errors.Is(err, ErrNotNamespace) || errors.Is(err, ErrNotNetNamespace):
 		return false, fmt.Errorf("adding %s: %w (netns-session netns del %s removes it)", path, ErrOccupied, name)
 	case !errors.Is(err, fs.ErrNotExist):
 		return false, fmt.Errorf("adding %s: %w", path, err)
@@ -161,7 +139,7 @@ type Entry struct {
 	Name string
 	Path string
 	// ID identifies the namespace; zero when Err is set.
-	ID nsjoin.ID
+	ID ID
 	// Err says why the file is not a usable network namespace.
 	Err error
 }
@@ -179,7 +157,7 @@ func (r Registry) List() ([]Entry, error) {
 	entries := make([]Entry, 0, len(dirents))
 	for _, d := range dirents {
 		e := Entry{Name: d.Name(), Path: r.Path(d.Name())}
-		e.ID, e.Err = nsjoin.CheckNetns(e.Path)
+		e.ID, e.Err = CheckNetns(e.Path)
 		entries = append(entries, e)
 	}
 	return entries, nil

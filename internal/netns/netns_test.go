@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/netns-session/netns-session/internal/nsjoin"
 )
 
 func TestValidateName(t *testing.T) {
@@ -94,11 +92,11 @@ func TestAddListDelete(t *testing.T) {
 	if err != nil || !created {
 		t.Fatalf("Add(ns0) = %v, %v; want created", created, err)
 	}
-	id, err := nsjoin.CheckNetns(r.Path("ns0"))
+	id, err := CheckNetns(r.Path("ns0"))
 	if err != nil {
 		t.Fatalf("ns0 is not a network namespace: %v", err)
 	}
-	if own, _ := nsjoin.PathID("/proc/self/ns/net"); own == id {
+	if own, _ := PathID("/proc/self/ns/net"); own == id {
 		t.Fatal("ns0 is the test's own namespace, not a new one")
 	}
 	if !isSharedMount(t, r.Dir) {
@@ -112,7 +110,7 @@ func TestAddListDelete(t *testing.T) {
 	if err != nil || created {
 		t.Fatalf("second Add(ns0) = %v, %v; want an existing namespace", created, err)
 	}
-	if again, _ := nsjoin.CheckNetns(r.Path("ns0")); again != id {
+	if again, _ := CheckNetns(r.Path("ns0")); again != id {
 		t.Errorf("second Add replaced the namespace: %v, was %v", again, id)
 	}
 	if _, err := r.Add("ns1"); err != nil {
@@ -172,7 +170,7 @@ func TestAddRefusesOccupiedName(t *testing.T) {
 		t.Fatalf("Add over a plain file = %v, want ErrOccupied", err)
 	}
 	entries, err := r.List()
-	if err != nil || len(entries) != 1 || !errors.Is(entries[0].Err, nsjoin.ErrNotNamespace) {
+	if err != nil || len(entries) != 1 || !errors.Is(entries[0].Err, ErrNotNamespace) {
 		t.Errorf("List() = %+v, %v; want stale flagged as not a namespace", entries, err)
 	}
 	if deleted, err := r.Delete("stale"); err != nil || !deleted {
@@ -188,17 +186,17 @@ func TestDoRunsInNamespaceAndComesBack(t *testing.T) {
 	if _, err := r.Add("ns0"); err != nil {
 		t.Fatal(err)
 	}
-	want, err := nsjoin.PathID(r.Path("ns0"))
+	want, err := PathID(r.Path("ns0"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	own, err := nsjoin.PathID("/proc/thread-self/ns/net")
+	own, err := PathID("/proc/thread-self/ns/net")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var inside nsjoin.ID
+	var inside ID
 	if err := Do(r.Path("ns0"), func() (err error) {
-		inside, err = nsjoin.PathID("/proc/thread-self/ns/net")
+		inside, err = PathID("/proc/thread-self/ns/net")
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -206,7 +204,7 @@ func TestDoRunsInNamespaceAndComesBack(t *testing.T) {
 	if inside != want {
 		t.Errorf("fn ran in %v, want %v", inside, want)
 	}
-	if now, _ := nsjoin.PathID("/proc/thread-self/ns/net"); now != own {
+	if now, _ := PathID("/proc/thread-self/ns/net"); now != own {
 		t.Errorf("caller's thread moved to %v, was %v", now, own)
 	}
 

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/proc"
 )
 
@@ -89,12 +90,12 @@ func (c *Caller) owns(tid int) error {
 // that no join is needed: also when no thread waits on us, as when pam_exec's
 // stdout option makes it read our output before it waits, or when the
 // caller's wait is not one this package can recognise.
-func (c *Caller) alreadyIn(target ID) bool {
+func (c *Caller) alreadyIn(target netns.ID) bool {
 	return parentIn(c.pid, target) && c.check() == nil
 }
 
 // parentIn reports whether every thread of pid is in the namespace target.
-func parentIn(pid int, target ID) bool {
+func parentIn(pid int, target netns.ID) bool {
 	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
 	if err != nil || len(tasks) == 0 {
 		return false
@@ -104,7 +105,7 @@ func parentIn(pid int, target ID) bool {
 		if err != nil {
 			return false
 		}
-		if id, err := ThreadNetnsID(pid, tid); err != nil || id != target {
+		if id, err := netns.ThreadNetnsID(pid, tid); err != nil || id != target {
 			return false
 		}
 	}

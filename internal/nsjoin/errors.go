@@ -8,10 +8,6 @@ import (
 // Errors returned, wrapped with the path or thread concerned, by this package.
 // Match them with errors.Is; print the wrapped error, it says what was involved.
 var (
-	// ErrNotNamespace: the path exists but is not a namespace file (nsfs).
-	ErrNotNamespace = errors.New("not a namespace")
-	// ErrNotNetNamespace: the path is a namespace, of another type than network.
-	ErrNotNetNamespace = errors.New("not a network namespace")
 	// ErrTargetUnavailable: the namespace to join failed CheckNetns: it is
 	// missing, not a network namespace, or could not be inspected. It tells
 	// an administrator's fix from a join that went wrong.

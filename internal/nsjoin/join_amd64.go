@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/proc"
 )
 
@@ -91,7 +92,7 @@ func JoinParent(ctx context.Context, caller *Caller, nsPath string, opts Options
 	if caller == nil {
 		return fmt.Errorf("joining the caller to %s: no caller pinned: %w", nsPath, ErrCallerChanged)
 	}
-	target, err := CheckNetns(nsPath)
+	target, err := netns.CheckNetns(nsPath)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrTargetUnavailable, err)
 	}
@@ -107,7 +108,7 @@ func JoinParent(ctx context.Context, caller *Caller, nsPath string, opts Options
 		opts.Debugf("caller %d is already in %s (%s), every thread of it", caller.pid, nsPath, target)
 		return nil
 	}
-	current, err := ThreadNetnsID(w.pid, w.tid)
+	current, err := netns.ThreadNetnsID(w.pid, w.tid)
 	if err != nil {
 		return fmt.Errorf("reading the namespace of caller %d thread %d: %w", w.pid, w.tid, err)
 	}
@@ -123,7 +124,7 @@ func JoinParent(ctx context.Context, caller *Caller, nsPath string, opts Options
 	if err := inject(ctx, caller, w, cPath, target, opts); err != nil {
 		return fmt.Errorf("joining caller %d thread %d to %s: %w", w.pid, w.tid, nsPath, err)
 	}
-	joined, err := ThreadNetnsID(w.pid, w.tid)
+	joined, err := netns.ThreadNetnsID(w.pid, w.tid)
 	if err != nil {
 		return fmt.Errorf("verifying the namespace of caller %d thread %d: %w", w.pid, w.tid, err)
 	}
@@ -147,7 +148,7 @@ type waiter struct {
 // The caller may still be between fork and wait when we start, so it polls
 // until timeout; while no thread waits, it looks whether every thread of the
 // caller is in target already, and then returns inPlace instead.
-func findWaiter(ctx context.Context, caller *Caller, child int, target ID, timeout time.Duration) (w waiter, inPlace bool, err error) {
+func findWaiter(ctx context.Context, caller *Caller, child int, target netns.ID, timeout time.Duration) (w waiter, inPlace bool, err error) {
 	pid := caller.pid
 	deadline := time.Now().Add(timeout)
 	for delay := 100 * time.Microsecond; ; delay = min(2*delay, 10*time.Millisecond) {

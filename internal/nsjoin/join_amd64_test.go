@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netns-session/netns-session/internal/netns"
 )
 
 // The test binary doubles as the programs the tests run: the helper that
@@ -101,7 +103,7 @@ func runJoinHelper() int {
 	if err != nil {
 		rep.Err = err.Error()
 	}
-	if id, err := ProcessNetnsID(os.Getppid()); err == nil {
+	if id, err := netns.ProcessNetnsID(os.Getppid()); err == nil {
 		rep.Parent = id.String()
 	}
 	line, _ := json.Marshal(rep)
@@ -188,7 +190,7 @@ func runGoCaller() int {
 
 	rep := goCallerReport{HelperStatus: ws.ExitStatus()}
 	self, tid := os.Getpid(), unix.Gettid()
-	waiter, err := ThreadNetnsID(self, tid)
+	waiter, err := netns.ThreadNetnsID(self, tid)
 	if err != nil {
 		fmt.Println("go-caller:", err)
 		return 1
@@ -204,7 +206,7 @@ func runGoCaller() int {
 		if task.Name() == fmt.Sprint(tid) {
 			continue
 		}
-		id, err := PathID(fmt.Sprintf("/proc/%d/task/%s/ns/net", self, task.Name()))
+		id, err := netns.PathID(fmt.Sprintf("/proc/%d/task/%s/ns/net", self, task.Name()))
 		if err == nil && !slices.Contains(rep.Others, id.String()) {
 			rep.Others = append(rep.Others, id.String())
 		}
@@ -272,7 +274,7 @@ func reports(t testing.TB, out string) ([]joinReport, []string) {
 
 func mustID(t testing.TB, path string) string {
 	t.Helper()
-	id, err := PathID(path)
+	id, err := netns.PathID(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,8 +453,8 @@ func TestJoinParentJoinsOnlyACallerWaitingOnIt(t *testing.T) {
 		{name: "already in target, no ptrace", wait: "pid", netns: ownNS + "net", wantNS: host},
 		{name: "reading its output first, already in target, passes", wait: "stdout", netns: ownNS + "net", wantNS: host},
 		{name: "waiting on any child, already in target, passes", wait: "any", netns: ownNS + "net", wantNS: host},
-		{name: "target not a namespace", wait: "pid", netns: regular, wantErr: ErrNotNamespace.Error(), wantNS: host},
-		{name: "target another namespace type", wait: "pid", netns: ownNS + "uts", wantErr: ErrNotNetNamespace.Error(), wantNS: host},
+		{name: "target not a namespace", wait: "pid", netns: regular, wantErr: netns.ErrNotNamespace.Error(), wantNS: host},
+		{name: "target another namespace type", wait: "pid", netns: ownNS + "uts", wantErr: netns.ErrNotNetNamespace.Error(), wantNS: host},
 		{name: "target missing", wait: "pid", netns: filepath.Join(dir, "missing"), wantErr: "no such file or directory", wantNS: host},
 	}
 	for _, tt := range tests {

@@ -5,6 +5,8 @@ package nsjoin
 import (
 	"context"
 	"fmt"
+
+	"github.com/netns-session/netns-session/internal/netns"
 )
 
 // JoinParent would move the caller's thread waiting on this process into
@@ -17,7 +19,7 @@ func JoinParent(ctx context.Context, caller *Caller, nsPath string, opts Options
 	if caller == nil {
 		return fmt.Errorf("joining the caller to %s: no caller pinned: %w", nsPath, ErrCallerChanged)
 	}
-	target, err := CheckNetns(nsPath)
+	target, err := netns.CheckNetns(nsPath)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrTargetUnavailable, err)
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netns-session/netns-session/internal/netns"
 )
 
 const (
@@ -70,7 +72,7 @@ type tracer struct {
 
 // inject runs openat, setns and close in the waiting thread w and puts it
 // back as it was. See JoinParent for what an error means for the caller.
-func inject(ctx context.Context, caller *Caller, w waiter, cPath []byte, target ID, opts Options) error {
+func inject(ctx context.Context, caller *Caller, w waiter, cPath []byte, target netns.ID, opts Options) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
@@ -204,7 +206,7 @@ func (t *tracer) firstStop(w waiter) error {
 
 // run does the join proper on the stopped thread: openat, check, setns,
 // close. It may leave the thread anywhere; restore puts it back.
-func (t *tracer) run(ctx context.Context, cPath []byte, target ID) error {
+func (t *tracer) run(ctx context.Context, cPath []byte, target netns.ID) error {
 	if err := t.writeScratch(cPath); err != nil {
 		return err
 	}
@@ -229,8 +231,8 @@ func (t *tracer) run(ctx context.Context, cPath []byte, target ID) error {
 // setnsChecked joins the namespace open as fd in the caller, provided it is
 // the target: the caller resolved the path itself, in its own mount
 // namespace and later than CheckNetns did.
-func (t *tracer) setnsChecked(ctx context.Context, fd uint64, target ID) error {
-	opened, err := PathID(fmt.Sprintf("/proc/%d/fd/%d", t.pid, fd))
+func (t *tracer) setnsChecked(ctx context.Context, fd uint64, target netns.ID) error {
+	opened, err := netns.PathID(fmt.Sprintf("/proc/%d/fd/%d", t.pid, fd))
 	if err != nil {
 		return fmt.Errorf("identifying the file the caller opened: %w", err)
 	}

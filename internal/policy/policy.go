@@ -20,7 +20,7 @@ import (
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/logind"
-	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/proc"
 )
 
@@ -75,9 +75,9 @@ type Finding struct {
 	// none in particular.
 	Expected string
 	// ExpectedID is the identity of Expected, zero when unknown.
-	ExpectedID nsjoin.ID
+	ExpectedID netns.ID
 	// Actual is the identity of the process's namespace, zero when unknown.
-	Actual nsjoin.ID
+	Actual netns.ID
 	// Reason says in words why.
 	Reason string
 	// PID is the process the verdict rests on, 0 for none: a session's
@@ -91,12 +91,12 @@ type Finding struct {
 type Judge struct {
 	Config *config.Config
 	Users  config.Directory
-	// ProcessNetns returns the namespace of a process: nsjoin.ProcessNetnsID,
+	// ProcessNetns returns the namespace of a process: netns.ProcessNetnsID,
 	// or a fake in tests.
-	ProcessNetns func(pid int) (nsjoin.ID, error)
+	ProcessNetns func(pid int) (netns.ID, error)
 	// NetnsFile checks that a file is a network namespace and returns its
-	// identity: nsjoin.CheckNetns, or a fake in tests.
-	NetnsFile func(path string) (nsjoin.ID, error)
+	// identity: netns.CheckNetns, or a fake in tests.
+	NetnsFile func(path string) (netns.ID, error)
 	// Pin pins a session's leader, or a process of its scope: PinProcess,
 	// or a fake in tests.
 	Pin func(pid int) (Pinned, error)
@@ -112,7 +112,7 @@ type Judge struct {
 // sleep bounds of the caller's: the watcher records the sleep as it runs,
 // a one-shot status has only what a new proc.SleepLog knows.
 func NewJudge(cfg *config.Config, users config.Directory, sleep SleepBounds) *Judge {
-	return &Judge{Config: cfg, Users: users, ProcessNetns: nsjoin.ProcessNetnsID, NetnsFile: nsjoin.CheckNetns, Pin: PinProcess,
+	return &Judge{Config: cfg, Users: users, ProcessNetns: netns.ProcessNetnsID, NetnsFile: netns.CheckNetns, Pin: PinProcess,
 		CgroupProcs: proc.CgroupProcs, Sleep: sleep}
 }
 
@@ -268,5 +268,5 @@ func (j *Judge) process(decision config.Decision, f Finding, user string, pid in
 // namespace, which no process can be in (an administrator's fix), from one
 // that could not be checked or joined.
 func Unavailable(err error) bool {
-	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, nsjoin.ErrNotNamespace) || errors.Is(err, nsjoin.ErrNotNetNamespace)
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, netns.ErrNotNamespace) || errors.Is(err, netns.ErrNotNetNamespace)
 }

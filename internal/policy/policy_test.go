@@ -11,7 +11,7 @@ import (
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/logind"
-	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/netns"
 )
 
 // users knows alice, bob and carol; a lookup of "ldap-down", or of its UID,
@@ -54,9 +54,9 @@ func (users) LookupGroup(name string) (*config.Group, error) {
 }
 
 var (
-	hostID = nsjoin.ID{Dev: 4, Ino: 4026531840}
-	ns0ID  = nsjoin.ID{Dev: 4, Ino: 4026532001}
-	ns1ID  = nsjoin.ID{Dev: 4, Ino: 4026532002}
+	hostID = netns.ID{Dev: 4, Ino: 4026531840}
+	ns0ID  = netns.ID{Dev: 4, Ino: 4026532001}
+	ns1ID  = netns.ID{Dev: 4, Ino: 4026532002}
 )
 
 // The processes of the fake system, by PID.
@@ -78,7 +78,7 @@ func fakeJudge(t *testing.T, conf string) *Judge {
 	return &Judge{
 		Config: cfg,
 		Users:  users{},
-		ProcessNetns: func(pid int) (nsjoin.ID, error) {
+		ProcessNetns: func(pid int) (netns.ID, error) {
 			switch pid {
 			case pidInHost:
 				return hostID, nil
@@ -87,11 +87,11 @@ func fakeJudge(t *testing.T, conf string) *Judge {
 			case pidInNs1:
 				return ns1ID, nil
 			case pidExited:
-				return nsjoin.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, fs.ErrNotExist)
+				return netns.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, fs.ErrNotExist)
 			case pidExiting:
-				return nsjoin.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, syscall.ESRCH)
+				return netns.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, syscall.ESRCH)
 			}
-			return nsjoin.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, syscall.EACCES)
+			return netns.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, syscall.EACCES)
 		},
 		Pin: func(pid int) (Pinned, error) {
 			if pid == pidExited {
@@ -102,20 +102,20 @@ func fakeJudge(t *testing.T, conf string) *Judge {
 		// Every scope is empty.
 		CgroupProcs: func(string) ([]int, error) { return nil, nil },
 		Sleep:       fakeSleep{},
-		NetnsFile: func(path string) (nsjoin.ID, error) {
+		NetnsFile: func(path string) (netns.ID, error) {
 			switch path {
-			case config.HostNetnsPath:
+			case netns.HostPath:
 				return hostID, nil
 			case "/run/netns/ns0":
 				return ns0ID, nil
 			case "/run/netns/ns1":
 				return ns1ID, nil
 			case "/run/netns/notns":
-				return nsjoin.ID{}, fmt.Errorf("%s is %w", path, nsjoin.ErrNotNamespace)
+				return netns.ID{}, fmt.Errorf("%s is %w", path, netns.ErrNotNamespace)
 			case "/run/netns/locked":
-				return nsjoin.ID{}, fmt.Errorf("opening namespace %s: %w", path, syscall.EACCES)
+				return netns.ID{}, fmt.Errorf("opening namespace %s: %w", path, syscall.EACCES)
 			}
-			return nsjoin.ID{}, fmt.Errorf("checking namespace %s: %w", path, fs.ErrNotExist)
+			return netns.ID{}, fmt.Errorf("checking namespace %s: %w", path, fs.ErrNotExist)
 		},
 	}
 }
@@ -128,7 +128,7 @@ func TestProcess(t *testing.T) {
 		pid      int
 		want     Verdict
 		expected string
-		actual   nsjoin.ID
+		actual   netns.ID
 		reason   string // a part of the reason
 	}{
 		{name: "mapped user in its namespace", config: "alice ns0\n", user: "alice", pid: pidInNs0,
@@ -138,11 +138,11 @@ func TestProcess(t *testing.T) {
 		{name: "mapped user in another user's namespace", config: "alice ns0\nbob ns1\n", user: "alice", pid: pidInNs1,
 			want: Violation, expected: "/run/netns/ns0", actual: ns1ID},
 		{name: "unmapped user on the host", config: "alice ns0\n", user: "bob", pid: pidInHost,
-			want: Compliant, expected: config.HostNetnsPath, actual: hostID, reason: "unmapped = host"},
+			want: Compliant, expected: netns.HostPath, actual: hostID, reason: "unmapped = host"},
 		{name: "unmapped user inside a namespace", config: "alice ns0\n", user: "bob", pid: pidInNs0,
-			want: Violation, expected: config.HostNetnsPath, actual: ns0ID},
+			want: Violation, expected: netns.HostPath, actual: ns0ID},
 		{name: "user mapped to the host with -", config: "carol -\n* ns0\n", user: "carol", pid: pidInHost,
-			want: Compliant, expected: config.HostNetnsPath, actual: hostID},
+			want: Compliant, expected: netns.HostPath, actual: hostID},
 		{name: "unmapped = keep allows any namespace", config: "unmapped = keep\nalice ns0\n", user: "bob", pid: pidInNs1,
 			want: Unconstrained, actual: ns1ID, reason: "unmapped = keep"},
 		{name: "wildcard applies", config: "* ns1\n", user: "carol", pid: pidInNs1,

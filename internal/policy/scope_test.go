@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/netns-session/netns-session/internal/logind"
-	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/proc"
 )
 
@@ -24,7 +24,7 @@ func TestSessionByAProcessOfItsScope(t *testing.T) {
 	)
 	created := 3 * time.Hour // monotonic; after the recorded sleep
 	// A process of alice's scope, started after the session.
-	alice := func(start time.Duration, netns nsjoin.ID) scopeFake {
+	alice := func(start time.Duration, netns netns.ID) scopeFake {
 		return scopeFake{fakeProcess{cgroup: inScope, uids: only(aliceUID), start: created + fakeSlept + start}, netns}
 	}
 	tests := []struct {
@@ -119,11 +119,11 @@ func TestSessionByAProcessOfItsScope(t *testing.T) {
 				pinned = append(pinned, &pp)
 				return &pp, nil
 			}
-			j.ProcessNetns = func(pid int) (nsjoin.ID, error) {
+			j.ProcessNetns = func(pid int) (netns.ID, error) {
 				if p, ok := procs[pid]; ok {
 					return p.netns, nil
 				}
-				return nsjoin.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, fs.ErrNotExist)
+				return netns.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, fs.ErrNotExist)
 			}
 			listed := false
 			j.CgroupProcs = func(cgroup string) ([]int, error) {
@@ -173,7 +173,7 @@ func exitedPIDs(n int) []int {
 }
 
 // sandboxID is a network namespace that alice made with `unshare -rn`.
-var sandboxID = nsjoin.ID{Dev: 4, Ino: 4026532100}
+var sandboxID = netns.ID{Dev: 4, Ino: 4026532100}
 
 // sandbox puts p in a network namespace of a user namespace of its own.
 func sandbox(p scopeFake) scopeFake {
@@ -187,5 +187,5 @@ func only(uid uint32) proc.UIDs { return proc.UIDs{Real: uid, Effective: uid, Sa
 // scopeFake is a process of the fake system and its namespace.
 type scopeFake struct {
 	fakeProcess
-	netns nsjoin.ID
+	netns netns.ID
 }

@@ -57,7 +57,7 @@ import (
 	"strconv"
 
 	"github.com/netns-session/netns-session/internal/config"
-	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/units"
 )
 
@@ -406,7 +406,7 @@ func (s *syncer) checkNetns(path, user string) {
 		s.netnsChecked = make(map[string]bool)
 	}
 	s.netnsChecked[path] = true
-	if _, err := nsjoin.CheckNetns(path); err != nil {
+	if _, err := netns.CheckNetns(path); err != nil {
 		s.warnf("%v: the user manager of %s (and of every user mapped there) fails to start, and their logins are refused, until it is a network namespace", err, user)
 	}
 }

@@ -1,4 +1,4 @@
-package nsjoin
+package netns
 
 import (
 	"fmt"
