@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -135,8 +133,9 @@ type statusTaker struct {
 	managerPID func(uid uint32) (int, error)
 	// dropIns returns what a sync would change, without changing it.
 	dropIns func(ctx context.Context) (*reconcile.Report, error)
-	// names returns a name for each namespace it knows, by identity.
-	names func() map[netns.ID]string
+	// names returns a name for each namespace it knows, by identity; on
+	// error, those it could name.
+	names func() (map[netns.ID]string, error)
 }
 
 // statusReport is what status prints.
@@ -209,7 +208,12 @@ func (s *statusTaker) take(ctx context.Context) (*statusReport, error) {
 		return nil, err
 	}
 	r := &statusReport{Sessions: []sessionStatus{}, Managers: []managerStatus{}, DropIns: []dropInStatus{}, Warnings: []string{}}
-	names := s.names()
+	// Names only label the ACTUAL column, no verdict rests on them: a
+	// listing that failed is a warning, not an unknown verdict.
+	names, err := s.names()
+	if err != nil {
+		r.Warnings = append(r.Warnings, "naming namespaces: "+err.Error())
+	}
 	for _, ls := range sessions {
 		f, leader := s.judge.Session(ls)
 		leader.Release()
@@ -283,19 +287,20 @@ func (r *statusReport) count(f policy.Finding, names map[netns.ID]string) netnsS
 	return st
 }
 
-// hostNetnsNames names the host's namespace and those under netns.Dir.
-func hostNetnsNames() map[netns.ID]string {
+// hostNetnsNames names the host's namespace and those of the system
+// registry; a file there that is no network namespace names none.
+func hostNetnsNames() (map[netns.ID]string, error) {
 	names := map[netns.ID]string{}
-	entries, _ := os.ReadDir(netns.Dir)
+	entries, err := netns.System().List()
 	for _, e := range entries {
-		if id, err := netns.PathID(filepath.Join(netns.Dir, e.Name())); err == nil {
-			names[id] = e.Name()
+		if e.Err == nil {
+			names[e.ID] = e.Name
 		}
 	}
 	if id, err := netns.PathID(netns.HostPath); err == nil {
 		names[id] = "host"
 	}
-	return names
+	return names, err
 }
 
 func (r *statusReport) writeJSON(w io.Writer) error {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,8 +45,8 @@ func statusFixture(t *testing.T, conf string, dropIns *reconcile.Report, dropInE
 		judge:      fakeJudge(sys, cfg),
 		managerPID: sys.managerPID,
 		dropIns:    func(context.Context) (*reconcile.Report, error) { return dropIns, dropInErr },
-		names: func() map[netns.ID]string {
-			return map[netns.ID]string{hostNetns: "host", ns0Netns: "ns0", ns1Netns: "ns1"}
+		names: func() (map[netns.ID]string, error) {
+			return map[netns.ID]string{hostNetns: "host", ns0Netns: "ns0", ns1Netns: "ns1"}, nil
 		},
 	}
 }
@@ -151,7 +152,9 @@ func TestStatusExitStatus(t *testing.T) {
 		dropInErr error
 		// managerErr is what looking for carol's manager fails with.
 		managerErr error
-		want       int
+		// namesErr is what listing the named namespaces fails with.
+		namesErr error
+		want     int
 	}{
 		{name: "everything in place", dropIns: &reconcile.Report{}, want: 0},
 		{name: "a session escaped", extra: []logind.Session{escaped}, dropIns: &reconcile.Report{}, want: statusViolation},
@@ -162,6 +165,7 @@ func TestStatusExitStatus(t *testing.T) {
 		{name: "a violation beats an unknown verdict", extra: []logind.Session{unknown, escaped}, dropIns: &reconcile.Report{}, want: statusViolation},
 		{name: "a manager not running is left out", dropIns: &reconcile.Report{}, managerErr: fmt.Errorf("finding user manager of uid 1002: %w", units.ErrNotRunning), want: 0},
 		{name: "a manager that could not be looked for is unknown", dropIns: &reconcile.Report{}, managerErr: errors.New("reading /sys/fs/cgroup/user.slice: permission denied"), want: statusIncomplete},
+		{name: "namespaces that could not be listed are a warning, no unknown verdict", dropIns: &reconcile.Report{}, namesErr: errors.New("listing /run/netns: permission denied"), want: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,9 +182,15 @@ func TestStatusExitStatus(t *testing.T) {
 					return sys.managerPID(uid)
 				}
 			}
+			if tt.namesErr != nil {
+				s.names = func() (map[netns.ID]string, error) { return nil, tt.namesErr }
+			}
 			report, err := s.take(context.Background())
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tt.namesErr != nil && !slices.Contains(report.Warnings, "naming namespaces: "+tt.namesErr.Error()) {
+				t.Errorf("warnings %q, want the failed listing among them", report.Warnings)
 			}
 			if got := report.exitStatus(); got != tt.want {
 				var out bytes.Buffer

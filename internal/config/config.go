@@ -21,6 +21,9 @@
 // order), and "*" comes last. The decision depends on the UID alone: the
 // user is resolved under the name NSS gives the UID (see Config.Resolve). Users no line matches get the host
 // namespace, or stay where the login process is with "unmapped = keep".
+//
+// Where named namespaces live and what a name may be are package netns's
+// rules (netns.Dir, netns.NameProblem); config applies them to NETNS.
 package config
 
 import (

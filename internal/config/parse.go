@@ -5,7 +5,6 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/netns-session/netns-session/internal/netns"
 )
@@ -265,13 +264,6 @@ func scanLine(line string, fields *[3]span) (count, ctrl int) {
 	return count, -1
 }
 
-// isNameByte reports whether c may appear in user, group and netns names:
-// the portable file name characters, which every NSS source accepts and no
-// shell or config syntax gives a meaning to.
-func isNameByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
-}
-
 // checkName returns why name is not an acceptable user (user set) or group
 // name, or "". Accepted: 1 to 256 of A-Z a-z 0-9 _ . -, not starting with
 // "-", not "." or "..", not all digits (it would read as a numeric ID), and
@@ -287,33 +279,20 @@ func checkName(name string, user bool) string {
 	case name[0] == '-':
 		return `must not start with "-"`
 	}
-	digits := true
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c == '$' && user && i > 0 && i == len(name)-1 {
-			break
-		}
-		if !isNameByte(c) {
-			if user {
-				return charAt(name, i) + " not allowed (use A-Z a-z 0-9 _ . - and a trailing $)"
-			}
-			return charAt(name, i) + " not allowed (use A-Z a-z 0-9 _ . -)"
-		}
-		digits = digits && '0' <= c && c <= '9'
+	body := name
+	if user && len(name) > 1 && name[len(name)-1] == '$' {
+		body = name[:len(name)-1]
 	}
-	if digits {
+	if c := netns.DisallowedChar(body); c != "" {
+		if user {
+			return c + " not allowed (use A-Z a-z 0-9 _ . - and a trailing $)"
+		}
+		return c + " not allowed (use A-Z a-z 0-9 _ . -)"
+	}
+	if strings.Trim(body, "0123456789") == "" {
 		return "all digits: give the name, not the numeric ID"
 	}
 	return ""
-}
-
-// charAt quotes the character starting at s[i] for a message.
-func charAt(s string, i int) string {
-	r, size := utf8.DecodeRuneInString(s[i:])
-	if r == utf8.RuneError && size <= 1 {
-		return fmt.Sprintf("byte %#02x", s[i])
-	}
-	return fmt.Sprintf("%q", r)
 }
 
 // checkNetnsSpec returns why spec is not "-", a netns name or a clean

@@ -5,8 +5,9 @@ import (
 	"unicode/utf8"
 )
 
-// Where named namespaces are found.
+// Where namespaces are found.
 const (
+	// Dir holds the named namespaces, where ip netns keeps them.
 	Dir = "/run/netns"
 	// HostPath is the namespace "-" and unmapped users resolve to.
 	HostPath = "/proc/1/ns/net"
@@ -31,28 +32,29 @@ func NameProblem(name string) string {
 	case len(name) > maxNameBytes:
 		return fmt.Sprintf("name longer than %d bytes", maxNameBytes)
 	}
-	for i := 0; i < len(name); i++ {
-		if !isNameByte(name[i]) {
-			return charAt(name, i) + " not allowed in a name (use A-Z a-z 0-9 _ . -)"
-		}
+	if c := DisallowedChar(name); c != "" {
+		return c + " not allowed in a name (use A-Z a-z 0-9 _ . -)"
 	}
 	return ""
 }
 
-// isNameByte reports whether c may appear in user, group and netns names:
-// the portable file name characters, which every NSS source accepts and no
-// shell or config syntax gives a meaning to.
-func isNameByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
-}
-
-// charAt quotes the character starting at s[i] for a message.
-func charAt(s string, i int) string {
-	r, size := utf8.DecodeRuneInString(s[i:])
-	if r == utf8.RuneError && size <= 1 {
-		return fmt.Sprintf("byte %#02x", s[i])
+// DisallowedChar returns the first character of s outside the portable file
+// name set A-Z a-z 0-9 _ . -, quoted for a message ('/', or byte 0xff where
+// s is not UTF-8), or "" when there is none. The config holds user and group
+// names to the same set: every NSS source accepts it, and no shell or config
+// syntax gives it a meaning.
+func DisallowedChar(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-' {
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return fmt.Sprintf("byte %#02x", s[i])
+		}
+		return fmt.Sprintf("%q", r)
 	}
-	return fmt.Sprintf("%q", r)
+	return ""
 }
 
 // ValidateName returns an error wrapping ErrInvalidName unless name is a

@@ -1,9 +1,17 @@
-// Package netns owns named network namespaces: files under /run/netns that
-// are bind mounts of a namespace, laid out exactly as iproute2's `ip netns`
-// keeps them, so `ip netns exec`, the config's NAME form and
-// NetworkNamespacePath= all find the same namespace. It creates them with the
-// loopback interface up, deletes them, lists them, and runs code inside one
-// on a locked OS thread.
+// Package netns owns network namespaces as the rest of netns-session sees
+// them:
+//
+//   - Named namespaces: files under /run/netns (Dir) that are bind mounts of
+//     a namespace, laid out exactly as iproute2's `ip netns` keeps them, so
+//     `ip netns exec`, the config's NAME form and NetworkNamespacePath= all
+//     find the same namespace. It creates them with the loopback interface
+//     up, deletes them, lists them, and runs code inside one on a locked OS
+//     thread.
+//   - Naming: what a name may be (NameProblem), and HostPath, the host's
+//     namespace; the config applies these rules, it does not make them.
+//   - Identity: a namespace is the device and inode of its nsfs file (ID),
+//     however it is reached; CheckNetns is the one check that a path is a
+//     network namespace, for the registry, the PAM join and the watcher.
 package netns
 
 import (

@@ -8,9 +8,9 @@ import (
 // Errors returned, wrapped with the path or thread concerned, by this package.
 // Match them with errors.Is; print the wrapped error, it says what was involved.
 var (
-	// ErrTargetUnavailable: the namespace to join failed CheckNetns: it is
-	// missing, not a network namespace, or could not be inspected. It tells
-	// an administrator's fix from a join that went wrong.
+	// ErrTargetUnavailable: the namespace to join failed netns.CheckNetns:
+	// it is missing, not a network namespace, or could not be inspected. It
+	// tells an administrator's fix from a join that went wrong.
 	ErrTargetUnavailable = errors.New("target namespace unavailable")
 	// ErrRelativePath: the caller resolves the path with its own working
 	// directory, so only absolute paths can name the same file for both.

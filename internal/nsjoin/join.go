@@ -1,8 +1,6 @@
-// Package nsjoin owns namespace identity and the move of the PAM caller into a
-// network namespace.
-//
-// Identity: a namespace is its nsfs device and inode (ID); CheckNetns is the
-// canonical check that a path is a network namespace.
+// Package nsjoin owns the move of the PAM caller into a network namespace.
+// Whether a path is a network namespace, and which one, is package netns's
+// to tell (netns.CheckNetns, netns.ID).
 //
 // The join: `netns-session pam` runs as pam_exec's child, and its parent (the
 // sshd monitor, login, su, sudo, cron's job child) is blocked in wait4 on it

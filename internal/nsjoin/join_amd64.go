@@ -56,7 +56,7 @@ func step(name string) {
 // that has become our parent since, because the caller exited, is never
 // touched. It does nothing if the caller is already in the namespace, and it
 // checks afterwards that the thread is in exactly the namespace
-// CheckNetns(nsPath) identified.
+// netns.CheckNetns(nsPath) identified.
 //
 // On error the login must be denied, and the caller runs on unchanged (its
 // registers, memory, fds and namespace as they were), with two exceptions.

@@ -230,7 +230,7 @@ func (t *tracer) run(ctx context.Context, cPath []byte, target netns.ID) error {
 
 // setnsChecked joins the namespace open as fd in the caller, provided it is
 // the target: the caller resolved the path itself, in its own mount
-// namespace and later than CheckNetns did.
+// namespace and later than netns.CheckNetns did.
 func (t *tracer) setnsChecked(ctx context.Context, fd uint64, target netns.ID) error {
 	opened, err := netns.PathID(fmt.Sprintf("/proc/%d/fd/%d", t.pid, fd))
 	if err != nil {
