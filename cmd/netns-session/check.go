@@ -12,6 +12,7 @@ import (
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/netns"
+	"github.com/netns-session/netns-session/internal/userdb"
 )
 
 func checkCommand() *cli.Command {
@@ -64,7 +65,7 @@ matched, and the namespace the session will join.`,
 			&cli.StringFlag{Name: "user", Usage: "show how the user `NAME` resolves"},
 		},
 		Action: func(c *cli.Context) error {
-			ck := &checker{out: c.App.Writer, users: config.NSS(), inspect: inspectNetns}
+			ck := &checker{out: c.App.Writer, users: userdb.System(), inspect: inspectNetns}
 			if name := c.String("user"); name != "" {
 				return ck.user(c.String("config"), name)
 			}

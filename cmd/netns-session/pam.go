@@ -12,9 +12,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/nsjoin"
 	"github.com/netns-session/netns-session/internal/units"
+	"github.com/netns-session/netns-session/internal/userdb"
 )
 
 // pamBudget bounds what one session open does once its lookups are done:
@@ -143,7 +143,7 @@ func runPAM(ctx context.Context, opts pamOptions, optsErr error) int {
 	log.set("RHOST", req.RHost)
 	log.set("TYPE", req.Type)
 
-	h := &pamHook{log: log, opts: opts, optsErr: optsErr, caller: caller, callerErr: callerErr, units: units.New(), users: config.NSS()}
+	h := &pamHook{log: log, opts: opts, optsErr: optsErr, caller: caller, callerErr: callerErr, units: units.New(), users: userdb.System()}
 	placed, err := h.open(ctx, req)
 	if err != nil {
 		return deny(log, start, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/netns-session/netns-session/internal/proc"
 	"github.com/netns-session/netns-session/internal/reconcile"
 	"github.com/netns-session/netns-session/internal/units"
+	"github.com/netns-session/netns-session/internal/userdb"
 )
 
 // The exit statuses of status.
@@ -86,7 +87,7 @@ func runStatus(c *cli.Context) error {
 		return cli.Exit("netns-session: "+err.Error(), statusIncomplete)
 	}
 	defer conn.Close()
-	users, manager := reconcile.NSS(), units.New()
+	users, manager := userdb.System(), units.New()
 	s := &statusTaker{
 		logind:     conn,
 		judge:      policy.NewJudge(cfg, users, &proc.SleepLog{}).Pass(),

@@ -11,6 +11,7 @@ import (
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/reconcile"
 	"github.com/netns-session/netns-session/internal/units"
+	"github.com/netns-session/netns-session/internal/userdb"
 )
 
 func syncCommand() *cli.Command {
@@ -92,7 +93,7 @@ synced).`,
 				cfg = nil
 				errs = append(errs, fmt.Errorf("loading config, so no user's policy is known:\n%w", err))
 			}
-			report, err := reconcile.Sync(c.Context, cfg, reconcile.NSS(), manager, opts)
+			report, err := reconcile.Sync(c.Context, cfg, userdb.System(), manager, opts)
 			printSyncReport(c.App.Writer, report)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("syncing drop-ins: %w", err))

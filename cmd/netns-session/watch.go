@@ -21,6 +21,7 @@ import (
 	"github.com/netns-session/netns-session/internal/proc"
 	"github.com/netns-session/netns-session/internal/reconcile"
 	"github.com/netns-session/netns-session/internal/units"
+	"github.com/netns-session/netns-session/internal/userdb"
 )
 
 const (
@@ -140,7 +141,7 @@ func runWatch(c *cli.Context) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	users := reconcile.NSS()
+	users := userdb.System()
 	manager := units.New()
 	configPath := c.String("config")
 	sleeps := &proc.SleepLog{}

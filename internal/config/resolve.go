@@ -22,10 +22,11 @@ type Group struct {
 	Members []string
 }
 
-// Directory is the part of the user database resolution needs; NSS returns
-// the system's. Lookups of names or UIDs that do not exist return errors
-// wrapping ErrUnknownUser or ErrUnknownGroup; any other error is a failing
-// source (NSS's wrap ErrSourceUnavailable), never read as "not found".
+// Directory is the part of the user database resolution needs;
+// userdb.System returns the system's. Lookups of names or UIDs that do not
+// exist return errors wrapping ErrUnknownUser or ErrUnknownGroup; any other
+// error is a failing source (NSS's wrap ErrSourceUnavailable), never read as
+// "not found".
 type Directory interface {
 	LookupUser(name string) (*User, error)
 	// LookupUID returns the user with uid under the name NSS gives the UID
@@ -98,7 +99,7 @@ func (d Decision) NeedsDropIn() bool { return !d.Keep && !d.Netns.Host }
 // up, a user line whose name cannot be looked up before one matched, or a
 // group line whose group cannot be before one matched, leaves the policy
 // unknown. The group list (getgrouplist) cannot report a failing source,
-// glibc skips it (see NSSDirectory.GroupIDs), so it only ever proves
+// glibc skips it (see userdb.NSS.GroupIDs), so it only ever proves
 // membership: before a user is found in none of the group lines' groups,
 // every one of those groups has been looked up by name (getgrnam_r), which
 // fails when its source is down. Not covered: a group found in one source

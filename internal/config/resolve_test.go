@@ -718,36 +718,6 @@ func BenchmarkResolve(b *testing.B) {
 	}
 }
 
-// BenchmarkNSSLookupUser is the price of one user line's lookup through the
-// host's NSS, which a login whose UID's name has no line pays once per user
-// line before the one of its UID: a name NSS knows and one it does not.
-func BenchmarkNSSLookupUser(b *testing.B) {
-	for _, name := range []string{"root", "no-such-user-netns-session"} {
-		b.Run(name, func(b *testing.B) {
-			for b.Loop() {
-				if _, err := NSS().LookupUser(name); err != nil && !errors.Is(err, ErrUnknownUser) {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
-// BenchmarkNSSLookupUID is the price of the lookup of a UID's owner through
-// the host's NSS, which every login pays once under a config with user or
-// group lines.
-func BenchmarkNSSLookupUID(b *testing.B) {
-	for _, uid := range []uint32{0, 4294967294} {
-		b.Run(strconv.FormatUint(uint64(uid), 10), func(b *testing.B) {
-			for b.Loop() {
-				if _, err := NSS().LookupUID(uid); err != nil && !errors.Is(err, ErrUnknownUser) {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
 func TestDecisionTargetAndDropIn(t *testing.T) {
 	tests := []struct {
 		name       string

@@ -143,12 +143,12 @@ type lookup struct {
 // lookup of a user by name gave, so that the record of lingering users costs
 // no lookup of its own.
 type lookupLog struct {
-	Users
+	config.Directory
 	byName map[string]lookup
 }
 
 func (l *lookupLog) LookupUser(name string) (*config.User, error) {
-	u, err := l.Users.LookupUser(name)
+	u, err := l.Directory.LookupUser(name)
 	if l.byName == nil {
 		l.byName = make(map[string]lookup)
 	}

@@ -138,8 +138,8 @@ type Report struct {
 // units.NoNetns drop-in it replaced, unless opts.Boot. Once ctx is done it
 // changes nothing: a sync its caller gave up on, stuck in an NSS lookup,
 // must not write what an older config wanted when the lookup returns.
-func Sync(ctx context.Context, cfg *config.Config, users Users, m *units.Manager, opts Options) (*Report, error) {
-	lookups := &lookupLog{Users: users}
+func Sync(ctx context.Context, cfg *config.Config, users config.Directory, m *units.Manager, opts Options) (*Report, error) {
+	lookups := &lookupLog{Directory: users}
 	s := &syncer{
 		cfg: cfg,
 		// A sync is one pass: each user name and UID is looked up once in
@@ -214,7 +214,7 @@ func (s *syncer) recordLingering(ctx context.Context, path string, lookups map[s
 // syncer holds the state of one Sync.
 type syncer struct {
 	cfg       *config.Config
-	users     Users
+	users     config.Directory
 	units     *units.Manager
 	lingerDir string
 	// dropIns are the UIDs with a drop-in when the sync started.

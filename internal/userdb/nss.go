@@ -1,4 +1,4 @@
-package config
+package userdb
 
 /*
 #include <errno.h>
@@ -45,6 +45,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netns-session/netns-session/internal/config"
 )
 
 const (
@@ -57,44 +59,44 @@ const (
 	maxGroupList = 1 << 20
 )
 
-// NSS returns the system's user database.
-func NSS() NSSDirectory { return NSSDirectory{} }
+// System returns the system's user database.
+func System() NSS { return NSS{} }
 
-// NSSDirectory is the system's user database: getpwnam_r, getpwuid_r,
+// NSS is the system's user database: getpwnam_r, getpwuid_r,
 // getgrouplist and getgrnam_r through glibc's NSS, so users and groups from
 // LDAP, SSSD, extrausers or systemd userdb count like those in /etc/passwd.
 // A source that fails makes a lookup fail with ErrSourceUnavailable, never
 // with ErrUnknownUser or ErrUnknownGroup; only getgrouplist cannot tell
 // (see GroupIDs).
-type NSSDirectory struct{}
+type NSS struct{}
 
-func (NSSDirectory) LookupUser(name string) (*User, error) {
+func (NSS) LookupUser(name string) (*config.User, error) {
 	cname, err := cString(name)
 	if err != nil {
 		return nil, err
 	}
 	var pwd C.struct_passwd
-	err = lookupRecord("getpwnam_r", strconv.Quote(name), ErrUnknownUser, func(buf *C.char, size C.size_t, found, errno *C.int) {
+	err = lookupRecord("getpwnam_r", strconv.Quote(name), config.ErrUnknownUser, func(buf *C.char, size C.size_t, found, errno *C.int) {
 		pwd = C.nss_getpwnam(cname, buf, size, found, errno)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &User{Name: C.GoString(pwd.pw_name), UID: uint32(pwd.pw_uid), GID: uint32(pwd.pw_gid)}, nil
+	return &config.User{Name: C.GoString(pwd.pw_name), UID: uint32(pwd.pw_uid), GID: uint32(pwd.pw_gid)}, nil
 }
 
 // LookupUID returns the user with uid under the name NSS gives the UID,
 // also for what is known only by UID (a running user manager, a drop-in);
 // an error wrapping ErrUnknownUser when there is none.
-func (NSSDirectory) LookupUID(uid uint32) (*User, error) {
+func (NSS) LookupUID(uid uint32) (*config.User, error) {
 	var pwd C.struct_passwd
-	err := lookupRecord("getpwuid_r", "with uid "+strconv.FormatUint(uint64(uid), 10), ErrUnknownUser, func(buf *C.char, size C.size_t, found, errno *C.int) {
+	err := lookupRecord("getpwuid_r", "with uid "+strconv.FormatUint(uint64(uid), 10), config.ErrUnknownUser, func(buf *C.char, size C.size_t, found, errno *C.int) {
 		pwd = C.nss_getpwuid(C.uid_t(uid), buf, size, found, errno)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &User{Name: C.GoString(pwd.pw_name), UID: uint32(pwd.pw_uid), GID: uint32(pwd.pw_gid)}, nil
+	return &config.User{Name: C.GoString(pwd.pw_name), UID: uint32(pwd.pw_uid), GID: uint32(pwd.pw_gid)}, nil
 }
 
 // GroupIDs returns the groups of u through getgrouplist, which cannot report
@@ -103,7 +105,7 @@ func (NSSDirectory) LookupUID(uid uint32) (*User, error) {
 // is not; Resolve looks every group line's group up with getgrnam_r before it
 // decides that u is in none of them, and that lookup fails when the group's
 // source is down.
-func (NSSDirectory) GroupIDs(u *User) ([]uint32, error) {
+func (NSS) GroupIDs(u *config.User) ([]uint32, error) {
 	cname, err := cString(u.Name)
 	if err != nil {
 		return nil, err
@@ -128,13 +130,13 @@ func (NSSDirectory) GroupIDs(u *User) ([]uint32, error) {
 	}
 }
 
-func (NSSDirectory) LookupGroup(name string) (*Group, error) {
+func (NSS) LookupGroup(name string) (*config.Group, error) {
 	cname, err := cString(name)
 	if err != nil {
 		return nil, err
 	}
 	var grp C.struct_group
-	err = lookupRecord("getgrnam_r", strconv.Quote(name), ErrUnknownGroup, func(buf *C.char, size C.size_t, found, errno *C.int) {
+	err = lookupRecord("getgrnam_r", strconv.Quote(name), config.ErrUnknownGroup, func(buf *C.char, size C.size_t, found, errno *C.int) {
 		grp = C.nss_getgrnam(cname, buf, size, found, errno)
 	})
 	if err != nil {
@@ -146,7 +148,7 @@ func (NSSDirectory) LookupGroup(name string) (*Group, error) {
 			members = append(members, C.GoString(*p))
 		}
 	}
-	return &Group{Name: C.GoString(grp.gr_name), GID: uint32(grp.gr_gid), Members: members}, nil
+	return &config.Group{Name: C.GoString(grp.gr_name), GID: uint32(grp.gr_gid), Members: members}, nil
 }
 
 // lookupRecord runs the NSS lookup call of the record key describes (both
@@ -183,7 +185,7 @@ func withRecordBuffer(lookup func(buf []byte) (found bool, errno syscall.Errno))
 		case recordFailed:
 			// The errno is text only: ENOENT would otherwise match
 			// fs.ErrNotExist, and a source that is down read as gone.
-			return false, fmt.Errorf("%w: %v (%s)", ErrSourceUnavailable, errno, errnoName(errno))
+			return false, fmt.Errorf("%w: %v (%s)", config.ErrSourceUnavailable, errno, errnoName(errno))
 		}
 		if size >= maxRecordBuffer {
 			return false, fmt.Errorf("record larger than %d bytes", maxRecordBuffer)

@@ -1,4 +1,4 @@
-package config
+package userdb
 
 import (
 	"bufio"
@@ -12,21 +12,23 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/netns-session/netns-session/internal/config"
 )
 
 func TestNSSLookupUser(t *testing.T) {
 	tests := []struct {
 		name    string
-		want    *User
+		want    *config.User
 		wantErr error
 	}{
-		{"root", &User{Name: "root", UID: 0, GID: 0}, nil},
-		{"no-such-user-netns-session", nil, ErrUnknownUser},
-		{"", nil, ErrUnknownUser},
+		{"root", &config.User{Name: "root", UID: 0, GID: 0}, nil},
+		{"no-such-user-netns-session", nil, config.ErrUnknownUser},
+		{"", nil, config.ErrUnknownUser},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u, err := NSS().LookupUser(tt.name)
+			u, err := System().LookupUser(tt.name)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
@@ -41,16 +43,16 @@ func TestNSSLookupUID(t *testing.T) {
 	tests := []struct {
 		name    string
 		uid     uint32
-		want    *User
+		want    *config.User
 		wantErr error
 	}{
-		{"root", 0, &User{Name: "root", UID: 0, GID: 0}, nil},
+		{"root", 0, &config.User{Name: "root", UID: 0, GID: 0}, nil},
 		// (uid_t)-2, which no test system gives anyone.
-		{"unassigned", 4294967294, nil, ErrUnknownUser},
+		{"unassigned", 4294967294, nil, config.ErrUnknownUser},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			u, err := NSS().LookupUID(tt.uid)
+			u, err := System().LookupUID(tt.uid)
 			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
@@ -62,14 +64,14 @@ func TestNSSLookupUID(t *testing.T) {
 }
 
 func TestNSSLookupGroup(t *testing.T) {
-	g, err := NSS().LookupGroup("root")
+	g, err := System().LookupGroup("root")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if g.Name != "root" || g.GID != 0 {
 		t.Errorf("group = %+v, want root with gid 0", g)
 	}
-	if _, err := NSS().LookupGroup("no-such-group-netns-session"); !errors.Is(err, ErrUnknownGroup) {
+	if _, err := System().LookupGroup("no-such-group-netns-session"); !errors.Is(err, config.ErrUnknownGroup) {
 		t.Errorf("err = %v, want ErrUnknownGroup", err)
 	}
 }
@@ -90,7 +92,7 @@ func TestNSSGroupMembersMatchEtcGroup(t *testing.T) {
 			continue
 		}
 		t.Run(fields[0], func(t *testing.T) {
-			g, err := NSS().LookupGroup(fields[0])
+			g, err := System().LookupGroup(fields[0])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,16 +111,46 @@ func TestNSSGroupMembersMatchEtcGroup(t *testing.T) {
 }
 
 func TestNSSGroupIDs(t *testing.T) {
-	u, err := NSS().LookupUser("root")
+	u, err := System().LookupUser("root")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gids, err := NSS().GroupIDs(u)
+	gids, err := System().GroupIDs(u)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Contains(gids, 0) {
 		t.Errorf("groups of root = %v, want the primary group 0 among them", gids)
+	}
+}
+
+// BenchmarkNSSLookupUser is the price of one user line's lookup through the
+// host's NSS, which a login whose UID's name has no line pays once per user
+// line before the one of its UID: a name NSS knows and one it does not.
+func BenchmarkNSSLookupUser(b *testing.B) {
+	for _, name := range []string{"root", "no-such-user-netns-session"} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := System().LookupUser(name); err != nil && !errors.Is(err, config.ErrUnknownUser) {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkNSSLookupUID is the price of the lookup of a UID's owner through
+// the host's NSS, which every login pays once under a config with user or
+// group lines.
+func BenchmarkNSSLookupUID(b *testing.B) {
+	for _, uid := range []uint32{0, 4294967294} {
+		b.Run(strconv.FormatUint(uint64(uid), 10), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := System().LookupUID(uid); err != nil && !errors.Is(err, config.ErrUnknownUser) {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
@@ -147,12 +179,16 @@ func TestWithRecordBuffer(t *testing.T) {
 				}
 				return tt.errno == 0, tt.errno
 			})
-			if found != tt.wantFound || errString(err) != tt.wantErr {
+			gotErr := ""
+			if err != nil {
+				gotErr = err.Error()
+			}
+			if found != tt.wantFound || gotErr != tt.wantErr {
 				t.Errorf("found %v, err %v; want %v, %q", found, err, tt.wantFound, tt.wantErr)
 			}
 			// The errno is text: a source that is down (ENOENT) must not
 			// read as fs.ErrNotExist, which callers take for a thing gone.
-			if tt.errno != 0 && (!errors.Is(err, ErrSourceUnavailable) || errors.Is(err, tt.errno) || errors.Is(err, fs.ErrNotExist)) {
+			if tt.errno != 0 && (!errors.Is(err, config.ErrSourceUnavailable) || errors.Is(err, tt.errno) || errors.Is(err, fs.ErrNotExist)) {
 				t.Errorf("err %v: want it to match ErrSourceUnavailable, not %v nor fs.ErrNotExist", err, tt.errno)
 			}
 			if calls != tt.wantCalls {
@@ -237,20 +273,20 @@ func nssChild(t *testing.T) {
 		name   string
 		lookup func() error
 	}{
-		{"LookupUser", func() error { _, err := NSS().LookupUser("root"); return err }},
-		{"LookupUID", func() error { _, err := NSS().LookupUID(0); return err }},
-		{"LookupGroup", func() error { _, err := NSS().LookupGroup("root"); return err }},
+		{"LookupUser", func() error { _, err := System().LookupUser("root"); return err }},
+		{"LookupUID", func() error { _, err := System().LookupUID(0); return err }},
+		{"LookupGroup", func() error { _, err := System().LookupGroup("root"); return err }},
 	}
 	for _, l := range lookups {
 		t.Run(l.name+" with the source down", func(t *testing.T) {
 			err := l.lookup()
-			if !errors.Is(err, ErrSourceUnavailable) || !strings.HasSuffix(errString(err), "(ENOENT)") {
+			if !errors.Is(err, config.ErrSourceUnavailable) || !strings.HasSuffix(err.Error(), "(ENOENT)") {
 				t.Errorf("err = %v, want ErrSourceUnavailable with ENOENT", err)
 			}
 			if errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("err = %v: a source that is down reads as fs.ErrNotExist", err)
 			}
-			if errors.Is(err, ErrUnknownUser) || errors.Is(err, ErrUnknownGroup) {
+			if errors.Is(err, config.ErrUnknownUser) || errors.Is(err, config.ErrUnknownGroup) {
 				t.Errorf("err = %v: a source that is down read as not found", err)
 			}
 		})
@@ -266,18 +302,18 @@ func nssChild(t *testing.T) {
 		lookup func() error
 		want   error
 	}{
-		{"LookupUser", func() error { _, err := NSS().LookupUser("root"); return err }, ErrUnknownUser},
-		{"LookupUID", func() error { _, err := NSS().LookupUID(0); return err }, ErrUnknownUser},
-		{"LookupGroup", func() error { _, err := NSS().LookupGroup("root"); return err }, ErrUnknownGroup},
+		{"LookupUser", func() error { _, err := System().LookupUser("root"); return err }, config.ErrUnknownUser},
+		{"LookupUID", func() error { _, err := System().LookupUID(0); return err }, config.ErrUnknownUser},
+		{"LookupGroup", func() error { _, err := System().LookupGroup("root"); return err }, config.ErrUnknownGroup},
 	}
 	for _, l := range misses {
 		t.Run(l.name+" with the source up", func(t *testing.T) {
-			if err := l.lookup(); !errors.Is(err, l.want) || errors.Is(err, ErrSourceUnavailable) {
+			if err := l.lookup(); !errors.Is(err, l.want) || errors.Is(err, config.ErrSourceUnavailable) {
 				t.Errorf("err = %v, want %v", err, l.want)
 			}
 		})
 	}
-	if u, err := NSS().LookupUser("other"); err != nil || u.UID != 5 {
+	if u, err := System().LookupUser("other"); err != nil || u.UID != 5 {
 		t.Errorf("LookupUser(other) = %+v, %v; want uid 5", u, err)
 	}
 }
