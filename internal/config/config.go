@@ -1,8 +1,10 @@
 // Package config owns the netns-session policy: it reads
 // /etc/security/netns-session.conf and /etc/security/netns-session.d/*.conf,
 // refuses files an unprivileged user could have written, validates every line,
-// and resolves a login user to the network namespace the session must run in,
-// looking users and groups up through the system's NSS.
+// and resolves a login user to the network namespace the session must run in.
+// It looks users and groups up through a Directory, whose contract it owns
+// ("unavailable" is never "not found"); package userdb implements it with the
+// system's NSS, so config itself is pure Go and builds without cgo.
 //
 // The format, one entry per line:
 //
