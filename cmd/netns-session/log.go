@@ -22,7 +22,7 @@ const fieldPrefix = "NETNS_SESSION_"
 
 // eventLog writes one record per event to the journal with structured fields,
 // falls back to stderr when the journal socket is not there, and appends a
-// human-readable line to an optional log file (the seed's `log=`).
+// human-readable line to an optional log file (pam_netns's `log=`).
 type eventLog struct {
 	debug  bool
 	fields map[string]string // context attached to every record: user, service, ...

@@ -46,7 +46,7 @@ stderr; details go to the journal (journalctl -t netns-session).
 
 Other PAM_TYPE values and PAM_SERVICE=systemd-user (the user manager's own
 session, placed by its drop-in) succeed without doing anything. Options are
-taken only from arguments, never from the environment; the seed module's
+taken only from arguments, never from the environment; pam_netns's
 config=PATH, log=PATH and debug arguments work too. PATHs must be absolute.
 Any other argument, -h and --help included, counts as a broken config.`,
 		Flags: []cli.Flag{
@@ -69,8 +69,8 @@ type pamOptions struct {
 	debug      bool
 }
 
-// parsePAMArgs reads the arguments after "pam" on the PAM line: the seed
-// module's config=PATH, log=PATH and debug, and --config PATH, --log PATH and
+// parsePAMArgs reads the arguments after "pam" on the PAM line: pam_netns's
+// config=PATH, log=PATH and debug, and --config PATH, --log PATH and
 // --debug (also with =), in any order and mixed: a PAM line mixing the two
 // styles must not read as a broken config, which would lock out every user
 // but root. PATHs must be absolute: pam_exec keeps the caller's working

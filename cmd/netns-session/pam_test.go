@@ -16,13 +16,13 @@ func TestParsePAMArgs(t *testing.T) {
 	}{
 		{name: "no arguments", want: pamOptions{}},
 		{
-			name: "seed arguments",
+			name: "pam_netns arguments",
 			args: []string{"config=/etc/security/pam_netns.conf", "log=/var/log/netns.log", "debug"},
 			want: pamOptions{configPath: "/etc/security/pam_netns.conf", logPath: "/var/log/netns.log", debug: true},
 		},
 		{name: "later argument wins", args: []string{"--config", "/a", "config=/b"}, want: pamOptions{configPath: "/b"}},
 		{
-			name: "flags after a seed argument",
+			name: "flags after a pam_netns argument",
 			args: []string{"config=/a", "--debug", "--log=/l", "--config", "/b"},
 			want: pamOptions{configPath: "/b", logPath: "/l", debug: true},
 		},
@@ -77,7 +77,7 @@ func TestPAMLineNeverReachesTheCLI(t *testing.T) {
 	}{
 		{name: "bare pam", argv: []string{"netns-session", "pam"}, wantPAM: true},
 		{
-			name:    "seed arguments",
+			name:    "pam_netns arguments",
 			argv:    []string{"/usr/sbin/netns-session", "pam", "config=/etc/security/pam_netns.conf", "log=/var/log/netns.log", "debug"},
 			wantPAM: true,
 			want:    pamOptions{configPath: "/etc/security/pam_netns.conf", logPath: "/var/log/netns.log", debug: true},

@@ -12,6 +12,13 @@
 //   - Identity: a namespace is the device and inode of its nsfs file (ID),
 //     however it is reached; CheckNetns is the one check that a path is a
 //     network namespace, for the registry, the PAM join and the watcher.
+//
+// It does not use github.com/vishvananda/netns. Its NewNamed unshares the
+// calling thread and leaves it in the new namespace, does not make
+// /run/netns a shared mount point as `ip netns add` does (so a delete
+// would not reach mount namespaces that copied it), and leaves the
+// loopback down; its GetFromPath opens any path without checking that it
+// is a network namespace, which CheckNetns exists to do.
 package netns
 
 import (
