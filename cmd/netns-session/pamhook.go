@@ -256,6 +256,10 @@ func (h *pamHook) writeDropIn(ctx context.Context, lock *units.Lock, user *confi
 	return nil
 }
 
+// managerSettle is how long a manager may stay outside its namespace: see
+// internal/watch.
+const managerSettle = time.Second
+
 // checkUserManager refuses the session when the user's manager already runs
 // outside target: the user's services would silently keep the wrong network.
 // A manager that a concurrent login is starting may sit outside for a moment

@@ -127,6 +127,12 @@ func (r *statusReport) exitStatus() int {
 	return 0
 }
 
+// sessionLister is what status uses of logind; *logind.Conn implements it.
+type sessionLister interface {
+	ListSessionsContext(ctx context.Context) ([]logind.Session, error)
+	ListUsersContext(ctx context.Context) ([]logind.User, error)
+}
+
 // statusTaker gathers a statusReport.
 type statusTaker struct {
 	logind     sessionLister

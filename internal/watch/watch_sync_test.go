@@ -1,4 +1,4 @@
-package main
+package watch
 
 import (
 	"context"
@@ -24,9 +24,9 @@ func TestWatchRetriesAFailedSync(t *testing.T) {
 	var waits []time.Duration
 	var calls atomic.Int32
 	synced := make(chan int32, 10)
-	startWatch(t, newFakeSystem(), aliceInNs0, func(w *watcher) {
-		after := w.after
-		w.after = func(d time.Duration, f func()) {
+	startWatch(t, newFakeSystem(), aliceInNs0, func(c *Config) {
+		after := c.After
+		c.After = func(d time.Duration, f func()) {
 			if d >= minSyncRetry {
 				mu.Lock()
 				waits = append(waits, d)
@@ -34,7 +34,7 @@ func TestWatchRetriesAFailedSync(t *testing.T) {
 			}
 			after(d, f)
 		}
-		w.sync = func(context.Context, *config.Config) (*reconcile.Report, error) {
+		c.Sync = func(context.Context, *config.Config) (*reconcile.Report, error) {
 			n := calls.Add(1)
 			synced <- n
 			if n <= 3 {
@@ -73,9 +73,9 @@ func TestWatchDoesNotStackSyncsOnAHungOne(t *testing.T) {
 	hung := make(chan struct{})
 	var release sync.Once
 	t.Cleanup(func() { release.Do(func() { close(hung) }) })
-	r := startWatch(t, newFakeSystem(), aliceInNs0, func(w *watcher) {
-		w.syncTimeout = 20 * time.Millisecond
-		w.sync = func(context.Context, *config.Config) (*reconcile.Report, error) {
+	r := startWatch(t, newFakeSystem(), aliceInNs0, func(c *Config) {
+		c.SyncTimeout = 20 * time.Millisecond
+		c.Sync = func(context.Context, *config.Config) (*reconcile.Report, error) {
 			if calls.Add(1) == 1 {
 				<-hung
 				return nil, context.DeadlineExceeded
@@ -108,17 +108,17 @@ func TestWatchSyncsWhenTheLingeringUsersChange(t *testing.T) {
 	settle := make(chan func(), 1)
 	var calls atomic.Int32
 	synced := make(chan int32, 10)
-	r := startWatch(t, newFakeSystem(), aliceInNs0, func(w *watcher) {
-		w.lingerChanged = changed
-		after := w.after
-		w.after = func(d time.Duration, f func()) {
+	r := startWatch(t, newFakeSystem(), aliceInNs0, func(c *Config) {
+		c.WatchLinger = func() (LingerWatch, error) { return &fakeLingerWatch{changes: changed}, nil }
+		after := c.After
+		c.After = func(d time.Duration, f func()) {
 			if d == lingerSettle {
 				settle <- f // the test says when the time has passed
 				return
 			}
 			after(d, f)
 		}
-		w.sync = func(context.Context, *config.Config) (*reconcile.Report, error) {
+		c.Sync = func(context.Context, *config.Config) (*reconcile.Report, error) {
 			n := calls.Add(1)
 			synced <- n
 			if n == 2 {
@@ -183,8 +183,8 @@ func (l *fakeLingerWatch) Close() error             { l.closed.Store(true); retu
 // reload's, watches them again.
 func TestWatchReportsAnEndedLingerWatchAndWatchesAgainAtTheNextSync(t *testing.T) {
 	watches := make(chan *fakeLingerWatch, 10)
-	r := startWatch(t, newFakeSystem(), aliceInNs0, func(w *watcher) {
-		w.watchLinger = func() (lingerWatch, error) {
+	r := startWatch(t, newFakeSystem(), aliceInNs0, func(c *Config) {
+		c.WatchLinger = func() (LingerWatch, error) {
 			l := &fakeLingerWatch{changes: make(chan struct{})}
 			watches <- l
 			return l, nil

@@ -1,0 +1,1169 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/journal"
+	"github.com/godbus/dbus/v5"
+
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/logind"
+	"github.com/netns-session/netns-session/internal/netns"
+	"github.com/netns-session/netns-session/internal/policy"
+	"github.com/netns-session/netns-session/internal/proc"
+	"github.com/netns-session/netns-session/internal/reconcile"
+	"github.com/netns-session/netns-session/internal/units"
+)
+
+// The namespaces of the fake system.
+var (
+	hostNetns = netns.ID{Dev: 4, Ino: 4026531840}
+	ns0Netns  = netns.ID{Dev: 4, Ino: 4026532100}
+	ns1Netns  = netns.ID{Dev: 4, Ino: 4026532101}
+)
+
+// fakeNetnsFile is NetnsFile of a system with the host's namespace and ns0
+// and ns1 under /run/netns.
+func fakeNetnsFile(path string) (netns.ID, error) {
+	switch path {
+	case netns.HostPath:
+		return hostNetns, nil
+	case "/run/netns/ns0":
+		return ns0Netns, nil
+	case "/run/netns/ns1":
+		return ns1Netns, nil
+	}
+	return netns.ID{}, fmt.Errorf("checking namespace %s: %w", path, fs.ErrNotExist)
+}
+
+// fakeSystem is logind, the processes and the user managers the watcher
+// sees, shared by every connection the watcher dials.
+type fakeSystem struct {
+	mu       sync.Mutex
+	sessions []logind.Session
+	users    []logind.User
+	netns    map[int]netns.ID // by PID; missing: exited
+	// started is when a process started, since boot; missing: at boot.
+	// Sessions are created at sessionCreated.
+	started map[int]time.Duration
+	// cgroups and uids are where a process runs and for whom, by PID;
+	// missing: outside any session, as root.
+	cgroups  map[int]string
+	uids     map[int]uint32
+	managers map[uint32]int // manager PID by UID; missing: not running
+	// managerStarts counts down the looks at a manager before it runs.
+	managerStarts map[uint32]int
+	// onManagerLook runs, locked, at every look at a manager.
+	onManagerLook func(uid uint32)
+	// subscribeErrs fail the next subscriptions, one each.
+	subscribeErrs []error
+	// hungSession is the ID of a session whose properties never come: a
+	// read of it lasts until its context ends.
+	hungSession  string
+	terminateErr error
+	// killAllErr is KillSession's answer, killErr a leader's to SIGKILL.
+	killAllErr error
+	killErr    error
+	terminated []string
+	// trace lists what happened, in order: dial, subscribe, list, sync, ...
+	trace  []string
+	events chan logind.Event // of the live subscription
+}
+
+func newFakeSystem() *fakeSystem {
+	return &fakeSystem{netns: map[int]netns.ID{}, started: map[int]time.Duration{}, cgroups: map[int]string{}, uids: map[int]uint32{},
+		managers: map[uint32]int{}, managerStarts: map[uint32]int{}}
+}
+
+func (s *fakeSystem) record(what string) {
+	s.trace = append(s.trace, what)
+}
+
+// sessionCreated is when the fake logind created every session, on the
+// monotonic clock of a system that never slept.
+const sessionCreated = time.Hour
+
+// fakeSession is a session of the fake logind, created at sessionCreated.
+func fakeSession(id, user string, uid uint32, leader int, class string) logind.Session {
+	return logind.Session{ID: id, Path: dbus.ObjectPath("/org/freedesktop/login1/session/" + id), User: user, UID: uid,
+		Leader: uint32(leader), Class: class, State: "active", Scope: "session-" + id + ".scope",
+		TimestampMonotonic: uint64(sessionCreated / time.Microsecond), Service: "sshd", TTY: "pts/0"}
+}
+
+// addSession adds a session whose leader runs in namespace ns.
+func (s *fakeSystem) addSession(id, user string, uid uint32, leader int, class string, ns netns.ID) logind.Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ls := fakeSession(id, user, uid, leader, class)
+	s.sessions = append(s.sessions, ls)
+	if ns != (netns.ID{}) {
+		s.netns[leader] = ns
+	}
+	return ls
+}
+
+func (s *fakeSystem) processNetns(pid int) (netns.ID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.netns[pid]; ok {
+		return id, nil
+	}
+	return netns.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, syscall.ENOENT)
+}
+
+// pin pins a live process; killing it ends it.
+func (s *fakeSystem) pin(pid int) (policy.Pinned, error) {
+	if _, err := s.processNetns(pid); err != nil {
+		return nil, err
+	}
+	return fakeProcess{s, pid}, nil
+}
+
+// cgroupProcs lists the live processes of cgroup.
+func (s *fakeSystem) cgroupProcs(cgroup string) ([]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var pids []int
+	for pid, in := range s.cgroups {
+		if _, alive := s.netns[pid]; alive && in == cgroup {
+			pids = append(pids, pid)
+		}
+	}
+	slices.Sort(pids)
+	return pids, nil
+}
+
+// fakeProcess is a pinned process of a fakeSystem. Unless cgroups says
+// otherwise, it runs outside any session's scope, so a leader is proven by
+// its start time alone.
+type fakeProcess struct {
+	sys *fakeSystem
+	pid int
+}
+
+func (p fakeProcess) PID() int                    { return p.pid }
+func (p fakeProcess) FDID() (uint64, bool, error) { return 0, false, nil }
+func (p fakeProcess) Close() error                { return nil }
+
+func (p fakeProcess) Cgroup() (string, error) {
+	p.sys.mu.Lock()
+	defer p.sys.mu.Unlock()
+	if cgroup, ok := p.sys.cgroups[p.pid]; ok {
+		return cgroup, nil
+	}
+	return "/system.slice/ssh.service", nil
+}
+
+func (p fakeProcess) UIDs() (proc.UIDs, error) {
+	p.sys.mu.Lock()
+	defer p.sys.mu.Unlock()
+	uid := p.sys.uids[p.pid]
+	return proc.UIDs{Real: uid, Effective: uid, Saved: uid, FS: uid}, nil
+}
+
+func (p fakeProcess) SandboxedNetns() (bool, error) { return false, nil }
+
+func (p fakeProcess) StartTime() (time.Duration, error) {
+	p.sys.mu.Lock()
+	defer p.sys.mu.Unlock()
+	return p.sys.started[p.pid], nil
+}
+
+func (p fakeProcess) Alive() error {
+	_, err := p.sys.processNetns(p.pid)
+	return err
+}
+
+func (p fakeProcess) Kill() error {
+	p.sys.mu.Lock()
+	defer p.sys.mu.Unlock()
+	p.sys.record("kill " + strconv.Itoa(p.pid))
+	if p.sys.killErr != nil {
+		return p.sys.killErr
+	}
+	delete(p.sys.netns, p.pid)
+	// The death of a leader in its scope, which holds logind's end of the
+	// session, closes the session, and logind ignores TerminateSession for
+	// it: the worst case of a race the watcher cannot win.
+	for i := range p.sys.sessions {
+		s := &p.sys.sessions[i]
+		if s.Leader == uint32(p.pid) && p.sys.cgroups[p.pid] == "/user.slice/user-"+strconv.FormatUint(uint64(s.UID), 10)+".slice/"+s.Scope {
+			s.State = logind.StateClosing
+		}
+	}
+	return nil
+}
+
+// noSleep is a system that never slept.
+type noSleep struct{}
+
+func (noSleep) SleptBy(time.Duration) time.Duration { return 0 }
+func (noSleep) SleptSoFar() time.Duration           { return 0 }
+
+// fakeJudge judges processes of sys.
+func fakeJudge(sys *fakeSystem, cfg *config.Config) *policy.Judge {
+	return &policy.Judge{Config: cfg, Users: checkUsers{}, ProcessNetns: sys.processNetns, NetnsFile: fakeNetnsFile, Pin: sys.pin,
+		CgroupProcs: sys.cgroupProcs, Sleep: noSleep{}}
+}
+
+func (s *fakeSystem) managerPID(uid uint32) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.onManagerLook != nil {
+		s.onManagerLook(uid)
+	}
+	if s.managerStarts[uid] > 0 {
+		s.managerStarts[uid]--
+		return 0, fmt.Errorf("finding user manager of uid %d: %w", uid, units.ErrNotRunning)
+	}
+	if pid, ok := s.managers[uid]; ok {
+		return pid, nil
+	}
+	return 0, fmt.Errorf("finding user manager of uid %d: %w", uid, units.ErrNotRunning)
+}
+
+// send delivers an event on the live subscription.
+func (s *fakeSystem) send(t *testing.T, ev logind.Event) {
+	t.Helper()
+	s.mu.Lock()
+	events := s.events
+	s.mu.Unlock()
+	if events == nil {
+		t.Fatal("no subscription")
+	}
+	events <- ev
+}
+
+func (s *fakeSystem) terminatedSessions() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.terminated)
+}
+
+func (s *fakeSystem) traced() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.trace)
+}
+
+// fakeConn is one connection to the fake logind.
+type fakeConn struct{ sys *fakeSystem }
+
+func (c fakeConn) ListSessionRefsContext(context.Context) ([]logind.SessionRef, error) {
+	c.sys.mu.Lock()
+	defer c.sys.mu.Unlock()
+	c.sys.record("list")
+	refs := make([]logind.SessionRef, len(c.sys.sessions))
+	for i, s := range c.sys.sessions {
+		refs[i] = logind.SessionRef{ID: s.ID, Path: s.Path}
+	}
+	return refs, nil
+}
+
+func (c fakeConn) ListUsersContext(context.Context) ([]logind.User, error) {
+	c.sys.mu.Lock()
+	defer c.sys.mu.Unlock()
+	return slices.Clone(c.sys.users), nil
+}
+
+func (c fakeConn) SessionContext(ctx context.Context, path dbus.ObjectPath) (logind.Session, error) {
+	c.sys.mu.Lock()
+	hung := c.sys.hungSession != "" && path == dbus.ObjectPath("/org/freedesktop/login1/session/"+c.sys.hungSession)
+	c.sys.mu.Unlock()
+	if hung {
+		<-ctx.Done()
+		return logind.Session{}, fmt.Errorf("reading session %s: %w", path, ctx.Err())
+	}
+	c.sys.mu.Lock()
+	defer c.sys.mu.Unlock()
+	for _, s := range c.sys.sessions {
+		if s.Path == path {
+			return s, nil
+		}
+	}
+	return logind.Session{}, fmt.Errorf("reading session %s: %w", path, logind.ErrNoSuchSession)
+}
+
+// TerminateSessionContext ends a session as logind does: not at all when
+// logind is stopping it already (closing).
+func (c fakeConn) TerminateSessionContext(_ context.Context, id string) error {
+	c.sys.mu.Lock()
+	defer c.sys.mu.Unlock()
+	c.sys.record("terminate " + id)
+	if c.sys.terminateErr != nil {
+		return c.sys.terminateErr
+	}
+	i := slices.IndexFunc(c.sys.sessions, func(s logind.Session) bool { return s.ID == id })
+	switch {
+	case i < 0:
+		return fmt.Errorf("terminating session %s: %w", id, logind.ErrNoSuchSession)
+	case c.sys.sessions[i].State == logind.StateClosing:
+		return nil
+	}
+	c.sys.sessions = slices.Delete(c.sys.sessions, i, i+1)
+	c.sys.terminated = append(c.sys.terminated, id)
+	return nil
+}
+
+// KillAllOfSessionContext kills the processes of a session's scope, which
+// ends the session.
+func (c fakeConn) KillAllOfSessionContext(_ context.Context, id string, signal syscall.Signal) error {
+	c.sys.mu.Lock()
+	defer c.sys.mu.Unlock()
+	c.sys.record(fmt.Sprintf("kill-session %s %d", id, signal))
+	if c.sys.killAllErr != nil {
+		return c.sys.killAllErr
+	}
+	i := slices.IndexFunc(c.sys.sessions, func(s logind.Session) bool { return s.ID == id })
+	if i < 0 {
+		return fmt.Errorf("killing the processes of session %s: %w", id, logind.ErrNoSuchSession)
+	}
+	for pid, cgroup := range c.sys.cgroups {
+		if cgroup == "/user.slice/user-"+strconv.FormatUint(uint64(c.sys.sessions[i].UID), 10)+".slice/"+c.sys.sessions[i].Scope {
+			delete(c.sys.netns, pid)
+		}
+	}
+	c.sys.sessions = slices.Delete(c.sys.sessions, i, i+1)
+	c.sys.terminated = append(c.sys.terminated, id)
+	return nil
+}
+
+func (c fakeConn) SubscribeContext(context.Context) (<-chan logind.Event, error) {
+	c.sys.mu.Lock()
+	defer c.sys.mu.Unlock()
+	c.sys.record("subscribe")
+	if len(c.sys.subscribeErrs) > 0 {
+		err := c.sys.subscribeErrs[0]
+		c.sys.subscribeErrs = c.sys.subscribeErrs[1:]
+		return nil, err
+	}
+	c.sys.events = make(chan logind.Event, 16)
+	return c.sys.events, nil
+}
+
+func (c fakeConn) Close() error {
+	c.sys.mu.Lock()
+	defer c.sys.mu.Unlock()
+	c.sys.record("close")
+	return nil
+}
+
+// logRecord is one record the watcher logged.
+type logRecord struct {
+	prio   journal.Priority
+	msg    string
+	fields map[string]string
+}
+
+func (r logRecord) field(name string) string { return r.fields[name] }
+
+// recordLog is a Logger that hands every record to the test at the
+// priority the journal would get, without its empty fields, as eventLog
+// writes them.
+type recordLog struct{ records chan<- logRecord }
+
+func (l recordLog) Info(msg string, fields map[string]string) { l.add(journal.PriInfo, msg, fields) }
+func (l recordLog) Warning(msg string, fields map[string]string) {
+	l.add(journal.PriWarning, msg, fields)
+}
+func (l recordLog) Error(msg string, fields map[string]string) { l.add(journal.PriErr, msg, fields) }
+func (l recordLog) Debugf(format string, args ...any) {
+	l.add(journal.PriDebug, fmt.Sprintf(format, args...), nil)
+}
+
+func (l recordLog) add(prio journal.Priority, msg string, fields map[string]string) {
+	kept := map[string]string{}
+	for k, v := range fields {
+		if v != "" {
+			kept[k] = v
+		}
+	}
+	l.records <- logRecord{prio: prio, msg: msg, fields: kept}
+}
+
+// watchRun is a watcher running against a fake system.
+type watchRun struct {
+	sys     *fakeSystem
+	records chan logRecord
+	notes   chan string
+	hup     chan os.Signal
+	done    chan error
+
+	mu      sync.Mutex
+	config  string                 // what load reads
+	enforce []config.EnforcePolicy // of each sync's config
+}
+
+func (r *watchRun) setConfig(text string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.config = text
+}
+
+func (r *watchRun) syncs() []config.EnforcePolicy {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.enforce)
+}
+
+// startWatch runs a watcher with config, changed by opts, until the test
+// ends.
+func startWatch(t *testing.T, sys *fakeSystem, conf string, opts ...func(*Config)) *watchRun {
+	t.Helper()
+	r := &watchRun{
+		sys:     sys,
+		records: make(chan logRecord, 1000),
+		notes:   make(chan string, 1000),
+		hup:     make(chan os.Signal, 1),
+		done:    make(chan error, 1),
+		config:  conf,
+	}
+	c := Config{Log: recordLog{r.records}, Judge: fakeJudge(sys, nil)}
+	c.Load = func() (*config.Config, error) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return config.Parse("test.conf", strings.NewReader(r.config))
+	}
+	c.Sync = func(_ context.Context, cfg *config.Config) (*reconcile.Report, error) {
+		r.mu.Lock()
+		r.enforce = append(r.enforce, cfg.Enforce)
+		r.mu.Unlock()
+		sys.mu.Lock()
+		sys.record("sync")
+		sys.mu.Unlock()
+		return &reconcile.Report{Changes: []reconcile.Change{{Action: reconcile.Write, UID: 1000, User: "alice", Netns: "/run/netns/ns0", Reason: "user line"}}}, nil
+	}
+	c.LookupUID = func(uid uint32) (*config.User, error) {
+		for _, u := range checkUserTable {
+			if u.UID == uid {
+				return u, nil
+			}
+		}
+		return nil, fmt.Errorf("%w with uid %d", config.ErrUnknownUser, uid)
+	}
+	c.ManagerPID = sys.managerPID
+	c.Dial = func(context.Context) (Logind, error) {
+		sys.mu.Lock()
+		defer sys.mu.Unlock()
+		sys.record("dial")
+		return fakeConn{sys}, nil
+	}
+	c.Notify = func(state string) {
+		sys.mu.Lock()
+		sys.record(strings.SplitN(state, "\n", 2)[0])
+		sys.mu.Unlock()
+		r.notes <- state
+	}
+	// Time passes as fast as the watcher waits.
+	var clockMu sync.Mutex
+	clock := time.Now()
+	c.Now = func() time.Time {
+		clockMu.Lock()
+		defer clockMu.Unlock()
+		return clock
+	}
+	c.After = func(d time.Duration, f func()) {
+		clockMu.Lock()
+		clock = clock.Add(d)
+		clockMu.Unlock()
+		time.AfterFunc(time.Millisecond, f)
+	}
+	for _, opt := range opts {
+		opt(&c)
+	}
+	w := New(c)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { r.done <- w.Run(ctx, r.hup) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(5 * time.Second):
+			t.Error("watcher did not stop")
+		}
+	})
+	return r
+}
+
+// waitNote waits for the watcher to notify systemd of state.
+func (r *watchRun) waitNote(t *testing.T, state string) {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case note := <-r.notes:
+			if strings.HasPrefix(note, state) {
+				return
+			}
+		case err := <-r.done:
+			t.Fatalf("watcher ended before %s: %v", state, err)
+		case <-timeout:
+			t.Fatalf("no %s from the watcher", state)
+		}
+	}
+}
+
+// waitRecord returns the first record with all of fields, skipping others.
+func (r *watchRun) waitRecord(t *testing.T, fields map[string]string) logRecord {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case rec := <-r.records:
+			if matches(rec, fields) {
+				return rec
+			}
+		case <-timeout:
+			t.Fatalf("no record with %v", fields)
+		}
+	}
+}
+
+func matches(rec logRecord, fields map[string]string) bool {
+	for k, v := range fields {
+		if rec.field(k) != v {
+			return false
+		}
+	}
+	return true
+}
+
+// isSubsequence reports whether want appears in trace in order.
+func isSubsequence(trace, want []string) bool {
+	i := 0
+	for _, step := range trace {
+		if i < len(want) && step == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
+
+const aliceInNs0 = "alice ns0\n"
+
+func TestWatchChecksEverythingOnStart(t *testing.T) {
+	sys := newFakeSystem()
+	sys.addSession("1", "alice", 1000, 101, "user", ns0Netns)
+	sys.addSession("2", "alice", 1000, 102, "background", hostNetns)
+	sys.addSession("3", "carol", 1002, 103, "user", hostNetns)
+	sys.addSession("4", "alice", 1000, 104, logind.ClassGreeter, hostNetns)
+	sys.addSession("5", "alice", 1000, 105, "user", netns.ID{}) // leader exited
+	sys.users = []logind.User{{UID: 1000, Name: "alice"}}
+	sys.managers[1000] = 200
+	sys.netns[200] = ns0Netns
+	r := startWatch(t, sys, aliceInNs0)
+	r.waitNote(t, "READY=1")
+
+	if got := sys.terminatedSessions(); !slices.Equal(got, []string{"2"}) {
+		t.Errorf("terminated %v, want only session 2, whose leader runs on the host", got)
+	}
+	if trace := sys.traced(); !isSubsequence(trace, []string{"sync", "dial", "subscribe", "list", "kill 102", "terminate 2", "READY=1"}) {
+		t.Errorf("order of events %v: want the sync, then the subscription, then the check, then READY", trace)
+	}
+	want := map[string]map[string]string{
+		"1": {"VERDICT": "ok", "ACTUAL_NETNS_ID": ns0Netns.String(), "EXPECTED_NETNS": "/run/netns/ns0"},
+		"2": {"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": hostNetns.String(), "EXPECTED_NETNS_ID": ns0Netns.String(), "LEADER": "102"},
+		"3": {"VERDICT": "ok", "EXPECTED_NETNS": netns.HostPath},
+		"4": {"VERDICT": "exempt", "CLASS": "greeter"},
+		"5": {"VERDICT": "gone"},
+	}
+	got := map[string]logRecord{}
+	for len(got) < len(want)+1 {
+		rec := r.waitRecord(t, nil)
+		switch {
+		case rec.field("SESSION_ID") != "":
+			got[rec.field("SESSION_ID")] = rec
+		case rec.field("UNIT") != "":
+			got["manager"] = rec
+		}
+	}
+	for id, fields := range want {
+		if !matches(got[id], fields) {
+			t.Errorf("session %s: record %q %v, want fields %v", id, got[id].msg, got[id].fields, fields)
+		}
+	}
+	if !matches(got["manager"], map[string]string{"UNIT": "user@1000.service", "VERDICT": "ok", "LEADER": "200"}) {
+		t.Errorf("manager record %q %v", got["manager"].msg, got["manager"].fields)
+	}
+	if got["2"].prio != journal.PriWarning {
+		t.Errorf("termination logged at priority %d, want warning", got["2"].prio)
+	}
+}
+
+func TestWatchNewSessions(t *testing.T) {
+	tests := []struct {
+		name   string
+		config string
+		// session is added before its SessionNew, unless gone is set.
+		user      string
+		uid       uint32
+		class     string
+		netns     netns.ID
+		gone      bool
+		terminate error // TerminateSession's answer
+		killAll   error // KillSession's answer
+		kill      error // the answer to killing the leader
+		// state is the session's, "active" if empty.
+		state string
+		// started is when the process on the leader's PID started since
+		// boot; the session was created at sessionCreated.
+		started time.Duration
+		want    map[string]string
+		prio    journal.Priority
+		// terminated says whether the session must be gone afterwards.
+		terminated bool
+		// inScope puts the leader in its session's scope, as logind does
+		// once the session is set up; otherwise it runs outside, as a young
+		// session's leader does.
+		inScope bool
+	}{
+		{name: "escaped session is terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": hostNetns.String()}, prio: journal.PriWarning, terminated: true},
+		{name: "established session is terminated and its scope killed", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns, inScope: true,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
+		// The fake leaders run outside the session's scope, as a young
+		// session's leader does: their start time proves them.
+		{name: "young session whose leader is proven by its start time is killed and terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+			started: sessionCreated - time.Millisecond,
+			want:    map[string]string{"VERDICT": "violation", "ACTION": "terminate", "STATE": "active"}, prio: journal.PriWarning, terminated: true},
+		{name: "process that reused the PID of an exited leader is not killed", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+			started: sessionCreated + time.Minute,
+			want:    map[string]string{"VERDICT": "gone", "ACTION": "", "ACTUAL_NETNS_ID": ""}, prio: journal.PriInfo},
+		{name: "closing session is ended through logind, never through its leader", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+			state: logind.StateClosing,
+			want:  map[string]string{"VERDICT": "violation", "ACTION": "terminate", "STATE": "closing"}, prio: journal.PriWarning, terminated: true},
+		{name: "process that reused the PID of a closing session's leader is not killed", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+			state: logind.StateClosing, started: sessionCreated + time.Minute,
+			want: map[string]string{"VERDICT": "gone", "ACTION": ""}, prio: journal.PriInfo},
+		{name: "escaped background session is terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "background", netns: ns1Netns,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": ns1Netns.String()}, prio: journal.PriWarning, terminated: true},
+		{name: "escaped session with enforce = warn is only logged", config: "enforce = warn\n" + aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "warn"}, prio: journal.PriWarning},
+		{name: "compliant session is left alone", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: ns0Netns,
+			want: map[string]string{"VERDICT": "ok", "ACTION": ""}, prio: journal.PriInfo},
+		{name: "unmapped user on the host is compliant", config: aliceInNs0, user: "carol", uid: 1002, class: "user", netns: hostNetns,
+			want: map[string]string{"VERDICT": "ok"}, prio: journal.PriInfo},
+		{name: "unmapped user in a namespace is terminated", config: aliceInNs0, user: "carol", uid: 1002, class: "user", netns: ns0Netns,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
+		{name: "lock screen is exempt", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassLockScreen, netns: hostNetns,
+			want: map[string]string{"VERDICT": "exempt"}, prio: journal.PriInfo},
+		{name: "manager session is exempt", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassManager, netns: hostNetns,
+			want: map[string]string{"VERDICT": "exempt"}, prio: journal.PriInfo},
+		{name: "session ended before it was read", config: aliceInNs0, user: "alice", uid: 1000, gone: true,
+			want: map[string]string{"VERDICT": "gone"}, prio: journal.PriInfo},
+		{name: "leader exited before it was looked at", config: aliceInNs0, user: "alice", uid: 1000, class: "user",
+			want: map[string]string{"VERDICT": "gone"}, prio: journal.PriInfo},
+		{name: "session that ended meanwhile counts as terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+			terminate: fmt.Errorf("terminating session 9: %w", logind.ErrNoSuchSession),
+			want:      map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning},
+		{name: "leader that cannot be killed is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+			kill: fmt.Errorf("killing leader 900: %w", syscall.EPERM),
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate-failed"}, prio: journal.PriErr, terminated: true},
+		{name: "leader that exited meanwhile is fine", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+			kill: syscall.ESRCH,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
+		{name: "session whose termination timed out is ended by killing its scope", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns, inScope: true,
+			terminate: fmt.Errorf("terminating session 9: %w", context.DeadlineExceeded),
+			want:      map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
+		{name: "refused termination and kill of the scope is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns, inScope: true,
+			terminate: errors.New("terminating session 9: access denied"), killAll: errors.New("killing the processes of session 9: access denied"),
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate-failed"}, prio: journal.PriErr},
+		{name: "refused kill of the scope is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns, inScope: true,
+			killAll: errors.New("killing the processes of session 9: access denied"),
+			want:    map[string]string{"VERDICT": "violation", "ACTION": "terminate-failed"}, prio: journal.PriErr},
+		{name: "unknown user is not acted on", config: "* ns0\n", user: "mallory", uid: 1666, class: "user", netns: hostNetns,
+			want: map[string]string{"VERDICT": "unknown"}, prio: journal.PriErr},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sys := newFakeSystem()
+			sys.terminateErr, sys.killAllErr, sys.killErr = tt.terminate, tt.killAll, tt.kill
+			r := startWatch(t, sys, tt.config)
+			r.waitNote(t, "READY=1")
+
+			path := dbus.ObjectPath("/org/freedesktop/login1/session/9")
+			if !tt.gone {
+				path = sys.addSession("9", tt.user, tt.uid, 900, tt.class, tt.netns).Path
+				sys.mu.Lock()
+				sys.started[900] = tt.started
+				if tt.inScope {
+					sys.cgroups[900] = fmt.Sprintf("/user.slice/user-%d.slice/session-9.scope", tt.uid)
+				}
+				if tt.state != "" {
+					sys.sessions[len(sys.sessions)-1].State = tt.state
+				}
+				sys.mu.Unlock()
+			}
+			sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "9", Path: path})
+			rec := r.waitRecord(t, map[string]string{"SESSION_ID": "9"})
+			if !matches(rec, tt.want) {
+				t.Errorf("record %q %v, want fields %v", rec.msg, rec.fields, tt.want)
+			}
+			if rec.prio != tt.prio {
+				t.Errorf("priority %d, want %d", rec.prio, tt.prio)
+			}
+			if got := slices.Contains(sys.terminatedSessions(), "9"); got != tt.terminated {
+				t.Errorf("session terminated: %t, want %t", got, tt.terminated)
+			}
+			// The leader dies first, so that it cannot go on outside the
+			// session whose scope is stopped; a closing session's leader is
+			// never killed.
+			trace := sys.traced()
+			switch {
+			case tt.state == logind.StateClosing && slices.Contains(trace, "kill 900"):
+				t.Errorf("trace %v: the leader of a closing session killed", trace)
+			case tt.state == logind.StateClosing:
+			case tt.want["ACTION"] == "terminate" || tt.want["ACTION"] == "terminate-failed":
+				// The scope of a leader in it is killed whatever
+				// TerminateSession answered, unless that the session no
+				// longer exists; a young session's is spared the call.
+				want := []string{"kill 900", "terminate 9"}
+				killScope := tt.inScope && !errors.Is(tt.terminate, logind.ErrNoSuchSession)
+				if killScope {
+					want = append(want, "kill-session 9 9")
+				} else if slices.Contains(trace, "kill-session 9 9") {
+					t.Errorf("trace %v: the scope killed, of a young session or one that no longer exists", trace)
+				}
+				if !isSubsequence(trace, want) {
+					t.Errorf("trace %v: want %v: the leader killed, then the session terminated (and its scope killed)", trace, want)
+				}
+			case slices.Contains(trace, "kill 900"):
+				t.Errorf("leader killed with action %q", tt.want["ACTION"])
+			}
+			if tt.want["ACTION"] == "" && slices.Contains(trace, "terminate 9") {
+				t.Errorf("trace %v: session terminated without an action logged", trace)
+			}
+		})
+	}
+}
+
+// TestWatchEndsASessionJudgedByItsScopeThroughLogind: a session whose
+// leader is gone is judged by the process it left in its scope; on a
+// violation it is ended through logind's TerminateSession, and no process
+// is signalled: not the one judged, not the one on the leader's PID.
+func TestWatchEndsASessionJudgedByItsScopeThroughLogind(t *testing.T) {
+	const scope = "/user.slice/user-1000.slice/session-9.scope"
+	tests := []struct {
+		name  string
+		state string
+		// squatter is a process of root on the host on the leader's PID,
+		// started after the session; none: the PID is free.
+		squatter bool
+		// leftover is where the process left in the scope runs.
+		leftover netns.ID
+		want     map[string]string
+	}{
+		{name: "closing session on the host", state: logind.StateClosing, leftover: hostNetns,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "JUDGED": "scope", "JUDGED_PID": "901"}},
+		{name: "root's process on the leader's PID is not the session", state: logind.StateClosing, squatter: true, leftover: hostNetns,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "JUDGED": "scope", "JUDGED_PID": "901"}},
+		{name: "active session whose leader exited", state: "active", leftover: hostNetns,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "JUDGED": "scope", "JUDGED_PID": "901"}},
+		{name: "leftover process in its namespace", state: logind.StateClosing, squatter: true, leftover: ns0Netns,
+			want: map[string]string{"VERDICT": "ok", "ACTION": "", "JUDGED": "scope", "JUDGED_PID": "901"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sys := newFakeSystem()
+			r := startWatch(t, sys, aliceInNs0)
+			r.waitNote(t, "READY=1")
+			ls := sys.addSession("9", "alice", 1000, 900, "user", netns.ID{})
+			sys.mu.Lock()
+			sys.sessions[len(sys.sessions)-1].State = tt.state
+			if tt.squatter {
+				sys.netns[900], sys.started[900] = hostNetns, sessionCreated+time.Minute
+			}
+			sys.netns[901], sys.cgroups[901], sys.uids[901] = tt.leftover, scope, 1000
+			sys.mu.Unlock()
+
+			sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "9", Path: ls.Path})
+			rec := r.waitRecord(t, map[string]string{"SESSION_ID": "9"})
+			if !matches(rec, tt.want) {
+				t.Errorf("record %q %v, want fields %v", rec.msg, rec.fields, tt.want)
+			}
+			terminated := tt.want["ACTION"] == "terminate"
+			if got := slices.Contains(sys.terminatedSessions(), "9"); got != terminated {
+				t.Errorf("session terminated: %t, want %t", got, terminated)
+			}
+			trace := sys.traced()
+			for _, step := range trace {
+				if strings.HasPrefix(step, "kill ") {
+					t.Errorf("trace %v: a process was signalled; want the session ended through logind only", trace)
+				}
+			}
+			// logind ignores TerminateSession for a closing session; its
+			// KillSession kills the scope's processes by their cgroup.
+			if terminated && !isSubsequence(trace, []string{"terminate 9", "kill-session 9 9"}) {
+				t.Errorf("trace %v: want TerminateSession, then KillSession with SIGKILL", trace)
+			}
+		})
+	}
+}
+
+func TestWatchResubscribesWhenLogindRestarts(t *testing.T) {
+	sys := newFakeSystem()
+	r := startWatch(t, sys, aliceInNs0)
+	r.waitNote(t, "READY=1")
+
+	// Opened while logind restarted: never announced.
+	sys.addSession("7", "alice", 1000, 700, "user", hostNetns)
+	sys.send(t, logind.Event{Kind: logind.LogindStopped})
+	sys.send(t, logind.Event{Kind: logind.LogindStarted})
+	r.waitRecord(t, map[string]string{"SESSION_ID": "7", "ACTION": "terminate"})
+
+	trace := sys.traced()
+	if !isSubsequence(trace, []string{"dial", "subscribe", "list", "close", "dial", "subscribe", "list", "terminate 7"}) {
+		t.Errorf("trace %v: want a new subscription and a new check after logind restarted", trace)
+	}
+	// The new subscription is live.
+	sys.addSession("8", "alice", 1000, 800, "user", hostNetns)
+	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "8", Path: "/org/freedesktop/login1/session/8"})
+	r.waitRecord(t, map[string]string{"SESSION_ID": "8", "ACTION": "terminate"})
+}
+
+func TestWatchReconnectsWhenTheBusCloses(t *testing.T) {
+	sys := newFakeSystem()
+	r := startWatch(t, sys, aliceInNs0)
+	r.waitNote(t, "READY=1")
+	sys.mu.Lock()
+	close(sys.events) // what a subscription does when its connection drops
+	sys.events = nil
+	sys.mu.Unlock()
+	r.waitRecord(t, map[string]string{"ACTION": "reconnect"})
+
+	deadline := time.Now().Add(5 * time.Second)
+	for sys.traced()[len(sys.traced())-1] != "list" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no new subscription and check: %v", sys.traced())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	sys.addSession("8", "alice", 1000, 800, "user", hostNetns)
+	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "8", Path: "/org/freedesktop/login1/session/8"})
+	r.waitRecord(t, map[string]string{"SESSION_ID": "8", "ACTION": "terminate"})
+}
+
+func TestWatchRetriesFailedSubscription(t *testing.T) {
+	sys := newFakeSystem()
+	addMatch := errors.New("subscribing to logind's SessionNew signals: org.freedesktop.DBus.Error.LimitsExceeded")
+	sys.subscribeErrs = []error{addMatch, addMatch}
+	r := startWatch(t, sys, aliceInNs0)
+
+	rec := r.waitRecord(t, map[string]string{"ACTION": "reconnect"})
+	if !strings.Contains(rec.msg, addMatch.Error()) {
+		t.Errorf("warning %q does not give the error", rec.msg)
+	}
+	r.waitNote(t, "READY=1")
+	trace := sys.traced()
+	if !isSubsequence(trace, []string{"subscribe", "close", "subscribe", "close", "subscribe", "list", "READY=1"}) {
+		t.Errorf("trace %v: want READY only after a subscription succeeded", trace)
+	}
+}
+
+func TestWatchReload(t *testing.T) {
+	sys := newFakeSystem()
+	sys.addSession("3", "carol", 1002, 300, "user", hostNetns)
+	r := startWatch(t, sys, aliceInNs0)
+	r.waitNote(t, "READY=1")
+	r.waitRecord(t, map[string]string{"SESSION_ID": "3", "VERDICT": "ok"})
+
+	// carol is mapped now, with warn: her session violates and stays.
+	r.setConfig("enforce = warn\ncarol ns1\n")
+	r.hup <- syscall.SIGHUP
+	r.waitNote(t, "RELOADING=1")
+	r.waitRecord(t, map[string]string{"ACTION": "reload", "ENFORCE": "warn"})
+	r.waitRecord(t, map[string]string{"SESSION_ID": "3", "VERDICT": "violation", "ACTION": "warn"})
+	r.waitNote(t, "READY=1")
+	if got := r.syncs(); !slices.Equal(got, []config.EnforcePolicy{config.EnforceTerminate, config.EnforceWarn}) {
+		t.Errorf("syncs with enforce %v: want one at start and one with the new config", got)
+	}
+
+	// A broken config is refused; the one in force stays.
+	r.setConfig("carol ns1 extra\n")
+	r.hup <- syscall.SIGHUP
+	rec := r.waitRecord(t, map[string]string{"ACTION": "reload-refused"})
+	if rec.prio != journal.PriErr || !strings.Contains(rec.msg, "test.conf:1") {
+		t.Errorf("refusal %q at priority %d: want an error naming the line", rec.msg, rec.prio)
+	}
+	r.waitNote(t, "READY=1")
+	sys.addSession("4", "carol", 1002, 400, "user", hostNetns)
+	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "4", Path: "/org/freedesktop/login1/session/4"})
+	r.waitRecord(t, map[string]string{"SESSION_ID": "4", "VERDICT": "violation", "ACTION": "warn"})
+	if got := len(r.syncs()); got != 2 {
+		t.Errorf("%d syncs, want none for a refused config", got)
+	}
+	if got := sys.terminatedSessions(); len(got) != 0 {
+		t.Errorf("terminated %v under enforce = warn", got)
+	}
+}
+
+func TestWatchUserManagers(t *testing.T) {
+	sys := newFakeSystem()
+	sys.managerStarts[1000] = 3 // not running for the first three looks
+	sys.managers[1000] = 500
+	sys.netns[500] = hostNetns
+	r := startWatch(t, sys, aliceInNs0)
+	r.waitNote(t, "READY=1")
+
+	sys.send(t, logind.Event{Kind: logind.UserNew, UID: 1000, Path: "/org/freedesktop/login1/user/_1000"})
+	rec := r.waitRecord(t, map[string]string{"UNIT": "user@1000.service"})
+	if !matches(rec, map[string]string{"VERDICT": "violation", "ACTION": "warn", "LEADER": "500", "USER": "alice"}) {
+		t.Errorf("manager record %q %v", rec.msg, rec.fields)
+	}
+	if !strings.Contains(rec.msg, "systemctl stop user@1000.service") {
+		t.Errorf("warning %q does not say how to fix it", rec.msg)
+	}
+
+	// A session of the same user does not judge the same manager again, and
+	// a misplaced manager is never stopped by terminating sessions.
+	sys.addSession("5", "alice", 1000, 501, "user", ns0Netns)
+	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "5", Path: "/org/freedesktop/login1/session/5"})
+	r.waitRecord(t, map[string]string{"SESSION_ID": "5", "VERDICT": "ok"})
+	sys.send(t, logind.Event{Kind: logind.SessionRemoved, SessionID: "5"}) // a marker: handled after any manager check
+	time.Sleep(20 * time.Millisecond)
+	for len(r.records) > 0 {
+		if rec := <-r.records; rec.field("UNIT") != "" {
+			t.Errorf("manager judged twice: %q", rec.msg)
+		}
+	}
+	if got := sys.terminatedSessions(); len(got) != 0 {
+		t.Errorf("terminated %v", got)
+	}
+}
+
+// TestWatchJudgesAManagerByItsUID judges a manager whose user the watcher
+// knows by a name that is no longer its UID's (renamed, or given to another
+// UID, while the watcher kept it): the verdict follows the UID, the name is
+// only printed.
+func TestWatchJudgesAManagerByItsUID(t *testing.T) {
+	sys := newFakeSystem()
+	// carol's UID, under alice's old name; alice's line wants ns0, carol's
+	// policy the host.
+	sys.users = []logind.User{{UID: 1002, Name: "alice"}}
+	sys.managers[1002] = 500
+	sys.netns[500] = ns0Netns
+	r := startWatch(t, sys, aliceInNs0)
+	r.waitNote(t, "READY=1")
+	rec := r.waitRecord(t, map[string]string{"UNIT": "user@1002.service"})
+	if !matches(rec, map[string]string{"VERDICT": "violation", "EXPECTED_NETNS": netns.HostPath, "LEADER": "500"}) {
+		t.Errorf("manager record %q %v: want uid 1002 judged by its own policy, the host", rec.msg, rec.fields)
+	}
+}
+
+// TestWatchManagerOnItsWayIn starts a manager whose process is still in the
+// host's namespace when it is first seen, as systemd's child is before it
+// enters the namespace of NetworkNamespacePath= and execs the manager.
+func TestWatchManagerOnItsWayIn(t *testing.T) {
+	sys := newFakeSystem()
+	sys.managers[1000] = 500
+	sys.netns[500] = hostNetns
+	looks := 0
+	sys.onManagerLook = func(uint32) {
+		if looks++; looks == 3 {
+			sys.netns[500] = ns0Netns
+		}
+	}
+	r := startWatch(t, sys, aliceInNs0)
+	r.waitNote(t, "READY=1")
+	sys.send(t, logind.Event{Kind: logind.UserNew, UID: 1000, Path: "/org/freedesktop/login1/user/_1000"})
+	rec := r.waitRecord(t, map[string]string{"UNIT": "user@1000.service"})
+	if !matches(rec, map[string]string{"VERDICT": "ok", "ACTUAL_NETNS_ID": ns0Netns.String()}) {
+		t.Errorf("manager record %q %v: want it judged once in its namespace", rec.msg, rec.fields)
+	}
+}
+
+// TestWatchManagerOfAUserNotYetLookedUp: the lookup of a new user's name
+// fails (the directory is down) when logind announces the user; the manager
+// is watched by UID all the same, reported unknown while the name cannot be
+// looked up, and judged once it can.
+func TestWatchManagerOfAUserNotYetLookedUp(t *testing.T) {
+	sys := newFakeSystem()
+	sys.managers[1000] = 500
+	sys.netns[500] = hostNetns
+	var mu sync.Mutex
+	failures := 3
+	r := startWatch(t, sys, aliceInNs0, func(c *Config) {
+		lookup := c.LookupUID
+		c.LookupUID = func(uid uint32) (*config.User, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if failures > 0 {
+				failures--
+				return nil, fmt.Errorf("looking up uid %d: %w", uid, errors.New("connection to LDAP server lost"))
+			}
+			return lookup(uid)
+		}
+	})
+	r.waitNote(t, "READY=1")
+	sys.send(t, logind.Event{Kind: logind.UserNew, UID: 1000, Path: "/org/freedesktop/login1/user/_1000"})
+	rec := r.waitRecord(t, map[string]string{"UNIT": "user@1000.service"})
+	if !matches(rec, map[string]string{"VERDICT": "unknown", "ACTION": "", "LEADER": "500"}) || rec.prio != journal.PriErr {
+		t.Errorf("first manager record %q %v at priority %d: want an unknown verdict, logged as an error, not acted on", rec.msg, rec.fields, rec.prio)
+	}
+	rec = r.waitRecord(t, map[string]string{"UNIT": "user@1000.service"})
+	if !matches(rec, map[string]string{"VERDICT": "violation", "ACTION": "warn", "USER": "alice", "LEADER": "500"}) {
+		t.Errorf("manager record once the name was found: %q %v, want alice's manager judged a violation", rec.msg, rec.fields)
+	}
+}
+
+func TestWatchRefusesBrokenConfigAtStart(t *testing.T) {
+	sys := newFakeSystem()
+	r := startWatch(t, sys, "alice\n")
+	select {
+	case err := <-r.done:
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "test.conf:1") {
+			t.Errorf("err = %v, want ErrConfig naming the line", err)
+		}
+		r.done <- err // for the cleanup
+	case <-time.After(5 * time.Second):
+		t.Fatal("watcher runs with a broken config")
+	}
+	if trace := sys.traced(); len(trace) != 0 {
+		t.Errorf("a watcher with a broken config did %v", trace)
+	}
+}
+
+func TestWatchPingsTheWatchdog(t *testing.T) {
+	r := startWatch(t, newFakeSystem(), aliceInNs0, func(c *Config) { c.Watchdog = time.Millisecond })
+	r.waitNote(t, "READY=1")
+	r.waitNote(t, "WATCHDOG=1")
+}
+
+func TestWatchGivesUpASyncThatHangs(t *testing.T) {
+	sys := newFakeSystem()
+	sys.addSession("2", "alice", 1000, 102, "user", hostNetns)
+	hung := make(chan struct{})
+	t.Cleanup(func() { close(hung) })
+	deadlines := make(chan bool, 1)
+	r := startWatch(t, sys, aliceInNs0, func(c *Config) {
+		c.SyncTimeout = 20 * time.Millisecond
+		// An NSS lookup that does not answer, whatever the context says.
+		c.Sync = func(ctx context.Context, _ *config.Config) (*reconcile.Report, error) {
+			_, ok := ctx.Deadline()
+			deadlines <- ok
+			<-hung
+			return nil, ctx.Err()
+		}
+	})
+	if rec := r.waitRecord(t, map[string]string{"ACTION": "sync"}); !strings.Contains(rec.msg, "gave up after 20ms") {
+		t.Errorf("sync record %q, want it to say the sync was given up", rec.msg)
+	}
+	if !<-deadlines {
+		t.Error("the sync's context has no deadline")
+	}
+	r.waitNote(t, "READY=1")
+	if got := sys.terminatedSessions(); !slices.Equal(got, []string{"2"}) {
+		t.Errorf("terminated %v after the hung sync, want [2]", got)
+	}
+}
+
+func TestWatchGivesEachLogindCallItsOwnTime(t *testing.T) {
+	sys := newFakeSystem()
+	sys.addSession("1", "alice", 1000, 101, "user", hostNetns)
+	sys.addSession("2", "alice", 1000, 102, "user", hostNetns)
+	sys.addSession("3", "alice", 1000, 103, "user", hostNetns)
+	sys.hungSession = "1"
+	r := startWatch(t, sys, aliceInNs0, func(c *Config) { c.CallTimeout = 50 * time.Millisecond })
+	rec := r.waitRecord(t, map[string]string{"SESSION_ID": "1"})
+	if rec.prio != journal.PriErr || !strings.Contains(rec.msg, "checking session 1: ") {
+		t.Errorf("record of the hung session: %d %q, want an error checking it", rec.prio, rec.msg)
+	}
+	r.waitNote(t, "READY=1")
+	// The sessions read after the hung one had time of their own.
+	if got := sys.terminatedSessions(); !slices.Equal(got, []string{"2", "3"}) {
+		t.Errorf("terminated %v, want [2 3]", got)
+	}
+}
+
+func TestWatchPingsBetweenTheStepsOfACheck(t *testing.T) {
+	sys := newFakeSystem()
+	sys.users = []logind.User{{UID: 1000, Name: "alice"}, {UID: 1002, Name: "carol"}}
+	sys.managers[1000], sys.netns[200] = 200, ns0Netns
+	sys.managers[1002], sys.netns[202] = 202, hostNetns
+	var clockMu sync.Mutex
+	clock := time.Now()
+	// Each look at a manager takes an hour: longer than the interval.
+	sys.onManagerLook = func(uint32) {
+		clockMu.Lock()
+		clock = clock.Add(time.Hour)
+		clockMu.Unlock()
+	}
+	r := startWatch(t, sys, aliceInNs0, func(c *Config) {
+		c.Watchdog = time.Hour // the ticker does not fire during the test
+		c.Now = func() time.Time {
+			clockMu.Lock()
+			defer clockMu.Unlock()
+			return clock
+		}
+	})
+	r.waitNote(t, "READY=1")
+	trace := sys.traced()
+	if !isSubsequence(trace, []string{"WATCHDOG=1", "list", "WATCHDOG=1", "READY=1"}) {
+		t.Errorf("trace %v: want a ping before the sync and one between the looks at the managers", trace)
+	}
+}
+
+// TestWatchNeverTerminatesOnUnknownVerdict judges sessions, placed while the
+// user database answered, after a source went down: the verdict is unknown
+// and nothing is killed or terminated, at start, for a new session and after
+// a reload.
+func TestWatchNeverTerminatesOnUnknownVerdict(t *testing.T) {
+	tests := []struct {
+		name   string
+		config string
+		user   string // uid 1000
+		down   string
+	}{
+		// alice is in research by its member list; getgrnam_r fails.
+		{name: "group source down", config: "@research ns0\n", user: "alice", down: "research"},
+		// alias is alice's uid, and alice has no line: the line before
+		// alias's cannot be looked up.
+		{name: "source of an earlier user line down", config: "erin ns1\nalias ns0\n", user: "alice", down: "erin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sys := newFakeSystem()
+			user := tt.user
+			sys.addSession("1", user, 1000, 101, "user", ns0Netns)
+			sys.users = []logind.User{{UID: 1000, Name: user}}
+			sys.managers[1000], sys.netns[200] = 200, ns0Netns
+			users := moreUsers{names: aliases.names, down: map[string]bool{tt.down: true}}
+			r := startWatch(t, sys, tt.config, func(c *Config) { c.Judge.Users = users })
+			r.waitNote(t, "READY=1")
+			unknown := map[string]string{"SESSION_ID": "1", "VERDICT": "unknown"}
+			if rec := r.waitRecord(t, unknown); rec.prio != journal.PriErr || rec.field("ACTION") != "" {
+				t.Errorf("record %q %v: want an error and no action", rec.msg, rec.fields)
+			}
+			r.waitRecord(t, map[string]string{"UNIT": "user@1000.service", "VERDICT": "unknown"})
+
+			sys.addSession("2", user, 1000, 102, "user", hostNetns)
+			sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "2", Path: "/org/freedesktop/login1/session/2"})
+			r.waitRecord(t, map[string]string{"SESSION_ID": "2", "VERDICT": "unknown"})
+
+			r.hup <- syscall.SIGHUP
+			r.waitNote(t, "RELOADING=1")
+			r.waitRecord(t, unknown)
+			r.waitNote(t, "READY=1")
+			if got := sys.terminatedSessions(); len(got) != 0 {
+				t.Errorf("terminated %v on an unknown verdict", got)
+			}
+			for _, step := range sys.traced() {
+				if strings.HasPrefix(step, "kill ") {
+					t.Errorf("trace %v: a leader was killed on an unknown verdict", sys.traced())
+					break
+				}
+			}
+		})
+	}
+}
