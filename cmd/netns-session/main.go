@@ -46,6 +46,15 @@ func configFlag(verb string) *cli.StringFlag {
 	}
 }
 
+// noArguments refuses arguments to a command that takes none; name is the
+// command as typed.
+func noArguments(c *cli.Context, name string) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("%s takes no arguments, got %q", name, c.Args().Slice())
+	}
+	return nil
+}
+
 func main() {
 	if opts, isPAM, err := pamLineOptions(os.Args); isPAM {
 		os.Exit(runPAM(context.Background(), opts, err))

@@ -85,8 +85,8 @@ exit. Users mapped to NAME cannot log in until it exists again.`,
 the way to compare it with /proc/PID/ns/net) or why it is not a usable
 network namespace.`,
 				Action: func(c *cli.Context) error {
-					if c.NArg() > 0 {
-						return fmt.Errorf("netns list takes no arguments, got %q", c.Args().Slice())
+					if err := noArguments(c, "netns list"); err != nil {
+						return err
 					}
 					r := netns.System()
 					entries, err := r.List()

@@ -11,7 +11,7 @@ import (
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/nsjoin"
-	"github.com/netns-session/netns-session/internal/proc"
+	"github.com/netns-session/netns-session/internal/policy"
 	"github.com/netns-session/netns-session/internal/units"
 )
 
@@ -111,7 +111,7 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 			return nil, err
 		}
 		if systemd {
-			if err := h.checkUserManager(ctx, user, target); err != nil {
+			if err := h.checkUserManager(ctx, user, decision); err != nil {
 				return nil, err
 			}
 		}
@@ -236,7 +236,7 @@ func (h *pamHook) keepManagerOff(ctx context.Context, user *config.User) {
 		_, err = lock.Ensure(ctx, user.Name, user.UID, units.NoNetns)
 	}
 	if err != nil {
-		h.log.Error(fmt.Sprintf("keeping user@%d.service of %s from starting: %v", user.UID, user.Name, err), nil)
+		h.log.Error(fmt.Sprintf("keeping %s of %s from starting: %v", units.UserManagerUnit(user.UID), user.Name, err), nil)
 	}
 }
 
@@ -252,41 +252,43 @@ func (h *pamHook) writeDropIn(ctx context.Context, lock *units.Lock, user *confi
 	if err != nil {
 		return &denial{reason: "cannot place your user manager in its network namespace", err: err}
 	}
-	h.log.Debugf("drop-in for user@%d.service: changed=%t", user.UID, changed)
+	h.log.Debugf("drop-in for %s: changed=%t", units.UserManagerUnit(user.UID), changed)
 	return nil
 }
 
-// managerSettle is how long a manager may stay outside its namespace: see
-// internal/watch.
-const managerSettle = time.Second
-
 // checkUserManager refuses the session when the user's manager already runs
-// outside target: the user's services would silently keep the wrong network.
-// A manager that a concurrent login is starting may sit outside for a moment
-// (see managerSettle); only one still outside after that is refused.
-func (h *pamHook) checkUserManager(ctx context.Context, user *config.User, target string) error {
-	deadline := time.Now().Add(managerSettle)
+// outside the namespace decision places the session in: the user's
+// services would silently keep the wrong network. A manager that a
+// concurrent login is starting may sit outside for a moment (see
+// policy.ManagerSettle); only one still outside after that is refused. The
+// user is resolved already and target was just joined: the judge looks
+// nothing up and compares identities only.
+func (h *pamHook) checkUserManager(ctx context.Context, user *config.User, decision config.Decision) error {
+	judge := policy.Judge{ProcessNetns: netns.ProcessNetnsID, NetnsFile: netns.PathID}
+	start := time.Now()
 	for {
-		pid, err := h.units.UserManagerPID(user.UID)
-		if errors.Is(err, units.ErrNotRunning) {
-			return nil
-		}
-		if err != nil {
-			return &denial{reason: "cannot check your running user manager", err: err}
-		}
-		same, err := netns.SameNetns(fmt.Sprintf("/proc/%d/ns/net", pid), target)
+		pid, err := policy.FindManager(h.units.UserManagerPID, user.UID)
 		switch {
-		case same:
-			return nil
-		case err != nil && !proc.IsGone(err): // gone: look again
+		case err != nil:
 			return &denial{reason: "cannot check your running user manager", err: err}
-		case time.Now().After(deadline):
+		case pid == 0:
+			return nil
+		}
+		f := judge.ProcessIn(decision, user.Name, pid)
+		switch {
+		case f.Verdict == policy.Compliant:
+			return nil
+		case f.Verdict == policy.Unknown:
+			return &denial{reason: "cannot check your running user manager", err: errors.New(f.Reason)}
+		case f.Verdict == policy.Violation && policy.Settled(start, time.Now()):
+			unit := units.UserManagerUnit(user.UID)
 			return &denial{
-				reason: fmt.Sprintf("user@%d.service of %s already runs in another network namespace; end all of %s's sessions, or run `systemctl stop user@%d.service` as root, then log in again",
-					user.UID, user.Name, user.Name, user.UID),
-				err: fmt.Errorf("user manager PID %d is not in %s after %v", pid, target, managerSettle),
+				reason: fmt.Sprintf("%s of %s already runs in another network namespace; end all of %s's sessions, or run `systemctl stop %s` as root, then log in again",
+					unit, user.Name, user.Name, unit),
+				err: fmt.Errorf("user manager PID %d is not in %s after %v", pid, f.Expected, policy.ManagerSettle),
 			}
 		}
+		// Gone, or outside for less than ManagerSettle: look again.
 		select {
 		case <-ctx.Done():
 			return &denial{reason: "cannot check your running user manager", err: ctx.Err()}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -75,8 +74,8 @@ With --json, the same as one JSON object: "sessions", "managers", "drop_ins",
 }
 
 func runStatus(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return fmt.Errorf("status takes no arguments, got %q", c.Args().Slice())
+	if err := noArguments(c, "status"); err != nil {
+		return err
 	}
 	cfg, err := config.Load(c.String("config"))
 	if err != nil {
@@ -227,26 +226,20 @@ func (s *statusTaker) take(ctx context.Context) (*statusReport, error) {
 		st := sessionStatus{
 			ID: ls.ID, User: ls.User, UID: ls.UID, Class: ls.Class, Type: ls.Type, Service: ls.Service,
 			TTY: ls.TTY, RemoteHost: ls.RemoteHost, Leader: ls.Leader, PID: f.PID,
-			netnsStatus: r.count(f, names),
-		}
-		switch {
-		case f.FromScope:
-			st.Judged = "scope"
-		case f.PID != 0:
-			st.Judged = "leader"
+			Judged: f.Judged(), netnsStatus: r.count(f, names),
 		}
 		r.Sessions = append(r.Sessions, st)
 	}
 	for _, u := range users {
-		unit := fmt.Sprintf("user@%d.service", u.UID)
-		pid, err := s.managerPID(u.UID)
+		unit := units.UserManagerUnit(u.UID)
+		pid, err := policy.FindManager(s.managerPID, u.UID)
 		switch {
-		case errors.Is(err, units.ErrNotRunning):
-			// The user has only sessions that do without one.
-			continue
 		case err != nil:
 			r.Managers = append(r.Managers, managerStatus{Unit: unit, User: u.Name, UID: u.UID,
 				netnsStatus: r.count(policy.Finding{Verdict: policy.Unknown, Reason: err.Error()}, names)})
+			continue
+		case pid == 0:
+			// The user has only sessions that do without one.
 			continue
 		}
 		r.Managers = append(r.Managers, managerStatus{
@@ -278,11 +271,8 @@ func (r *statusReport) count(f policy.Finding, names map[netns.ID]string) netnsS
 		r.Unknown++
 	}
 	st := netnsStatus{Expected: f.Expected, Verdict: f.Verdict, Reason: f.Reason}
-	if f.ExpectedID != (netns.ID{}) {
-		st.ExpectedID = f.ExpectedID.String()
-	}
-	if f.Actual != (netns.ID{}) {
-		st.ActualID = f.Actual.String()
+	st.ExpectedID, st.ActualID = f.IDs()
+	if st.ActualID != "" {
 		st.ActualName = names[f.Actual]
 		if st.ActualName == "" && f.Actual == f.ExpectedID {
 			st.ActualName = f.Expected
@@ -343,9 +333,9 @@ func (r *statusReport) writeText(w io.Writer) error {
 		for _, c := range r.DropIns {
 			switch c.Action {
 			case reconcile.Remove:
-				fmt.Fprintf(w, "  user@%d.service of %s: has a drop-in it should not have: %s\n", c.UID, c.User, c.Reason)
+				fmt.Fprintf(w, "  %s of %s: has a drop-in it should not have: %s\n", units.UserManagerUnit(c.UID), c.User, c.Reason)
 			default:
-				fmt.Fprintf(w, "  user@%d.service of %s: wants a drop-in for %s: %s\n", c.UID, c.User, c.Netns, c.Reason)
+				fmt.Fprintf(w, "  %s of %s: wants a drop-in for %s: %s\n", units.UserManagerUnit(c.UID), c.User, c.Netns, c.Reason)
 			}
 		}
 	}

@@ -71,8 +71,8 @@ synced).`,
 			configFlag("read"),
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() > 0 {
-				return fmt.Errorf("sync takes no arguments, got %q", c.Args().Slice())
+			if err := noArguments(c, "sync"); err != nil {
+				return err
 			}
 			var errs []error
 			manager := units.New()
@@ -119,7 +119,7 @@ func printSyncReport(w io.Writer, r *reconcile.Report) {
 		fmt.Fprintf(tw, "%s\t%s (uid %d)\t%s\t%s\n", verb[c.Action], c.User, c.UID, target, c.Reason)
 	}
 	for _, uid := range r.Started {
-		fmt.Fprintf(tw, "start\tuser@%d.service\tits drop-in no longer holds it, and the user lingers\n", uid)
+		fmt.Fprintf(tw, "start\t%s\tits drop-in no longer holds it, and the user lingers\n", units.UserManagerUnit(uid))
 	}
 	tw.Flush()
 	for _, warning := range r.Warnings {

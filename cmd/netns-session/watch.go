@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -99,8 +98,8 @@ checks everything again, when the system bus or logind restarts.`,
 }
 
 func runWatch(c *cli.Context) error {
-	if c.NArg() > 0 {
-		return fmt.Errorf("watch takes no arguments, got %q", c.Args().Slice())
+	if err := noArguments(c, "watch"); err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -10,7 +10,10 @@
 // It also owns the rule that a session's leader is judged only once proven
 // the session's: logind keeps naming a leader that has exited, and its PID
 // may belong to any process by then; and the rule that a session whose
-// leader is gone is judged by a process proven of its scope.
+// leader is gone is judged by a process proven of its scope; the rule by
+// which the PAM hook, the watcher and status decide whether a user's
+// manager runs in its namespace (FindManager, ManagerSettle); and how a
+// finding is shown (Finding.Fields, Finding.IDs).
 package policy
 
 import (
@@ -215,11 +218,7 @@ func (j *Judge) Process(uid uint32, user string, pid int) Finding {
 	if !ok {
 		return f
 	}
-	if pid <= 0 {
-		f.Verdict, f.Reason = Gone, "no process to look at"
-		return f
-	}
-	return j.process(decision, f, user, pid)
+	return j.ProcessIn(decision, user, pid)
 }
 
 // resolve finds where the user with uid belongs: a Finding that expects it,

@@ -391,8 +391,9 @@ func (s *syncer) plan(p policy, set *units.Set) {
 	}
 	s.report.Changes = append(s.report.Changes, change)
 	if pid, err := s.units.UserManagerPID(uid); err == nil {
-		s.warnf("user@%d.service of %s runs (PID %d) and keeps its namespace until it restarts (systemctl restart user@%d.service)",
-			uid, p.user.Name, pid, uid)
+		unit := units.UserManagerUnit(uid)
+		s.warnf("%s of %s runs (PID %d) and keeps its namespace until it restarts (systemctl restart %s)",
+			unit, p.user.Name, pid, unit)
 	}
 }
 

@@ -211,14 +211,15 @@ func (m *Manager) startReleased(ctx context.Context, conn Systemd, c *change) er
 	if !errors.Is(err, ErrNotRunning) {
 		return err
 	}
-	if _, err := conn.StartUnitContext(ctx, userManagerUnit(c.uid), "replace", nil); err != nil {
-		return fmt.Errorf("starting %s: %w", userManagerUnit(c.uid), err)
+	if _, err := conn.StartUnitContext(ctx, UserManagerUnit(c.uid), "replace", nil); err != nil {
+		return fmt.Errorf("starting %s: %w", UserManagerUnit(c.uid), err)
 	}
 	c.started = true
 	return nil
 }
 
-func userManagerUnit(uid uint32) string {
+// UserManagerUnit names the manager of uid: user@UID.service.
+func UserManagerUnit(uid uint32) string {
 	return "user@" + strconv.FormatUint(uint64(uid), 10) + ".service"
 }
 

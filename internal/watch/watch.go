@@ -23,7 +23,6 @@ import (
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/logind"
-	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/policy"
 	"github.com/netns-session/netns-session/internal/reconcile"
 	"github.com/netns-session/netns-session/internal/units"
@@ -54,10 +53,6 @@ const (
 	// has passed: logind announces a user before user@UID.service runs.
 	managerPoll        = 200 * time.Millisecond
 	managerStartWindow = 30 * time.Second
-	// managerSettle is how long a manager must stay outside its namespace to
-	// be reported: systemd's child shows in the manager's cgroup before it
-	// enters the namespace of NetworkNamespacePath= and execs the manager.
-	managerSettle = time.Second
 )
 
 // Logger is what the watcher uses of the event log: records with
@@ -126,21 +121,9 @@ type Config struct {
 
 // Watcher is the daemon. Everything is owned by the goroutine of Run.
 type Watcher struct {
-	log   Logger
-	judge *policy.Judge // its Config is the config in force
-
-	load        func() (*config.Config, error)
-	sync        func(ctx context.Context, cfg *config.Config) (*reconcile.Report, error)
-	lookupUID   func(uid uint32) (*config.User, error)
-	managerPID  func(uid uint32) (int, error)
-	recordSleep func()
-	dial        func(ctx context.Context) (Logind, error)
-	notify      func(state string)
-	watchdog    time.Duration
-	callTimeout time.Duration
-	syncTimeout time.Duration
-	now         func() time.Time
-	after       func(d time.Duration, f func())
+	c     Config        // with the defaults filled in
+	log   Logger        // c.Log
+	judge *policy.Judge // c.Judge, or one for a pass; its Config is the config in force
 
 	lastPing time.Time // of the watchdog
 
@@ -159,11 +142,10 @@ type Watcher struct {
 	// syncBusy holds a token while a sync runs, also one given up on: a sync
 	// stuck in NSS is not joined by another at every retry.
 	syncBusy chan struct{}
-	// watchLinger starts watching the lingering users, nil when they are
-	// not to be; linger is the watch, nil while there is none: it is
-	// started, and started again after it ended, before every sync.
-	watchLinger func() (LingerWatch, error)
-	linger      LingerWatch
+	// linger is the watch of the lingering users, nil while there is none:
+	// it is started (c.WatchLinger), and started again after it ended,
+	// before every sync.
+	linger LingerWatch
 	// lingerChanged receives when the lingering users may have changed,
 	// nil when they are not watched; lingerDue when the sync that calls
 	// for is to run, and lingerScheduled says it is on its way.
@@ -190,47 +172,34 @@ type managerWatch struct {
 
 // New returns a watcher of c, with the defaults for what c leaves unset.
 func New(c Config) *Watcher {
-	w := &Watcher{
-		log:         c.Log,
-		judge:       c.Judge,
-		load:        c.Load,
-		sync:        c.Sync,
-		lookupUID:   c.LookupUID,
-		managerPID:  c.ManagerPID,
-		recordSleep: c.RecordSleep,
-		dial:        c.Dial,
-		notify:      c.Notify,
-		watchdog:    c.Watchdog,
-		callTimeout: c.CallTimeout,
-		syncTimeout: c.SyncTimeout,
-		now:         c.Now,
-		after:       c.After,
-		watchLinger: c.WatchLinger,
-		managers:    map[uint32]*managerWatch{},
-		managerDue:  make(chan uint32),
-		syncDue:     make(chan struct{}),
-		syncBusy:    make(chan struct{}, 1),
-		lingerDue:   make(chan struct{}),
+	if c.RecordSleep == nil {
+		c.RecordSleep = func() {}
 	}
-	if w.recordSleep == nil {
-		w.recordSleep = func() {}
+	if c.Notify == nil {
+		c.Notify = func(string) {}
 	}
-	if w.notify == nil {
-		w.notify = func(string) {}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = callTimeout
 	}
-	if w.callTimeout <= 0 {
-		w.callTimeout = callTimeout
+	if c.SyncTimeout <= 0 {
+		c.SyncTimeout = syncTimeout
 	}
-	if w.syncTimeout <= 0 {
-		w.syncTimeout = syncTimeout
+	if c.Now == nil {
+		c.Now = time.Now
 	}
-	if w.now == nil {
-		w.now = time.Now
+	if c.After == nil {
+		c.After = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
 	}
-	if w.after == nil {
-		w.after = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
+	return &Watcher{
+		c:          c,
+		log:        c.Log,
+		judge:      c.Judge,
+		managers:   map[uint32]*managerWatch{},
+		managerDue: make(chan uint32),
+		syncDue:    make(chan struct{}),
+		syncBusy:   make(chan struct{}, 1),
+		lingerDue:  make(chan struct{}),
 	}
-	return w
 }
 
 // Run is the daemon's life: it returns when ctx ends, or at once, with an
@@ -238,7 +207,7 @@ func New(c Config) *Watcher {
 // it retries or logs: a watcher that exits watches nothing. hup asks for a
 // reload.
 func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
-	cfg, err := w.load()
+	cfg, err := w.c.Load()
 	if err != nil {
 		return fmt.Errorf("%w (netns-session check shows the problems):\n%w", ErrConfig, err)
 	}
@@ -248,8 +217,8 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 	defer w.disconnect()
 
 	var ping <-chan time.Time
-	if w.watchdog > 0 {
-		ticker := time.NewTicker(w.watchdog)
+	if w.c.Watchdog > 0 {
+		ticker := time.NewTicker(w.c.Watchdog)
 		defer ticker.Stop()
 		ping = ticker.C
 	}
@@ -262,10 +231,10 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 		// opened before the next turn after a resume have leaders whose
 		// start time proves nothing (policy's startOrder). The watchdog's
 		// ping bounds that time.
-		w.recordSleep()
+		w.c.RecordSleep()
 		select {
 		case <-ctx.Done():
-			w.notify(daemon.SdNotifyStopping)
+			w.c.Notify(daemon.SdNotifyStopping)
 			return nil
 		case <-ping:
 			w.ping()
@@ -281,7 +250,7 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 			wait = minRetry
 			w.checkAll(ctx)
 			if !ready {
-				w.notify(daemon.SdNotifyReady + "\nSTATUS=watching logind sessions")
+				w.c.Notify(daemon.SdNotifyReady + "\nSTATUS=watching logind sessions")
 				ready = true
 			}
 		case ev, ok := <-w.events:
@@ -323,11 +292,11 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 
 // connect dials the bus and subscribes to logind's signals.
 func (w *Watcher) connect(ctx context.Context) error {
-	conn, err := w.dial(ctx)
+	conn, err := w.c.Dial(ctx)
 	if err != nil {
 		return err
 	}
-	callCtx, cancel := context.WithTimeout(ctx, w.callTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, w.c.CallTimeout)
 	defer cancel()
 	events, err := conn.SubscribeContext(callCtx)
 	if err != nil {
@@ -347,9 +316,9 @@ func (w *Watcher) disconnect() {
 
 // reload puts a new config in force, if it loads without errors.
 func (w *Watcher) reload(ctx context.Context) {
-	w.notify(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec())
-	defer w.notify(daemon.SdNotifyReady)
-	cfg, err := w.load()
+	w.c.Notify(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec())
+	defer w.c.Notify(daemon.SdNotifyReady)
+	cfg, err := w.c.Load()
 	if err != nil {
 		w.log.Error("reloading config: keeping the config in force: "+err.Error(), map[string]string{"ACTION": "reload-refused"})
 		return
@@ -364,9 +333,9 @@ func (w *Watcher) reload(ctx context.Context) {
 
 // ping tells systemd's watchdog that the loop is alive.
 func (w *Watcher) ping() {
-	if w.watchdog > 0 {
-		w.notify(daemon.SdNotifyWatchdog)
-		w.lastPing = w.now()
+	if w.c.Watchdog > 0 {
+		w.c.Notify(daemon.SdNotifyWatchdog)
+		w.lastPing = w.c.Now()
 	}
 }
 
@@ -374,7 +343,7 @@ func (w *Watcher) ping() {
 // turn of the loop that takes long: checking every session can, one quick
 // call at a time.
 func (w *Watcher) keepAlive() {
-	if w.watchdog > 0 && w.now().Sub(w.lastPing) >= w.watchdog {
+	if w.c.Watchdog > 0 && w.c.Now().Sub(w.lastPing) >= w.c.Watchdog {
 		w.ping()
 	}
 }
@@ -404,7 +373,7 @@ func (w *Watcher) syncDropIns(ctx context.Context) {
 	}
 	w.syncScheduled = true
 	w.log.Info(fmt.Sprintf("syncing drop-ins again in %v", w.syncRetry), map[string]string{"ACTION": "sync-retry"})
-	w.after(w.syncRetry, func() {
+	w.c.After(w.syncRetry, func() {
 		select {
 		case w.syncDue <- struct{}{}:
 		case <-ctx.Done():
@@ -415,10 +384,10 @@ func (w *Watcher) syncDropIns(ctx context.Context) {
 // watchLingerers starts watching the lingering users unless they are
 // watched already.
 func (w *Watcher) watchLingerers() {
-	if w.watchLinger == nil || w.linger != nil {
+	if w.c.WatchLinger == nil || w.linger != nil {
 		return
 	}
-	linger, err := w.watchLinger()
+	linger, err := w.c.WatchLinger()
 	if err != nil {
 		w.log.Error("not watching the lingering users (run netns-session sync after loginctl enable-linger); trying again at the next sync: "+err.Error(),
 			map[string]string{"ACTION": "watch-linger"})
@@ -459,7 +428,7 @@ func (w *Watcher) lingerChange(ctx context.Context) {
 		return
 	}
 	w.lingerScheduled = true
-	w.after(lingerSettle, func() {
+	w.c.After(lingerSettle, func() {
 		select {
 		case w.lingerDue <- struct{}{}:
 		case <-ctx.Done():
@@ -481,20 +450,20 @@ func (w *Watcher) trySync(ctx context.Context) bool {
 			map[string]string{"ACTION": "sync"})
 		return false
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.syncTimeout)
+	ctx, cancel := context.WithTimeout(ctx, w.c.SyncTimeout)
 	defer cancel()
 	done := make(chan syncResult, 1)
 	cfg := w.judge.Config
 	go func() {
 		defer func() { <-w.syncBusy }()
-		report, err := w.sync(ctx, cfg)
+		report, err := w.c.Sync(ctx, cfg)
 		done <- syncResult{report, err}
 	}()
 	var r syncResult
 	select {
 	case r = <-done:
 	case <-ctx.Done():
-		w.log.Error(fmt.Sprintf("syncing drop-ins: gave up after %v: %v", w.syncTimeout, ctx.Err()),
+		w.log.Error(fmt.Sprintf("syncing drop-ins: gave up after %v: %v", w.c.SyncTimeout, ctx.Err()),
 			map[string]string{"ACTION": "sync"})
 		return false
 	}
@@ -508,7 +477,7 @@ func (w *Watcher) trySync(ctx context.Context) bool {
 				map[string]string{"ACTION": "sync-" + string(c.Action), "USER": c.User, "UID": strconv.FormatUint(uint64(c.UID), 10), "NETNS": c.Netns})
 		}
 		for _, uid := range r.report.Started {
-			w.log.Info(fmt.Sprintf("user@%d.service started: its drop-in no longer holds it, and the user lingers", uid),
+			w.log.Info(units.UserManagerUnit(uid)+" started: its drop-in no longer holds it, and the user lingers",
 				map[string]string{"ACTION": "sync-start", "UID": strconv.FormatUint(uint64(uid), 10)})
 		}
 		for _, warning := range r.report.Warnings {
@@ -528,7 +497,7 @@ func (w *Watcher) trySync(ctx context.Context) bool {
 func (w *Watcher) checkAll(ctx context.Context) {
 	endPass := w.pass()
 	defer endPass()
-	callCtx, cancel := context.WithTimeout(ctx, w.callTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, w.c.CallTimeout)
 	refs, err := w.conn.ListSessionRefsContext(callCtx)
 	cancel()
 	if err != nil {
@@ -547,7 +516,7 @@ func (w *Watcher) checkAll(ctx context.Context) {
 		}
 	}
 	w.keepAlive()
-	callCtx, cancel = context.WithTimeout(ctx, w.callTimeout)
+	callCtx, cancel = context.WithTimeout(ctx, w.c.CallTimeout)
 	users, err := w.conn.ListUsersContext(callCtx)
 	cancel()
 	if err != nil {
@@ -574,7 +543,7 @@ func (w *Watcher) pass() (end func()) {
 
 // readSession reads the properties of the session at path.
 func (w *Watcher) readSession(ctx context.Context, path dbus.ObjectPath) (logind.Session, error) {
-	ctx, cancel := context.WithTimeout(ctx, w.callTimeout)
+	ctx, cancel := context.WithTimeout(ctx, w.c.CallTimeout)
 	defer cancel()
 	return w.conn.SessionContext(ctx, path)
 }
@@ -603,7 +572,7 @@ func (w *Watcher) handle(ctx context.Context, ev logind.Event) {
 		// is watched all the same: checkManager looks again at every look
 		// at the manager.
 		name := ""
-		if u, err := w.lookupUID(ev.UID); err != nil {
+		if u, err := w.c.LookupUID(ev.UID); err != nil {
 			w.log.Error(fmt.Sprintf("checking the manager of new user %d: %v; looking the name up again", ev.UID, err),
 				map[string]string{"UID": strconv.FormatUint(uint64(ev.UID), 10)})
 		} else {
@@ -626,7 +595,7 @@ func (w *Watcher) judgeSession(ctx context.Context, s logind.Session) {
 	// session judged by a process of its scope comes without one.
 	f, leader := w.judge.Session(s)
 	defer leader.Release()
-	fields := sessionFields(f, map[string]string{
+	fields := f.Fields(map[string]string{
 		"SESSION_ID": s.ID,
 		"USER":       s.User,
 		"UID":        strconv.FormatUint(uint64(s.UID), 10),
@@ -684,7 +653,7 @@ func (w *Watcher) terminate(ctx context.Context, s logind.Session, leader *polic
 			killErr = nil // it exited; the scope goes all the same
 		}
 	}
-	callCtx, cancel := context.WithTimeout(ctx, w.callTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, w.c.CallTimeout)
 	terminateErr := w.conn.TerminateSessionContext(callCtx, s.ID)
 	cancel()
 	// A session logind no longer knows has ended, which is what was wanted.
@@ -692,7 +661,7 @@ func (w *Watcher) terminate(ctx context.Context, s logind.Session, leader *polic
 	// out or was refused may have left the scope running.
 	var killAllErr error
 	if killScope && !errors.Is(terminateErr, logind.ErrNoSuchSession) {
-		callCtx, cancel := context.WithTimeout(ctx, w.callTimeout)
+		callCtx, cancel := context.WithTimeout(ctx, w.c.CallTimeout)
 		killAllErr = ignoreGone(w.conn.KillAllOfSessionContext(callCtx, s.ID, syscall.SIGKILL))
 		cancel()
 	}
@@ -730,7 +699,7 @@ func (w *Watcher) watchManager(ctx context.Context, uid uint32, user string) {
 	if user != "" {
 		m.user = user
 	}
-	m.deadline = w.now().Add(managerStartWindow)
+	m.deadline = w.c.Now().Add(managerStartWindow)
 	if !m.polling {
 		w.checkManager(ctx, uid)
 	}
@@ -741,21 +710,21 @@ func (w *Watcher) watchManager(ctx context.Context, uid uint32, user string) {
 // name cannot be looked up.
 func (w *Watcher) checkManager(ctx context.Context, uid uint32) {
 	m := w.managers[uid]
-	pid, err := w.managerPID(uid)
+	pid, err := policy.FindManager(w.c.ManagerPID, uid)
 	switch {
-	case errors.Is(err, units.ErrNotRunning):
-		if w.now().Before(m.deadline) {
-			w.lookAgain(ctx, uid, m)
-		}
-		return
 	case err != nil:
 		w.log.Error(fmt.Sprintf("checking the user manager of %s: %v", m.userOr(uid), err), map[string]string{"USER": m.user, "UID": strconv.FormatUint(uint64(uid), 10)})
+		return
+	case pid == 0:
+		if w.c.Now().Before(m.deadline) {
+			w.lookAgain(ctx, uid, m)
+		}
 		return
 	case pid == m.judged:
 		return
 	}
 	if m.user == "" {
-		u, err := w.lookupUID(uid)
+		u, err := w.c.LookupUID(uid)
 		if err != nil {
 			w.unknownUser(ctx, uid, m, pid, err)
 			return
@@ -792,7 +761,7 @@ func (w *Watcher) unknownUser(ctx context.Context, uid uint32, m *managerWatch, 
 		unit, fields := w.managerFields(f, uid, m, pid)
 		w.log.Error(fmt.Sprintf("user manager %s of uid %d (pid %d) could not be checked: %v; looking the name up again", unit, uid, pid, err), fields)
 	}
-	if w.now().Before(m.deadline) {
+	if w.c.Now().Before(m.deadline) {
 		w.lookAgain(ctx, uid, m)
 	}
 }
@@ -800,8 +769,8 @@ func (w *Watcher) unknownUser(ctx context.Context, uid uint32, m *managerWatch, 
 // managerFields returns the unit of uid's manager and the journal fields of
 // finding f on it.
 func (w *Watcher) managerFields(f policy.Finding, uid uint32, m *managerWatch, pid int) (string, map[string]string) {
-	unit := fmt.Sprintf("user@%d.service", uid)
-	return unit, findingFields(f, map[string]string{
+	unit := units.UserManagerUnit(uid)
+	return unit, f.Fields(map[string]string{
 		"USER":   m.user,
 		"UID":    strconv.FormatUint(uint64(uid), 10),
 		"UNIT":   unit,
@@ -821,9 +790,9 @@ func (m *managerWatch) userOr(uid uint32) string {
 // still be on its way in, and if so looks at it again later.
 func (w *Watcher) settling(ctx context.Context, uid uint32, m *managerWatch, pid int) bool {
 	if m.suspect != pid {
-		m.suspect, m.suspectSince = pid, w.now()
+		m.suspect, m.suspectSince = pid, w.c.Now()
 	}
-	if w.now().Sub(m.suspectSince) >= managerSettle {
+	if policy.Settled(m.suspectSince, w.c.Now()) {
 		return false
 	}
 	w.lookAgain(ctx, uid, m)
@@ -833,36 +802,10 @@ func (w *Watcher) settling(ctx context.Context, uid uint32, m *managerWatch, pid
 // lookAgain schedules a look at the manager of uid.
 func (w *Watcher) lookAgain(ctx context.Context, uid uint32, m *managerWatch) {
 	m.polling = true
-	w.after(managerPoll, func() {
+	w.c.After(managerPoll, func() {
 		select {
 		case w.managerDue <- uid:
 		case <-ctx.Done():
 		}
 	})
-}
-
-// sessionFields adds the journal fields of a finding on a session to fields:
-// those of findingFields, and the process judged.
-func sessionFields(f policy.Finding, fields map[string]string) map[string]string {
-	if f.PID != 0 {
-		fields["JUDGED_PID"] = strconv.Itoa(f.PID)
-		fields["JUDGED"] = "leader"
-		if f.FromScope {
-			fields["JUDGED"] = "scope"
-		}
-	}
-	return findingFields(f, fields)
-}
-
-// findingFields adds the journal fields of a finding to fields.
-func findingFields(f policy.Finding, fields map[string]string) map[string]string {
-	fields["VERDICT"] = f.Verdict.String()
-	fields["EXPECTED_NETNS"] = f.Expected
-	if f.ExpectedID != (netns.ID{}) {
-		fields["EXPECTED_NETNS_ID"] = f.ExpectedID.String()
-	}
-	if f.Actual != (netns.ID{}) {
-		fields["ACTUAL_NETNS_ID"] = f.Actual.String()
-	}
-	return fields
 }
