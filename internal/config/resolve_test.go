@@ -1,4 +1,4 @@
-package config
+package config_test
 
 import (
 	"errors"
@@ -9,126 +9,32 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/config/configtest"
 	"github.com/netns-session/netns-session/internal/netns"
 )
 
-// fakeDirectory is an in-memory user database that records lookups.
-type fakeDirectory struct {
-	users    map[string]*User    // by the name asked for
-	owners   map[uint32]string   // the key in users of each UID's owner
-	groupIDs map[string][]uint32 // by canonical user name, primary included
-	groups   map[string]*Group
-	// down names the users and groups whose source is down: looking them
-	// up fails, and the group list leaves those groups out without a word,
-	// as glibc's getgrouplist does.
-	down map[string]bool
-
-	mu           sync.Mutex
-	userLookups  []string
-	uidLookups   []uint32
-	groupLookups []string
-	listed       int
-}
-
-func (d *fakeDirectory) LookupUser(name string) (*User, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.userLookups = append(d.userLookups, name)
-	if d.down[name] {
-		return nil, fmt.Errorf("getpwnam_r %q: %w: no such file or directory (ENOENT)", name, ErrSourceUnavailable)
-	}
-	if u, ok := d.users[name]; ok {
-		return u, nil
-	}
-	return nil, fmt.Errorf("%w %q", ErrUnknownUser, name)
-}
-
-// LookupUID returns the owner of uid; its source is down when the owner's
-// name is in down.
-func (d *fakeDirectory) LookupUID(uid uint32) (*User, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.uidLookups = append(d.uidLookups, uid)
-	name, ok := d.owners[uid]
-	if d.down[name] {
-		return nil, fmt.Errorf("getpwuid_r with uid %d: %w: no such file or directory (ENOENT)", uid, ErrSourceUnavailable)
-	}
-	if !ok {
-		return nil, fmt.Errorf("%w with uid %d", ErrUnknownUser, uid)
-	}
-	return d.users[name], nil
-}
-
-func (d *fakeDirectory) GroupIDs(u *User) ([]uint32, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.listed++
-	var ids []uint32
-	for _, gid := range d.groupIDs[u.Name] {
-		if !d.groupDown(gid) {
-			ids = append(ids, gid)
-		}
-	}
-	return ids, nil
-}
-
-func (d *fakeDirectory) groupDown(gid uint32) bool {
-	if len(d.down) == 0 {
-		return false
-	}
-	for name, g := range d.groups {
-		if g.GID == gid && d.down[name] {
-			return true
-		}
-	}
-	return false
-}
-
-func (d *fakeDirectory) LookupGroup(name string) (*Group, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.groupLookups = append(d.groupLookups, name)
-	if d.down[name] {
-		return nil, fmt.Errorf("getgrnam_r %q: %w: no such file or directory (ENOENT)", name, ErrSourceUnavailable)
-	}
-	if g, ok := d.groups[name]; ok {
-		return g, nil
-	}
-	return nil, fmt.Errorf("%w %q", ErrUnknownGroup, name)
-}
-
-func testDirectory() *fakeDirectory {
-	alice := &User{Name: "alice", UID: 1000, GID: 1000}
-	carol := &User{Name: "carol", UID: 1002, GID: 100}
-	return &fakeDirectory{
-		users: map[string]*User{
-			"alice": alice,
-			"Alice": alice, // a case-insensitive source
-			"bob":   {Name: "bob", UID: 1001, GID: 1001},
-			"carol": carol,
-			"Carol": carol,
-			// A second name of alice's uid (useradd -o), which NSS
-			// returns as it was asked for.
-			"alias": {Name: "alias", UID: 1000, GID: 1000},
-		},
-		owners: map[uint32]string{1000: "alice", 1001: "bob", 1002: "carol"},
-		groupIDs: map[string][]uint32{
-			"alice": {1000, 2000, 2001},
-			"alias": {1000, 2000, 2001, 3002},
-			"bob":   {1001},
-			"carol": {100},
-		},
-		groups: map[string]*Group{
-			"research": {Name: "research", GID: 2000},
-			"lab":      {Name: "lab", GID: 2001},
-			"users":    {Name: "users", GID: 100},
-			// bob is listed, but his source's group list misses it.
-			"ops":   {Name: "ops", GID: 3000, Members: []string{"dave", "bob"}},
-			"empty": {Name: "empty", GID: 3001},
-			// /etc/group lists the second name, not alice.
-			"aliases": {Name: "aliases", GID: 3002, Members: []string{"alias"}},
-		},
-	}
+// testDirectory knows alice (also as Alice, and her UID under the second
+// name alias), bob and carol (also as Carol), and their groups.
+func testDirectory() *configtest.Directory {
+	dir := configtest.New()
+	dir.AddUser(config.User{Name: "alice", UID: 1000, GID: 1000}, 2000, 2001)
+	dir.AddName("Alice", "alice") // a case-insensitive source
+	dir.AddUser(config.User{Name: "bob", UID: 1001, GID: 1001})
+	dir.AddUser(config.User{Name: "carol", UID: 1002, GID: 100})
+	dir.AddName("Carol", "carol")
+	// A second name of alice's uid (useradd -o), which NSS returns as it
+	// was asked for.
+	dir.AddUser(config.User{Name: "alias", UID: 1000, GID: 1000}, 2000, 2001, 3002)
+	dir.AddGroup(config.Group{Name: "research", GID: 2000})
+	dir.AddGroup(config.Group{Name: "lab", GID: 2001})
+	dir.AddGroup(config.Group{Name: "users", GID: 100})
+	// bob is listed, but his source's group list misses it.
+	dir.AddGroup(config.Group{Name: "ops", GID: 3000, Members: []string{"dave", "bob"}})
+	dir.AddGroup(config.Group{Name: "empty", GID: 3001})
+	// /etc/group lists the second name, not alice.
+	dir.AddGroup(config.Group{Name: "aliases", GID: 3002, Members: []string{"alias"}})
+	return dir
 }
 
 func TestResolve(t *testing.T) {
@@ -248,18 +154,18 @@ func TestResolve(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := Parse("t.conf", strings.NewReader(tt.config))
+			cfg, err := config.Parse("t.conf", strings.NewReader(tt.config))
 			if err != nil {
 				t.Fatal(err)
 			}
 			dir := testDirectory()
-			dir.down = map[string]bool{"Erin": true}
+			dir.Down = map[string]bool{"Erin": true}
 			d, u, err := cfg.Resolve(tt.user, dir)
 			if err != nil {
 				t.Fatalf("Resolve: %v", err)
 			}
-			if u != dir.users[tt.user] {
-				t.Errorf("user = %+v, want the looked-up %+v", u, dir.users[tt.user])
+			if want, _ := dir.LookupUser(tt.user); u != want {
+				t.Errorf("user = %+v, want the looked-up %+v", u, want)
 			}
 			var got string
 			switch {
@@ -282,11 +188,11 @@ func TestResolve(t *testing.T) {
 			if d.Reason != tt.wantReason {
 				t.Errorf("reason = %q, want %q", d.Reason, tt.wantReason)
 			}
-			if !slices.Equal(dir.groupLookups, tt.wantLookups) {
-				t.Errorf("group lookups = %q, want %q", dir.groupLookups, tt.wantLookups)
+			if got := dir.Asked(configtest.GroupByName); !slices.Equal(got, tt.wantLookups) {
+				t.Errorf("group lookups = %q, want %q", got, tt.wantLookups)
 			}
-			if want := min(len(tt.wantLookups), 1); dir.listed != want {
-				t.Errorf("group list read %d times, want %d", dir.listed, want)
+			if want, got := min(len(tt.wantLookups), 1), dir.Count(configtest.GroupList); got != want {
+				t.Errorf("group list read %d times, want %d", got, want)
 			}
 		})
 	}
@@ -298,39 +204,42 @@ func TestResolveErrors(t *testing.T) {
 		config string
 		user   string
 		down   string
-		want   string
-		is     error
+		// downUID is a UID whose lookup fails.
+		downUID uint32
+		want    string
+		is      error
 		// wantUser: the user was found, so the caller can keep its
 		// manager off.
 		wantUser bool
 	}{
 		{name: "unknown user", config: "* guest\n", user: "mallory",
-			want: `looking up user "mallory": unknown user "mallory"`, is: ErrUnknownUser},
+			want: `looking up user "mallory": unknown user "mallory"`, is: config.ErrUnknownUser},
 		{name: "user source down", config: "* guest\n", user: "carol", down: "carol",
-			want: `looking up user "carol": getpwnam_r "carol": user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
+			want: `looking up user "carol": getpwnam_r "carol": user database unavailable: no such file or directory (ENOENT)`, is: config.ErrSourceUnavailable},
 		{name: "group source down", config: "@research r\n* guest\n", user: "carol", down: "research", wantUser: true,
-			want: `looking up group "research": getgrnam_r "research": user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
+			want: `looking up group "research": getgrnam_r "research": user database unavailable: no such file or directory (ENOENT)`, is: config.ErrSourceUnavailable},
 		// getgrouplist leaves research out; getgrnam_r of the line catches it.
 		{name: "group source down for a member", config: "@research r\n", user: "alice", down: "research", wantUser: true,
-			want: `looking up group "research": getgrnam_r "research": user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
+			want: `looking up group "research": getgrnam_r "research": user database unavailable: no such file or directory (ENOENT)`, is: config.ErrSourceUnavailable},
 		{name: "group down before the matching group", config: "@research r\n@lab l\n", user: "alice", down: "research", wantUser: true,
-			want: `looking up group "research": getgrnam_r "research": user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
+			want: `looking up group "research": getgrnam_r "research": user database unavailable: no such file or directory (ENOENT)`, is: config.ErrSourceUnavailable},
 		{name: "user line source down", config: "Erin ns0\n* guest\n", user: "carol", down: "Erin", wantUser: true,
-			want: `looking up user "Erin" of the line at t.conf:1: getpwnam_r "Erin": user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
+			want: `looking up user "Erin" of the line at t.conf:1: getpwnam_r "Erin": user database unavailable: no such file or directory (ENOENT)`, is: config.ErrSourceUnavailable},
 		{name: "user line down before the one that selects", config: "Erin ns1\nAlice ns0\n", user: "alias", down: "Erin", wantUser: true,
-			want: `looking up user "Erin" of the line at t.conf:1: getpwnam_r "Erin": user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
+			want: `looking up user "Erin" of the line at t.conf:1: getpwnam_r "Erin": user database unavailable: no such file or directory (ENOENT)`, is: config.ErrSourceUnavailable},
 		// alias is found, the name of its uid is not: no line can be chosen.
-		{name: "owner of the uid down", config: "alias ns0\n", user: "alias", down: "alice", wantUser: true,
-			want: `looking up the owner of uid 1000: getpwuid_r with uid 1000: user database unavailable: no such file or directory (ENOENT)`, is: ErrSourceUnavailable},
+		{name: "owner of the uid down", config: "alias ns0\n", user: "alias", down: "alice", downUID: 1000, wantUser: true,
+			want: `looking up the owner of uid 1000: getpwuid_r with uid 1000: user database unavailable: no such file or directory (ENOENT)`, is: config.ErrSourceUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := Parse("t.conf", strings.NewReader(tt.config))
+			cfg, err := config.Parse("t.conf", strings.NewReader(tt.config))
 			if err != nil {
 				t.Fatal(err)
 			}
 			dir := testDirectory()
-			dir.down = map[string]bool{tt.down: true}
+			dir.Down = map[string]bool{tt.down: true}
+			dir.DownUIDs = map[uint32]bool{tt.downUID: tt.downUID != 0}
 			d, u, err := cfg.Resolve(tt.user, dir)
 			if err == nil || err.Error() != tt.want {
 				t.Fatalf("err = %v, want %s", err, tt.want)
@@ -338,10 +247,10 @@ func TestResolveErrors(t *testing.T) {
 			if !errors.Is(err, tt.is) {
 				t.Errorf("err does not match %v", tt.is)
 			}
-			if tt.is == ErrSourceUnavailable && (errors.Is(err, ErrUnknownUser) || errors.Is(err, ErrUnknownGroup)) {
+			if tt.is == config.ErrSourceUnavailable && (errors.Is(err, config.ErrUnknownUser) || errors.Is(err, config.ErrUnknownGroup)) {
 				t.Errorf("err %v reads a source that is down as not found", err)
 			}
-			if d.Mapped() || d.Netns != (Netns{}) {
+			if d.Mapped() || d.Netns != (config.Netns{}) {
 				t.Errorf("a failed resolution returned decision %+v", d)
 			}
 			if (u != nil) != tt.wantUser {
@@ -377,7 +286,7 @@ func TestResolveGivesEveryNameOfAUIDOneLine(t *testing.T) {
 	names := []string{"alice", "Alice", "alias"}
 	for _, tt := range tests {
 		t.Run(strings.ReplaceAll(strings.TrimSpace(tt.config), "\n", "; "), func(t *testing.T) {
-			cfg, err := Parse("t.conf", strings.NewReader(tt.config))
+			cfg, err := config.Parse("t.conf", strings.NewReader(tt.config))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -415,7 +324,7 @@ func TestResolveGivesEveryNameOfAUIDOneLine(t *testing.T) {
 // before the first line of the UID, every one for an unmapped user, but
 // none spelled as the login.
 func TestResolveLooksUpUserLinesOnlyWhenTheUIDsNameHasNone(t *testing.T) {
-	cfg, err := Parse("t.conf", strings.NewReader("alice ns0\nghost ns1\nCarol ns2\n@research r\n"))
+	cfg, err := config.Parse("t.conf", strings.NewReader("alice ns0\nghost ns1\nCarol ns2\n@research r\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,19 +345,20 @@ func TestResolveLooksUpUserLinesOnlyWhenTheUIDsNameHasNone(t *testing.T) {
 			if _, _, err := cfg.Resolve(tt.user, dir); err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(dir.userLookups, tt.want) || len(dir.uidLookups) != 1 {
-				t.Errorf("looked up %q and %d uids, want %q and 1", dir.userLookups, len(dir.uidLookups), tt.want)
+			names, uids := dir.Asked(configtest.UserByName), dir.Asked(configtest.UserByUID)
+			if !slices.Equal(names, tt.want) || len(uids) != 1 {
+				t.Errorf("looked up %q and %d uids, want %q and 1", names, len(uids), tt.want)
 			}
 		})
 	}
 	// A config of "*" alone decides without the UID's owner.
-	star, err := Parse("t.conf", strings.NewReader("* guest\n"))
+	star, err := config.Parse("t.conf", strings.NewReader("* guest\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := testDirectory()
-	if _, _, err := star.Resolve("alias", dir); err != nil || len(dir.uidLookups) != 0 {
-		t.Errorf("Resolve(alias) under \"* guest\": err %v, uid lookups %v; want none", err, dir.uidLookups)
+	if _, _, err := star.Resolve("alias", dir); err != nil || dir.Count(configtest.UserByUID) != 0 {
+		t.Errorf("Resolve(alias) under \"* guest\": err %v, uid lookups %v; want none", err, dir.Asked(configtest.UserByUID))
 	}
 }
 
@@ -456,7 +366,7 @@ func TestResolveLooksUpUserLinesOnlyWhenTheUIDsNameHasNone(t *testing.T) {
 // the UID's owner, and the names of other user lines only as Resolve looks
 // them up, never the owner's name: no round trip from UID to name to UID.
 func TestResolveUIDLooksUpNoName(t *testing.T) {
-	cfg, err := Parse("t.conf", strings.NewReader("alice ns0\nghost ns1\nCarol ns2\n@research r\n"))
+	cfg, err := config.Parse("t.conf", strings.NewReader("alice ns0\nghost ns1\nCarol ns2\n@research r\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,14 +387,15 @@ func TestResolveUIDLooksUpNoName(t *testing.T) {
 				t.Fatal(err)
 			}
 			line := ""
-			if d.Rule != nil && d.Rule.Kind == SelectUser {
+			if d.Rule != nil && d.Rule.Kind == config.SelectUser {
 				line = d.Rule.Name
 			}
 			if line != tt.line {
 				t.Errorf("ResolveUID(%d) chose the line of %q (%s), want %q", tt.uid, line, d.Reason, tt.line)
 			}
-			if !slices.Equal(dir.userLookups, tt.want) || !slices.Equal(dir.uidLookups, []uint32{tt.uid}) {
-				t.Errorf("looked up %q and uids %v, want %q and %d", dir.userLookups, dir.uidLookups, tt.want, tt.uid)
+			names, uids := dir.Asked(configtest.UserByName), dir.Asked(configtest.UserByUID)
+			if !slices.Equal(names, tt.want) || !slices.Equal(uids, []string{strconv.FormatUint(uint64(tt.uid), 10)}) {
+				t.Errorf("looked up %q and uids %v, want %q and %d", names, uids, tt.want, tt.uid)
 			}
 		})
 	}
@@ -495,19 +406,19 @@ func TestResolveUIDLooksUpNoName(t *testing.T) {
 // found, the second is not "not found".
 func TestResolveUIDErrors(t *testing.T) {
 	dir := testDirectory()
-	dir.down = map[string]bool{"bob": true}
+	dir.DownUIDs = map[uint32]bool{1001: true}
 	for _, tt := range []struct {
 		config string
 		uid    uint32
 		want   string
 		is     error
 	}{
-		{"alice ns0\n* guest\n", 1003, "looking up the owner of uid 1003: unknown user with uid 1003", ErrUnknownUser},
-		{"alice ns0\n* guest\n", 1001, "looking up the owner of uid 1001: getpwuid_r with uid 1001: user database unavailable: no such file or directory (ENOENT)", ErrSourceUnavailable},
+		{"alice ns0\n* guest\n", 1003, "looking up the owner of uid 1003: unknown user with uid 1003", config.ErrUnknownUser},
+		{"alice ns0\n* guest\n", 1001, "looking up the owner of uid 1001: getpwuid_r with uid 1001: user database unavailable: no such file or directory (ENOENT)", config.ErrSourceUnavailable},
 		// As Resolve looks a name up under "*" alone.
-		{"* guest\n", 1003, "looking up the owner of uid 1003: unknown user with uid 1003", ErrUnknownUser},
+		{"* guest\n", 1003, "looking up the owner of uid 1003: unknown user with uid 1003", config.ErrUnknownUser},
 	} {
-		cfg, err := Parse("t.conf", strings.NewReader(tt.config))
+		cfg, err := config.Parse("t.conf", strings.NewReader(tt.config))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -515,7 +426,7 @@ func TestResolveUIDErrors(t *testing.T) {
 		if err == nil || err.Error() != tt.want || !errors.Is(err, tt.is) || d.Mapped() {
 			t.Errorf("ResolveUID(%d) = %+v, %v; want no decision and %s", tt.uid, d.Rule, err, tt.want)
 		}
-		if tt.is == ErrSourceUnavailable && errors.Is(err, ErrUnknownUser) {
+		if tt.is == config.ErrSourceUnavailable && errors.Is(err, config.ErrUnknownUser) {
 			t.Errorf("ResolveUID(%d): %v reads a source that is down as not found", tt.uid, err)
 		}
 	}
@@ -525,20 +436,18 @@ func TestResolveUIDErrors(t *testing.T) {
 // until a reload, while a user line's user is deleted and its UID given to
 // another user: the UID must no longer select the line.
 func TestResolveSeesTheDirectoryAsItIsNow(t *testing.T) {
-	cfg, err := Parse("t.conf", strings.NewReader("ghost ns1\n"))
+	cfg, err := config.Parse("t.conf", strings.NewReader("ghost ns1\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := testDirectory()
-	dir.users["ghost"] = &User{Name: "ghost", UID: 1003, GID: 1003}
-	dir.owners[1003] = "ghost"
+	dir.AddUser(config.User{Name: "ghost", UID: 1003, GID: 1003})
 	if d, _, err := cfg.Resolve("bob", dir); err != nil || d.Mapped() {
 		t.Fatalf("Resolve(bob) = %+v, %v; want unmapped", d.Rule, err)
 	}
 
-	delete(dir.users, "ghost")
-	dir.users["newbie"] = &User{Name: "newbie", UID: 1003, GID: 1003}
-	dir.owners[1003] = "newbie"
+	dir.RemoveUser("ghost")
+	dir.AddUser(config.User{Name: "newbie", UID: 1003, GID: 1003})
 	if d, _, err := cfg.Resolve("newbie", dir); err != nil || d.Mapped() {
 		t.Errorf("Resolve(newbie), who has the uid ghost had = %+v, %v; want unmapped", d.Rule, err)
 	}
@@ -550,17 +459,17 @@ func TestResolveSeesTheDirectoryAsItIsNow(t *testing.T) {
 // failed. A new pass asks everything again, and sees users created and
 // sources come back meanwhile.
 func TestCachedLookupsRemembersEveryAnswerForOnePass(t *testing.T) {
-	cfg, err := Parse("t.conf", strings.NewReader("alice ns0\nghost ns1\nCarol ns2\n"))
+	cfg, err := config.Parse("t.conf", strings.NewReader("alice ns0\nghost ns1\nCarol ns2\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := testDirectory()
-	pass := CachedLookups(dir)
+	pass := config.CachedLookups(dir)
 	resolve := func(user string) ([]string, error) {
 		t.Helper()
-		dir.userLookups, dir.uidLookups = nil, nil
+		dir.Forget()
 		_, _, err := cfg.Resolve(user, pass)
-		return dir.userLookups, err
+		return dir.Asked(configtest.UserByName), err
 	}
 	steps := []struct {
 		user    string
@@ -571,29 +480,28 @@ func TestCachedLookupsRemembersEveryAnswerForOnePass(t *testing.T) {
 		{"bob", []string{"bob", "alice", "ghost", "Carol"}, 1, nil},
 		{"bob", nil, 0, nil}, // found and missing names remembered, and the uid
 		{"carol", []string{"carol"}, 1, nil},
-		{"mallory", []string{"mallory"}, 0, ErrUnknownUser},
-		{"mallory", nil, 0, ErrUnknownUser},
+		{"mallory", []string{"mallory"}, 0, config.ErrUnknownUser},
+		{"mallory", nil, 0, config.ErrUnknownUser},
 	}
 	for _, step := range steps {
 		got, err := resolve(step.user)
-		if !errors.Is(err, step.wantErr) || !slices.Equal(got, step.want) || len(dir.uidLookups) != step.uids {
-			t.Errorf("Resolve(%s): looked up %q and uids %v, err %v; want %q, %d uids and error %v", step.user, got, dir.uidLookups, err, step.want, step.uids, step.wantErr)
+		if !errors.Is(err, step.wantErr) || !slices.Equal(got, step.want) || dir.Count(configtest.UserByUID) != step.uids {
+			t.Errorf("Resolve(%s): looked up %q and uids %v, err %v; want %q, %d uids and error %v", step.user, got, dir.Asked(configtest.UserByUID), err, step.want, step.uids, step.wantErr)
 		}
 	}
 
 	// A failure is remembered for the pass: its users stay unknown.
-	dir.down = map[string]bool{"ghost": true}
-	pass = CachedLookups(dir)
+	dir.Down = map[string]bool{"ghost": true}
+	pass = config.CachedLookups(dir)
 	for i, want := range [][]string{{"bob", "alice", "ghost"}, nil} {
-		if got, err := resolve("bob"); !errors.Is(err, ErrSourceUnavailable) || !slices.Equal(got, want) {
+		if got, err := resolve("bob"); !errors.Is(err, config.ErrSourceUnavailable) || !slices.Equal(got, want) {
 			t.Errorf("Resolve(bob) #%d with ghost's source down: looked up %q, err %v; want %q and the failure", i+1, got, err, want)
 		}
 	}
 	// A new pass asks again, and sees what changed.
-	dir.down = nil
-	dir.users["ghost"] = &User{Name: "ghost", UID: 1003, GID: 1003}
-	dir.owners[1003] = "ghost"
-	pass = CachedLookups(dir)
+	dir.Down = nil
+	dir.AddUser(config.User{Name: "ghost", UID: 1003, GID: 1003})
+	pass = config.CachedLookups(dir)
 	if got, err := resolve("bob"); err != nil || !slices.Equal(got, []string{"bob", "alice", "ghost", "Carol"}) {
 		t.Errorf("a new pass looked up %q, err %v; want every name again", got, err)
 	}
@@ -606,7 +514,7 @@ func TestCachedLookupsRemembersEveryAnswerForOnePass(t *testing.T) {
 // watcher's sync and its judge do: resolving changes nothing in it. Run
 // with -race.
 func TestResolveConcurrently(t *testing.T) {
-	cfg, err := Parse("t.conf", strings.NewReader("alice ns0\nCarol ns1\nghost ns2\n"))
+	cfg, err := config.Parse("t.conf", strings.NewReader("alice ns0\nCarol ns1\nghost ns2\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -646,23 +554,20 @@ func benchConfig(n int) []byte {
 
 // benchDirectory knows every group of the bench configs, and a user in 1000
 // groups, none of them mapped.
-func benchDirectory() *fakeDirectory {
-	dir := &fakeDirectory{
-		users:    map[string]*User{"erin": {Name: "erin", UID: 5000, GID: 5000}},
-		owners:   map[uint32]string{5000: "erin"},
-		groupIDs: map[string][]uint32{},
-		groups:   map[string]*Group{},
-	}
+func benchDirectory() *configtest.Directory {
+	dir := configtest.New()
 	for i := range 100_000 {
 		if i >= 1000 && i%100 != 0 {
 			continue
 		}
 		name := fmt.Sprintf("group%d", i)
-		dir.groups[name] = &Group{Name: name, GID: uint32(10_000 + i), Members: []string{"x", "y", "z"}}
+		dir.AddGroup(config.Group{Name: name, GID: uint32(10_000 + i), Members: []string{"x", "y", "z"}})
 	}
+	var groups []uint32
 	for i := range 1000 {
-		dir.groupIDs["erin"] = append(dir.groupIDs["erin"], uint32(200_000+i))
+		groups = append(groups, uint32(200_000+i))
 	}
+	dir.AddUser(config.User{Name: "erin", UID: 5000, GID: 5000}, groups...)
 	return dir
 }
 
@@ -671,7 +576,7 @@ func benchDirectory() *fakeDirectory {
 // user lines of lines=N name users the directory does not know; those of
 // userlines=N name users it knows. Either way each is looked up once, since
 // no line is spelled as the user (the directory answers from memory: real
-// NSS lookups cost far more, see BenchmarkNSSLookupUser).
+// NSS lookups cost far more, see userdb's BenchmarkNSSLookupUser).
 func BenchmarkResolve(b *testing.B) {
 	dir := benchDirectory()
 	var groups strings.Builder
@@ -682,7 +587,7 @@ func BenchmarkResolve(b *testing.B) {
 		var b strings.Builder
 		for i := range n {
 			name := fmt.Sprintf("known%d", i)
-			dir.users[name] = &User{Name: name, UID: uint32(10_000 + i), GID: 100}
+			dir.AddUser(config.User{Name: name, UID: uint32(10_000 + i), GID: 100})
 			fmt.Fprintf(&b, "%s ns%d\n", name, i%13)
 		}
 		return []byte(b.String())
@@ -704,39 +609,14 @@ func BenchmarkResolve(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				dir.groupLookups = dir.groupLookups[:0]
-				dir.userLookups = dir.userLookups[:0]
-				cfg, err := Parse("bench.conf", strings.NewReader(string(c.config)))
+				dir.Forget()
+				cfg, err := config.Parse("bench.conf", strings.NewReader(string(c.config)))
 				if err != nil {
 					b.Fatal(err)
 				}
 				if _, _, err := cfg.Resolve("erin", dir); err != nil {
 					b.Fatal(err)
 				}
-			}
-		})
-	}
-}
-
-func TestDecisionTargetAndDropIn(t *testing.T) {
-	tests := []struct {
-		name       string
-		decision   Decision
-		wantTarget string
-		wantDropIn bool
-	}{
-		{name: "named netns", decision: Decision{Netns: netnsFromSpec("ns0")}, wantTarget: "/run/netns/ns0", wantDropIn: true},
-		{name: "path", decision: Decision{Netns: netnsFromSpec("/srv/netns/bob")}, wantTarget: "/srv/netns/bob", wantDropIn: true},
-		{name: "host", decision: Decision{Netns: netnsFromSpec("-")}, wantTarget: netns.HostPath, wantDropIn: false},
-		{name: "keep", decision: Decision{Keep: true}, wantTarget: "", wantDropIn: false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.decision.Target(); got != tt.wantTarget {
-				t.Errorf("Target() = %q, want %q", got, tt.wantTarget)
-			}
-			if got := tt.decision.NeedsDropIn(); got != tt.wantDropIn {
-				t.Errorf("NeedsDropIn() = %t, want %t", got, tt.wantDropIn)
 			}
 		})
 	}
