@@ -8,25 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/config/configtest"
 )
-
-// hangingUsers is a directory whose lookup of one user does not answer until
-// released, as an LDAP source does when its server hangs.
-type hangingUsers struct {
-	*fakeUsers
-	hangOn  string
-	hanging chan struct{} // closed when the lookup hangs
-	release chan struct{}
-}
-
-func (h *hangingUsers) LookupUser(name string) (*config.User, error) {
-	if name == h.hangOn {
-		close(h.hanging)
-		<-h.release
-	}
-	return h.fakeUsers.LookupUser(name)
-}
 
 // TestCancelledSyncWritesNothing: the watcher gives up on a sync stuck in an
 // NSS lookup and cancels its context; when the lookup returns, that sync
@@ -38,7 +21,17 @@ func TestCancelledSyncWritesNothing(t *testing.T) {
 	s.writeDropIn(t, "bob", 1002, "/run/netns/old")
 	s.linger(t, "carol")
 	before := s.dropIns(t)
-	users := &hangingUsers{fakeUsers: testUsers(), hangOn: "carol", hanging: make(chan struct{}), release: make(chan struct{})}
+	// The lookup of carol does not answer until released, as an LDAP
+	// source does when its server hangs.
+	users := testUsers()
+	hanging, release := make(chan struct{}), make(chan struct{})
+	users.Hook = func(l configtest.Lookup) error {
+		if l.Kind == configtest.UserByName && l.Name == "carol" {
+			close(hanging)
+			<-release
+		}
+		return nil
+	}
 	cfg := parseConfig(t, "alice "+present+"\n@lab "+present+"\n")
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -48,12 +41,12 @@ func TestCancelledSyncWritesNothing(t *testing.T) {
 		done <- err
 	}()
 	select {
-	case <-users.hanging:
+	case <-hanging:
 	case <-time.After(5 * time.Second):
 		t.Fatal("sync never looked carol up")
 	}
 	cancel() // the watcher gives up
-	close(users.release)
+	close(release)
 	var err error
 	select {
 	case err = <-done:

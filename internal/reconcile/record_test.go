@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/config/configtest"
 	"github.com/netns-session/netns-session/internal/units"
 )
 
@@ -73,10 +74,10 @@ func TestNextLingerRecord(t *testing.T) {
 	lookups := map[string]lookup{
 		"alice": found("alice", 1001),
 		"dave":  found("dave", 1014), // renumbered
-		"erin":  {err: errSourceDown},
+		"erin":  {err: config.ErrSourceUnavailable},
 		"gone":  {err: fmt.Errorf("looking up user %q: %w", "gone", config.ErrUnknownUser)},
 		"root":  found("root", 0),
-		"frank": {err: errSourceDown}, // never recorded before
+		"frank": {err: config.ErrSourceUnavailable}, // never recorded before
 	}
 	got := nextLingerRecord(old, lingering, lookups)
 	want := lingerRecord{"alice": 1001, "dave": 1014, "erin": 2001}
@@ -91,7 +92,8 @@ func TestNextLingerRecord(t *testing.T) {
 func TestSyncRecordsLingeringUsers(t *testing.T) {
 	s := newTestSystem(t)
 	users := testUsers()
-	users.users = append(users.users, config.User{Name: "root", UID: 0}, config.User{Name: "erin", UID: 2001, GID: 2001})
+	users.AddUser(config.User{Name: "root", UID: 0})
+	users.AddUser(config.User{Name: "erin", UID: 2001, GID: 2001})
 	for _, name := range []string{"alice", "carol", "erin", "root", "ghost"} {
 		s.linger(t, name)
 	}
@@ -113,9 +115,9 @@ func TestSyncRecordsLingeringUsers(t *testing.T) {
 	}
 
 	// The directory is down for erin: her entry stays.
-	users.failing = map[string]bool{"erin": true}
+	users.Down = map[string]bool{"erin": true}
 	_, err := Sync(context.Background(), cfg, users, s.m, s.opts())
-	if !errors.Is(err, errSourceDown) {
+	if !errors.Is(err, config.ErrSourceUnavailable) {
 		t.Errorf("Sync() error = %v, want erin's lookup failure", err)
 	}
 	if got, _ := readLingerRecord(s.recordPath); !maps.Equal(got, want) {
@@ -132,48 +134,29 @@ func mustStat(t *testing.T, path string) os.FileInfo {
 	return fi
 }
 
-// heldFirst is a directory that fails the test when asked anything before
-// every recorded user's manager is held and systemd has reloaded.
+// heldFirst is a hook of a directory that fails the test when it is asked
+// anything before every recorded user's manager is held and systemd has
+// reloaded.
 type heldFirst struct {
-	*fakeUsers
 	t     *testing.T
 	s     *testSystem
 	held  []uint32
 	calls int
 }
 
-func (h *heldFirst) check(what string) {
+func (h *heldFirst) check(l configtest.Lookup) error {
 	h.t.Helper()
 	h.calls++
 	dropIns := h.s.dropIns(h.t)
 	for _, uid := range h.held {
 		if dropIns[uid] != units.NoNetns {
-			h.t.Errorf("%s asked of NSS while uid %d is not held (drop-ins %v)", what, uid, dropIns)
+			h.t.Errorf("%s asked of NSS while uid %d is not held (drop-ins %v)", l, uid, dropIns)
 		}
 	}
 	if h.s.sd.reloads == 0 {
-		h.t.Errorf("%s asked of NSS before systemd reloaded the holds", what)
+		h.t.Errorf("%s asked of NSS before systemd reloaded the holds", l)
 	}
-}
-
-func (h *heldFirst) LookupUser(name string) (*config.User, error) {
-	h.check("user " + name)
-	return h.fakeUsers.LookupUser(name)
-}
-
-func (h *heldFirst) LookupUID(uid uint32) (*config.User, error) {
-	h.check(fmt.Sprintf("uid %d", uid))
-	return h.fakeUsers.LookupUID(uid)
-}
-
-func (h *heldFirst) GroupIDs(u *config.User) ([]uint32, error) {
-	h.check("groups of " + u.Name)
-	return h.fakeUsers.GroupIDs(u)
-}
-
-func (h *heldFirst) LookupGroup(name string) (*config.Group, error) {
-	h.check("group " + name)
-	return h.fakeUsers.LookupGroup(name)
+	return nil
 }
 
 // TestBootHoldsRecordedUsersBeforeAnyLookup is the boot-time sync: every
@@ -184,14 +167,15 @@ func (h *heldFirst) LookupGroup(name string) (*config.Group, error) {
 func TestBootHoldsRecordedUsersBeforeAnyLookup(t *testing.T) {
 	s := newTestSystem(t)
 	users := testUsers()
-	users.users = append(users.users, config.User{Name: "erin", UID: 2001, GID: 2001})
-	users.failing = map[string]bool{"erin": true} // her directory is down
+	users.AddUser(config.User{Name: "erin", UID: 2001, GID: 2001})
+	users.Down = map[string]bool{"erin": true} // her directory is down
 	for _, name := range []string{"bob", "dave", "erin"} {
 		s.linger(t, name)
 	}
 	writeFile(t, s.recordPath, "1002 bob\n1004 dave\n2001 erin\n")
 	s.writeDropIn(t, "alice", 1001, present) // placed by a login: no hold needed
-	dir := &heldFirst{fakeUsers: users, t: t, s: s, held: []uint32{1002, 1004, 2001}}
+	hook := &heldFirst{t: t, s: s, held: []uint32{1002, 1004, 2001}}
+	users.Hook = hook.check
 	opts := s.opts()
 	opts.Boot = true
 
@@ -203,14 +187,14 @@ func TestBootHoldsRecordedUsersBeforeAnyLookup(t *testing.T) {
 	for _, c := range held.Changes {
 		heldUIDs = append(heldUIDs, c.UID)
 	}
-	if !slices.Equal(heldUIDs, dir.held) || s.sd.reloads != 1 || !held.Reloaded {
-		t.Errorf("held %v with %d reloads, want %v with one", heldUIDs, s.sd.reloads, dir.held)
+	if !slices.Equal(heldUIDs, hook.held) || s.sd.reloads != 1 || !held.Reloaded {
+		t.Errorf("held %v with %d reloads, want %v with one", heldUIDs, s.sd.reloads, hook.held)
 	}
-	_, err = Sync(context.Background(), parseConfig(t, "@lab "+present+"\nalice "+present+"\n"), dir, s.m, opts)
-	if !errors.Is(err, errSourceDown) {
+	_, err = Sync(context.Background(), parseConfig(t, "@lab "+present+"\nalice "+present+"\n"), users, s.m, opts)
+	if !errors.Is(err, config.ErrSourceUnavailable) {
 		t.Errorf("Sync() error = %v, want erin's lookup failure", err)
 	}
-	if dir.calls == 0 {
+	if hook.calls == 0 {
 		t.Error("the directory was never asked: the test proves nothing")
 	}
 	// bob and carol are in lab; dave is unmapped; erin's policy is unknown.
@@ -230,19 +214,20 @@ func TestBootHoldsRecordedUsersBeforeAnyLookup(t *testing.T) {
 func TestSyncStartsReleasedLingeringManagers(t *testing.T) {
 	s := newTestSystem(t)
 	users := testUsers()
-	users.users = append(users.users, config.User{Name: "erin", UID: 2001, GID: 2001})
+	erin := config.User{Name: "erin", UID: 2001, GID: 2001}
+	users.AddUser(erin)
 	for _, name := range []string{"alice", "bob", "dave", "erin"} {
 		s.linger(t, name)
 	}
-	for _, u := range users.users {
+	for _, u := range append(testUserList, erin) {
 		s.writeDropIn(t, u.Name, u.UID, units.NoNetns)
 	}
 	s.runManager(t, 1002, 4242) // bob's runs, held since it started
-	users.failingGroups = map[string]bool{"erin": true}
+	users.DownGroupLists = map[string]bool{"erin": true}
 	cfg := parseConfig(t, "alice "+present+"\n@lab "+present+"\n")
 
 	report, err := Sync(context.Background(), cfg, users, s.m, s.opts())
-	if !errors.Is(err, errSourceDown) {
+	if !errors.Is(err, config.ErrSourceUnavailable) {
 		t.Errorf("Sync() error = %v, want erin's lookup failure", err)
 	}
 	// alice is mapped, dave unmapped: both released and started. bob's
@@ -259,7 +244,7 @@ func TestSyncStartsReleasedLingeringManagers(t *testing.T) {
 	}
 
 	s.sd.started = nil
-	if _, err := Sync(context.Background(), cfg, users, s.m, s.opts()); !errors.Is(err, errSourceDown) {
+	if _, err := Sync(context.Background(), cfg, users, s.m, s.opts()); !errors.Is(err, config.ErrSourceUnavailable) {
 		t.Errorf("second Sync() error = %v", err)
 	}
 	if len(s.sd.started) != 0 {

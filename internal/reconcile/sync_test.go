@@ -12,81 +12,32 @@ import (
 	"testing"
 
 	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/config/configtest"
 	"github.com/netns-session/netns-session/internal/units"
 )
 
-// fakeUsers is a user database of fixed users and groups.
-type fakeUsers struct {
-	users  []config.User
-	groups []config.Group
-	// failing names users whose lookup fails as if the source were down.
-	failing map[string]bool
-	// failingGroups names users whose group list cannot be read.
-	failingGroups map[string]bool
-	// failingUIDs are UIDs whose lookup fails.
-	failingUIDs map[uint32]bool
+// testUserList are the users of testUsers; bob and carol are in lab.
+var testUserList = []config.User{
+	{Name: "alice", UID: 1001, GID: 1001},
+	{Name: "bob", UID: 1002, GID: 1002},
+	{Name: "carol", UID: 1003, GID: 1003},
+	{Name: "dave", UID: 1004, GID: 1004},
 }
 
-var errSourceDown = errors.New("source down")
-
-func (f *fakeUsers) LookupUser(name string) (*config.User, error) {
-	if f.failing[name] {
-		return nil, errSourceDown
-	}
-	for _, u := range f.users {
-		if u.Name == name {
-			return &u, nil
+// testUsers is a user database of the users of testUserList and the group
+// lab (gid 2000).
+func testUsers() *configtest.Directory {
+	users := configtest.New()
+	lab := config.Group{Name: "lab", GID: 2000, Members: []string{"bob", "carol"}}
+	users.AddGroup(lab)
+	for _, u := range testUserList {
+		if slices.Contains(lab.Members, u.Name) {
+			users.AddUser(u, lab.GID)
+		} else {
+			users.AddUser(u)
 		}
 	}
-	return nil, fmt.Errorf("%w %q", config.ErrUnknownUser, name)
-}
-
-func (f *fakeUsers) LookupUID(uid uint32) (*config.User, error) {
-	if f.failingUIDs[uid] {
-		return nil, errSourceDown
-	}
-	for _, u := range f.users {
-		if u.UID == uid {
-			return &u, nil
-		}
-	}
-	return nil, fmt.Errorf("%w with uid %d", config.ErrUnknownUser, uid)
-}
-
-func (f *fakeUsers) GroupIDs(u *config.User) ([]uint32, error) {
-	if f.failingGroups[u.Name] {
-		return nil, errSourceDown
-	}
-	ids := []uint32{u.GID}
-	for _, g := range f.groups {
-		if slices.Contains(g.Members, u.Name) {
-			ids = append(ids, g.GID)
-		}
-	}
-	return ids, nil
-}
-
-func (f *fakeUsers) LookupGroup(name string) (*config.Group, error) {
-	for _, g := range f.groups {
-		if g.Name == name {
-			return &g, nil
-		}
-	}
-	return nil, fmt.Errorf("%w %q", config.ErrUnknownGroup, name)
-}
-
-func testUsers() *fakeUsers {
-	return &fakeUsers{
-		users: []config.User{
-			{Name: "alice", UID: 1001, GID: 1001},
-			{Name: "bob", UID: 1002, GID: 1002},
-			{Name: "carol", UID: 1003, GID: 1003},
-			{Name: "dave", UID: 1004, GID: 1004},
-		},
-		groups: []config.Group{
-			{Name: "lab", GID: 2000, Members: []string{"bob", "carol"}},
-		},
-	}
+	return users
 }
 
 // fakeSystemd counts reloads and records the units started.
@@ -228,7 +179,7 @@ func TestSync(t *testing.T) {
 		config string
 		// noConfig syncs as after a config that did not load.
 		noConfig bool
-		setup    func(t *testing.T, s *testSystem, users *fakeUsers)
+		setup    func(t *testing.T, s *testSystem, users *configtest.Directory)
 		// want are the drop-ins after the sync, by UID.
 		want        map[uint32]string
 		wantChanges []change
@@ -251,7 +202,7 @@ func TestSync(t *testing.T) {
 		{
 			name:   "lingering user matched by * gets a drop-in, others are not named",
 			config: "* " + present + "\n",
-			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {
+			setup: func(t *testing.T, s *testSystem, _ *configtest.Directory) {
 				s.linger(t, "carol")
 			},
 			want:        map[uint32]string{1003: present},
@@ -260,7 +211,7 @@ func TestSync(t *testing.T) {
 		{
 			name:   "running manager of a newly mapped user: written, with a warning",
 			config: "* " + present + "\n",
-			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {
+			setup: func(t *testing.T, s *testSystem, _ *configtest.Directory) {
 				s.runManager(t, 1004, 4242)
 			},
 			want:         map[uint32]string{1004: present},
@@ -270,7 +221,7 @@ func TestSync(t *testing.T) {
 		{
 			name:   "drop-in of a user no line maps any more is removed",
 			config: "alice " + present + "\n",
-			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {
+			setup: func(t *testing.T, s *testSystem, _ *configtest.Directory) {
 				s.writeDropIn(t, "alice", 1001, present)
 				s.writeDropIn(t, "dave", 1004, present)
 			},
@@ -280,7 +231,7 @@ func TestSync(t *testing.T) {
 		{
 			name:   "host mapping removes the drop-in",
 			config: "alice -\n",
-			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {
+			setup: func(t *testing.T, s *testSystem, _ *configtest.Directory) {
 				s.writeDropIn(t, "alice", 1001, present)
 			},
 			want:        map[uint32]string{},
@@ -289,7 +240,7 @@ func TestSync(t *testing.T) {
 		{
 			name:   "unmapped = keep removes the drop-in",
 			config: "unmapped = keep\nalice " + present + "\n",
-			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {
+			setup: func(t *testing.T, s *testSystem, _ *configtest.Directory) {
 				s.writeDropIn(t, "bob", 1002, present)
 			},
 			want:        map[uint32]string{1001: present},
@@ -298,7 +249,7 @@ func TestSync(t *testing.T) {
 		{
 			name:   "a drop-in naming another namespace is rewritten",
 			config: "alice " + present + "\n",
-			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {
+			setup: func(t *testing.T, s *testSystem, _ *configtest.Directory) {
 				s.writeDropIn(t, "alice", 1001, "/run/netns/old")
 			},
 			want:        map[uint32]string{1001: present},
@@ -307,8 +258,8 @@ func TestSync(t *testing.T) {
 		{
 			name:   "a drop-in written at a login under a second name of the uid changes nothing",
 			config: "alice " + present + "\n",
-			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
-				users.users = append(users.users, config.User{Name: "alias2", UID: 1001, GID: 1001})
+			setup: func(t *testing.T, s *testSystem, users *configtest.Directory) {
+				users.AddUser(config.User{Name: "alias2", UID: 1001, GID: 1001})
 				s.writeDropIn(t, "alias2", 1001, present)
 			},
 			want: map[uint32]string{1001: present},
@@ -316,8 +267,8 @@ func TestSync(t *testing.T) {
 		{
 			name:   "drop-ins that match change nothing",
 			config: "alice " + present + "\n@lab " + present + "\n",
-			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {
-				for _, u := range testUsers().users[:3] {
+			setup: func(t *testing.T, s *testSystem, _ *configtest.Directory) {
+				for _, u := range testUserList[:3] {
 					s.writeDropIn(t, u.Name, u.UID, present)
 				}
 			},
@@ -340,7 +291,7 @@ func TestSync(t *testing.T) {
 		{
 			name:   "a drop-in of a uid no user has is left alone",
 			config: "alice " + present + "\n",
-			setup: func(t *testing.T, s *testSystem, _ *fakeUsers) {
+			setup: func(t *testing.T, s *testSystem, _ *configtest.Directory) {
 				s.writeDropIn(t, "gone", 4000, present)
 				s.linger(t, "gone")
 			},
@@ -352,8 +303,8 @@ func TestSync(t *testing.T) {
 			// ali is a second name of alice's uid, which NSS names alice.
 			name:   "two lines of one uid: the line of the uid's name applies to both names",
 			config: "ali -\nalice " + present + "\n",
-			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
-				users.users = append(users.users, config.User{Name: "ali", UID: 1001, GID: 1001})
+			setup: func(t *testing.T, s *testSystem, users *configtest.Directory) {
+				users.AddUser(config.User{Name: "ali", UID: 1001, GID: 1001})
 				s.writeDropIn(t, "alice", 1001, "/run/netns/old")
 			},
 			want:        map[uint32]string{1001: present},
@@ -362,67 +313,67 @@ func TestSync(t *testing.T) {
 		{
 			name:   "a failing lookup keeps the manager off, and the others are still synced",
 			config: "alice " + present + "\nbob " + present + "\n",
-			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
-				users.failing = map[string]bool{"bob": true}
+			setup: func(t *testing.T, s *testSystem, users *configtest.Directory) {
+				users.Down = map[string]bool{"bob": true}
 				s.runManager(t, 1002, 4242)
 			},
 			want:         map[uint32]string{1001: present, 1002: units.NoNetns},
 			wantChanges:  []change{{Write, 1001, present}, {Write, 1002, units.NoNetns}},
 			wantWarnings: []string{"user@1002.service of bob runs (PID 4242)"},
-			wantErr:      errSourceDown,
+			wantErr:      config.ErrSourceUnavailable,
 		},
 		{
 			name:   "a failing lookup keeps the user's drop-in as it is",
 			config: "alice " + present + "\nbob " + present + "\n",
-			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
-				users.failing = map[string]bool{"bob": true}
+			setup: func(t *testing.T, s *testSystem, users *configtest.Directory) {
+				users.Down = map[string]bool{"bob": true}
 				s.writeDropIn(t, "bob", 1002, "/run/netns/old")
 			},
 			want:         map[uint32]string{1001: present, 1002: "/run/netns/old"},
 			wantChanges:  []change{{Write, 1001, present}},
 			wantWarnings: []string{"bob (uid 1002) keeps its drop-in as it is: its policy is unknown"},
-			wantErr:      errSourceDown,
+			wantErr:      config.ErrSourceUnavailable,
 		},
 		{
 			name:   "a failing group lookup keeps the drop-in of a member as it is",
 			config: "@lab " + present + "\n",
-			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
-				users.failingGroups = map[string]bool{"bob": true}
+			setup: func(t *testing.T, s *testSystem, users *configtest.Directory) {
+				users.DownGroupLists = map[string]bool{"bob": true}
 				s.writeDropIn(t, "bob", 1002, present)
 			},
 			want:         map[uint32]string{1002: present, 1003: present},
 			wantChanges:  []change{{Write, 1003, present}},
 			wantWarnings: []string{"bob (uid 1002) keeps its drop-in as it is"},
-			wantErr:      errSourceDown,
+			wantErr:      config.ErrSourceUnavailable,
 		},
 		{
 			name:   "a failing group lookup keeps a lingering user's manager off",
 			config: "@lab " + present + "\n",
-			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
-				users.failingGroups = map[string]bool{"dave": true}
+			setup: func(t *testing.T, s *testSystem, users *configtest.Directory) {
+				users.DownGroupLists = map[string]bool{"dave": true}
 				s.linger(t, "dave")
 			},
 			want:        map[uint32]string{1002: present, 1003: present, 1004: units.NoNetns},
 			wantChanges: []change{{Write, 1002, present}, {Write, 1003, present}, {Write, 1004, units.NoNetns}},
-			wantErr:     errSourceDown,
+			wantErr:     config.ErrSourceUnavailable,
 		},
 		{
 			name:   "a failing uid lookup keeps that manager off",
 			config: "* " + present + "\n",
-			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
-				users.failingUIDs = map[uint32]bool{1004: true}
+			setup: func(t *testing.T, s *testSystem, users *configtest.Directory) {
+				users.DownUIDs = map[uint32]bool{1004: true}
 				s.runManager(t, 1004, 4242)
 			},
 			want:         map[uint32]string{1004: units.NoNetns},
 			wantChanges:  []change{{Write, 1004, units.NoNetns}},
 			wantWarnings: []string{"user@1004.service of 1004 runs (PID 4242)"},
-			wantErr:      errSourceDown,
+			wantErr:      config.ErrSourceUnavailable,
 		},
 		{
 			name:     "without a config every user it can name but root is kept off",
 			noConfig: true,
-			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
-				users.users = append(users.users, config.User{Name: "root"})
+			setup: func(t *testing.T, s *testSystem, users *configtest.Directory) {
+				users.AddUser(config.User{Name: "root"})
 				s.linger(t, "alice")
 				s.linger(t, "ghost")
 				s.writeDropIn(t, "bob", 1002, present)
@@ -445,14 +396,14 @@ func TestSync(t *testing.T) {
 		{
 			name:     "without a config a user only known by uid gets the uid as name",
 			noConfig: true,
-			setup: func(t *testing.T, s *testSystem, users *fakeUsers) {
-				users.failingUIDs = map[uint32]bool{1002: true}
+			setup: func(t *testing.T, s *testSystem, users *configtest.Directory) {
+				users.DownUIDs = map[uint32]bool{1002: true}
 				s.runManager(t, 1002, 4242)
 			},
 			want:         map[uint32]string{1002: units.NoNetns},
 			wantChanges:  []change{{Write, 1002, units.NoNetns}},
 			wantWarnings: []string{"user@1002.service of 1002 runs (PID 4242)"},
-			wantErr:      errSourceDown,
+			wantErr:      config.ErrSourceUnavailable,
 		},
 	}
 	for _, tt := range tests {
@@ -532,7 +483,7 @@ func TestSyncSeesAUIDGivenToAnotherUser(t *testing.T) {
 	s := newTestSystem(t)
 	cfg := parseConfig(t, "ghost "+present+"\n")
 	users := testUsers()
-	users.users = append(users.users, config.User{Name: "ghost", UID: 1005, GID: 1005})
+	users.AddUser(config.User{Name: "ghost", UID: 1005, GID: 1005})
 	// alice resolves by UID, which looks the line's name up.
 	s.linger(t, "alice")
 	if _, err := Sync(context.Background(), cfg, users, s.m, s.opts()); err != nil {
@@ -542,7 +493,8 @@ func TestSyncSeesAUIDGivenToAnotherUser(t *testing.T) {
 		t.Fatalf("drop-ins = %v, want %v", s.dropIns(t), want)
 	}
 
-	users.users[len(users.users)-1] = config.User{Name: "newbie", UID: 1005, GID: 1005}
+	users.RemoveUser("ghost")
+	users.AddUser(config.User{Name: "newbie", UID: 1005, GID: 1005})
 	report, err := Sync(context.Background(), cfg, users, s.m, s.opts())
 	if err != nil {
 		t.Fatal(err)
