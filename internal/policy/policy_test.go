@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"strings"
@@ -10,13 +9,11 @@ import (
 	"time"
 
 	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/config/configtest"
 	"github.com/netns-session/netns-session/internal/logind"
 	"github.com/netns-session/netns-session/internal/netns"
+	"github.com/netns-session/netns-session/internal/netns/netnstest"
 )
-
-// users knows alice, bob and carol; a lookup of "ldap-down", or of its UID,
-// fails as a broken source does.
-type users struct{}
 
 var userUIDs = map[string]uint32{"alice": 1005, "bob": 1002, "carol": 1003}
 
@@ -25,39 +22,17 @@ const (
 	unknownUID  = 1999
 )
 
-func (users) LookupUser(name string) (*config.User, error) {
-	if uid, ok := userUIDs[name]; ok {
-		return &config.User{Name: name, UID: uid, GID: 100}, nil
+// testUsers knows alice, bob and carol; a lookup of "ldap-down", or of its
+// UID, fails as a broken source does.
+func testUsers() *configtest.Directory {
+	users := configtest.New()
+	for name, uid := range userUIDs {
+		users.AddUser(config.User{Name: name, UID: uid, GID: 100})
 	}
-	if name == "ldap-down" {
-		return nil, errors.New("connection to LDAP server lost")
-	}
-	return nil, fmt.Errorf("%w %q", config.ErrUnknownUser, name)
+	users.Down = map[string]bool{"ldap-down": true}
+	users.DownUIDs = map[uint32]bool{ldapDownUID: true}
+	return users
 }
-
-func (users) LookupUID(uid uint32) (*config.User, error) {
-	if uid == ldapDownUID {
-		return nil, errors.New("connection to LDAP server lost")
-	}
-	for name, u := range userUIDs {
-		if u == uid {
-			return &config.User{Name: name, UID: uid, GID: 100}, nil
-		}
-	}
-	return nil, fmt.Errorf("%w with uid %d", config.ErrUnknownUser, uid)
-}
-
-func (users) GroupIDs(u *config.User) ([]uint32, error) { return []uint32{u.GID}, nil }
-
-func (users) LookupGroup(name string) (*config.Group, error) {
-	return nil, fmt.Errorf("%w %q", config.ErrUnknownGroup, name)
-}
-
-var (
-	hostID = netns.ID{Dev: 4, Ino: 4026531840}
-	ns0ID  = netns.ID{Dev: 4, Ino: 4026532001}
-	ns1ID  = netns.ID{Dev: 4, Ino: 4026532002}
-)
 
 // The processes of the fake system, by PID.
 const (
@@ -77,15 +52,15 @@ func fakeJudge(t *testing.T, conf string) *Judge {
 	}
 	return &Judge{
 		Config: cfg,
-		Users:  users{},
+		Users:  testUsers(),
 		ProcessNetns: func(pid int) (netns.ID, error) {
 			switch pid {
 			case pidInHost:
-				return hostID, nil
+				return netnstest.Host, nil
 			case pidInNs0:
-				return ns0ID, nil
+				return netnstest.NS0, nil
 			case pidInNs1:
-				return ns1ID, nil
+				return netnstest.NS1, nil
 			case pidExited:
 				return netns.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, fs.ErrNotExist)
 			case pidExiting:
@@ -104,18 +79,12 @@ func fakeJudge(t *testing.T, conf string) *Judge {
 		Sleep:       fakeSleep{},
 		NetnsFile: func(path string) (netns.ID, error) {
 			switch path {
-			case netns.HostPath:
-				return hostID, nil
-			case "/run/netns/ns0":
-				return ns0ID, nil
-			case "/run/netns/ns1":
-				return ns1ID, nil
 			case "/run/netns/notns":
 				return netns.ID{}, fmt.Errorf("%s is %w", path, netns.ErrNotNamespace)
 			case "/run/netns/locked":
 				return netns.ID{}, fmt.Errorf("opening namespace %s: %w", path, syscall.EACCES)
 			}
-			return netns.ID{}, fmt.Errorf("checking namespace %s: %w", path, fs.ErrNotExist)
+			return netnstest.File(path)
 		},
 	}
 }
@@ -132,27 +101,27 @@ func TestProcess(t *testing.T) {
 		reason   string // a part of the reason
 	}{
 		{name: "mapped user in its namespace", config: "alice ns0\n", user: "alice", pid: pidInNs0,
-			want: Compliant, expected: "/run/netns/ns0", actual: ns0ID, reason: "user line for alice"},
+			want: Compliant, expected: "/run/netns/ns0", actual: netnstest.NS0, reason: "user line for alice"},
 		{name: "mapped user on the host", config: "alice ns0\n", user: "alice", pid: pidInHost,
-			want: Violation, expected: "/run/netns/ns0", actual: hostID, reason: "process 100 runs in netns 4:4026531840, not in /run/netns/ns0 (4:4026532001)"},
+			want: Violation, expected: "/run/netns/ns0", actual: netnstest.Host, reason: "process 100 runs in netns 4:4026531840, not in /run/netns/ns0 (4:4026532100)"},
 		{name: "mapped user in another user's namespace", config: "alice ns0\nbob ns1\n", user: "alice", pid: pidInNs1,
-			want: Violation, expected: "/run/netns/ns0", actual: ns1ID},
+			want: Violation, expected: "/run/netns/ns0", actual: netnstest.NS1},
 		{name: "unmapped user on the host", config: "alice ns0\n", user: "bob", pid: pidInHost,
-			want: Compliant, expected: netns.HostPath, actual: hostID, reason: "unmapped = host"},
+			want: Compliant, expected: netns.HostPath, actual: netnstest.Host, reason: "unmapped = host"},
 		{name: "unmapped user inside a namespace", config: "alice ns0\n", user: "bob", pid: pidInNs0,
-			want: Violation, expected: netns.HostPath, actual: ns0ID},
+			want: Violation, expected: netns.HostPath, actual: netnstest.NS0},
 		{name: "user mapped to the host with -", config: "carol -\n* ns0\n", user: "carol", pid: pidInHost,
-			want: Compliant, expected: netns.HostPath, actual: hostID},
+			want: Compliant, expected: netns.HostPath, actual: netnstest.Host},
 		{name: "unmapped = keep allows any namespace", config: "unmapped = keep\nalice ns0\n", user: "bob", pid: pidInNs1,
-			want: Unconstrained, actual: ns1ID, reason: "unmapped = keep"},
+			want: Unconstrained, actual: netnstest.NS1, reason: "unmapped = keep"},
 		{name: "wildcard applies", config: "* ns1\n", user: "carol", pid: pidInNs1,
-			want: Compliant, expected: "/run/netns/ns1", actual: ns1ID},
+			want: Compliant, expected: "/run/netns/ns1", actual: netnstest.NS1},
 		{name: "missing namespace is a violation", config: "alice gone\n", user: "alice", pid: pidInHost,
-			want: Violation, expected: "/run/netns/gone", actual: hostID, reason: "alice wants /run/netns/gone, which is not available"},
+			want: Violation, expected: "/run/netns/gone", actual: netnstest.Host, reason: "alice wants /run/netns/gone, which is not available"},
 		{name: "a file that is no namespace is a violation", config: "alice notns\n", user: "alice", pid: pidInNs0,
-			want: Violation, expected: "/run/netns/notns", actual: ns0ID},
+			want: Violation, expected: "/run/netns/notns", actual: netnstest.NS0},
 		{name: "namespace that cannot be checked", config: "alice locked\n", user: "alice", pid: pidInNs0,
-			want: Unknown, expected: "/run/netns/locked", actual: ns0ID, reason: "checking /run/netns/locked"},
+			want: Unknown, expected: "/run/netns/locked", actual: netnstest.NS0, reason: "checking /run/netns/locked"},
 		{name: "leader exited", config: "alice ns0\n", user: "alice", pid: pidExited,
 			want: Gone, expected: "/run/netns/ns0", reason: "process 400 exited"},
 		{name: "leader exiting", config: "alice ns0\n", user: "alice", pid: pidExiting,
@@ -164,7 +133,7 @@ func TestProcess(t *testing.T) {
 		{name: "unknown user", config: "alice ns0\n* ns0\n", user: "mallory", pid: pidInNs0,
 			want: Unknown, reason: "unknown user with uid 1999"},
 		{name: "failing user source", config: "alice ns0\n* ns0\n", user: "ldap-down", pid: pidInNs0,
-			want: Unknown, reason: "connection to LDAP server lost"},
+			want: Unknown, reason: "user database unavailable"},
 		{name: "unknown user under * alone", config: "* ns0\n", user: "mallory", pid: pidInNs0,
 			want: Unknown, reason: "unknown user with uid 1999"},
 	}
@@ -226,29 +195,13 @@ func TestSessionClasses(t *testing.T) {
 	}
 }
 
-// countingUsers is users that counts the lookups that reach it.
-type countingUsers struct {
-	users
-	lookups int
-}
-
-func (c *countingUsers) LookupUser(name string) (*config.User, error) {
-	c.lookups++
-	return c.users.LookupUser(name)
-}
-
-func (c *countingUsers) LookupUID(uid uint32) (*config.User, error) {
-	c.lookups++
-	return c.users.LookupUID(uid)
-}
-
 // TestPassLooksEachUserUpOnce judges in one pass, as the watcher's check of
 // every session does: a user is looked up once however many processes it
 // has, and the judge the pass came from, and the next pass, look it up
 // again, so a user deleted between passes is not remembered.
 func TestPassLooksEachUserUpOnce(t *testing.T) {
 	j := fakeJudge(t, "alice ns0\n")
-	dir := &countingUsers{}
+	dir := testUsers()
 	j.Users = dir
 	pass := j.Pass()
 	alice := userUIDs["alice"]
@@ -257,14 +210,14 @@ func TestPassLooksEachUserUpOnce(t *testing.T) {
 			t.Fatalf("verdict %s: %s", f.Verdict, f.Reason)
 		}
 	}
-	if dir.lookups != 1 {
-		t.Errorf("a pass of 3 judgements looked up %d times, want 1 (the uid)", dir.lookups)
+	if dir.Count(configtest.UserByName, configtest.UserByUID) != 1 {
+		t.Errorf("a pass of 3 judgements looked up %d times, want 1 (the uid)", dir.Count(configtest.UserByName, configtest.UserByUID))
 	}
 	for _, judge := range []*Judge{j, j.Pass()} {
-		dir.lookups = 0
+		dir.Forget()
 		judge.Process(alice, "alice", pidInNs0)
-		if dir.lookups != 1 {
-			t.Errorf("after the pass: %d lookups, want 1", dir.lookups)
+		if dir.Count(configtest.UserByName, configtest.UserByUID) != 1 {
+			t.Errorf("after the pass: %d lookups, want 1", dir.Count(configtest.UserByName, configtest.UserByUID))
 		}
 	}
 }

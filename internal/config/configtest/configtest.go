@@ -193,7 +193,7 @@ func (d *Directory) ask(l Lookup) error {
 }
 
 // unavailable is the error of a lookup whose source is down, worded as
-// config.NSS words it.
+// userdb.NSS words it.
 func unavailable(call, key string) error {
 	return fmt.Errorf("%s %s: %w: no such file or directory (ENOENT)", call, key, config.ErrSourceUnavailable)
 }
