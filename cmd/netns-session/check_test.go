@@ -3,89 +3,46 @@ package main
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/config/configtest"
 	"github.com/netns-session/netns-session/internal/netns"
 )
-
-// checkUsers is a fixed user database for check's tests.
-type checkUsers struct{}
 
 var (
 	checkUserTable  = map[string]*config.User{"root": {Name: "root"}, "alice": {Name: "alice", UID: 1000, GID: 1000}, "carol": {Name: "carol", UID: 1002, GID: 100}}
 	checkGroupTable = map[string]*config.Group{"research": {Name: "research", GID: 2000, Members: []string{"alice"}}}
 )
 
-func (checkUsers) LookupUser(name string) (*config.User, error) {
-	if u, ok := checkUserTable[name]; ok {
-		return u, nil
-	}
-	return nil, fmt.Errorf("%w %q", config.ErrUnknownUser, name)
-}
-
-func (checkUsers) LookupUID(uid uint32) (*config.User, error) {
+// testUsers is a user database of the users of checkUserTable and the groups
+// of checkGroupTable, in which the names down are down.
+func testUsers(down ...string) *configtest.Directory {
+	users := configtest.New()
 	for _, u := range checkUserTable {
-		if u.UID == uid {
-			return u, nil
-		}
+		users.AddUser(*u)
 	}
-	return nil, fmt.Errorf("%w with uid %d", config.ErrUnknownUser, uid)
+	for _, g := range checkGroupTable {
+		users.AddGroup(*g)
+	}
+	users.Down = map[string]bool{}
+	for _, name := range down {
+		users.Down[name] = true
+	}
+	return users
 }
 
-func (checkUsers) GroupIDs(u *config.User) ([]uint32, error) { return []uint32{u.GID}, nil }
-
-func (checkUsers) LookupGroup(name string) (*config.Group, error) {
-	if g, ok := checkGroupTable[name]; ok {
-		return g, nil
-	}
-	return nil, fmt.Errorf("%w %q", config.ErrUnknownGroup, name)
+// aliasUsers is testUsers that knows carol as Carol too (a case-insensitive
+// source) and alice's uid under a second name, alias (useradd -o).
+func aliasUsers(down ...string) *configtest.Directory {
+	users := testUsers(down...)
+	users.AddName("Carol", "carol")
+	users.AddUser(config.User{Name: "alias", UID: 1000, GID: 1000})
+	return users
 }
-
-// moreUsers is checkUsers with more names - other spellings and second
-// names of its users - and groups, and with the source of some users and
-// groups down, as NSS reports it.
-type moreUsers struct {
-	names  map[string]*config.User
-	groups map[string]*config.Group
-	down   map[string]bool
-}
-
-func (m moreUsers) LookupUser(name string) (*config.User, error) {
-	if m.down[name] {
-		return nil, fmt.Errorf("getpwnam_r %q: %w: no such file or directory (ENOENT)", name, config.ErrSourceUnavailable)
-	}
-	if u, ok := m.names[name]; ok {
-		return u, nil
-	}
-	return checkUsers{}.LookupUser(name)
-}
-
-// LookupUID finds the owners of checkUsers: the second names are not.
-func (moreUsers) LookupUID(uid uint32) (*config.User, error) { return checkUsers{}.LookupUID(uid) }
-
-func (moreUsers) GroupIDs(u *config.User) ([]uint32, error) { return checkUsers{}.GroupIDs(u) }
-
-func (m moreUsers) LookupGroup(name string) (*config.Group, error) {
-	if m.down[name] {
-		return nil, fmt.Errorf("getgrnam_r %q: %w: no such file or directory (ENOENT)", name, config.ErrSourceUnavailable)
-	}
-	if g, ok := m.groups[name]; ok {
-		return g, nil
-	}
-	return checkUsers{}.LookupGroup(name)
-}
-
-// aliases knows carol as Carol too (a case-insensitive source) and alice's
-// uid under a second name (useradd -o).
-var aliases = moreUsers{names: map[string]*config.User{
-	"Carol": checkUserTable["carol"],
-	"alias": {Name: "alias", UID: 1000, GID: 1000},
-}}
 
 // inspectForTest inspects namespace files like check does, but looks at its
 // own network namespace for the host's: PID 1's is not always open to
@@ -118,7 +75,7 @@ func TestCheckAll(t *testing.T) {
 	tests := []struct {
 		name    string
 		config  string
-		users   config.Directory // checkUsers when nil
+		users   config.Directory // testUsers() when nil
 		want    string           // CONF stands for the config file
 		wantErr bool
 	}{
@@ -159,7 +116,7 @@ warning: CONF:4: unknown group "staff": the line matches nobody
 		},
 		{
 			name:   "user lines select users by uid",
-			users:  aliases,
+			users:  aliasUsers(),
 			config: "Carol -\nalice -\nalias -\n",
 			want: `SELECTOR  NETNS  PATH            NETNS-FILE  RESOLVES  SOURCE
 Carol     -      /proc/1/ns/net  ok          uid 1002  CONF:1
@@ -180,11 +137,13 @@ warning: CONF:1: user "Carol" is "carol" (uid 1002) to NSS: the line selects tha
 			// another spelling: resolved under their UIDs' own names,
 			// neither is mapped by those entries.
 			name: "group members listed by another name of their uid",
-			users: moreUsers{names: aliases.names, groups: map[string]*config.Group{
-				"lab":  {Name: "lab", GID: 3000, Members: []string{"alias", "ghost", "Carol", "erin"}},
-				"both": {Name: "both", GID: 3001, Members: []string{"alias", "alice"}},
-				"prim": {Name: "prim", GID: 100, Members: []string{"Carol"}}, // carol's primary group
-			}, down: map[string]bool{"erin": true}},
+			users: func() config.Directory {
+				users := aliasUsers("erin")
+				users.AddGroup(config.Group{Name: "lab", GID: 3000, Members: []string{"alias", "ghost", "Carol", "erin"}})
+				users.AddGroup(config.Group{Name: "both", GID: 3001, Members: []string{"alias", "alice"}})
+				users.AddGroup(config.Group{Name: "prim", GID: 100, Members: []string{"Carol"}}) // carol's primary group
+				return users
+			}(),
 			config: "@lab -\n@both -\n@prim -\n",
 			want: `SELECTOR  NETNS  PATH            NETNS-FILE  RESOLVES  SOURCE
 @lab      -      /proc/1/ns/net  ok          gid 3000  CONF:1
@@ -202,7 +161,7 @@ warning: CONF:1: group "lab" lists "erin", who cannot be looked up: getpwnam_r "
 		},
 		{
 			name:   "sources down",
-			users:  moreUsers{down: map[string]bool{"research": true, "erin": true}},
+			users:  testUsers("research", "erin"),
 			config: "@research -\nerin -\n",
 			want: `SELECTOR   NETNS  PATH            NETNS-FILE  RESOLVES     SOURCE
 @research  -      /proc/1/ns/net  ok          source down  CONF:1
@@ -229,7 +188,7 @@ error: CONF:2: getpwnam_r "erin": user database unavailable: no such file or dir
 			var out bytes.Buffer
 			users := tt.users
 			if users == nil {
-				users = checkUsers{}
+				users = testUsers()
 			}
 			err := (&checker{out: &out, users: users, inspect: inspectForTest}).all(path)
 			if got, want := out.String(), strings.ReplaceAll(tt.want, "CONF", path); got != want {
@@ -247,13 +206,13 @@ func TestCheckUser(t *testing.T) {
 	tests := []struct {
 		name    string
 		config  string
-		users   config.Directory // checkUsers when nil
+		users   config.Directory // testUsers() when nil
 		user    string
 		want    string
 		wantErr bool
 	}{
 		{
-			name: "second name of a uid with a line", config: "alice -\n", users: aliases, user: "alias",
+			name: "second name of a uid with a line", config: "alice -\n", users: aliasUsers(), user: "alias",
 			want: `user   alias (uid 1000, gid 1000)
 rule   alice - at CONF:1
 why    user line for alice (uid 1000)
@@ -262,11 +221,11 @@ netns  - -> /proc/1/ns/net: ok
 `,
 		},
 		{
-			name: "group source down", config: cfg, users: moreUsers{down: map[string]bool{"research": true}}, user: "carol", wantErr: true,
+			name: "group source down", config: cfg, users: testUsers("research"), user: "carol", wantErr: true,
 			want: "error: looking up group \"research\": getgrnam_r \"research\": user database unavailable: no such file or directory (ENOENT)\n1 error, 0 warnings\n",
 		},
 		{
-			name: "user source down", config: cfg, users: moreUsers{down: map[string]bool{"carol": true}}, user: "carol", wantErr: true,
+			name: "user source down", config: cfg, users: testUsers("carol"), user: "carol", wantErr: true,
 			want: "error: looking up user \"carol\": getpwnam_r \"carol\": user database unavailable: no such file or directory (ENOENT)\n1 error, 0 warnings\n",
 		},
 		{
@@ -339,7 +298,7 @@ error: CONF:1: missing namespace after "alice": want SELECTOR NETNS
 			var out bytes.Buffer
 			users := tt.users
 			if users == nil {
-				users = checkUsers{}
+				users = testUsers()
 			}
 			err := (&checker{out: &out, users: users, inspect: inspectForTest}).user(path, tt.user)
 			if got, want := out.String(), strings.ReplaceAll(tt.want, "CONF", path); got != want {

@@ -13,14 +13,21 @@ import (
 	"github.com/coreos/go-systemd/v22/journal"
 
 	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/config/configtest"
 	"github.com/netns-session/netns-session/internal/units"
 )
 
-// failingGroups is checkUsers with a group source that is down.
-type failingGroups struct{ checkUsers }
-
-func (failingGroups) GroupIDs(*config.User) ([]uint32, error) {
-	return nil, errors.New("ldap server unreachable")
+// failingGroupList is testUsers whose group list cannot be read, for a
+// reason that is not config.ErrSourceUnavailable.
+func failingGroupList() *configtest.Directory {
+	users := testUsers()
+	users.Hook = func(l configtest.Lookup) error {
+		if l.Kind == configtest.GroupList {
+			return errors.New("ldap server unreachable")
+		}
+		return nil
+	}
+	return users
 }
 
 type nopSystemd struct{}
@@ -73,15 +80,15 @@ func TestDeniedUnknownPolicyKeepsManagerOff(t *testing.T) {
 		wantDropIn bool
 		wantReason string // a substring of the denial; any when ""
 	}{
-		{name: "broken config", config: "carol ns0 extra\n", users: checkUsers{}, user: "carol", wantDropIn: true},
-		{name: "group source failing", config: "@research ns0\n", users: failingGroups{}, user: "carol", wantDropIn: true},
-		{name: "unknown user", config: "carol ns0 extra\n", users: checkUsers{}, user: "mallory", wantDropIn: false},
-		{name: "group source unavailable", config: "@research ns0\n", users: moreUsers{down: map[string]bool{"research": true}},
+		{name: "broken config", config: "carol ns0 extra\n", users: testUsers(), user: "carol", wantDropIn: true},
+		{name: "group source failing", config: "@research ns0\n", users: failingGroupList(), user: "carol", wantDropIn: true},
+		{name: "unknown user", config: "carol ns0 extra\n", users: testUsers(), user: "mallory", wantDropIn: false},
+		{name: "group source unavailable", config: "@research ns0\n", users: testUsers("research"),
 			user: "carol", wantDropIn: true, wantReason: unavailable},
-		{name: "source of another user line unavailable", config: "erin ns0\n", users: moreUsers{down: map[string]bool{"erin": true}},
+		{name: "source of another user line unavailable", config: "erin ns0\n", users: testUsers("erin"),
 			user: "carol", wantDropIn: true, wantReason: unavailable},
 		// No uid to write a drop-in for; pam_systemd finds no user either.
-		{name: "user source unavailable", config: "carol ns0\n", users: moreUsers{down: map[string]bool{"carol": true}},
+		{name: "user source unavailable", config: "carol ns0\n", users: testUsers("carol"),
 			user: "carol", wantDropIn: false, wantReason: unavailable},
 	}
 	for _, tt := range tests {
@@ -110,21 +117,17 @@ func TestDeniedUnknownPolicyKeepsManagerOff(t *testing.T) {
 	}
 }
 
-// slowDirectory answers like its Directory after delay: a directory server
-// that takes its time.
-type slowDirectory struct {
-	config.Directory
-	delay time.Duration
-}
-
-func (d slowDirectory) LookupUser(name string) (*config.User, error) {
-	time.Sleep(d.delay)
-	return d.Directory.LookupUser(name)
-}
-
-func (d slowDirectory) LookupGroup(name string) (*config.Group, error) {
-	time.Sleep(d.delay)
-	return d.Directory.LookupGroup(name)
+// slowDirectory makes users answer a lookup of a user or group by name
+// after delay, as a directory server that takes its time, but for the names
+// inFiles, which /etc/passwd answers before the directory is asked.
+func slowDirectory(users *configtest.Directory, delay time.Duration, inFiles ...string) *configtest.Directory {
+	users.Hook = func(l configtest.Lookup) error {
+		if (l.Kind == configtest.UserByName || l.Kind == configtest.GroupByName) && !slices.Contains(inFiles, l.Name) {
+			time.Sleep(delay)
+		}
+		return nil
+	}
+	return users
 }
 
 // TestSlowDirectoryStillPlacesManager gives the hook a directory slower
@@ -135,19 +138,19 @@ func TestSlowDirectoryStillPlacesManager(t *testing.T) {
 	tests := []struct {
 		name   string
 		config string
-		users  config.Directory
+		users  *configtest.Directory
 		want   string // the drop-in's NetworkNamespacePath
 	}{
-		{name: "mapped user", config: "carol ns0\n", users: checkUsers{}, want: "/run/netns/ns0"},
-		{name: "group source unavailable", config: "@research ns0\n", users: moreUsers{down: map[string]bool{"research": true}}, want: units.NoNetns},
-		{name: "broken config", config: "carol ns0 extra\n", users: checkUsers{}, want: units.NoNetns},
+		{name: "mapped user", config: "carol ns0\n", users: testUsers(), want: "/run/netns/ns0"},
+		{name: "group source unavailable", config: "@research ns0\n", users: testUsers("research"), want: units.NoNetns},
+		{name: "broken config", config: "carol ns0 extra\n", users: testUsers(), want: units.NoNetns},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path, _ := writeCheckConfig(t, tt.config)
 			m := testUnits(t)
 			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, callerErr: errors.New("not joined in this test"),
-				units: m, users: slowDirectory{tt.users, 300 * time.Millisecond}, budget: 250 * time.Millisecond}
+				units: m, users: slowDirectory(tt.users, 300*time.Millisecond), budget: 250 * time.Millisecond}
 
 			if _, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "carol", Service: "sshd"}); err == nil {
 				t.Fatal("session of carol opened without a join, want it denied")
@@ -182,7 +185,7 @@ func TestBadPAMLineDeniesAllButRoot(t *testing.T) {
 			if !isPAM || optsErr == nil {
 				t.Fatalf("pam %q: hook %t, error %v; want the hook with a bad argument", args, isPAM, optsErr)
 			}
-			h := &pamHook{log: quietLog(), opts: opts, optsErr: optsErr, callerErr: errors.New("not joined in this test"), units: testUnits(t), users: checkUsers{}}
+			h := &pamHook{log: quietLog(), opts: opts, optsErr: optsErr, callerErr: errors.New("not joined in this test"), units: testUnits(t), users: testUsers()}
 
 			_, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "carol", Service: "sshd"})
 			var d *denial
@@ -210,7 +213,7 @@ func TestUnsafeEnvironmentDeniesAllButRoot(t *testing.T) {
 	} {
 		t.Run(tt.user+" with "+tt.variable, func(t *testing.T) {
 			m := testUnits(t)
-			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, callerErr: errors.New("not joined in this test"), units: m, users: checkUsers{}}
+			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, callerErr: errors.New("not joined in this test"), units: m, users: testUsers()}
 			_, err := h.open(context.Background(), pamRequest{Type: "open_session", User: tt.user, Service: "sshd", Unsafe: []string{tt.variable}})
 			var d *denial
 			if !errors.As(err, &d) || !strings.Contains(d.reason, "the PAM environment sets "+tt.variable) {
@@ -237,9 +240,9 @@ func TestRootFallbackSaysWhatWentWrong(t *testing.T) {
 		users        config.Directory
 		want         string
 	}{
-		{name: "broken config", config: "carol ns0 extra\n", users: checkUsers{}, want: "config unusable"},
-		{name: "root's source down", config: "carol ns0\n", users: moreUsers{down: map[string]bool{"root": true}}, want: "user database unavailable"},
-		{name: "group source down", config: "@research ns0\n", users: moreUsers{down: map[string]bool{"research": true}}, want: "user database unavailable"},
+		{name: "broken config", config: "carol ns0 extra\n", users: testUsers(), want: "config unusable"},
+		{name: "root's source down", config: "carol ns0\n", users: testUsers("root"), want: "user database unavailable"},
+		{name: "group source down", config: "@research ns0\n", users: testUsers("research"), want: "user database unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -258,17 +261,6 @@ func TestRootFallbackSaysWhatWentWrong(t *testing.T) {
 	}
 }
 
-// rootInFiles is slowDirectory but for root, whom /etc/passwd answers
-// before the directory is asked.
-type rootInFiles struct{ slowDirectory }
-
-func (d rootInFiles) LookupUser(name string) (*config.User, error) {
-	if name == "root" {
-		return d.Directory.LookupUser(name)
-	}
-	return d.slowDirectory.LookupUser(name)
-}
-
 // TestSlowDirectoryNeverHoldsRootOut logs root in while the directory
 // takes far longer than root's budget for every lookup: without a line of
 // its own, root's lookups are given up on and root gets the host network,
@@ -281,9 +273,9 @@ func TestSlowDirectoryNeverHoldsRootOut(t *testing.T) {
 		users        config.Directory
 		fallback     bool
 	}{
-		{name: "no line of root's", config: "@research ns0\ncarol ns0\n", users: slowDirectory{checkUsers{}, delay}, fallback: true},
-		{name: "root's lookup itself slow", config: "root -\ncarol ns0\n", users: slowDirectory{checkUsers{}, delay}, fallback: true},
-		{name: "a root line", config: "@research ns0\ncarol ns0\nroot -\n", users: rootInFiles{slowDirectory{checkUsers{}, delay}}},
+		{name: "no line of root's", config: "@research ns0\ncarol ns0\n", users: slowDirectory(testUsers(), delay), fallback: true},
+		{name: "root's lookup itself slow", config: "root -\ncarol ns0\n", users: slowDirectory(testUsers(), delay), fallback: true},
+		{name: "a root line", config: "@research ns0\ncarol ns0\nroot -\n", users: slowDirectory(testUsers(), delay, "root")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
