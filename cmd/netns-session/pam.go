@@ -143,7 +143,8 @@ func runPAM(ctx context.Context, opts pamOptions, optsErr error) int {
 	log.set("RHOST", req.RHost)
 	log.set("TYPE", req.Type)
 
-	h := &pamHook{log: log, opts: opts, optsErr: optsErr, caller: caller, callerErr: callerErr, units: units.New(), users: userdb.System()}
+	join := parentJoiner{caller: caller, callerErr: callerErr, debugf: log.Debugf}
+	h := &pamHook{log: log, opts: opts, optsErr: optsErr, joiner: join, units: units.New(), users: userdb.System()}
 	placed, err := h.open(ctx, req)
 	if err != nil {
 		return deny(log, start, err)
@@ -157,6 +158,30 @@ func runPAM(ctx context.Context, opts pamOptions, optsErr error) int {
 		})
 	}
 	return 0
+}
+
+// joiner is what the hook uses of nsjoin: the join of the process that
+// opens the session, which needs ptrace and that process, so tests give the
+// hook their own.
+type joiner interface {
+	Join(ctx context.Context, target string) error
+}
+
+// parentJoiner joins the process that opens the session - our parent,
+// waiting for us - into target.
+type parentJoiner struct {
+	// caller is that process, pinned at start; callerErr says why it could
+	// not be, which fails every join.
+	caller    *nsjoin.Caller
+	callerErr error
+	debugf    func(format string, args ...any)
+}
+
+func (j parentJoiner) Join(ctx context.Context, target string) error {
+	if j.callerErr != nil {
+		return j.callerErr
+	}
+	return nsjoin.JoinParent(ctx, j.caller, target, nsjoin.Options{Debugf: j.debugf})
 }
 
 // denial refuses a session: reason is the one line the user is shown, err

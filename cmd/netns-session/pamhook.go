@@ -21,12 +21,10 @@ type pamHook struct {
 	log     *eventLog
 	opts    pamOptions
 	optsErr error // a bad pam argument counts as a broken config
-	// caller is the process that opens the session, pinned at start;
-	// callerErr says why it could not be, which fails every join.
-	caller    *nsjoin.Caller
-	callerErr error
-	units     *units.Manager
-	users     config.Directory
+	// joiner moves the process that opens the session into a namespace.
+	joiner joiner
+	units  *units.Manager
+	users  config.Directory
 	// budget replaces pamBudget in tests, rootBudget rootResolveTimeout.
 	budget, rootBudget time.Duration
 }
@@ -299,10 +297,7 @@ func (h *pamHook) checkUserManager(ctx context.Context, user *config.User, decis
 
 // join moves the login process - our parent, waiting for us - into target.
 func (h *pamHook) join(ctx context.Context, target string) error {
-	err := h.callerErr
-	if err == nil {
-		err = nsjoin.JoinParent(ctx, h.caller, target, nsjoin.Options{Debugf: h.log.Debugf})
-	}
+	err := h.joiner.Join(ctx, target)
 	switch {
 	case err == nil:
 		return nil

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/config/configtest"
+	"github.com/netns-session/netns-session/internal/nsjoin"
 	"github.com/netns-session/netns-session/internal/units"
 )
 
@@ -29,6 +33,31 @@ func failingGroupList() *configtest.Directory {
 	}
 	return users
 }
+
+// fakeJoiner is a joiner that moves nothing: it answers err, and records
+// the targets asked of it and what the drop-in at dropIn held at each.
+type fakeJoiner struct {
+	err          error
+	dropIn       string
+	targets      []string
+	dropInAtJoin []string
+}
+
+func (j *fakeJoiner) Join(_ context.Context, target string) error {
+	j.targets = append(j.targets, target)
+	data, err := os.ReadFile(j.dropIn)
+	if err != nil {
+		data = []byte(err.Error())
+	}
+	j.dropInAtJoin = append(j.dropInAtJoin, string(data))
+	return j.err
+}
+
+var errNotJoined = errors.New("not joined in this test")
+
+// notJoined is the joiner of tests that do not join: every join fails with
+// errNotJoined.
+func notJoined() *fakeJoiner { return &fakeJoiner{err: errNotJoined} }
 
 type nopSystemd struct{}
 
@@ -149,7 +178,7 @@ func TestSlowDirectoryStillPlacesManager(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path, _ := writeCheckConfig(t, tt.config)
 			m := testUnits(t)
-			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, callerErr: errors.New("not joined in this test"),
+			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, joiner: notJoined(),
 				units: m, users: slowDirectory(tt.users, 300*time.Millisecond), budget: 250 * time.Millisecond}
 
 			if _, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "carol", Service: "sshd"}); err == nil {
@@ -185,7 +214,7 @@ func TestBadPAMLineDeniesAllButRoot(t *testing.T) {
 			if !isPAM || optsErr == nil {
 				t.Fatalf("pam %q: hook %t, error %v; want the hook with a bad argument", args, isPAM, optsErr)
 			}
-			h := &pamHook{log: quietLog(), opts: opts, optsErr: optsErr, callerErr: errors.New("not joined in this test"), units: testUnits(t), users: testUsers()}
+			h := &pamHook{log: quietLog(), opts: opts, optsErr: optsErr, joiner: notJoined(), units: testUnits(t), users: testUsers()}
 
 			_, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "carol", Service: "sshd"})
 			var d *denial
@@ -213,7 +242,7 @@ func TestUnsafeEnvironmentDeniesAllButRoot(t *testing.T) {
 	} {
 		t.Run(tt.user+" with "+tt.variable, func(t *testing.T) {
 			m := testUnits(t)
-			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, callerErr: errors.New("not joined in this test"), units: m, users: testUsers()}
+			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, joiner: notJoined(), units: m, users: testUsers()}
 			_, err := h.open(context.Background(), pamRequest{Type: "open_session", User: tt.user, Service: "sshd", Unsafe: []string{tt.variable}})
 			var d *denial
 			if !errors.As(err, &d) || !strings.Contains(d.reason, "the PAM environment sets "+tt.variable) {
@@ -248,7 +277,7 @@ func TestRootFallbackSaysWhatWentWrong(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path, _ := writeCheckConfig(t, tt.config)
 			log, records := actionLog()
-			h := &pamHook{log: log, opts: pamOptions{configPath: path}, callerErr: errors.New("not joined in this test"), units: testUnits(t), users: tt.users}
+			h := &pamHook{log: log, opts: pamOptions{configPath: path}, joiner: notJoined(), units: testUnits(t), users: tt.users}
 
 			placed, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "root", Service: "sshd"})
 			if err != nil || placed == nil || !strings.Contains(placed.message, tt.want) {
@@ -281,7 +310,7 @@ func TestSlowDirectoryNeverHoldsRootOut(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path, _ := writeCheckConfig(t, tt.config)
 			log, records := actionLog()
-			h := &pamHook{log: log, opts: pamOptions{configPath: path}, callerErr: errors.New("not joined in this test"),
+			h := &pamHook{log: log, opts: pamOptions{configPath: path}, joiner: notJoined(),
 				units: testUnits(t), users: tt.users, rootBudget: rootBudget}
 
 			start := time.Now()
@@ -293,9 +322,81 @@ func TestSlowDirectoryNeverHoldsRootOut(t *testing.T) {
 			switch {
 			case tt.fallback && (err != nil || placed == nil || !strings.HasPrefix(placed.action, "root-") || !fellBack):
 				t.Errorf("root: %+v, %v, journal %q; want let in on the host network, saying the user database is too slow", placed, err, *records)
-			case !tt.fallback && (fellBack || !errors.Is(err, h.callerErr)):
+			case !tt.fallback && (fellBack || !errors.Is(err, errNotJoined)):
 				// Resolved: on to the join, which this test cannot do.
 				t.Errorf("root: %+v, %v, journal %q; want resolved without a fallback", placed, err, *records)
+			}
+		})
+	}
+}
+
+// TestOpenPlacesMappedUser opens the session of a mapped user: the drop-in
+// that places the user manager is written before the join, also when the
+// join then fails, and the session is placed only when the join succeeds and
+// no manager of the user runs in another namespace; each denial gives its
+// reason.
+func TestOpenPlacesMappedUser(t *testing.T) {
+	// A file that exists and is not this process's network namespace: a
+	// manager found in this process's namespace runs elsewhere.
+	elsewhere := filepath.Join(t.TempDir(), "netns")
+	if err := os.WriteFile(elsewhere, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const carol = 1002
+	tests := []struct {
+		name     string
+		target   string
+		joinErr  error
+		manager  bool // carol's manager runs, in this process's namespace
+		want     string
+		wantDeny string
+	}{
+		{name: "placed", target: "/run/netns/ns0",
+			want: "session of carol placed in /run/netns/ns0"},
+		{name: "placed with its manager in its namespace", target: "/proc/self/ns/net", manager: true,
+			want: "session of carol placed in /proc/self/ns/net"},
+		{name: "namespace missing", target: "/run/netns/ns0",
+			joinErr:  fmt.Errorf("opening /run/netns/ns0: %w", nsjoin.ErrTargetUnavailable),
+			wantDeny: "network namespace /run/netns/ns0 is not available; ask an administrator"},
+		{name: "join refused", target: "/run/netns/ns0",
+			joinErr:  fmt.Errorf("attaching to process 42: %w", nsjoin.ErrPtraceRefused),
+			wantDeny: "ptrace is refused on this host (kernel.yama.ptrace_scope=3 or a security module), so the session cannot be placed in its network namespace"},
+		{name: "manager elsewhere", target: elsewhere, manager: true,
+			wantDeny: "user@1002.service of carol already runs in another network namespace; end all of carol's sessions, or run `systemctl stop user@1002.service` as root, then log in again"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path, _ := writeCheckConfig(t, "carol "+tt.target+"\n")
+			m := testUnits(t)
+			m.CgroupRoot, m.ProcRoot = t.TempDir(), "/proc"
+			if tt.manager {
+				procs := filepath.Join(m.CgroupRoot, "user.slice/user-1002.slice/user@1002.service/init.scope/cgroup.procs")
+				if err := os.MkdirAll(filepath.Dir(procs), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(procs, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			join := &fakeJoiner{err: tt.joinErr, dropIn: m.DropInPath(carol)}
+			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, joiner: join, units: m, users: testUsers()}
+
+			placed, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "carol", Service: "sshd"})
+			var d *denial
+			switch {
+			case tt.wantDeny == "" && (err != nil || placed == nil || placed.action != "joined" || placed.netns != tt.target || placed.message != tt.want):
+				t.Errorf("carol: %+v, %v; want joined to %s: %q", placed, err, tt.target, tt.want)
+			case tt.wantDeny != "" && (!errors.As(err, &d) || d.reason != tt.wantDeny || placed != nil):
+				t.Errorf("carol: %+v, %v; want denied: %q", placed, err, tt.wantDeny)
+			case tt.joinErr != nil && !errors.Is(err, tt.joinErr):
+				t.Errorf("denial %v does not carry the join's error %v", err, tt.joinErr)
+			}
+			wantDropIn := "NetworkNamespacePath=" + tt.target + "\n"
+			if !slices.Equal(join.targets, []string{tt.target}) {
+				t.Fatalf("joined %q, want once to %s", join.targets, tt.target)
+			}
+			if !strings.Contains(join.dropInAtJoin[0], wantDropIn) {
+				t.Errorf("drop-in at the join:\n%s\nwant one naming %s, written before the join", join.dropInAtJoin[0], tt.target)
 			}
 		})
 	}
