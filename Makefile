@@ -41,10 +41,15 @@ build:
 test: test-unit test-nspawn
 
 # config is pure Go (lookups come through userdb, the one cgo package): its
-# parser and FuzzParse must build and pass without cgo.
+# parser and FuzzParse must build and pass without cgo. The binary must not:
+# a build without cgo fails saying why (internal/userdb/nocgo.go).
 test-unit:
 	$(GO) test -count=1 $(UNIT_PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 ./internal/config/...
+	@out=$$(CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/netns-session 2>&1); case "$$out" in \
+		*netns_session_needs_cgo_to_look_up_users*) ;; \
+		*) echo "a build without cgo must fail saying why cgo is required (internal/userdb/nocgo.go), got:"; echo "$$out"; exit 1;; \
+	esac
 
 # The nspawn suites boot Debian bookworm and trixie containers; they need root,
 # systemd-nspawn and debootstrap. Images are cached under
@@ -79,10 +84,6 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
-	@out=$$(CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/netns-session 2>&1); case "$$out" in \
-		*netns_session_needs_cgo_to_look_up_users*) ;; \
-		*) echo "a build without cgo must fail saying why cgo is required (internal/userdb/nocgo.go), got:"; echo "$$out"; exit 1;; \
-	esac
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/netns-session
