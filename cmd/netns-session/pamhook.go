@@ -277,8 +277,9 @@ func (h *pamHook) checkUserManager(ctx context.Context, user *config.User, decis
 		case f.Verdict == policy.Compliant:
 			return nil
 		case f.Verdict == policy.Unknown:
-			return &denial{reason: "cannot check your running user manager", err: errors.New(f.Reason)}
-		case f.Verdict == policy.Violation && policy.Settled(start, time.Now()):
+			return &denial{reason: "cannot check your running user manager", err: f.Err}
+		case policy.Settled(start, time.Now()):
+			// Outside, or gone at every look, for ManagerSettle.
 			unit := units.UserManagerUnit(user.UID)
 			return &denial{
 				reason: fmt.Sprintf("%s of %s already runs in another network namespace; end all of %s's sessions, or run `systemctl stop %s` as root, then log in again",
@@ -286,7 +287,7 @@ func (h *pamHook) checkUserManager(ctx context.Context, user *config.User, decis
 				err: fmt.Errorf("user manager PID %d is not in %s after %v", pid, f.Expected, policy.ManagerSettle),
 			}
 		}
-		// Gone, or outside for less than ManagerSettle: look again.
+		// Outside or gone, for less than ManagerSettle: look again.
 		select {
 		case <-ctx.Done():
 			return &denial{reason: "cannot check your running user manager", err: ctx.Err()}

@@ -18,6 +18,7 @@ import (
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/config/configtest"
 	"github.com/netns-session/netns-session/internal/nsjoin"
+	"github.com/netns-session/netns-session/internal/policy"
 	"github.com/netns-session/netns-session/internal/units"
 )
 
@@ -343,17 +344,20 @@ func TestOpenPlacesMappedUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	const carol = 1002
+	// self is this process, whose namespace the manager then runs in; gone
+	// a PID above the kernel's limit (PID_MAX_LIMIT), which no process has.
+	self, gone := strconv.Itoa(os.Getpid()), "4194305"
 	tests := []struct {
 		name     string
 		target   string
 		joinErr  error
-		manager  bool // carol's manager runs, in this process's namespace
+		manager  string // the PID in carol's manager's cgroup, "" for none
 		want     string
 		wantDeny string
 	}{
 		{name: "placed", target: "/run/netns/ns0",
 			want: "session of carol placed in /run/netns/ns0"},
-		{name: "placed with its manager in its namespace", target: "/proc/self/ns/net", manager: true,
+		{name: "placed with its manager in its namespace", target: "/proc/self/ns/net", manager: self,
 			want: "session of carol placed in /proc/self/ns/net"},
 		{name: "namespace missing", target: "/run/netns/ns0",
 			joinErr:  fmt.Errorf("opening /run/netns/ns0: %w", nsjoin.ErrTargetUnavailable),
@@ -361,25 +365,35 @@ func TestOpenPlacesMappedUser(t *testing.T) {
 		{name: "join refused", target: "/run/netns/ns0",
 			joinErr:  fmt.Errorf("attaching to process 42: %w", nsjoin.ErrPtraceRefused),
 			wantDeny: "ptrace is refused on this host (kernel.yama.ptrace_scope=3 or a security module), so the session cannot be placed in its network namespace"},
-		{name: "manager elsewhere", target: elsewhere, manager: true,
+		{name: "manager elsewhere", target: elsewhere, manager: self,
 			wantDeny: "user@1002.service of carol already runs in another network namespace; end all of carol's sessions, or run `systemctl stop user@1002.service` as root, then log in again"},
+		// Listed in its cgroup but gone at every look for ManagerSettle:
+		// refused then, as one elsewhere, not after the whole budget.
+		{name: "manager gone at every look", target: elsewhere, manager: gone,
+			wantDeny: "user@1002.service of carol already runs in another network namespace; end all of carol's sessions, or run `systemctl stop user@1002.service` as root, then log in again"},
+		// A PID of 0 is a process of another PID namespace, never no manager.
+		{name: "manager of another PID namespace", target: elsewhere, manager: "0",
+			wantDeny: "cannot check your running user manager"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path, _ := writeCheckConfig(t, "carol "+tt.target+"\n")
 			m := testUnits(t)
 			m.CgroupRoot, m.ProcRoot = t.TempDir(), "/proc"
-			if tt.manager {
+			if tt.manager != "" {
 				procs := filepath.Join(m.CgroupRoot, "user.slice/user-1002.slice/user@1002.service/init.scope/cgroup.procs")
 				if err := os.MkdirAll(filepath.Dir(procs), 0o755); err != nil {
 					t.Fatal(err)
 				}
-				if err := os.WriteFile(procs, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+				if err := os.WriteFile(procs, []byte(tt.manager+"\n"), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
 			join := &fakeJoiner{err: tt.joinErr, dropIn: m.DropInPath(carol)}
-			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, joiner: join, units: m, users: testUsers()}
+			// A budget the settle time fits in, well short of the default, so
+			// that a check that waits for the budget fails on its message.
+			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, joiner: join, units: m, users: testUsers(),
+				budget: 3 * policy.ManagerSettle}
 
 			placed, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "carol", Service: "sshd"})
 			var d *denial

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/netns-session/netns-session/internal/config"
@@ -24,10 +25,16 @@ const ManagerSettle = time.Second
 
 // FindManager returns the PID of the running manager of uid, which pidOf
 // finds (units.Manager.UserManagerPID): 0, and no error, when none runs.
+// Only units.ErrNotRunning says none runs: a PID of 0 without it (the
+// cgroup lists a process of another PID namespace) is an error, never "no
+// manager", so that no caller lets a session by a manager it cannot see.
 func FindManager(pidOf func(uid uint32) (int, error), uid uint32) (int, error) {
 	pid, err := pidOf(uid)
-	if errors.Is(err, units.ErrNotRunning) {
+	switch {
+	case errors.Is(err, units.ErrNotRunning):
 		return 0, nil
+	case err == nil && pid <= 0:
+		return 0, fmt.Errorf("finding the user manager of uid %d: its cgroup lists PID %d (a process of another PID namespace?)", uid, pid)
 	}
 	return pid, err
 }

@@ -11,7 +11,8 @@ import (
 )
 
 // TestFindManagerTellsNoneRunningFromAFailure: a manager not running is no
-// error (nothing to judge); a failure to look is one.
+// error (nothing to judge); a failure to look is one, and so is a PID of 0
+// found without ErrNotRunning.
 func TestFindManagerTellsNoneRunningFromAFailure(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -23,6 +24,7 @@ func TestFindManagerTellsNoneRunningFromAFailure(t *testing.T) {
 		{name: "running", pid: 500, wantPID: 500},
 		{name: "not running", err: fmt.Errorf("finding user manager of uid 1000: %w", units.ErrNotRunning)},
 		{name: "cannot tell", err: errors.New("reading cgroup.procs: permission denied"), wantErr: true},
+		{name: "PID of another PID namespace is no manager-less user", pid: 0, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

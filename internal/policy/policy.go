@@ -83,6 +83,9 @@ type Finding struct {
 	Actual netns.ID
 	// Reason says in words why.
 	Reason string
+	// Err is the error a Gone or Unknown verdict rests on, nil for none,
+	// for a caller that reports the cause itself.
+	Err error
 	// PID is the process the verdict rests on, 0 for none: a session's
 	// leader or, with FromScope, a process of the session's scope (see
 	// Judge.Session).
@@ -229,7 +232,7 @@ func (j *Judge) Process(uid uint32, user string, pid int) Finding {
 func (j *Judge) resolve(uid uint32) (decision config.Decision, f Finding, ok bool) {
 	decision, err := j.Config.ResolveUID(uid, j.Users)
 	if err != nil {
-		return decision, Finding{Verdict: Unknown, Reason: err.Error()}, false
+		return decision, Finding{Verdict: Unknown, Reason: err.Error(), Err: err}, false
 	}
 	return decision, Finding{Expected: decision.Target()}, true
 }
@@ -240,10 +243,10 @@ func (j *Judge) process(decision config.Decision, f Finding, user string, pid in
 	f.Actual, err = j.ProcessNetns(pid)
 	switch {
 	case proc.IsGone(err):
-		f.Verdict, f.Reason = Gone, fmt.Sprintf("process %d exited before it was looked at", pid)
+		f.Verdict, f.Reason, f.Err = Gone, fmt.Sprintf("process %d exited before it was looked at", pid), err
 		return f
 	case err != nil:
-		f.Verdict, f.Reason = Unknown, fmt.Sprintf("reading the namespace of process %d: %v", pid, err)
+		f.Verdict, f.Reason, f.Err = Unknown, fmt.Sprintf("reading the namespace of process %d: %v", pid, err), err
 		return f
 	case f.Expected == "":
 		f.Verdict, f.Reason = Unconstrained, decision.Reason
@@ -254,7 +257,7 @@ func (j *Judge) process(decision config.Decision, f Finding, user string, pid in
 	case Unavailable(err):
 		f.Verdict, f.Reason = Violation, fmt.Sprintf("%s wants %s, which is not available: %v", user, f.Expected, err)
 	case err != nil:
-		f.Verdict, f.Reason = Unknown, fmt.Sprintf("checking %s: %v", f.Expected, err)
+		f.Verdict, f.Reason, f.Err = Unknown, fmt.Sprintf("checking %s: %v", f.Expected, err), err
 	case f.Actual == f.ExpectedID:
 		f.Verdict, f.Reason = Compliant, decision.Reason
 	default:
