@@ -13,35 +13,14 @@ import (
 	"github.com/netns-session/netns-session/internal/netns"
 )
 
-var (
-	checkUserTable  = map[string]*config.User{"root": {Name: "root"}, "alice": {Name: "alice", UID: 1000, GID: 1000}, "carol": {Name: "carol", UID: 1002, GID: 100}}
-	checkGroupTable = map[string]*config.Group{"research": {Name: "research", GID: 2000, Members: []string{"alice"}}}
-)
-
-// testUsers is a user database of the users of checkUserTable and the groups
-// of checkGroupTable, in which the names down are down.
-func testUsers(down ...string) *configtest.Directory {
-	users := configtest.New()
-	for _, u := range checkUserTable {
-		users.AddUser(*u)
+// uidOf is the UID of name in configtest.Users.
+func uidOf(t *testing.T, name string) uint32 {
+	t.Helper()
+	u, err := configtest.Users().LookupUser(name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, g := range checkGroupTable {
-		users.AddGroup(*g)
-	}
-	users.Down = map[string]bool{}
-	for _, name := range down {
-		users.Down[name] = true
-	}
-	return users
-}
-
-// aliasUsers is testUsers that knows carol as Carol too (a case-insensitive
-// source) and alice's uid under a second name, alias (useradd -o).
-func aliasUsers(down ...string) *configtest.Directory {
-	users := testUsers(down...)
-	users.AddName("Carol", "carol")
-	users.AddUser(config.User{Name: "alias", UID: 1000, GID: 1000})
-	return users
+	return u.UID
 }
 
 // inspectForTest inspects namespace files like check does, but looks at its
@@ -75,7 +54,7 @@ func TestCheckAll(t *testing.T) {
 	tests := []struct {
 		name    string
 		config  string
-		users   config.Directory // testUsers() when nil
+		users   config.Directory // configtest.Users() when nil
 		want    string           // CONF stands for the config file
 		wantErr bool
 	}{
@@ -116,7 +95,7 @@ warning: CONF:4: unknown group "staff": the line matches nobody
 		},
 		{
 			name:   "user lines select users by uid",
-			users:  aliasUsers(),
+			users:  configtest.AliasUsers(),
 			config: "Carol -\nalice -\nalias -\n",
 			want: `SELECTOR  NETNS  PATH            NETNS-FILE  RESOLVES  SOURCE
 Carol     -      /proc/1/ns/net  ok          uid 1002  CONF:1
@@ -138,7 +117,7 @@ warning: CONF:1: user "Carol" is "carol" (uid 1002) to NSS: the line selects tha
 			// neither is mapped by those entries.
 			name: "group members listed by another name of their uid",
 			users: func() config.Directory {
-				users := aliasUsers("erin")
+				users := configtest.AliasUsers("erin")
 				users.AddGroup(config.Group{Name: "lab", GID: 3000, Members: []string{"alias", "ghost", "Carol", "erin"}})
 				users.AddGroup(config.Group{Name: "both", GID: 3001, Members: []string{"alias", "alice"}})
 				users.AddGroup(config.Group{Name: "prim", GID: 100, Members: []string{"Carol"}}) // carol's primary group
@@ -161,7 +140,7 @@ warning: CONF:1: group "lab" lists "erin", who cannot be looked up: getpwnam_r "
 		},
 		{
 			name:   "sources down",
-			users:  testUsers("research", "erin"),
+			users:  configtest.Users("research", "erin"),
 			config: "@research -\nerin -\n",
 			want: `SELECTOR   NETNS  PATH            NETNS-FILE  RESOLVES     SOURCE
 @research  -      /proc/1/ns/net  ok          source down  CONF:1
@@ -188,7 +167,7 @@ error: CONF:2: getpwnam_r "erin": user database unavailable: no such file or dir
 			var out bytes.Buffer
 			users := tt.users
 			if users == nil {
-				users = testUsers()
+				users = configtest.Users()
 			}
 			err := (&checker{out: &out, users: users, inspect: inspectForTest}).all(path)
 			if got, want := out.String(), strings.ReplaceAll(tt.want, "CONF", path); got != want {
@@ -206,13 +185,13 @@ func TestCheckUser(t *testing.T) {
 	tests := []struct {
 		name    string
 		config  string
-		users   config.Directory // testUsers() when nil
+		users   config.Directory // configtest.Users() when nil
 		user    string
 		want    string
 		wantErr bool
 	}{
 		{
-			name: "second name of a uid with a line", config: "alice -\n", users: aliasUsers(), user: "alias",
+			name: "second name of a uid with a line", config: "alice -\n", users: configtest.AliasUsers(), user: "alias",
 			want: `user   alias (uid 1000, gid 1000)
 rule   alice - at CONF:1
 why    user line for alice (uid 1000)
@@ -221,11 +200,11 @@ netns  - -> /proc/1/ns/net: ok
 `,
 		},
 		{
-			name: "group source down", config: cfg, users: testUsers("research"), user: "carol", wantErr: true,
+			name: "group source down", config: cfg, users: configtest.Users("research"), user: "carol", wantErr: true,
 			want: "error: looking up group \"research\": getgrnam_r \"research\": user database unavailable: no such file or directory (ENOENT)\n1 error, 0 warnings\n",
 		},
 		{
-			name: "user source down", config: cfg, users: testUsers("carol"), user: "carol", wantErr: true,
+			name: "user source down", config: cfg, users: configtest.Users("carol"), user: "carol", wantErr: true,
 			want: "error: looking up user \"carol\": getpwnam_r \"carol\": user database unavailable: no such file or directory (ENOENT)\n1 error, 0 warnings\n",
 		},
 		{
@@ -298,7 +277,7 @@ error: CONF:1: missing namespace after "alice": want SELECTOR NETNS
 			var out bytes.Buffer
 			users := tt.users
 			if users == nil {
-				users = testUsers()
+				users = configtest.Users()
 			}
 			err := (&checker{out: &out, users: users, inspect: inspectForTest}).user(path, tt.user)
 			if got, want := out.String(), strings.ReplaceAll(tt.want, "CONF", path); got != want {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"slices"
 	"sync"
 	"syscall"
@@ -12,8 +11,10 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/config/configtest"
 	"github.com/netns-session/netns-session/internal/logind"
 	"github.com/netns-session/netns-session/internal/netns"
+	"github.com/netns-session/netns-session/internal/netns/netnstest"
 	"github.com/netns-session/netns-session/internal/policy"
 	"github.com/netns-session/netns-session/internal/proc"
 	"github.com/netns-session/netns-session/internal/units"
@@ -21,27 +22,6 @@ import (
 
 // The fake system status judges: the part of internal/watch's fake system
 // (watch_test.go) that status reads.
-
-// The namespaces of the fake system.
-var (
-	hostNetns = netns.ID{Dev: 4, Ino: 4026531840}
-	ns0Netns  = netns.ID{Dev: 4, Ino: 4026532100}
-	ns1Netns  = netns.ID{Dev: 4, Ino: 4026532101}
-)
-
-// fakeNetnsFile is NetnsFile of a system with the host's namespace and ns0
-// and ns1 under /run/netns.
-func fakeNetnsFile(path string) (netns.ID, error) {
-	switch path {
-	case netns.HostPath:
-		return hostNetns, nil
-	case "/run/netns/ns0":
-		return ns0Netns, nil
-	case "/run/netns/ns1":
-		return ns1Netns, nil
-	}
-	return netns.ID{}, fmt.Errorf("checking namespace %s: %w", path, fs.ErrNotExist)
-}
 
 // fakeSystem is logind, the processes and the user managers status sees.
 type fakeSystem struct {
@@ -169,7 +149,7 @@ func (noSleep) SleptSoFar() time.Duration           { return 0 }
 
 // fakeJudge judges processes of sys.
 func fakeJudge(sys *fakeSystem, cfg *config.Config) *policy.Judge {
-	return &policy.Judge{Config: cfg, Users: checkUsers{}, ProcessNetns: sys.processNetns, NetnsFile: fakeNetnsFile, Pin: sys.pin,
+	return &policy.Judge{Config: cfg, Users: configtest.Users(), ProcessNetns: sys.processNetns, NetnsFile: netnstest.File, Pin: sys.pin,
 		CgroupProcs: sys.cgroupProcs, Sleep: noSleep{}}
 }
 

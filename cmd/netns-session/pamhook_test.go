@@ -22,10 +22,10 @@ import (
 	"github.com/netns-session/netns-session/internal/units"
 )
 
-// failingGroupList is testUsers whose group list cannot be read, for a
+// failingGroupList is configtest.Users whose group list cannot be read, for a
 // reason that is not config.ErrSourceUnavailable.
 func failingGroupList() *configtest.Directory {
-	users := testUsers()
+	users := configtest.Users()
 	users.Hook = func(l configtest.Lookup) error {
 		if l.Kind == configtest.GroupList {
 			return errors.New("ldap server unreachable")
@@ -110,15 +110,15 @@ func TestDeniedUnknownPolicyKeepsManagerOff(t *testing.T) {
 		wantDropIn bool
 		wantReason string // a substring of the denial; any when ""
 	}{
-		{name: "broken config", config: "carol ns0 extra\n", users: testUsers(), user: "carol", wantDropIn: true},
+		{name: "broken config", config: "carol ns0 extra\n", users: configtest.Users(), user: "carol", wantDropIn: true},
 		{name: "group source failing", config: "@research ns0\n", users: failingGroupList(), user: "carol", wantDropIn: true},
-		{name: "unknown user", config: "carol ns0 extra\n", users: testUsers(), user: "mallory", wantDropIn: false},
-		{name: "group source unavailable", config: "@research ns0\n", users: testUsers("research"),
+		{name: "unknown user", config: "carol ns0 extra\n", users: configtest.Users(), user: "mallory", wantDropIn: false},
+		{name: "group source unavailable", config: "@research ns0\n", users: configtest.Users("research"),
 			user: "carol", wantDropIn: true, wantReason: unavailable},
-		{name: "source of another user line unavailable", config: "erin ns0\n", users: testUsers("erin"),
+		{name: "source of another user line unavailable", config: "erin ns0\n", users: configtest.Users("erin"),
 			user: "carol", wantDropIn: true, wantReason: unavailable},
 		// No uid to write a drop-in for; pam_systemd finds no user either.
-		{name: "user source unavailable", config: "carol ns0\n", users: testUsers("carol"),
+		{name: "user source unavailable", config: "carol ns0\n", users: configtest.Users("carol"),
 			user: "carol", wantDropIn: false, wantReason: unavailable},
 	}
 	for _, tt := range tests {
@@ -134,7 +134,7 @@ func TestDeniedUnknownPolicyKeepsManagerOff(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.wantReason) {
 				t.Errorf("denied with %q, want %q", err, tt.wantReason)
 			}
-			dropIn, err := os.ReadFile(m.DropInPath(checkUserTable["carol"].UID))
+			dropIn, err := os.ReadFile(m.DropInPath(uidOf(t, "carol")))
 			switch {
 			case tt.wantDropIn && err != nil:
 				t.Errorf("no drop-in for %s: %v", tt.user, err)
@@ -171,9 +171,9 @@ func TestSlowDirectoryStillPlacesManager(t *testing.T) {
 		users  *configtest.Directory
 		want   string // the drop-in's NetworkNamespacePath
 	}{
-		{name: "mapped user", config: "carol ns0\n", users: testUsers(), want: "/run/netns/ns0"},
-		{name: "group source unavailable", config: "@research ns0\n", users: testUsers("research"), want: units.NoNetns},
-		{name: "broken config", config: "carol ns0 extra\n", users: testUsers(), want: units.NoNetns},
+		{name: "mapped user", config: "carol ns0\n", users: configtest.Users(), want: "/run/netns/ns0"},
+		{name: "group source unavailable", config: "@research ns0\n", users: configtest.Users("research"), want: units.NoNetns},
+		{name: "broken config", config: "carol ns0 extra\n", users: configtest.Users(), want: units.NoNetns},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,7 +185,7 @@ func TestSlowDirectoryStillPlacesManager(t *testing.T) {
 			if _, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "carol", Service: "sshd"}); err == nil {
 				t.Fatal("session of carol opened without a join, want it denied")
 			}
-			dropIn, err := os.ReadFile(m.DropInPath(checkUserTable["carol"].UID))
+			dropIn, err := os.ReadFile(m.DropInPath(uidOf(t, "carol")))
 			if err != nil {
 				t.Fatalf("no drop-in after a slow lookup: %v", err)
 			}
@@ -215,7 +215,7 @@ func TestBadPAMLineDeniesAllButRoot(t *testing.T) {
 			if !isPAM || optsErr == nil {
 				t.Fatalf("pam %q: hook %t, error %v; want the hook with a bad argument", args, isPAM, optsErr)
 			}
-			h := &pamHook{log: quietLog(), opts: opts, optsErr: optsErr, joiner: notJoined(), units: testUnits(t), users: testUsers()}
+			h := &pamHook{log: quietLog(), opts: opts, optsErr: optsErr, joiner: notJoined(), units: testUnits(t), users: configtest.Users()}
 
 			_, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "carol", Service: "sshd"})
 			var d *denial
@@ -243,13 +243,13 @@ func TestUnsafeEnvironmentDeniesAllButRoot(t *testing.T) {
 	} {
 		t.Run(tt.user+" with "+tt.variable, func(t *testing.T) {
 			m := testUnits(t)
-			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, joiner: notJoined(), units: m, users: testUsers()}
+			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, joiner: notJoined(), units: m, users: configtest.Users()}
 			_, err := h.open(context.Background(), pamRequest{Type: "open_session", User: tt.user, Service: "sshd", Unsafe: []string{tt.variable}})
 			var d *denial
 			if !errors.As(err, &d) || !strings.Contains(d.reason, "the PAM environment sets "+tt.variable) {
 				t.Fatalf("%s: %v, want a denial naming %s", tt.user, err, tt.variable)
 			}
-			dropIn, err := os.ReadFile(m.DropInPath(checkUserTable[tt.user].UID))
+			dropIn, err := os.ReadFile(m.DropInPath(uidOf(t, tt.user)))
 			if err != nil || !strings.Contains(string(dropIn), "NetworkNamespacePath=/dev/null\n") {
 				t.Errorf("drop-in of %s: %v\n%s; want one that keeps the manager off", tt.user, err, dropIn)
 			}
@@ -270,9 +270,9 @@ func TestRootFallbackSaysWhatWentWrong(t *testing.T) {
 		users        config.Directory
 		want         string
 	}{
-		{name: "broken config", config: "carol ns0 extra\n", users: testUsers(), want: "config unusable"},
-		{name: "root's source down", config: "carol ns0\n", users: testUsers("root"), want: "user database unavailable"},
-		{name: "group source down", config: "@research ns0\n", users: testUsers("research"), want: "user database unavailable"},
+		{name: "broken config", config: "carol ns0 extra\n", users: configtest.Users(), want: "config unusable"},
+		{name: "root's source down", config: "carol ns0\n", users: configtest.Users("root"), want: "user database unavailable"},
+		{name: "group source down", config: "@research ns0\n", users: configtest.Users("research"), want: "user database unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,9 +303,9 @@ func TestSlowDirectoryNeverHoldsRootOut(t *testing.T) {
 		users        config.Directory
 		fallback     bool
 	}{
-		{name: "no line of root's", config: "@research ns0\ncarol ns0\n", users: slowDirectory(testUsers(), delay), fallback: true},
-		{name: "root's lookup itself slow", config: "root -\ncarol ns0\n", users: slowDirectory(testUsers(), delay), fallback: true},
-		{name: "a root line", config: "@research ns0\ncarol ns0\nroot -\n", users: slowDirectory(testUsers(), delay, "root")},
+		{name: "no line of root's", config: "@research ns0\ncarol ns0\n", users: slowDirectory(configtest.Users(), delay), fallback: true},
+		{name: "root's lookup itself slow", config: "root -\ncarol ns0\n", users: slowDirectory(configtest.Users(), delay), fallback: true},
+		{name: "a root line", config: "@research ns0\ncarol ns0\nroot -\n", users: slowDirectory(configtest.Users(), delay, "root")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -392,7 +392,7 @@ func TestOpenPlacesMappedUser(t *testing.T) {
 			join := &fakeJoiner{err: tt.joinErr, dropIn: m.DropInPath(carol)}
 			// A budget the settle time fits in, well short of the default, so
 			// that a check that waits for the budget fails on its message.
-			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, joiner: join, units: m, users: testUsers(),
+			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, joiner: join, units: m, users: configtest.Users(),
 				budget: 3 * policy.ManagerSettle}
 
 			placed, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "carol", Service: "sshd"})

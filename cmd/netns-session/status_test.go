@@ -14,6 +14,7 @@ import (
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/logind"
 	"github.com/netns-session/netns-session/internal/netns"
+	"github.com/netns-session/netns-session/internal/netns/netnstest"
 	"github.com/netns-session/netns-session/internal/reconcile"
 	"github.com/netns-session/netns-session/internal/units"
 )
@@ -24,18 +25,18 @@ import (
 func statusFixture(t *testing.T, conf string, dropIns *reconcile.Report, dropInErr error) *statusTaker {
 	t.Helper()
 	sys := newFakeSystem()
-	sys.addSession("1", "alice", 1000, 101, "user", ns0Netns)
-	sys.addSession("c2", "alice", 1000, 102, "background", hostNetns)
-	sys.addSession("3", "carol", 1002, 103, "user", hostNetns)
-	sys.addSession("4", "alice", 1000, 104, logind.ClassManager, ns0Netns)
+	sys.addSession("1", "alice", 1000, 101, "user", netnstest.NS0)
+	sys.addSession("c2", "alice", 1000, 102, "background", netnstest.Host)
+	sys.addSession("3", "carol", 1002, 103, "user", netnstest.Host)
+	sys.addSession("4", "alice", 1000, 104, logind.ClassManager, netnstest.NS0)
 	sys.addSession("5", "root", 0, 105, "user", netns.ID{}) // leader exited
 	sys.addSession("6", "alice", 1000, 106, "user", netns.ID{})
 	sys.sessions[5].State = logind.StateClosing
-	sys.netns[306], sys.cgroups[306], sys.uids[306] = hostNetns, "/user.slice/user-1000.slice/session-6.scope", 1000
+	sys.netns[306], sys.cgroups[306], sys.uids[306] = netnstest.Host, "/user.slice/user-1000.slice/session-6.scope", 1000
 	sys.sessions[2].TTY, sys.sessions[2].RemoteHost = "", "192.0.2.7"
 	sys.users = []logind.User{{UID: 1000, Name: "alice"}, {UID: 1002, Name: "carol"}, {UID: 0, Name: "root"}}
-	sys.managers[1000], sys.netns[200] = 200, ns0Netns
-	sys.managers[1002], sys.netns[202] = 202, ns1Netns
+	sys.managers[1000], sys.netns[200] = 200, netnstest.NS0
+	sys.managers[1002], sys.netns[202] = 202, netnstest.NS1
 	cfg, err := config.Parse("test.conf", strings.NewReader(conf))
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +47,7 @@ func statusFixture(t *testing.T, conf string, dropIns *reconcile.Report, dropInE
 		managerPID: sys.managerPID,
 		dropIns:    func(context.Context) (*reconcile.Report, error) { return dropIns, dropInErr },
 		names: func() (map[netns.ID]string, error) {
-			return map[netns.ID]string{hostNetns: "host", ns0Netns: "ns0", ns1Netns: "ns1"}, nil
+			return map[netns.ID]string{netnstest.Host: "host", netnstest.NS0: "ns0", netnstest.NS1: "ns1"}, nil
 		},
 	}
 }
@@ -118,10 +119,10 @@ func TestStatusJSON(t *testing.T) {
 	wantSessions := map[int]map[string]any{
 		1: {"id": "c2", "user": "alice", "uid": 1000.0, "class": "background", "service": "sshd", "leader": 102.0,
 			"pid": 102.0, "judged": "leader",
-			"expected": "/run/netns/ns0", "expected_id": ns0Netns.String(), "actual_id": hostNetns.String(), "actual_name": "host",
+			"expected": "/run/netns/ns0", "expected_id": netnstest.NS0.String(), "actual_id": netnstest.Host.String(), "actual_name": "host",
 			"verdict": "violation"},
 		4: {"id": "5", "leader": 105.0, "pid": 0.0, "judged": "", "verdict": "gone"},
-		5: {"id": "6", "leader": 106.0, "pid": 306.0, "judged": "scope", "actual_id": hostNetns.String(), "verdict": "violation"},
+		5: {"id": "6", "leader": 106.0, "pid": 306.0, "judged": "scope", "actual_id": netnstest.Host.String(), "verdict": "violation"},
 	}
 	for i, want := range wantSessions {
 		for k, v := range want {
@@ -130,7 +131,7 @@ func TestStatusJSON(t *testing.T) {
 			}
 		}
 	}
-	if m := got.Managers[1]; m["unit"] != "user@1002.service" || m["pid"] != 202.0 || m["actual_id"] != ns1Netns.String() || m["verdict"] != "violation" {
+	if m := got.Managers[1]; m["unit"] != "user@1002.service" || m["pid"] != 202.0 || m["actual_id"] != netnstest.NS1.String() || m["verdict"] != "violation" {
 		t.Errorf("manager of carol: %v", m)
 	}
 	if got.Violations != 3 || got.Unknown != 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"slices"
 	"strconv"
@@ -18,34 +17,15 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/config/configtest"
 	"github.com/netns-session/netns-session/internal/logind"
 	"github.com/netns-session/netns-session/internal/netns"
+	"github.com/netns-session/netns-session/internal/netns/netnstest"
 	"github.com/netns-session/netns-session/internal/policy"
 	"github.com/netns-session/netns-session/internal/proc"
 	"github.com/netns-session/netns-session/internal/reconcile"
 	"github.com/netns-session/netns-session/internal/units"
 )
-
-// The namespaces of the fake system.
-var (
-	hostNetns = netns.ID{Dev: 4, Ino: 4026531840}
-	ns0Netns  = netns.ID{Dev: 4, Ino: 4026532100}
-	ns1Netns  = netns.ID{Dev: 4, Ino: 4026532101}
-)
-
-// fakeNetnsFile is NetnsFile of a system with the host's namespace and ns0
-// and ns1 under /run/netns.
-func fakeNetnsFile(path string) (netns.ID, error) {
-	switch path {
-	case netns.HostPath:
-		return hostNetns, nil
-	case "/run/netns/ns0":
-		return ns0Netns, nil
-	case "/run/netns/ns1":
-		return ns1Netns, nil
-	}
-	return netns.ID{}, fmt.Errorf("checking namespace %s: %w", path, fs.ErrNotExist)
-}
 
 // fakeSystem is logind, the processes and the user managers the watcher
 // sees, shared by every connection the watcher dials.
@@ -213,7 +193,7 @@ func (noSleep) SleptSoFar() time.Duration           { return 0 }
 
 // fakeJudge judges processes of sys.
 func fakeJudge(sys *fakeSystem, cfg *config.Config) *policy.Judge {
-	return &policy.Judge{Config: cfg, Users: checkUsers{}, ProcessNetns: sys.processNetns, NetnsFile: fakeNetnsFile, Pin: sys.pin,
+	return &policy.Judge{Config: cfg, Users: configtest.Users(), ProcessNetns: sys.processNetns, NetnsFile: netnstest.File, Pin: sys.pin,
 		CgroupProcs: sys.cgroupProcs, Sleep: noSleep{}}
 }
 
@@ -444,14 +424,7 @@ func startWatch(t *testing.T, sys *fakeSystem, conf string, opts ...func(*Config
 		sys.mu.Unlock()
 		return &reconcile.Report{Changes: []reconcile.Change{{Action: reconcile.Write, UID: 1000, User: "alice", Netns: "/run/netns/ns0", Reason: "user line"}}}, nil
 	}
-	c.LookupUID = func(uid uint32) (*config.User, error) {
-		for _, u := range checkUserTable {
-			if u.UID == uid {
-				return u, nil
-			}
-		}
-		return nil, fmt.Errorf("%w with uid %d", config.ErrUnknownUser, uid)
-	}
+	c.LookupUID = configtest.Users().LookupUID
 	c.ManagerPID = sys.managerPID
 	c.Dial = func(context.Context) (Logind, error) {
 		sys.mu.Lock()
@@ -554,14 +527,14 @@ const aliceInNs0 = "alice ns0\n"
 
 func TestWatchChecksEverythingOnStart(t *testing.T) {
 	sys := newFakeSystem()
-	sys.addSession("1", "alice", 1000, 101, "user", ns0Netns)
-	sys.addSession("2", "alice", 1000, 102, "background", hostNetns)
-	sys.addSession("3", "carol", 1002, 103, "user", hostNetns)
-	sys.addSession("4", "alice", 1000, 104, logind.ClassGreeter, hostNetns)
+	sys.addSession("1", "alice", 1000, 101, "user", netnstest.NS0)
+	sys.addSession("2", "alice", 1000, 102, "background", netnstest.Host)
+	sys.addSession("3", "carol", 1002, 103, "user", netnstest.Host)
+	sys.addSession("4", "alice", 1000, 104, logind.ClassGreeter, netnstest.Host)
 	sys.addSession("5", "alice", 1000, 105, "user", netns.ID{}) // leader exited
 	sys.users = []logind.User{{UID: 1000, Name: "alice"}}
 	sys.managers[1000] = 200
-	sys.netns[200] = ns0Netns
+	sys.netns[200] = netnstest.NS0
 	r := startWatch(t, sys, aliceInNs0)
 	r.waitNote(t, "READY=1")
 
@@ -572,8 +545,8 @@ func TestWatchChecksEverythingOnStart(t *testing.T) {
 		t.Errorf("order of events %v: want the sync, then the subscription, then the check, then READY", trace)
 	}
 	want := map[string]map[string]string{
-		"1": {"VERDICT": "ok", "ACTUAL_NETNS_ID": ns0Netns.String(), "EXPECTED_NETNS": "/run/netns/ns0"},
-		"2": {"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": hostNetns.String(), "EXPECTED_NETNS_ID": ns0Netns.String(), "LEADER": "102"},
+		"1": {"VERDICT": "ok", "ACTUAL_NETNS_ID": netnstest.NS0.String(), "EXPECTED_NETNS": "/run/netns/ns0"},
+		"2": {"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": netnstest.Host.String(), "EXPECTED_NETNS_ID": netnstest.NS0.String(), "LEADER": "102"},
 		"3": {"VERDICT": "ok", "EXPECTED_NETNS": netns.HostPath},
 		"4": {"VERDICT": "exempt", "CLASS": "greeter"},
 		"5": {"VERDICT": "gone"},
@@ -628,61 +601,61 @@ func TestWatchNewSessions(t *testing.T) {
 		// session's leader does.
 		inScope bool
 	}{
-		{name: "escaped session is terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
-			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": hostNetns.String()}, prio: journal.PriWarning, terminated: true},
-		{name: "established session is terminated and its scope killed", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns, inScope: true,
+		{name: "escaped session is terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": netnstest.Host.String()}, prio: journal.PriWarning, terminated: true},
+		{name: "established session is terminated and its scope killed", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host, inScope: true,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
 		// The fake leaders run outside the session's scope, as a young
 		// session's leader does: their start time proves them.
-		{name: "young session whose leader is proven by its start time is killed and terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+		{name: "young session whose leader is proven by its start time is killed and terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host,
 			started: sessionCreated - time.Millisecond,
 			want:    map[string]string{"VERDICT": "violation", "ACTION": "terminate", "STATE": "active"}, prio: journal.PriWarning, terminated: true},
-		{name: "process that reused the PID of an exited leader is not killed", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+		{name: "process that reused the PID of an exited leader is not killed", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host,
 			started: sessionCreated + time.Minute,
 			want:    map[string]string{"VERDICT": "gone", "ACTION": "", "ACTUAL_NETNS_ID": ""}, prio: journal.PriInfo},
-		{name: "closing session is ended through logind, never through its leader", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+		{name: "closing session is ended through logind, never through its leader", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host,
 			state: logind.StateClosing,
 			want:  map[string]string{"VERDICT": "violation", "ACTION": "terminate", "STATE": "closing"}, prio: journal.PriWarning, terminated: true},
-		{name: "process that reused the PID of a closing session's leader is not killed", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+		{name: "process that reused the PID of a closing session's leader is not killed", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host,
 			state: logind.StateClosing, started: sessionCreated + time.Minute,
 			want: map[string]string{"VERDICT": "gone", "ACTION": ""}, prio: journal.PriInfo},
-		{name: "escaped background session is terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "background", netns: ns1Netns,
-			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": ns1Netns.String()}, prio: journal.PriWarning, terminated: true},
-		{name: "escaped session with enforce = warn is only logged", config: "enforce = warn\n" + aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+		{name: "escaped background session is terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "background", netns: netnstest.NS1,
+			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": netnstest.NS1.String()}, prio: journal.PriWarning, terminated: true},
+		{name: "escaped session with enforce = warn is only logged", config: "enforce = warn\n" + aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "warn"}, prio: journal.PriWarning},
-		{name: "compliant session is left alone", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: ns0Netns,
+		{name: "compliant session is left alone", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.NS0,
 			want: map[string]string{"VERDICT": "ok", "ACTION": ""}, prio: journal.PriInfo},
-		{name: "unmapped user on the host is compliant", config: aliceInNs0, user: "carol", uid: 1002, class: "user", netns: hostNetns,
+		{name: "unmapped user on the host is compliant", config: aliceInNs0, user: "carol", uid: 1002, class: "user", netns: netnstest.Host,
 			want: map[string]string{"VERDICT": "ok"}, prio: journal.PriInfo},
-		{name: "unmapped user in a namespace is terminated", config: aliceInNs0, user: "carol", uid: 1002, class: "user", netns: ns0Netns,
+		{name: "unmapped user in a namespace is terminated", config: aliceInNs0, user: "carol", uid: 1002, class: "user", netns: netnstest.NS0,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
-		{name: "lock screen is exempt", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassLockScreen, netns: hostNetns,
+		{name: "lock screen is exempt", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassLockScreen, netns: netnstest.Host,
 			want: map[string]string{"VERDICT": "exempt"}, prio: journal.PriInfo},
-		{name: "manager session is exempt", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassManager, netns: hostNetns,
+		{name: "manager session is exempt", config: aliceInNs0, user: "alice", uid: 1000, class: logind.ClassManager, netns: netnstest.Host,
 			want: map[string]string{"VERDICT": "exempt"}, prio: journal.PriInfo},
 		{name: "session ended before it was read", config: aliceInNs0, user: "alice", uid: 1000, gone: true,
 			want: map[string]string{"VERDICT": "gone"}, prio: journal.PriInfo},
 		{name: "leader exited before it was looked at", config: aliceInNs0, user: "alice", uid: 1000, class: "user",
 			want: map[string]string{"VERDICT": "gone"}, prio: journal.PriInfo},
-		{name: "session that ended meanwhile counts as terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+		{name: "session that ended meanwhile counts as terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host,
 			terminate: fmt.Errorf("terminating session 9: %w", logind.ErrNoSuchSession),
 			want:      map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning},
-		{name: "leader that cannot be killed is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+		{name: "leader that cannot be killed is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host,
 			kill: fmt.Errorf("killing leader 900: %w", syscall.EPERM),
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate-failed"}, prio: journal.PriErr, terminated: true},
-		{name: "leader that exited meanwhile is fine", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns,
+		{name: "leader that exited meanwhile is fine", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host,
 			kill: syscall.ESRCH,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
-		{name: "session whose termination timed out is ended by killing its scope", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns, inScope: true,
+		{name: "session whose termination timed out is ended by killing its scope", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host, inScope: true,
 			terminate: fmt.Errorf("terminating session 9: %w", context.DeadlineExceeded),
 			want:      map[string]string{"VERDICT": "violation", "ACTION": "terminate"}, prio: journal.PriWarning, terminated: true},
-		{name: "refused termination and kill of the scope is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns, inScope: true,
+		{name: "refused termination and kill of the scope is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host, inScope: true,
 			terminate: errors.New("terminating session 9: access denied"), killAll: errors.New("killing the processes of session 9: access denied"),
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate-failed"}, prio: journal.PriErr},
-		{name: "refused kill of the scope is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: hostNetns, inScope: true,
+		{name: "refused kill of the scope is an error", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host, inScope: true,
 			killAll: errors.New("killing the processes of session 9: access denied"),
 			want:    map[string]string{"VERDICT": "violation", "ACTION": "terminate-failed"}, prio: journal.PriErr},
-		{name: "unknown user is not acted on", config: "* ns0\n", user: "mallory", uid: 1666, class: "user", netns: hostNetns,
+		{name: "unknown user is not acted on", config: "* ns0\n", user: "mallory", uid: 1666, class: "user", netns: netnstest.Host,
 			want: map[string]string{"VERDICT": "unknown"}, prio: journal.PriErr},
 	}
 	for _, tt := range tests {
@@ -764,13 +737,13 @@ func TestWatchEndsASessionJudgedByItsScopeThroughLogind(t *testing.T) {
 		leftover netns.ID
 		want     map[string]string
 	}{
-		{name: "closing session on the host", state: logind.StateClosing, leftover: hostNetns,
+		{name: "closing session on the host", state: logind.StateClosing, leftover: netnstest.Host,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "JUDGED": "scope", "JUDGED_PID": "901"}},
-		{name: "root's process on the leader's PID is not the session", state: logind.StateClosing, squatter: true, leftover: hostNetns,
+		{name: "root's process on the leader's PID is not the session", state: logind.StateClosing, squatter: true, leftover: netnstest.Host,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "JUDGED": "scope", "JUDGED_PID": "901"}},
-		{name: "active session whose leader exited", state: "active", leftover: hostNetns,
+		{name: "active session whose leader exited", state: "active", leftover: netnstest.Host,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "JUDGED": "scope", "JUDGED_PID": "901"}},
-		{name: "leftover process in its namespace", state: logind.StateClosing, squatter: true, leftover: ns0Netns,
+		{name: "leftover process in its namespace", state: logind.StateClosing, squatter: true, leftover: netnstest.NS0,
 			want: map[string]string{"VERDICT": "ok", "ACTION": "", "JUDGED": "scope", "JUDGED_PID": "901"}},
 	}
 	for _, tt := range tests {
@@ -782,7 +755,7 @@ func TestWatchEndsASessionJudgedByItsScopeThroughLogind(t *testing.T) {
 			sys.mu.Lock()
 			sys.sessions[len(sys.sessions)-1].State = tt.state
 			if tt.squatter {
-				sys.netns[900], sys.started[900] = hostNetns, sessionCreated+time.Minute
+				sys.netns[900], sys.started[900] = netnstest.Host, sessionCreated+time.Minute
 			}
 			sys.netns[901], sys.cgroups[901], sys.uids[901] = tt.leftover, scope, 1000
 			sys.mu.Unlock()
@@ -817,7 +790,7 @@ func TestWatchResubscribesWhenLogindRestarts(t *testing.T) {
 	r.waitNote(t, "READY=1")
 
 	// Opened while logind restarted: never announced.
-	sys.addSession("7", "alice", 1000, 700, "user", hostNetns)
+	sys.addSession("7", "alice", 1000, 700, "user", netnstest.Host)
 	sys.send(t, logind.Event{Kind: logind.LogindStopped})
 	sys.send(t, logind.Event{Kind: logind.LogindStarted})
 	r.waitRecord(t, map[string]string{"SESSION_ID": "7", "ACTION": "terminate"})
@@ -827,7 +800,7 @@ func TestWatchResubscribesWhenLogindRestarts(t *testing.T) {
 		t.Errorf("trace %v: want a new subscription and a new check after logind restarted", trace)
 	}
 	// The new subscription is live.
-	sys.addSession("8", "alice", 1000, 800, "user", hostNetns)
+	sys.addSession("8", "alice", 1000, 800, "user", netnstest.Host)
 	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "8", Path: "/org/freedesktop/login1/session/8"})
 	r.waitRecord(t, map[string]string{"SESSION_ID": "8", "ACTION": "terminate"})
 }
@@ -849,7 +822,7 @@ func TestWatchReconnectsWhenTheBusCloses(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	sys.addSession("8", "alice", 1000, 800, "user", hostNetns)
+	sys.addSession("8", "alice", 1000, 800, "user", netnstest.Host)
 	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "8", Path: "/org/freedesktop/login1/session/8"})
 	r.waitRecord(t, map[string]string{"SESSION_ID": "8", "ACTION": "terminate"})
 }
@@ -873,7 +846,7 @@ func TestWatchRetriesFailedSubscription(t *testing.T) {
 
 func TestWatchReload(t *testing.T) {
 	sys := newFakeSystem()
-	sys.addSession("3", "carol", 1002, 300, "user", hostNetns)
+	sys.addSession("3", "carol", 1002, 300, "user", netnstest.Host)
 	r := startWatch(t, sys, aliceInNs0)
 	r.waitNote(t, "READY=1")
 	r.waitRecord(t, map[string]string{"SESSION_ID": "3", "VERDICT": "ok"})
@@ -897,7 +870,7 @@ func TestWatchReload(t *testing.T) {
 		t.Errorf("refusal %q at priority %d: want an error naming the line", rec.msg, rec.prio)
 	}
 	r.waitNote(t, "READY=1")
-	sys.addSession("4", "carol", 1002, 400, "user", hostNetns)
+	sys.addSession("4", "carol", 1002, 400, "user", netnstest.Host)
 	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "4", Path: "/org/freedesktop/login1/session/4"})
 	r.waitRecord(t, map[string]string{"SESSION_ID": "4", "VERDICT": "violation", "ACTION": "warn"})
 	if got := len(r.syncs()); got != 2 {
@@ -912,7 +885,7 @@ func TestWatchUserManagers(t *testing.T) {
 	sys := newFakeSystem()
 	sys.managerStarts[1000] = 3 // not running for the first three looks
 	sys.managers[1000] = 500
-	sys.netns[500] = hostNetns
+	sys.netns[500] = netnstest.Host
 	r := startWatch(t, sys, aliceInNs0)
 	r.waitNote(t, "READY=1")
 
@@ -927,7 +900,7 @@ func TestWatchUserManagers(t *testing.T) {
 
 	// A session of the same user does not judge the same manager again, and
 	// a misplaced manager is never stopped by terminating sessions.
-	sys.addSession("5", "alice", 1000, 501, "user", ns0Netns)
+	sys.addSession("5", "alice", 1000, 501, "user", netnstest.NS0)
 	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "5", Path: "/org/freedesktop/login1/session/5"})
 	r.waitRecord(t, map[string]string{"SESSION_ID": "5", "VERDICT": "ok"})
 	sys.send(t, logind.Event{Kind: logind.SessionRemoved, SessionID: "5"}) // a marker: handled after any manager check
@@ -952,7 +925,7 @@ func TestWatchJudgesAManagerByItsUID(t *testing.T) {
 	// policy the host.
 	sys.users = []logind.User{{UID: 1002, Name: "alice"}}
 	sys.managers[1002] = 500
-	sys.netns[500] = ns0Netns
+	sys.netns[500] = netnstest.NS0
 	r := startWatch(t, sys, aliceInNs0)
 	r.waitNote(t, "READY=1")
 	rec := r.waitRecord(t, map[string]string{"UNIT": "user@1002.service"})
@@ -967,18 +940,18 @@ func TestWatchJudgesAManagerByItsUID(t *testing.T) {
 func TestWatchManagerOnItsWayIn(t *testing.T) {
 	sys := newFakeSystem()
 	sys.managers[1000] = 500
-	sys.netns[500] = hostNetns
+	sys.netns[500] = netnstest.Host
 	looks := 0
 	sys.onManagerLook = func(uint32) {
 		if looks++; looks == 3 {
-			sys.netns[500] = ns0Netns
+			sys.netns[500] = netnstest.NS0
 		}
 	}
 	r := startWatch(t, sys, aliceInNs0)
 	r.waitNote(t, "READY=1")
 	sys.send(t, logind.Event{Kind: logind.UserNew, UID: 1000, Path: "/org/freedesktop/login1/user/_1000"})
 	rec := r.waitRecord(t, map[string]string{"UNIT": "user@1000.service"})
-	if !matches(rec, map[string]string{"VERDICT": "ok", "ACTUAL_NETNS_ID": ns0Netns.String()}) {
+	if !matches(rec, map[string]string{"VERDICT": "ok", "ACTUAL_NETNS_ID": netnstest.NS0.String()}) {
 		t.Errorf("manager record %q %v: want it judged once in its namespace", rec.msg, rec.fields)
 	}
 }
@@ -990,7 +963,7 @@ func TestWatchManagerOnItsWayIn(t *testing.T) {
 func TestWatchManagerOfAUserNotYetLookedUp(t *testing.T) {
 	sys := newFakeSystem()
 	sys.managers[1000] = 500
-	sys.netns[500] = hostNetns
+	sys.netns[500] = netnstest.Host
 	var mu sync.Mutex
 	failures := 3
 	r := startWatch(t, sys, aliceInNs0, func(c *Config) {
@@ -1042,7 +1015,7 @@ func TestWatchPingsTheWatchdog(t *testing.T) {
 
 func TestWatchGivesUpASyncThatHangs(t *testing.T) {
 	sys := newFakeSystem()
-	sys.addSession("2", "alice", 1000, 102, "user", hostNetns)
+	sys.addSession("2", "alice", 1000, 102, "user", netnstest.Host)
 	hung := make(chan struct{})
 	t.Cleanup(func() { close(hung) })
 	deadlines := make(chan bool, 1)
@@ -1070,9 +1043,9 @@ func TestWatchGivesUpASyncThatHangs(t *testing.T) {
 
 func TestWatchGivesEachLogindCallItsOwnTime(t *testing.T) {
 	sys := newFakeSystem()
-	sys.addSession("1", "alice", 1000, 101, "user", hostNetns)
-	sys.addSession("2", "alice", 1000, 102, "user", hostNetns)
-	sys.addSession("3", "alice", 1000, 103, "user", hostNetns)
+	sys.addSession("1", "alice", 1000, 101, "user", netnstest.Host)
+	sys.addSession("2", "alice", 1000, 102, "user", netnstest.Host)
+	sys.addSession("3", "alice", 1000, 103, "user", netnstest.Host)
 	sys.hungSession = "1"
 	r := startWatch(t, sys, aliceInNs0, func(c *Config) { c.CallTimeout = 50 * time.Millisecond })
 	rec := r.waitRecord(t, map[string]string{"SESSION_ID": "1"})
@@ -1089,8 +1062,8 @@ func TestWatchGivesEachLogindCallItsOwnTime(t *testing.T) {
 func TestWatchPingsBetweenTheStepsOfACheck(t *testing.T) {
 	sys := newFakeSystem()
 	sys.users = []logind.User{{UID: 1000, Name: "alice"}, {UID: 1002, Name: "carol"}}
-	sys.managers[1000], sys.netns[200] = 200, ns0Netns
-	sys.managers[1002], sys.netns[202] = 202, hostNetns
+	sys.managers[1000], sys.netns[200] = 200, netnstest.NS0
+	sys.managers[1002], sys.netns[202] = 202, netnstest.Host
 	var clockMu sync.Mutex
 	clock := time.Now()
 	// Each look at a manager takes an hour: longer than the interval.
@@ -1135,10 +1108,10 @@ func TestWatchNeverTerminatesOnUnknownVerdict(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sys := newFakeSystem()
 			user := tt.user
-			sys.addSession("1", user, 1000, 101, "user", ns0Netns)
+			sys.addSession("1", user, 1000, 101, "user", netnstest.NS0)
 			sys.users = []logind.User{{UID: 1000, Name: user}}
-			sys.managers[1000], sys.netns[200] = 200, ns0Netns
-			users := moreUsers{names: aliases.names, down: map[string]bool{tt.down: true}}
+			sys.managers[1000], sys.netns[200] = 200, netnstest.NS0
+			users := configtest.AliasUsers(tt.down)
 			r := startWatch(t, sys, tt.config, func(c *Config) { c.Judge.Users = users })
 			r.waitNote(t, "READY=1")
 			unknown := map[string]string{"SESSION_ID": "1", "VERDICT": "unknown"}
@@ -1147,7 +1120,7 @@ func TestWatchNeverTerminatesOnUnknownVerdict(t *testing.T) {
 			}
 			r.waitRecord(t, map[string]string{"UNIT": "user@1000.service", "VERDICT": "unknown"})
 
-			sys.addSession("2", user, 1000, 102, "user", hostNetns)
+			sys.addSession("2", user, 1000, 102, "user", netnstest.Host)
 			sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "2", Path: "/org/freedesktop/login1/session/2"})
 			r.waitRecord(t, map[string]string{"SESSION_ID": "2", "VERDICT": "unknown"})
 

@@ -95,6 +95,31 @@ func New() *Directory {
 	}
 }
 
+// Users returns a Directory of the users most tests name: root (UID 0),
+// alice (1000, group 1000), carol (1002, group 100), and the group research
+// (2000) whose member is alice. The names in down are down.
+func Users(down ...string) *Directory {
+	d := New()
+	d.AddUser(config.User{Name: "root"})
+	d.AddUser(config.User{Name: "alice", UID: 1000, GID: 1000})
+	d.AddUser(config.User{Name: "carol", UID: 1002, GID: 100})
+	d.AddGroup(config.Group{Name: "research", GID: 2000, Members: []string{"alice"}})
+	d.Down = map[string]bool{}
+	for _, name := range down {
+		d.Down[name] = true
+	}
+	return d
+}
+
+// AliasUsers is Users that knows carol as Carol too (a case-insensitive
+// source) and alice's UID under a second name, alias (useradd -o).
+func AliasUsers(down ...string) *Directory {
+	d := Users(down...)
+	d.AddName("Carol", "carol")
+	d.AddUser(config.User{Name: "alias", UID: 1000, GID: 1000})
+	return d
+}
+
 // AddUser adds u under its own name, in the groups with the IDs groups
 // besides its primary group. The first user added with a UID owns it: a
 // lookup of the UID returns that user; later ones are second names of the
