@@ -12,39 +12,44 @@ import (
 	"time"
 
 	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/config/configtest"
 	"github.com/netns-session/netns-session/internal/logind"
 	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/netns/netnstest"
+	"github.com/netns-session/netns-session/internal/policy/policytest"
 	"github.com/netns-session/netns-session/internal/reconcile"
 	"github.com/netns-session/netns-session/internal/units"
 )
+
+const aliceInNs0 = "alice ns0\n"
 
 // statusFixture is a system with sessions of every verdict, one of them
 // judged by the process its exited leader left in its scope, two user
 // managers (one misplaced), and a stale drop-in.
 func statusFixture(t *testing.T, conf string, dropIns *reconcile.Report, dropInErr error) *statusTaker {
 	t.Helper()
-	sys := newFakeSystem()
-	sys.addSession("1", "alice", 1000, 101, "user", netnstest.NS0)
-	sys.addSession("c2", "alice", 1000, 102, "background", netnstest.Host)
-	sys.addSession("3", "carol", 1002, 103, "user", netnstest.Host)
-	sys.addSession("4", "alice", 1000, 104, logind.ClassManager, netnstest.NS0)
-	sys.addSession("5", "root", 0, 105, "user", netns.ID{}) // leader exited
-	sys.addSession("6", "alice", 1000, 106, "user", netns.ID{})
-	sys.sessions[5].State = logind.StateClosing
-	sys.netns[306], sys.cgroups[306], sys.uids[306] = netnstest.Host, "/user.slice/user-1000.slice/session-6.scope", 1000
-	sys.sessions[2].TTY, sys.sessions[2].RemoteHost = "", "192.0.2.7"
-	sys.users = []logind.User{{UID: 1000, Name: "alice"}, {UID: 1002, Name: "carol"}, {UID: 0, Name: "root"}}
-	sys.managers[1000], sys.netns[200] = 200, netnstest.NS0
-	sys.managers[1002], sys.netns[202] = 202, netnstest.NS1
+	sys := policytest.NewSystem()
+	sys.KillErr = errors.New("status killed a process: it only looks")
+	sys.AddSession("1", "alice", 1000, 101, "user", netnstest.NS0)
+	sys.AddSession("c2", "alice", 1000, 102, "background", netnstest.Host)
+	sys.AddSession("3", "carol", 1002, 103, "user", netnstest.Host)
+	sys.AddSession("4", "alice", 1000, 104, logind.ClassManager, netnstest.NS0)
+	sys.AddSession("5", "root", 0, 105, "user", netns.ID{}) // leader exited
+	sys.AddSession("6", "alice", 1000, 106, "user", netns.ID{})
+	sys.Sessions[5].State = logind.StateClosing
+	sys.Netns[306], sys.Cgroups[306], sys.UIDs[306] = netnstest.Host, "/user.slice/user-1000.slice/session-6.scope", 1000
+	sys.Sessions[2].TTY, sys.Sessions[2].RemoteHost = "", "192.0.2.7"
+	sys.Users = []logind.User{{UID: 1000, Name: "alice"}, {UID: 1002, Name: "carol"}, {UID: 0, Name: "root"}}
+	sys.Managers[1000], sys.Netns[200] = 200, netnstest.NS0
+	sys.Managers[1002], sys.Netns[202] = 202, netnstest.NS1
 	cfg, err := config.Parse("test.conf", strings.NewReader(conf))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &statusTaker{
-		logind:     fakeConn{sys},
-		judge:      fakeJudge(sys, cfg),
-		managerPID: sys.managerPID,
+		logind:     sys,
+		judge:      sys.Judge(cfg, configtest.Users()),
+		managerPID: sys.ManagerPID,
 		dropIns:    func(context.Context) (*reconcile.Report, error) { return dropIns, dropInErr },
 		names: func() (map[netns.ID]string, error) {
 			return map[netns.ID]string{netnstest.Host: "host", netnstest.NS0: "ns0", netnstest.NS1: "ns1"}, nil
@@ -140,11 +145,11 @@ func TestStatusJSON(t *testing.T) {
 }
 
 func TestStatusExitStatus(t *testing.T) {
-	escaped := fakeSession("8", "alice", 1000, 102, "user")
-	unknown := fakeSession("10", "mallory", 1666, 101, "user")
+	escaped := policytest.Session("8", "alice", 1000, 102, "user")
+	unknown := policytest.Session("10", "mallory", 1666, 101, "user")
 	// Its leader exited; a process of root on the host, started after the
 	// session, holds its PID now.
-	reused := fakeSession("11", "alice", 1000, 103, "user")
+	reused := policytest.Session("11", "alice", 1000, 103, "user")
 	staleDropIn := &reconcile.Report{Changes: []reconcile.Change{{Action: reconcile.Write, UID: 1000, User: "alice", Netns: "/run/netns/ns0"}}}
 	tests := []struct {
 		name      string
@@ -172,15 +177,15 @@ func TestStatusExitStatus(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := statusFixture(t, "alice ns0\ncarol ns1\n", tt.dropIns, tt.dropInErr)
 			// alice in ns0 and carol in ns1, as their managers are.
-			sys := s.logind.(fakeConn).sys
-			sys.sessions = append([]logind.Session{sys.sessions[0], fakeSession("9", "carol", 1002, 202, "user")}, tt.extra...)
-			sys.started[103] = sessionCreated + time.Minute
+			sys := s.logind.(*policytest.System)
+			sys.Sessions = append([]logind.Session{sys.Sessions[0], policytest.Session("9", "carol", 1002, 202, "user")}, tt.extra...)
+			sys.Started[103] = policytest.SessionCreated + time.Minute
 			if tt.managerErr != nil {
 				s.managerPID = func(uid uint32) (int, error) {
 					if uid == 1002 {
 						return 0, tt.managerErr
 					}
-					return sys.managerPID(uid)
+					return sys.ManagerPID(uid)
 				}
 			}
 			if tt.namesErr != nil {

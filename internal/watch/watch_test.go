@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,204 +20,43 @@ import (
 	"github.com/netns-session/netns-session/internal/logind"
 	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/netns/netnstest"
-	"github.com/netns-session/netns-session/internal/policy"
-	"github.com/netns-session/netns-session/internal/proc"
+	"github.com/netns-session/netns-session/internal/policy/policytest"
 	"github.com/netns-session/netns-session/internal/reconcile"
-	"github.com/netns-session/netns-session/internal/units"
 )
 
-// fakeSystem is logind, the processes and the user managers the watcher
-// sees, shared by every connection the watcher dials.
+// fakeSystem is the fake system of policytest as the watcher sees it,
+// shared by every connection the watcher dials: its connections also
+// terminate sessions, kill their scopes and subscribe to logind's signals.
 type fakeSystem struct {
-	mu       sync.Mutex
-	sessions []logind.Session
-	users    []logind.User
-	netns    map[int]netns.ID // by PID; missing: exited
-	// started is when a process started, since boot; missing: at boot.
-	// Sessions are created at sessionCreated.
-	started map[int]time.Duration
-	// cgroups and uids are where a process runs and for whom, by PID;
-	// missing: outside any session, as root.
-	cgroups  map[int]string
-	uids     map[int]uint32
-	managers map[uint32]int // manager PID by UID; missing: not running
-	// managerStarts counts down the looks at a manager before it runs.
-	managerStarts map[uint32]int
-	// onManagerLook runs, locked, at every look at a manager.
-	onManagerLook func(uid uint32)
+	*policytest.System
 	// subscribeErrs fail the next subscriptions, one each.
 	subscribeErrs []error
 	// hungSession is the ID of a session whose properties never come: a
 	// read of it lasts until its context ends.
 	hungSession  string
 	terminateErr error
-	// killAllErr is KillSession's answer, killErr a leader's to SIGKILL.
+	// killAllErr is KillSession's answer; a leader's to SIGKILL is KillErr.
 	killAllErr error
-	killErr    error
 	terminated []string
-	// trace lists what happened, in order: dial, subscribe, list, sync, ...
-	trace  []string
-	events chan logind.Event // of the live subscription
+	events     chan logind.Event // of the live subscription
 }
 
 func newFakeSystem() *fakeSystem {
-	return &fakeSystem{netns: map[int]netns.ID{}, started: map[int]time.Duration{}, cgroups: map[int]string{}, uids: map[int]uint32{},
-		managers: map[uint32]int{}, managerStarts: map[uint32]int{}}
+	return &fakeSystem{System: policytest.NewSystem()}
 }
 
+// record adds what to the trace: dial, subscribe, list, sync, ...; the
+// system is locked.
 func (s *fakeSystem) record(what string) {
-	s.trace = append(s.trace, what)
-}
-
-// sessionCreated is when the fake logind created every session, on the
-// monotonic clock of a system that never slept.
-const sessionCreated = time.Hour
-
-// fakeSession is a session of the fake logind, created at sessionCreated.
-func fakeSession(id, user string, uid uint32, leader int, class string) logind.Session {
-	return logind.Session{ID: id, Path: dbus.ObjectPath("/org/freedesktop/login1/session/" + id), User: user, UID: uid,
-		Leader: uint32(leader), Class: class, State: "active", Scope: "session-" + id + ".scope",
-		TimestampMonotonic: uint64(sessionCreated / time.Microsecond), Service: "sshd", TTY: "pts/0"}
-}
-
-// addSession adds a session whose leader runs in namespace ns.
-func (s *fakeSystem) addSession(id, user string, uid uint32, leader int, class string, ns netns.ID) logind.Session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ls := fakeSession(id, user, uid, leader, class)
-	s.sessions = append(s.sessions, ls)
-	if ns != (netns.ID{}) {
-		s.netns[leader] = ns
-	}
-	return ls
-}
-
-func (s *fakeSystem) processNetns(pid int) (netns.ID, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if id, ok := s.netns[pid]; ok {
-		return id, nil
-	}
-	return netns.ID{}, fmt.Errorf("stating /proc/%d/ns/net: %w", pid, syscall.ENOENT)
-}
-
-// pin pins a live process; killing it ends it.
-func (s *fakeSystem) pin(pid int) (policy.Pinned, error) {
-	if _, err := s.processNetns(pid); err != nil {
-		return nil, err
-	}
-	return fakeProcess{s, pid}, nil
-}
-
-// cgroupProcs lists the live processes of cgroup.
-func (s *fakeSystem) cgroupProcs(cgroup string) ([]int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var pids []int
-	for pid, in := range s.cgroups {
-		if _, alive := s.netns[pid]; alive && in == cgroup {
-			pids = append(pids, pid)
-		}
-	}
-	slices.Sort(pids)
-	return pids, nil
-}
-
-// fakeProcess is a pinned process of a fakeSystem. Unless cgroups says
-// otherwise, it runs outside any session's scope, so a leader is proven by
-// its start time alone.
-type fakeProcess struct {
-	sys *fakeSystem
-	pid int
-}
-
-func (p fakeProcess) PID() int                    { return p.pid }
-func (p fakeProcess) FDID() (uint64, bool, error) { return 0, false, nil }
-func (p fakeProcess) Close() error                { return nil }
-
-func (p fakeProcess) Cgroup() (string, error) {
-	p.sys.mu.Lock()
-	defer p.sys.mu.Unlock()
-	if cgroup, ok := p.sys.cgroups[p.pid]; ok {
-		return cgroup, nil
-	}
-	return "/system.slice/ssh.service", nil
-}
-
-func (p fakeProcess) UIDs() (proc.UIDs, error) {
-	p.sys.mu.Lock()
-	defer p.sys.mu.Unlock()
-	uid := p.sys.uids[p.pid]
-	return proc.UIDs{Real: uid, Effective: uid, Saved: uid, FS: uid}, nil
-}
-
-func (p fakeProcess) SandboxedNetns() (bool, error) { return false, nil }
-
-func (p fakeProcess) StartTime() (time.Duration, error) {
-	p.sys.mu.Lock()
-	defer p.sys.mu.Unlock()
-	return p.sys.started[p.pid], nil
-}
-
-func (p fakeProcess) Alive() error {
-	_, err := p.sys.processNetns(p.pid)
-	return err
-}
-
-func (p fakeProcess) Kill() error {
-	p.sys.mu.Lock()
-	defer p.sys.mu.Unlock()
-	p.sys.record("kill " + strconv.Itoa(p.pid))
-	if p.sys.killErr != nil {
-		return p.sys.killErr
-	}
-	delete(p.sys.netns, p.pid)
-	// The death of a leader in its scope, which holds logind's end of the
-	// session, closes the session, and logind ignores TerminateSession for
-	// it: the worst case of a race the watcher cannot win.
-	for i := range p.sys.sessions {
-		s := &p.sys.sessions[i]
-		if s.Leader == uint32(p.pid) && p.sys.cgroups[p.pid] == "/user.slice/user-"+strconv.FormatUint(uint64(s.UID), 10)+".slice/"+s.Scope {
-			s.State = logind.StateClosing
-		}
-	}
-	return nil
-}
-
-// noSleep is a system that never slept.
-type noSleep struct{}
-
-func (noSleep) SleptBy(time.Duration) time.Duration { return 0 }
-func (noSleep) SleptSoFar() time.Duration           { return 0 }
-
-// fakeJudge judges processes of sys.
-func fakeJudge(sys *fakeSystem, cfg *config.Config) *policy.Judge {
-	return &policy.Judge{Config: cfg, Users: configtest.Users(), ProcessNetns: sys.processNetns, NetnsFile: netnstest.File, Pin: sys.pin,
-		CgroupProcs: sys.cgroupProcs, Sleep: noSleep{}}
-}
-
-func (s *fakeSystem) managerPID(uid uint32) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.onManagerLook != nil {
-		s.onManagerLook(uid)
-	}
-	if s.managerStarts[uid] > 0 {
-		s.managerStarts[uid]--
-		return 0, fmt.Errorf("finding user manager of uid %d: %w", uid, units.ErrNotRunning)
-	}
-	if pid, ok := s.managers[uid]; ok {
-		return pid, nil
-	}
-	return 0, fmt.Errorf("finding user manager of uid %d: %w", uid, units.ErrNotRunning)
+	s.Trace = append(s.Trace, what)
 }
 
 // send delivers an event on the live subscription.
 func (s *fakeSystem) send(t *testing.T, ev logind.Event) {
 	t.Helper()
-	s.mu.Lock()
+	s.Lock()
 	events := s.events
-	s.mu.Unlock()
+	s.Unlock()
 	if events == nil {
 		t.Fatal("no subscription")
 	}
@@ -226,48 +64,40 @@ func (s *fakeSystem) send(t *testing.T, ev logind.Event) {
 }
 
 func (s *fakeSystem) terminatedSessions() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Lock()
+	defer s.Unlock()
 	return slices.Clone(s.terminated)
-}
-
-func (s *fakeSystem) traced() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.trace)
 }
 
 // fakeConn is one connection to the fake logind.
 type fakeConn struct{ sys *fakeSystem }
 
 func (c fakeConn) ListSessionRefsContext(context.Context) ([]logind.SessionRef, error) {
-	c.sys.mu.Lock()
-	defer c.sys.mu.Unlock()
+	c.sys.Lock()
+	defer c.sys.Unlock()
 	c.sys.record("list")
-	refs := make([]logind.SessionRef, len(c.sys.sessions))
-	for i, s := range c.sys.sessions {
+	refs := make([]logind.SessionRef, len(c.sys.Sessions))
+	for i, s := range c.sys.Sessions {
 		refs[i] = logind.SessionRef{ID: s.ID, Path: s.Path}
 	}
 	return refs, nil
 }
 
-func (c fakeConn) ListUsersContext(context.Context) ([]logind.User, error) {
-	c.sys.mu.Lock()
-	defer c.sys.mu.Unlock()
-	return slices.Clone(c.sys.users), nil
+func (c fakeConn) ListUsersContext(ctx context.Context) ([]logind.User, error) {
+	return c.sys.ListUsersContext(ctx)
 }
 
 func (c fakeConn) SessionContext(ctx context.Context, path dbus.ObjectPath) (logind.Session, error) {
-	c.sys.mu.Lock()
+	c.sys.Lock()
 	hung := c.sys.hungSession != "" && path == dbus.ObjectPath("/org/freedesktop/login1/session/"+c.sys.hungSession)
-	c.sys.mu.Unlock()
+	c.sys.Unlock()
 	if hung {
 		<-ctx.Done()
 		return logind.Session{}, fmt.Errorf("reading session %s: %w", path, ctx.Err())
 	}
-	c.sys.mu.Lock()
-	defer c.sys.mu.Unlock()
-	for _, s := range c.sys.sessions {
+	c.sys.Lock()
+	defer c.sys.Unlock()
+	for _, s := range c.sys.Sessions {
 		if s.Path == path {
 			return s, nil
 		}
@@ -278,20 +108,20 @@ func (c fakeConn) SessionContext(ctx context.Context, path dbus.ObjectPath) (log
 // TerminateSessionContext ends a session as logind does: not at all when
 // logind is stopping it already (closing).
 func (c fakeConn) TerminateSessionContext(_ context.Context, id string) error {
-	c.sys.mu.Lock()
-	defer c.sys.mu.Unlock()
+	c.sys.Lock()
+	defer c.sys.Unlock()
 	c.sys.record("terminate " + id)
 	if c.sys.terminateErr != nil {
 		return c.sys.terminateErr
 	}
-	i := slices.IndexFunc(c.sys.sessions, func(s logind.Session) bool { return s.ID == id })
+	i := slices.IndexFunc(c.sys.Sessions, func(s logind.Session) bool { return s.ID == id })
 	switch {
 	case i < 0:
 		return fmt.Errorf("terminating session %s: %w", id, logind.ErrNoSuchSession)
-	case c.sys.sessions[i].State == logind.StateClosing:
+	case c.sys.Sessions[i].State == logind.StateClosing:
 		return nil
 	}
-	c.sys.sessions = slices.Delete(c.sys.sessions, i, i+1)
+	c.sys.Sessions = slices.Delete(c.sys.Sessions, i, i+1)
 	c.sys.terminated = append(c.sys.terminated, id)
 	return nil
 }
@@ -299,29 +129,29 @@ func (c fakeConn) TerminateSessionContext(_ context.Context, id string) error {
 // KillAllOfSessionContext kills the processes of a session's scope, which
 // ends the session.
 func (c fakeConn) KillAllOfSessionContext(_ context.Context, id string, signal syscall.Signal) error {
-	c.sys.mu.Lock()
-	defer c.sys.mu.Unlock()
+	c.sys.Lock()
+	defer c.sys.Unlock()
 	c.sys.record(fmt.Sprintf("kill-session %s %d", id, signal))
 	if c.sys.killAllErr != nil {
 		return c.sys.killAllErr
 	}
-	i := slices.IndexFunc(c.sys.sessions, func(s logind.Session) bool { return s.ID == id })
+	i := slices.IndexFunc(c.sys.Sessions, func(s logind.Session) bool { return s.ID == id })
 	if i < 0 {
 		return fmt.Errorf("killing the processes of session %s: %w", id, logind.ErrNoSuchSession)
 	}
-	for pid, cgroup := range c.sys.cgroups {
-		if cgroup == "/user.slice/user-"+strconv.FormatUint(uint64(c.sys.sessions[i].UID), 10)+".slice/"+c.sys.sessions[i].Scope {
-			delete(c.sys.netns, pid)
+	for pid, cgroup := range c.sys.Cgroups {
+		if cgroup == policytest.ScopeCgroup(c.sys.Sessions[i]) {
+			delete(c.sys.Netns, pid)
 		}
 	}
-	c.sys.sessions = slices.Delete(c.sys.sessions, i, i+1)
+	c.sys.Sessions = slices.Delete(c.sys.Sessions, i, i+1)
 	c.sys.terminated = append(c.sys.terminated, id)
 	return nil
 }
 
 func (c fakeConn) SubscribeContext(context.Context) (<-chan logind.Event, error) {
-	c.sys.mu.Lock()
-	defer c.sys.mu.Unlock()
+	c.sys.Lock()
+	defer c.sys.Unlock()
 	c.sys.record("subscribe")
 	if len(c.sys.subscribeErrs) > 0 {
 		err := c.sys.subscribeErrs[0]
@@ -333,8 +163,8 @@ func (c fakeConn) SubscribeContext(context.Context) (<-chan logind.Event, error)
 }
 
 func (c fakeConn) Close() error {
-	c.sys.mu.Lock()
-	defer c.sys.mu.Unlock()
+	c.sys.Lock()
+	defer c.sys.Unlock()
 	c.sys.record("close")
 	return nil
 }
@@ -409,7 +239,7 @@ func startWatch(t *testing.T, sys *fakeSystem, conf string, opts ...func(*Config
 		done:    make(chan error, 1),
 		config:  conf,
 	}
-	c := Config{Log: recordLog{r.records}, Judge: fakeJudge(sys, nil)}
+	c := Config{Log: recordLog{r.records}, Judge: sys.Judge(nil, configtest.Users())}
 	c.Load = func() (*config.Config, error) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -419,23 +249,23 @@ func startWatch(t *testing.T, sys *fakeSystem, conf string, opts ...func(*Config
 		r.mu.Lock()
 		r.enforce = append(r.enforce, cfg.Enforce)
 		r.mu.Unlock()
-		sys.mu.Lock()
+		sys.Lock()
 		sys.record("sync")
-		sys.mu.Unlock()
+		sys.Unlock()
 		return &reconcile.Report{Changes: []reconcile.Change{{Action: reconcile.Write, UID: 1000, User: "alice", Netns: "/run/netns/ns0", Reason: "user line"}}}, nil
 	}
 	c.LookupUID = configtest.Users().LookupUID
-	c.ManagerPID = sys.managerPID
+	c.ManagerPID = sys.ManagerPID
 	c.Dial = func(context.Context) (Logind, error) {
-		sys.mu.Lock()
-		defer sys.mu.Unlock()
+		sys.Lock()
+		defer sys.Unlock()
 		sys.record("dial")
 		return fakeConn{sys}, nil
 	}
 	c.Notify = func(state string) {
-		sys.mu.Lock()
+		sys.Lock()
 		sys.record(strings.SplitN(state, "\n", 2)[0])
-		sys.mu.Unlock()
+		sys.Unlock()
 		r.notes <- state
 	}
 	// Time passes as fast as the watcher waits.
@@ -527,21 +357,21 @@ const aliceInNs0 = "alice ns0\n"
 
 func TestWatchChecksEverythingOnStart(t *testing.T) {
 	sys := newFakeSystem()
-	sys.addSession("1", "alice", 1000, 101, "user", netnstest.NS0)
-	sys.addSession("2", "alice", 1000, 102, "background", netnstest.Host)
-	sys.addSession("3", "carol", 1002, 103, "user", netnstest.Host)
-	sys.addSession("4", "alice", 1000, 104, logind.ClassGreeter, netnstest.Host)
-	sys.addSession("5", "alice", 1000, 105, "user", netns.ID{}) // leader exited
-	sys.users = []logind.User{{UID: 1000, Name: "alice"}}
-	sys.managers[1000] = 200
-	sys.netns[200] = netnstest.NS0
+	sys.AddSession("1", "alice", 1000, 101, "user", netnstest.NS0)
+	sys.AddSession("2", "alice", 1000, 102, "background", netnstest.Host)
+	sys.AddSession("3", "carol", 1002, 103, "user", netnstest.Host)
+	sys.AddSession("4", "alice", 1000, 104, logind.ClassGreeter, netnstest.Host)
+	sys.AddSession("5", "alice", 1000, 105, "user", netns.ID{}) // leader exited
+	sys.Users = []logind.User{{UID: 1000, Name: "alice"}}
+	sys.Managers[1000] = 200
+	sys.Netns[200] = netnstest.NS0
 	r := startWatch(t, sys, aliceInNs0)
 	r.waitNote(t, "READY=1")
 
 	if got := sys.terminatedSessions(); !slices.Equal(got, []string{"2"}) {
 		t.Errorf("terminated %v, want only session 2, whose leader runs on the host", got)
 	}
-	if trace := sys.traced(); !isSubsequence(trace, []string{"sync", "dial", "subscribe", "list", "kill 102", "terminate 2", "READY=1"}) {
+	if trace := sys.Traced(); !isSubsequence(trace, []string{"sync", "dial", "subscribe", "list", "kill 102", "terminate 2", "READY=1"}) {
 		t.Errorf("order of events %v: want the sync, then the subscription, then the check, then READY", trace)
 	}
 	want := map[string]map[string]string{
@@ -590,7 +420,7 @@ func TestWatchNewSessions(t *testing.T) {
 		// state is the session's, "active" if empty.
 		state string
 		// started is when the process on the leader's PID started since
-		// boot; the session was created at sessionCreated.
+		// boot; the session was created at policytest.SessionCreated.
 		started time.Duration
 		want    map[string]string
 		prio    journal.Priority
@@ -608,16 +438,16 @@ func TestWatchNewSessions(t *testing.T) {
 		// The fake leaders run outside the session's scope, as a young
 		// session's leader does: their start time proves them.
 		{name: "young session whose leader is proven by its start time is killed and terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host,
-			started: sessionCreated - time.Millisecond,
+			started: policytest.SessionCreated - time.Millisecond,
 			want:    map[string]string{"VERDICT": "violation", "ACTION": "terminate", "STATE": "active"}, prio: journal.PriWarning, terminated: true},
 		{name: "process that reused the PID of an exited leader is not killed", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host,
-			started: sessionCreated + time.Minute,
+			started: policytest.SessionCreated + time.Minute,
 			want:    map[string]string{"VERDICT": "gone", "ACTION": "", "ACTUAL_NETNS_ID": ""}, prio: journal.PriInfo},
 		{name: "closing session is ended through logind, never through its leader", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host,
 			state: logind.StateClosing,
 			want:  map[string]string{"VERDICT": "violation", "ACTION": "terminate", "STATE": "closing"}, prio: journal.PriWarning, terminated: true},
 		{name: "process that reused the PID of a closing session's leader is not killed", config: aliceInNs0, user: "alice", uid: 1000, class: "user", netns: netnstest.Host,
-			state: logind.StateClosing, started: sessionCreated + time.Minute,
+			state: logind.StateClosing, started: policytest.SessionCreated + time.Minute,
 			want: map[string]string{"VERDICT": "gone", "ACTION": ""}, prio: journal.PriInfo},
 		{name: "escaped background session is terminated", config: aliceInNs0, user: "alice", uid: 1000, class: "background", netns: netnstest.NS1,
 			want: map[string]string{"VERDICT": "violation", "ACTION": "terminate", "ACTUAL_NETNS_ID": netnstest.NS1.String()}, prio: journal.PriWarning, terminated: true},
@@ -661,22 +491,22 @@ func TestWatchNewSessions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sys := newFakeSystem()
-			sys.terminateErr, sys.killAllErr, sys.killErr = tt.terminate, tt.killAll, tt.kill
+			sys.terminateErr, sys.killAllErr, sys.KillErr = tt.terminate, tt.killAll, tt.kill
 			r := startWatch(t, sys, tt.config)
 			r.waitNote(t, "READY=1")
 
 			path := dbus.ObjectPath("/org/freedesktop/login1/session/9")
 			if !tt.gone {
-				path = sys.addSession("9", tt.user, tt.uid, 900, tt.class, tt.netns).Path
-				sys.mu.Lock()
-				sys.started[900] = tt.started
+				path = sys.AddSession("9", tt.user, tt.uid, 900, tt.class, tt.netns).Path
+				sys.Lock()
+				sys.Started[900] = tt.started
 				if tt.inScope {
-					sys.cgroups[900] = fmt.Sprintf("/user.slice/user-%d.slice/session-9.scope", tt.uid)
+					sys.Cgroups[900] = fmt.Sprintf("/user.slice/user-%d.slice/session-9.scope", tt.uid)
 				}
 				if tt.state != "" {
-					sys.sessions[len(sys.sessions)-1].State = tt.state
+					sys.Sessions[len(sys.Sessions)-1].State = tt.state
 				}
-				sys.mu.Unlock()
+				sys.Unlock()
 			}
 			sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "9", Path: path})
 			rec := r.waitRecord(t, map[string]string{"SESSION_ID": "9"})
@@ -692,7 +522,7 @@ func TestWatchNewSessions(t *testing.T) {
 			// The leader dies first, so that it cannot go on outside the
 			// session whose scope is stopped; a closing session's leader is
 			// never killed.
-			trace := sys.traced()
+			trace := sys.Traced()
 			switch {
 			case tt.state == logind.StateClosing && slices.Contains(trace, "kill 900"):
 				t.Errorf("trace %v: the leader of a closing session killed", trace)
@@ -751,14 +581,14 @@ func TestWatchEndsASessionJudgedByItsScopeThroughLogind(t *testing.T) {
 			sys := newFakeSystem()
 			r := startWatch(t, sys, aliceInNs0)
 			r.waitNote(t, "READY=1")
-			ls := sys.addSession("9", "alice", 1000, 900, "user", netns.ID{})
-			sys.mu.Lock()
-			sys.sessions[len(sys.sessions)-1].State = tt.state
+			ls := sys.AddSession("9", "alice", 1000, 900, "user", netns.ID{})
+			sys.Lock()
+			sys.Sessions[len(sys.Sessions)-1].State = tt.state
 			if tt.squatter {
-				sys.netns[900], sys.started[900] = netnstest.Host, sessionCreated+time.Minute
+				sys.Netns[900], sys.Started[900] = netnstest.Host, policytest.SessionCreated+time.Minute
 			}
-			sys.netns[901], sys.cgroups[901], sys.uids[901] = tt.leftover, scope, 1000
-			sys.mu.Unlock()
+			sys.Netns[901], sys.Cgroups[901], sys.UIDs[901] = tt.leftover, scope, 1000
+			sys.Unlock()
 
 			sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "9", Path: ls.Path})
 			rec := r.waitRecord(t, map[string]string{"SESSION_ID": "9"})
@@ -769,7 +599,7 @@ func TestWatchEndsASessionJudgedByItsScopeThroughLogind(t *testing.T) {
 			if got := slices.Contains(sys.terminatedSessions(), "9"); got != terminated {
 				t.Errorf("session terminated: %t, want %t", got, terminated)
 			}
-			trace := sys.traced()
+			trace := sys.Traced()
 			for _, step := range trace {
 				if strings.HasPrefix(step, "kill ") {
 					t.Errorf("trace %v: a process was signalled; want the session ended through logind only", trace)
@@ -790,17 +620,17 @@ func TestWatchResubscribesWhenLogindRestarts(t *testing.T) {
 	r.waitNote(t, "READY=1")
 
 	// Opened while logind restarted: never announced.
-	sys.addSession("7", "alice", 1000, 700, "user", netnstest.Host)
+	sys.AddSession("7", "alice", 1000, 700, "user", netnstest.Host)
 	sys.send(t, logind.Event{Kind: logind.LogindStopped})
 	sys.send(t, logind.Event{Kind: logind.LogindStarted})
 	r.waitRecord(t, map[string]string{"SESSION_ID": "7", "ACTION": "terminate"})
 
-	trace := sys.traced()
+	trace := sys.Traced()
 	if !isSubsequence(trace, []string{"dial", "subscribe", "list", "close", "dial", "subscribe", "list", "terminate 7"}) {
 		t.Errorf("trace %v: want a new subscription and a new check after logind restarted", trace)
 	}
 	// The new subscription is live.
-	sys.addSession("8", "alice", 1000, 800, "user", netnstest.Host)
+	sys.AddSession("8", "alice", 1000, 800, "user", netnstest.Host)
 	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "8", Path: "/org/freedesktop/login1/session/8"})
 	r.waitRecord(t, map[string]string{"SESSION_ID": "8", "ACTION": "terminate"})
 }
@@ -809,20 +639,20 @@ func TestWatchReconnectsWhenTheBusCloses(t *testing.T) {
 	sys := newFakeSystem()
 	r := startWatch(t, sys, aliceInNs0)
 	r.waitNote(t, "READY=1")
-	sys.mu.Lock()
+	sys.Lock()
 	close(sys.events) // what a subscription does when its connection drops
 	sys.events = nil
-	sys.mu.Unlock()
+	sys.Unlock()
 	r.waitRecord(t, map[string]string{"ACTION": "reconnect"})
 
 	deadline := time.Now().Add(5 * time.Second)
-	for sys.traced()[len(sys.traced())-1] != "list" {
+	for sys.Traced()[len(sys.Traced())-1] != "list" {
 		if time.Now().After(deadline) {
-			t.Fatalf("no new subscription and check: %v", sys.traced())
+			t.Fatalf("no new subscription and check: %v", sys.Traced())
 		}
 		time.Sleep(time.Millisecond)
 	}
-	sys.addSession("8", "alice", 1000, 800, "user", netnstest.Host)
+	sys.AddSession("8", "alice", 1000, 800, "user", netnstest.Host)
 	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "8", Path: "/org/freedesktop/login1/session/8"})
 	r.waitRecord(t, map[string]string{"SESSION_ID": "8", "ACTION": "terminate"})
 }
@@ -838,7 +668,7 @@ func TestWatchRetriesFailedSubscription(t *testing.T) {
 		t.Errorf("warning %q does not give the error", rec.msg)
 	}
 	r.waitNote(t, "READY=1")
-	trace := sys.traced()
+	trace := sys.Traced()
 	if !isSubsequence(trace, []string{"subscribe", "close", "subscribe", "close", "subscribe", "list", "READY=1"}) {
 		t.Errorf("trace %v: want READY only after a subscription succeeded", trace)
 	}
@@ -846,7 +676,7 @@ func TestWatchRetriesFailedSubscription(t *testing.T) {
 
 func TestWatchReload(t *testing.T) {
 	sys := newFakeSystem()
-	sys.addSession("3", "carol", 1002, 300, "user", netnstest.Host)
+	sys.AddSession("3", "carol", 1002, 300, "user", netnstest.Host)
 	r := startWatch(t, sys, aliceInNs0)
 	r.waitNote(t, "READY=1")
 	r.waitRecord(t, map[string]string{"SESSION_ID": "3", "VERDICT": "ok"})
@@ -870,7 +700,7 @@ func TestWatchReload(t *testing.T) {
 		t.Errorf("refusal %q at priority %d: want an error naming the line", rec.msg, rec.prio)
 	}
 	r.waitNote(t, "READY=1")
-	sys.addSession("4", "carol", 1002, 400, "user", netnstest.Host)
+	sys.AddSession("4", "carol", 1002, 400, "user", netnstest.Host)
 	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "4", Path: "/org/freedesktop/login1/session/4"})
 	r.waitRecord(t, map[string]string{"SESSION_ID": "4", "VERDICT": "violation", "ACTION": "warn"})
 	if got := len(r.syncs()); got != 2 {
@@ -883,9 +713,9 @@ func TestWatchReload(t *testing.T) {
 
 func TestWatchUserManagers(t *testing.T) {
 	sys := newFakeSystem()
-	sys.managerStarts[1000] = 3 // not running for the first three looks
-	sys.managers[1000] = 500
-	sys.netns[500] = netnstest.Host
+	sys.ManagerStarts[1000] = 3 // not running for the first three looks
+	sys.Managers[1000] = 500
+	sys.Netns[500] = netnstest.Host
 	r := startWatch(t, sys, aliceInNs0)
 	r.waitNote(t, "READY=1")
 
@@ -900,7 +730,7 @@ func TestWatchUserManagers(t *testing.T) {
 
 	// A session of the same user does not judge the same manager again, and
 	// a misplaced manager is never stopped by terminating sessions.
-	sys.addSession("5", "alice", 1000, 501, "user", netnstest.NS0)
+	sys.AddSession("5", "alice", 1000, 501, "user", netnstest.NS0)
 	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "5", Path: "/org/freedesktop/login1/session/5"})
 	r.waitRecord(t, map[string]string{"SESSION_ID": "5", "VERDICT": "ok"})
 	sys.send(t, logind.Event{Kind: logind.SessionRemoved, SessionID: "5"}) // a marker: handled after any manager check
@@ -923,9 +753,9 @@ func TestWatchJudgesAManagerByItsUID(t *testing.T) {
 	sys := newFakeSystem()
 	// carol's UID, under alice's old name; alice's line wants ns0, carol's
 	// policy the host.
-	sys.users = []logind.User{{UID: 1002, Name: "alice"}}
-	sys.managers[1002] = 500
-	sys.netns[500] = netnstest.NS0
+	sys.Users = []logind.User{{UID: 1002, Name: "alice"}}
+	sys.Managers[1002] = 500
+	sys.Netns[500] = netnstest.NS0
 	r := startWatch(t, sys, aliceInNs0)
 	r.waitNote(t, "READY=1")
 	rec := r.waitRecord(t, map[string]string{"UNIT": "user@1002.service"})
@@ -939,12 +769,12 @@ func TestWatchJudgesAManagerByItsUID(t *testing.T) {
 // enters the namespace of NetworkNamespacePath= and execs the manager.
 func TestWatchManagerOnItsWayIn(t *testing.T) {
 	sys := newFakeSystem()
-	sys.managers[1000] = 500
-	sys.netns[500] = netnstest.Host
+	sys.Managers[1000] = 500
+	sys.Netns[500] = netnstest.Host
 	looks := 0
-	sys.onManagerLook = func(uint32) {
+	sys.OnManagerLook = func(uint32) {
 		if looks++; looks == 3 {
-			sys.netns[500] = netnstest.NS0
+			sys.Netns[500] = netnstest.NS0
 		}
 	}
 	r := startWatch(t, sys, aliceInNs0)
@@ -962,8 +792,8 @@ func TestWatchManagerOnItsWayIn(t *testing.T) {
 // looked up, and judged once it can.
 func TestWatchManagerOfAUserNotYetLookedUp(t *testing.T) {
 	sys := newFakeSystem()
-	sys.managers[1000] = 500
-	sys.netns[500] = netnstest.Host
+	sys.Managers[1000] = 500
+	sys.Netns[500] = netnstest.Host
 	var mu sync.Mutex
 	failures := 3
 	r := startWatch(t, sys, aliceInNs0, func(c *Config) {
@@ -1002,7 +832,7 @@ func TestWatchRefusesBrokenConfigAtStart(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("watcher runs with a broken config")
 	}
-	if trace := sys.traced(); len(trace) != 0 {
+	if trace := sys.Traced(); len(trace) != 0 {
 		t.Errorf("a watcher with a broken config did %v", trace)
 	}
 }
@@ -1015,7 +845,7 @@ func TestWatchPingsTheWatchdog(t *testing.T) {
 
 func TestWatchGivesUpASyncThatHangs(t *testing.T) {
 	sys := newFakeSystem()
-	sys.addSession("2", "alice", 1000, 102, "user", netnstest.Host)
+	sys.AddSession("2", "alice", 1000, 102, "user", netnstest.Host)
 	hung := make(chan struct{})
 	t.Cleanup(func() { close(hung) })
 	deadlines := make(chan bool, 1)
@@ -1043,9 +873,9 @@ func TestWatchGivesUpASyncThatHangs(t *testing.T) {
 
 func TestWatchGivesEachLogindCallItsOwnTime(t *testing.T) {
 	sys := newFakeSystem()
-	sys.addSession("1", "alice", 1000, 101, "user", netnstest.Host)
-	sys.addSession("2", "alice", 1000, 102, "user", netnstest.Host)
-	sys.addSession("3", "alice", 1000, 103, "user", netnstest.Host)
+	sys.AddSession("1", "alice", 1000, 101, "user", netnstest.Host)
+	sys.AddSession("2", "alice", 1000, 102, "user", netnstest.Host)
+	sys.AddSession("3", "alice", 1000, 103, "user", netnstest.Host)
 	sys.hungSession = "1"
 	r := startWatch(t, sys, aliceInNs0, func(c *Config) { c.CallTimeout = 50 * time.Millisecond })
 	rec := r.waitRecord(t, map[string]string{"SESSION_ID": "1"})
@@ -1061,13 +891,13 @@ func TestWatchGivesEachLogindCallItsOwnTime(t *testing.T) {
 
 func TestWatchPingsBetweenTheStepsOfACheck(t *testing.T) {
 	sys := newFakeSystem()
-	sys.users = []logind.User{{UID: 1000, Name: "alice"}, {UID: 1002, Name: "carol"}}
-	sys.managers[1000], sys.netns[200] = 200, netnstest.NS0
-	sys.managers[1002], sys.netns[202] = 202, netnstest.Host
+	sys.Users = []logind.User{{UID: 1000, Name: "alice"}, {UID: 1002, Name: "carol"}}
+	sys.Managers[1000], sys.Netns[200] = 200, netnstest.NS0
+	sys.Managers[1002], sys.Netns[202] = 202, netnstest.Host
 	var clockMu sync.Mutex
 	clock := time.Now()
 	// Each look at a manager takes an hour: longer than the interval.
-	sys.onManagerLook = func(uint32) {
+	sys.OnManagerLook = func(uint32) {
 		clockMu.Lock()
 		clock = clock.Add(time.Hour)
 		clockMu.Unlock()
@@ -1081,7 +911,7 @@ func TestWatchPingsBetweenTheStepsOfACheck(t *testing.T) {
 		}
 	})
 	r.waitNote(t, "READY=1")
-	trace := sys.traced()
+	trace := sys.Traced()
 	if !isSubsequence(trace, []string{"WATCHDOG=1", "list", "WATCHDOG=1", "READY=1"}) {
 		t.Errorf("trace %v: want a ping before the sync and one between the looks at the managers", trace)
 	}
@@ -1108,9 +938,9 @@ func TestWatchNeverTerminatesOnUnknownVerdict(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sys := newFakeSystem()
 			user := tt.user
-			sys.addSession("1", user, 1000, 101, "user", netnstest.NS0)
-			sys.users = []logind.User{{UID: 1000, Name: user}}
-			sys.managers[1000], sys.netns[200] = 200, netnstest.NS0
+			sys.AddSession("1", user, 1000, 101, "user", netnstest.NS0)
+			sys.Users = []logind.User{{UID: 1000, Name: user}}
+			sys.Managers[1000], sys.Netns[200] = 200, netnstest.NS0
 			users := configtest.AliasUsers(tt.down)
 			r := startWatch(t, sys, tt.config, func(c *Config) { c.Judge.Users = users })
 			r.waitNote(t, "READY=1")
@@ -1120,7 +950,7 @@ func TestWatchNeverTerminatesOnUnknownVerdict(t *testing.T) {
 			}
 			r.waitRecord(t, map[string]string{"UNIT": "user@1000.service", "VERDICT": "unknown"})
 
-			sys.addSession("2", user, 1000, 102, "user", netnstest.Host)
+			sys.AddSession("2", user, 1000, 102, "user", netnstest.Host)
 			sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "2", Path: "/org/freedesktop/login1/session/2"})
 			r.waitRecord(t, map[string]string{"SESSION_ID": "2", "VERDICT": "unknown"})
 
@@ -1131,9 +961,9 @@ func TestWatchNeverTerminatesOnUnknownVerdict(t *testing.T) {
 			if got := sys.terminatedSessions(); len(got) != 0 {
 				t.Errorf("terminated %v on an unknown verdict", got)
 			}
-			for _, step := range sys.traced() {
+			for _, step := range sys.Traced() {
 				if strings.HasPrefix(step, "kill ") {
-					t.Errorf("trace %v: a leader was killed on an unknown verdict", sys.traced())
+					t.Errorf("trace %v: a leader was killed on an unknown verdict", sys.Traced())
 					break
 				}
 			}
