@@ -8,6 +8,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/policy"
+	"github.com/netns-session/netns-session/internal/reconcile"
 	"github.com/netns-session/netns-session/internal/watch"
 )
 
@@ -15,9 +17,15 @@ import (
 // at start.
 func brokenConfigAtStart(t *testing.T) error {
 	t.Helper()
+	unused := errors.New("not reached: the config is loaded first")
 	w := watch.New(watch.Config{
-		Log:  newEventLog(false),
-		Load: func() (*config.Config, error) { return nil, errors.New("test.conf:1: no namespace") },
+		Log:        newEventLog(false),
+		Judge:      &policy.Judge{},
+		Load:       func() (*config.Config, error) { return nil, errors.New("test.conf:1: no namespace") },
+		Sync:       func(context.Context, *config.Config) (*reconcile.Report, error) { return nil, unused },
+		LookupUID:  func(uint32) (*config.User, error) { return nil, unused },
+		ManagerPID: func(uint32) (int, error) { return 0, unused },
+		Dial:       func(context.Context) (watch.Logind, error) { return nil, unused },
 	})
 	return w.Run(context.Background(), nil)
 }

@@ -34,20 +34,6 @@ func PathID(path string) (ID, error) {
 	return idOf(&st), nil
 }
 
-// SameNetns reports whether paths a and b (say /proc/PID/ns/net and a file
-// under /run/netns) name the same namespace.
-func SameNetns(a, b string) (bool, error) {
-	idA, err := PathID(a)
-	if err != nil {
-		return false, err
-	}
-	idB, err := PathID(b)
-	if err != nil {
-		return false, err
-	}
-	return idA == idB, nil
-}
-
 // ProcessNetnsID returns the ID of the network namespace of process pid (of
 // its main thread, which is what /proc/PID/ns/net shows).
 func ProcessNetnsID(pid int) (ID, error) {

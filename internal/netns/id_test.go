@@ -105,38 +105,3 @@ func TestNetnsIDs(t *testing.T) {
 		}
 	})
 }
-
-func TestSameNetns(t *testing.T) {
-	self := fmt.Sprintf("/proc/%d/ns/", os.Getpid())
-	thread := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
-	tests := []struct {
-		name    string
-		a, b    string // "new" stands for a new namespace
-		want    bool
-		wantErr bool
-	}{
-		{name: "process and its thread", a: self + "net", b: thread, want: true},
-		{name: "bind mount and itself", a: "new", b: "", want: true},
-		{name: "own and a new one", a: self + "net", b: "new"},
-		{name: "net and uts", a: self + "net", b: self + "uts"},
-		{name: "missing", a: self + "net", b: "/nonexistent/netns", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			a, b := tt.a, tt.b
-			if a == "new" {
-				a = newNetns(t)
-			}
-			switch b {
-			case "":
-				b = a
-			case "new":
-				b = newNetns(t)
-			}
-			got, err := SameNetns(a, b)
-			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Errorf("SameNetns(%s, %s) = %v, %v; want %v, error %v", a, b, got, err, tt.want, tt.wantErr)
-			}
-		})
-	}
-}

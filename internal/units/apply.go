@@ -220,8 +220,12 @@ func (m *Manager) startReleased(ctx context.Context, conn Systemd, c *change) er
 
 // UserManagerUnit names the manager of uid: user@UID.service.
 func UserManagerUnit(uid uint32) string {
-	return "user@" + strconv.FormatUint(uint64(uid), 10) + ".service"
+	return userManagerUnit(strconv.FormatUint(uint64(uid), 10))
 }
+
+// userManagerUnit names the manager of the UID written out in decimal, for
+// the login path's callers that have it so already.
+func userManagerUnit(uid string) string { return "user@" + uid + ".service" }
 
 // writeDropIn writes the drop-in of h's UID when it differs from the one on
 // disk by more than the user name of its comment (see dropInIs), marking

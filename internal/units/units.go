@@ -98,5 +98,5 @@ func New() *Manager {
 // DropInPath returns the path of the drop-in for user@UID.service.
 func (m *Manager) DropInPath(uid uint32) string {
 	var id [10]byte
-	return m.SystemDir + "/user@" + string(strconv.AppendUint(id[:0], uint64(uid), 10)) + ".service.d/" + DropInName
+	return m.SystemDir + "/" + userManagerUnit(string(strconv.AppendUint(id[:0], uint64(uid), 10))) + ".d/" + DropInName
 }

@@ -27,7 +27,7 @@ var managerCgroups = []string{"init.scope", ""}
 // systemd, to stay cheap on the login path.
 func (m *Manager) UserManagerPID(uid uint32) (int, error) {
 	id := strconv.FormatUint(uint64(uid), 10)
-	service := filepath.Join("user.slice", "user-"+id+".slice", UserManagerUnit(uid))
+	service := filepath.Join("user.slice", "user-"+id+".slice", userManagerUnit(id))
 	for _, hierarchy := range cgroupHierarchies {
 		for _, cgroup := range managerCgroups {
 			procs := filepath.Join(m.CgroupRoot, hierarchy, service, cgroup, "cgroup.procs")

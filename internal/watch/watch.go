@@ -172,6 +172,16 @@ type managerWatch struct {
 
 // New returns a watcher of c, with the defaults for what c leaves unset.
 func New(c Config) *Watcher {
+	// What the watcher cannot do without: a nil one is the caller's bug,
+	// which would otherwise surface mid-run, on the first event that needs it.
+	for name, missing := range map[string]bool{
+		"Log": c.Log == nil, "Judge": c.Judge == nil, "Load": c.Load == nil, "Sync": c.Sync == nil,
+		"LookupUID": c.LookupUID == nil, "ManagerPID": c.ManagerPID == nil, "Dial": c.Dial == nil,
+	} {
+		if missing {
+			panic("watch.New: Config." + name + " is nil")
+		}
+	}
 	if c.RecordSleep == nil {
 		c.RecordSleep = func() {}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/netns-session/netns-session/internal/logind"
 	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/netns/netnstest"
+	"github.com/netns-session/netns-session/internal/policy"
 	"github.com/netns-session/netns-session/internal/policy/policytest"
 	"github.com/netns-session/netns-session/internal/reconcile"
 )
@@ -969,4 +970,45 @@ func TestWatchNeverTerminatesOnUnknownVerdict(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNewRefusesAMissingDependency: a Config without one of the functions
+// the watcher cannot do without is refused at New, naming the field, not
+// on the first event that needs it.
+func TestNewRefusesAMissingDependency(t *testing.T) {
+	complete := func() Config {
+		return Config{
+			Log: recordLog{}, Judge: &policy.Judge{},
+			Load:       func() (*config.Config, error) { return nil, nil },
+			Sync:       func(context.Context, *config.Config) (*reconcile.Report, error) { return nil, nil },
+			LookupUID:  func(uint32) (*config.User, error) { return nil, nil },
+			ManagerPID: func(uint32) (int, error) { return 0, nil },
+			Dial:       func(context.Context) (Logind, error) { return nil, nil },
+		}
+	}
+	tests := []struct {
+		field string
+		drop  func(*Config)
+	}{
+		{"Log", func(c *Config) { c.Log = nil }},
+		{"Judge", func(c *Config) { c.Judge = nil }},
+		{"Load", func(c *Config) { c.Load = nil }},
+		{"Sync", func(c *Config) { c.Sync = nil }},
+		{"LookupUID", func(c *Config) { c.LookupUID = nil }},
+		{"ManagerPID", func(c *Config) { c.ManagerPID = nil }},
+		{"Dial", func(c *Config) { c.Dial = nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			c := complete()
+			tt.drop(&c)
+			defer func() {
+				if got, want := fmt.Sprint(recover()), "watch.New: Config."+tt.field+" is nil"; got != want {
+					t.Errorf("New panicked with %q, want %q", got, want)
+				}
+			}()
+			New(c)
+		})
+	}
+	New(complete()) // and one with everything does not panic
 }
