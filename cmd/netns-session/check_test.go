@@ -14,15 +14,6 @@ import (
 )
 
 // uidOf is the UID of name in configtest.Users.
-func uidOf(t *testing.T, name string) uint32 {
-	t.Helper()
-	u, err := configtest.Users().LookupUser(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.UID
-}
-
 // inspectForTest inspects namespace files like check does, but looks at its
 // own network namespace for the host's: PID 1's is not always open to
 // inspection in test environments.

@@ -76,8 +76,8 @@ func (l *eventLog) openFile(path string) error {
 	return nil
 }
 
-// set attaches a field to every later record; empty values are dropped.
-func (l *eventLog) set(key, value string) {
+// Set attaches a field to every later record; empty values are dropped.
+func (l *eventLog) Set(key, value string) {
 	if value == "" {
 		delete(l.fields, key)
 		return

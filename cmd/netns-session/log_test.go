@@ -26,7 +26,7 @@ func TestEventLogRecords(t *testing.T) {
 		{
 			name: "info goes to the journal with context and extra fields",
 			log: func(l *eventLog) {
-				l.set("USER", "alice")
+				l.Set("USER", "alice")
 				l.Info("placed", map[string]string{"NETNS": "/run/netns/ns0", "EMPTY": ""})
 			},
 			wantSent:   []string{"placed"},
@@ -47,7 +47,7 @@ func TestEventLogRecords(t *testing.T) {
 			name:       "no journal: stderr, control characters quoted",
 			journalErr: errors.New("no socket"),
 			log: func(l *eventLog) {
-				l.set("RHOST", "evil\nhost")
+				l.Set("RHOST", "evil\nhost")
 				l.Error("denied", nil)
 			},
 			wantStderr: "netns-session: denied rhost=\"evil\\nhost\"\n",
@@ -92,7 +92,7 @@ func TestEventLogFileLine(t *testing.T) {
 	l := newEventLog(false)
 	l.send = func(string, journal.Priority, map[string]string) error { return nil }
 	l.file = &file
-	l.set("USER", "alice")
+	l.Set("USER", "alice")
 	l.Info("placed", map[string]string{"ACTION": "joined"})
 	line := file.String()
 	if !strings.Contains(line, " netns-session[") || !strings.HasSuffix(line, `]: placed action="joined" user="alice"`+"\n") {

@@ -12,15 +12,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/netns-session/netns-session/internal/hook"
 	"github.com/netns-session/netns-session/internal/nsjoin"
 	"github.com/netns-session/netns-session/internal/units"
 	"github.com/netns-session/netns-session/internal/userdb"
 )
-
-// pamBudget bounds what one session open does once its lookups are done:
-// locks, the drop-in, a reload of a busy systemd (the slow part) and the
-// join. Past it the login is denied rather than left hanging.
-const pamBudget = 20 * time.Second
 
 func pamCommand() *cli.Command {
 	return &cli.Command{
@@ -128,7 +124,7 @@ func runPAM(ctx context.Context, opts pamOptions, optsErr error) int {
 	}
 	req, err := readPAMRequest()
 	if err != nil {
-		return deny(log, start, &denial{reason: "cannot read the PAM request", err: err})
+		return deny(log, start, &hook.Denial{Reason: "cannot read the PAM request", Err: err})
 	}
 	if optsErr != nil && req.Type == "" {
 		// pam_exec always sets PAM_TYPE: this is someone at a terminal.
@@ -137,34 +133,34 @@ func runPAM(ctx context.Context, opts pamOptions, optsErr error) int {
 	}
 	// Before any lookup: a denied user is still looked up (keepManagerOff).
 	scrubEnv()
-	log.set("USER", req.User)
-	log.set("SERVICE", req.Service)
-	log.set("TTY", req.TTY)
-	log.set("RHOST", req.RHost)
-	log.set("TYPE", req.Type)
+	log.Set("USER", req.User)
+	log.Set("SERVICE", req.Service)
+	log.Set("TTY", req.TTY)
+	log.Set("RHOST", req.RHost)
+	log.Set("TYPE", req.Type)
 
 	join := parentJoiner{caller: caller, callerErr: callerErr, debugf: log.Debugf}
-	h := &pamHook{log: log, opts: opts, optsErr: optsErr, joiner: join, units: units.New(), users: userdb.System()}
-	placed, err := h.open(ctx, req)
+	h := hook.New(hook.Config{
+		Log:        log,
+		Joiner:     join,
+		Units:      units.New(),
+		Users:      userdb.System(),
+		ConfigPath: opts.configPath,
+		ConfigErr:  optsErr, // a bad pam argument counts as a broken config
+	})
+	placed, err := h.Open(ctx, req)
 	if err != nil {
 		return deny(log, start, err)
 	}
 	if placed != nil {
-		log.Info(placed.message, map[string]string{
-			"ACTION":      placed.action,
-			"NETNS":       placed.netns,
-			"UID":         placed.uid,
+		log.Info(placed.Message, map[string]string{
+			"ACTION":      placed.Action,
+			"NETNS":       placed.Netns,
+			"UID":         placed.UID,
 			"DURATION_US": strconv.FormatInt(time.Since(start).Microseconds(), 10),
 		})
 	}
 	return 0
-}
-
-// joiner is what the hook uses of nsjoin: the join of the process that
-// opens the session, which needs ptrace and that process, so tests give the
-// hook their own.
-type joiner interface {
-	Join(ctx context.Context, target string) error
 }
 
 // parentJoiner joins the process that opens the session - our parent,
@@ -184,25 +180,15 @@ func (j parentJoiner) Join(ctx context.Context, target string) error {
 	return nsjoin.JoinParent(ctx, j.caller, target, nsjoin.Options{Debugf: j.debugf})
 }
 
-// denial refuses a session: reason is the one line the user is shown, err
-// the detail for the journal.
-type denial struct {
-	reason string
-	err    error
-}
-
-func (d *denial) Error() string { return d.reason + ": " + d.err.Error() }
-func (d *denial) Unwrap() error { return d.err }
-
 func deny(log *eventLog, start time.Time, err error) int {
-	var d *denial
+	var d *hook.Denial
 	if !errors.As(err, &d) {
-		d = &denial{reason: "internal error", err: err}
+		d = &hook.Denial{Reason: "internal error", Err: err}
 	}
 	log.Error("session denied: "+d.Error(), map[string]string{
 		"ACTION":      "deny",
 		"DURATION_US": strconv.FormatInt(time.Since(start).Microseconds(), 10),
 	})
-	fmt.Fprintf(os.Stderr, "netns-session: login refused: %s\n", d.reason)
+	fmt.Fprintf(os.Stderr, "netns-session: login refused: %s\n", d.Reason)
 	return 1
 }

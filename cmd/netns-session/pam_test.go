@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"strings"
 	"testing"
 )
@@ -49,17 +48,6 @@ func TestParsePAMArgs(t *testing.T) {
 				t.Errorf("parsePAMArgs(%q) = %+v, want %+v", tt.args, got, tt.want)
 			}
 		})
-	}
-}
-
-func TestDenyKeepsReasonAndDetail(t *testing.T) {
-	cause := errors.New("checking /run/netns/ns0: no such file or directory")
-	d := &denial{reason: "network namespace /run/netns/ns0 is not available", err: cause}
-	if !errors.Is(d, cause) {
-		t.Errorf("denial does not unwrap to its cause")
-	}
-	if got, want := d.Error(), "network namespace /run/netns/ns0 is not available: checking /run/netns/ns0: no such file or directory"; got != want {
-		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
 

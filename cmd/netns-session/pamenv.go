@@ -6,19 +6,9 @@ import (
 	"os"
 	"slices"
 	"strings"
-)
 
-// pamRequest is what pam_exec tells us about the session being opened.
-type pamRequest struct {
-	Type    string // PAM_TYPE: open_session, close_session, ...
-	User    string // PAM_USER
-	Service string // PAM_SERVICE: sshd, su, sudo, cron, systemd-user, ...
-	TTY     string // PAM_TTY
-	RHost   string // PAM_RHOST
-	// Unsafe names the variables of unsafeEnv that the environment sets,
-	// each once, in the order they come.
-	Unsafe []string
-}
+	"github.com/netns-session/netns-session/internal/hook"
+)
 
 // unsafeEnv lists the variables that must not reach the hook; a name ending
 // in * stands for every name it starts. pam_exec runs the hook as root with
@@ -75,10 +65,10 @@ func isUnsafeEnv(name string) bool {
 // therefore produces two PAM_USER entries. The Go runtime keeps the first of
 // duplicates (os.Getenv and os.Environ alike), which is the user's, so we read
 // the untouched block in /proc/self/environ and take the last entry.
-func readPAMRequest() (pamRequest, error) {
+func readPAMRequest() (hook.Request, error) {
 	raw, err := os.ReadFile("/proc/self/environ")
 	if err != nil {
-		return pamRequest{}, fmt.Errorf("reading the PAM environment: %w", err)
+		return hook.Request{}, fmt.Errorf("reading the PAM environment: %w", err)
 	}
 	return parsePAMEnviron(strings.Split(string(bytes.TrimRight(raw, "\x00")), "\x00")), nil
 }
@@ -87,11 +77,11 @@ func readPAMRequest() (pamRequest, error) {
 // entry of each name winning, and the names of unsafeEnv it sets. An entry
 // without "=" sets nothing, but still counts as unsafe: there is no reason
 // for it to be there.
-func parsePAMEnviron(environ []string) pamRequest {
-	var req pamRequest
+func parsePAMEnviron(environ []string) hook.Request {
+	var req hook.Request
 	for _, entry := range environ {
 		name, value, isSet := strings.Cut(entry, "=")
-		item := req.item(name)
+		item := pamItem(&req, name)
 		switch {
 		case item != nil && isSet:
 			*item = value
@@ -102,8 +92,9 @@ func parsePAMEnviron(environ []string) pamRequest {
 	return req
 }
 
-// item returns the field of the PAM item name, nil for any other name.
-func (req *pamRequest) item(name string) *string {
+// pamItem returns the field of req that holds the PAM item name, nil for
+// any other name.
+func pamItem(req *hook.Request, name string) *string {
 	switch name {
 	case "PAM_TYPE":
 		return &req.Type

@@ -5,35 +5,37 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/netns-session/netns-session/internal/hook"
 )
 
 func TestParsePAMEnviron(t *testing.T) {
 	tests := []struct {
 		name    string
 		environ []string
-		want    pamRequest
+		want    hook.Request
 	}{
 		{
 			name:    "pam_exec items",
 			environ: []string{"PATH=/usr/bin", "PAM_RHOST=10.0.0.1", "PAM_SERVICE=sshd", "PAM_TTY=ssh", "PAM_USER=alice", "PAM_TYPE=open_session"},
-			want:    pamRequest{Type: "open_session", User: "alice", Service: "sshd", TTY: "ssh", RHost: "10.0.0.1"},
+			want:    hook.Request{Type: "open_session", User: "alice", Service: "sshd", TTY: "ssh", RHost: "10.0.0.1"},
 		},
 		{
 			name:    "planted items lose to the ones pam_exec appends",
 			environ: []string{"PAM_USER=root", "PAM_SERVICE=systemd-user", "PAM_TYPE=close_session", "PAM_SERVICE=sshd", "PAM_USER=alice", "PAM_TYPE=open_session"},
-			want:    pamRequest{Type: "open_session", User: "alice", Service: "sshd"},
+			want:    hook.Request{Type: "open_session", User: "alice", Service: "sshd"},
 		},
 		{
 			name:    "prefix of another name does not match",
 			environ: []string{"PAM_USERX=mallory", "PAM_USER=alice"},
-			want:    pamRequest{User: "alice"},
+			want:    hook.Request{User: "alice"},
 		},
 		{
 			name:    "empty value is kept",
 			environ: []string{"PAM_TTY=/dev/pts/1", "PAM_TTY="},
-			want:    pamRequest{},
+			want:    hook.Request{},
 		},
-		{name: "nothing set", environ: nil, want: pamRequest{}},
+		{name: "nothing set", environ: nil, want: hook.Request{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

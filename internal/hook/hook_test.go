@@ -1,10 +1,9 @@
-package main
+package hook
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/coreos/go-systemd/v22/journal"
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/config/configtest"
@@ -35,7 +32,7 @@ func failingGroupList() *configtest.Directory {
 	return users
 }
 
-// fakeJoiner is a joiner that moves nothing: it answers err, and records
+// fakeJoiner is a Joiner that moves nothing: it answers err, and records
 // the targets asked of it and what the drop-in at dropIn held at each.
 type fakeJoiner struct {
 	err          error
@@ -78,23 +75,52 @@ func testUnits(t *testing.T) *units.Manager {
 	}
 }
 
-// quietLog is an event log that writes nowhere when the journal is not there.
-func quietLog() *eventLog {
-	log := newEventLog(false)
-	log.stderr = io.Discard
-	return log
+// testLog is a Logger that notes each error record as "ACTION: message"
+// when records is set, and drops everything else.
+type testLog struct{ records *[]string }
+
+func (l testLog) Error(msg string, fields map[string]string) {
+	if l.records != nil {
+		*l.records = append(*l.records, fields["ACTION"]+": "+msg)
+	}
+}
+func (testLog) Debugf(string, ...any) {}
+func (testLog) Set(string, string)    {}
+
+// quietLog is a Logger that drops every record.
+func quietLog() Logger { return testLog{} }
+
+// actionLog is a Logger that notes each record as "ACTION: message".
+func actionLog() (Logger, *[]string) {
+	var records []string
+	return testLog{records: &records}, &records
 }
 
-// actionLog is a quiet event log that notes each record it sends to the
-// journal as "ACTION: message".
-func actionLog() (*eventLog, *[]string) {
-	log := quietLog()
-	var records []string
-	log.send = func(msg string, _ journal.Priority, vars map[string]string) error {
-		records = append(records, vars[fieldPrefix+"ACTION"]+": "+msg)
-		return nil
+// writeConfig writes content as a config file that config.Load accepts:
+// owned by root, in a directory only root can write.
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root: the config must be owned by root")
 	}
-	return log, &records
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "netns-session.conf")
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func uidOf(t *testing.T, name string) uint32 {
+	t.Helper()
+	u, err := configtest.Users().LookupUser(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.UID
 }
 
 // TestDeniedUnknownPolicyKeepsManagerOff denies sessions whose user's policy
@@ -123,11 +149,11 @@ func TestDeniedUnknownPolicyKeepsManagerOff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path, _ := writeCheckConfig(t, tt.config)
+			path := writeConfig(t, tt.config)
 			m := testUnits(t)
-			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, units: m, users: tt.users}
+			h := New(Config{Log: quietLog(), ConfigPath: path, Joiner: notJoined(), Units: m, Users: tt.users})
 
-			_, err := h.open(context.Background(), pamRequest{Type: "open_session", User: tt.user, Service: "sshd"})
+			_, err := h.Open(context.Background(), Request{Type: "open_session", User: tt.user, Service: "sshd"})
 			if err == nil {
 				t.Fatalf("session of %s opened, want it denied", tt.user)
 			}
@@ -177,12 +203,12 @@ func TestSlowDirectoryStillPlacesManager(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path, _ := writeCheckConfig(t, tt.config)
+			path := writeConfig(t, tt.config)
 			m := testUnits(t)
-			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, joiner: notJoined(),
-				units: m, users: slowDirectory(tt.users, 300*time.Millisecond), budget: 250 * time.Millisecond}
+			h := New(Config{Log: quietLog(), ConfigPath: path, Joiner: notJoined(),
+				Units: m, Users: slowDirectory(tt.users, 300*time.Millisecond), Budget: 250 * time.Millisecond})
 
-			if _, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "carol", Service: "sshd"}); err == nil {
+			if _, err := h.Open(context.Background(), Request{Type: "open_session", User: "carol", Service: "sshd"}); err == nil {
 				t.Fatal("session of carol opened without a join, want it denied")
 			}
 			dropIn, err := os.ReadFile(m.DropInPath(uidOf(t, "carol")))
@@ -196,34 +222,31 @@ func TestSlowDirectoryStillPlacesManager(t *testing.T) {
 	}
 }
 
-// TestBadPAMLineDeniesAllButRoot runs the hook with the arguments of PAM
-// lines that would have printed help and exited 0, or read a path relative
-// to the caller's working directory: a mapped user is denied as with a
-// broken config, and root still gets in.
+// TestBadPAMLineDeniesAllButRoot runs the hook with the errors the PAM line
+// parser gives for lines that would have printed help and exited 0, or read
+// a path relative to the caller's working directory (cmd/netns-session's
+// TestPAMLineNeverReachesTheCLI): a mapped user is denied as with a broken
+// config, and root still gets in.
 func TestBadPAMLineDeniesAllButRoot(t *testing.T) {
-	path, _ := writeCheckConfig(t, "carol ns0\n")
-	for _, args := range [][]string{
-		{"-h"},
-		{"--help"},
-		{"--config", path, "--help"},
-		{"--version"},
-		{"config=netns-session.conf"},
-		{"log=netns-session.log"},
+	path := writeConfig(t, "carol ns0\n")
+	for _, optsErr := range []error{
+		errors.New(`unknown pam argument "-h" (want config=PATH, log=PATH or debug)`),
+		errors.New(`unknown pam argument "--help" (want config=PATH, log=PATH or debug)`),
+		errors.New(`unknown pam argument "--version" (want config=PATH, log=PATH or debug)`),
+		errors.New(`pam argument config="netns-session.conf" is not an absolute path`),
+		errors.New(`pam argument log="netns-session.log" is not an absolute path`),
 	} {
-		t.Run(strings.Join(args, " "), func(t *testing.T) {
-			opts, isPAM, optsErr := pamLineOptions(append([]string{"netns-session", "pam"}, args...))
-			if !isPAM || optsErr == nil {
-				t.Fatalf("pam %q: hook %t, error %v; want the hook with a bad argument", args, isPAM, optsErr)
-			}
-			h := &pamHook{log: quietLog(), opts: opts, optsErr: optsErr, joiner: notJoined(), units: testUnits(t), users: configtest.Users()}
+		t.Run(optsErr.Error(), func(t *testing.T) {
+			// The config itself is fine: the bad argument alone must deny.
+			h := New(Config{Log: quietLog(), ConfigPath: path, ConfigErr: optsErr, Joiner: notJoined(), Units: testUnits(t), Users: configtest.Users()})
 
-			_, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "carol", Service: "sshd"})
-			var d *denial
-			if !errors.As(err, &d) || !strings.Contains(d.reason, "configuration is broken") || !errors.Is(err, optsErr) {
+			_, err := h.Open(context.Background(), Request{Type: "open_session", User: "carol", Service: "sshd"})
+			var d *Denial
+			if !errors.As(err, &d) || !strings.Contains(d.Reason, "configuration is broken") || !errors.Is(err, optsErr) {
 				t.Errorf("carol: %v, want a denial for a broken configuration caused by %v", err, optsErr)
 			}
-			placed, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "root", Service: "sshd"})
-			if err != nil || placed == nil || !strings.HasPrefix(placed.action, "root-") {
+			placed, err := h.Open(context.Background(), Request{Type: "open_session", User: "root", Service: "sshd"})
+			if err != nil || placed == nil || !strings.HasPrefix(placed.Action, "root-") {
 				t.Errorf("root: %+v, %v; want let in", placed, err)
 			}
 		})
@@ -235,7 +258,7 @@ func TestBadPAMLineDeniesAllButRoot(t *testing.T) {
 // the variable named, a mapped one also gets a drop-in that keeps the
 // manager off, and root is let in.
 func TestUnsafeEnvironmentDeniesAllButRoot(t *testing.T) {
-	path, _ := writeCheckConfig(t, "carol ns0\n")
+	path := writeConfig(t, "carol ns0\n")
 	for _, tt := range []struct{ user, variable string }{
 		{"carol", "LD_PRELOAD"},
 		{"carol", "GCONV_PATH"},
@@ -243,18 +266,18 @@ func TestUnsafeEnvironmentDeniesAllButRoot(t *testing.T) {
 	} {
 		t.Run(tt.user+" with "+tt.variable, func(t *testing.T) {
 			m := testUnits(t)
-			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, joiner: notJoined(), units: m, users: configtest.Users()}
-			_, err := h.open(context.Background(), pamRequest{Type: "open_session", User: tt.user, Service: "sshd", Unsafe: []string{tt.variable}})
-			var d *denial
-			if !errors.As(err, &d) || !strings.Contains(d.reason, "the PAM environment sets "+tt.variable) {
+			h := New(Config{Log: quietLog(), ConfigPath: path, Joiner: notJoined(), Units: m, Users: configtest.Users()})
+			_, err := h.Open(context.Background(), Request{Type: "open_session", User: tt.user, Service: "sshd", Unsafe: []string{tt.variable}})
+			var d *Denial
+			if !errors.As(err, &d) || !strings.Contains(d.Reason, "the PAM environment sets "+tt.variable) {
 				t.Fatalf("%s: %v, want a denial naming %s", tt.user, err, tt.variable)
 			}
 			dropIn, err := os.ReadFile(m.DropInPath(uidOf(t, tt.user)))
 			if err != nil || !strings.Contains(string(dropIn), "NetworkNamespacePath=/dev/null\n") {
 				t.Errorf("drop-in of %s: %v\n%s; want one that keeps the manager off", tt.user, err, dropIn)
 			}
-			placed, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "root", Service: "sshd", Unsafe: []string{tt.variable}})
-			if err != nil || placed == nil || !strings.HasPrefix(placed.action, "root-") {
+			placed, err := h.Open(context.Background(), Request{Type: "open_session", User: "root", Service: "sshd", Unsafe: []string{tt.variable}})
+			if err != nil || placed == nil || !strings.HasPrefix(placed.Action, "root-") {
 				t.Errorf("root: %+v, %v; want let in", placed, err)
 			}
 		})
@@ -276,12 +299,12 @@ func TestRootFallbackSaysWhatWentWrong(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path, _ := writeCheckConfig(t, tt.config)
+			path := writeConfig(t, tt.config)
 			log, records := actionLog()
-			h := &pamHook{log: log, opts: pamOptions{configPath: path}, joiner: notJoined(), units: testUnits(t), users: tt.users}
+			h := New(Config{Log: log, ConfigPath: path, Joiner: notJoined(), Units: testUnits(t), Users: tt.users})
 
-			placed, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "root", Service: "sshd"})
-			if err != nil || placed == nil || !strings.Contains(placed.message, tt.want) {
+			placed, err := h.Open(context.Background(), Request{Type: "open_session", User: "root", Service: "sshd"})
+			if err != nil || placed == nil || !strings.Contains(placed.Message, tt.want) {
 				t.Errorf("root: %+v, %v; want let in, saying %q", placed, err, tt.want)
 			}
 			if !slices.ContainsFunc(*records, func(r string) bool { return strings.HasPrefix(r, "root-fallback: "+tt.want+", ") }) {
@@ -309,19 +332,19 @@ func TestSlowDirectoryNeverHoldsRootOut(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path, _ := writeCheckConfig(t, tt.config)
+			path := writeConfig(t, tt.config)
 			log, records := actionLog()
-			h := &pamHook{log: log, opts: pamOptions{configPath: path}, joiner: notJoined(),
-				units: testUnits(t), users: tt.users, rootBudget: rootBudget}
+			h := New(Config{Log: log, ConfigPath: path, Joiner: notJoined(),
+				Units: testUnits(t), Users: tt.users, RootBudget: rootBudget})
 
 			start := time.Now()
-			placed, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "root", Service: "sshd"})
+			placed, err := h.Open(context.Background(), Request{Type: "open_session", User: "root", Service: "sshd"})
 			if took := time.Since(start); took > delay/2 {
 				t.Fatalf("root's login took %v, with a budget of %v for its lookups", took, rootBudget)
 			}
 			fellBack := slices.ContainsFunc(*records, func(r string) bool { return strings.HasPrefix(r, "root-fallback: user database too slow, ") })
 			switch {
-			case tt.fallback && (err != nil || placed == nil || !strings.HasPrefix(placed.action, "root-") || !fellBack):
+			case tt.fallback && (err != nil || placed == nil || !strings.HasPrefix(placed.Action, "root-") || !fellBack):
 				t.Errorf("root: %+v, %v, journal %q; want let in on the host network, saying the user database is too slow", placed, err, *records)
 			case !tt.fallback && (fellBack || !errors.Is(err, errNotJoined)):
 				// Resolved: on to the join, which this test cannot do.
@@ -377,7 +400,7 @@ func TestOpenPlacesMappedUser(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path, _ := writeCheckConfig(t, "carol "+tt.target+"\n")
+			path := writeConfig(t, "carol "+tt.target+"\n")
 			m := testUnits(t)
 			m.CgroupRoot, m.ProcRoot = t.TempDir(), "/proc"
 			if tt.manager != "" {
@@ -392,15 +415,15 @@ func TestOpenPlacesMappedUser(t *testing.T) {
 			join := &fakeJoiner{err: tt.joinErr, dropIn: m.DropInPath(carol)}
 			// A budget the settle time fits in, well short of the default, so
 			// that a check that waits for the budget fails on its message.
-			h := &pamHook{log: quietLog(), opts: pamOptions{configPath: path}, joiner: join, units: m, users: configtest.Users(),
-				budget: 3 * policy.ManagerSettle}
+			h := New(Config{Log: quietLog(), ConfigPath: path, Joiner: join, Units: m, Users: configtest.Users(),
+				Budget: 3 * policy.ManagerSettle})
 
-			placed, err := h.open(context.Background(), pamRequest{Type: "open_session", User: "carol", Service: "sshd"})
-			var d *denial
+			placed, err := h.Open(context.Background(), Request{Type: "open_session", User: "carol", Service: "sshd"})
+			var d *Denial
 			switch {
-			case tt.wantDeny == "" && (err != nil || placed == nil || placed.action != "joined" || placed.netns != tt.target || placed.message != tt.want):
+			case tt.wantDeny == "" && (err != nil || placed == nil || placed.Action != "joined" || placed.Netns != tt.target || placed.Message != tt.want):
 				t.Errorf("carol: %+v, %v; want joined to %s: %q", placed, err, tt.target, tt.want)
-			case tt.wantDeny != "" && (!errors.As(err, &d) || d.reason != tt.wantDeny || placed != nil):
+			case tt.wantDeny != "" && (!errors.As(err, &d) || d.Reason != tt.wantDeny || placed != nil):
 				t.Errorf("carol: %+v, %v; want denied: %q", placed, err, tt.wantDeny)
 			case tt.joinErr != nil && !errors.Is(err, tt.joinErr):
 				t.Errorf("denial %v does not carry the join's error %v", err, tt.joinErr)
@@ -413,5 +436,16 @@ func TestOpenPlacesMappedUser(t *testing.T) {
 				t.Errorf("drop-in at the join:\n%s\nwant one naming %s, written before the join", join.dropInAtJoin[0], tt.target)
 			}
 		})
+	}
+}
+
+func TestDenyKeepsReasonAndDetail(t *testing.T) {
+	cause := errors.New("checking /run/netns/ns0: no such file or directory")
+	d := &Denial{Reason: "network namespace /run/netns/ns0 is not available", Err: cause}
+	if !errors.Is(d, cause) {
+		t.Errorf("denial does not unwrap to its cause")
+	}
+	if got, want := d.Error(), "network namespace /run/netns/ns0 is not available: checking /run/netns/ns0: no such file or directory"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }

@@ -1,4 +1,13 @@
-package main
+// Package hook owns the decision for one PAM session opening (netns-session
+// pam): where the session goes under the config, placing the user manager
+// with its drop-in, joining the process that opens the session, and the
+// fail-closed rules: a mapped user is denied whenever the namespace cannot
+// be confirmed, the manager is kept off when the user's policy cannot be
+// known, root falls back to the host network rather than being locked out,
+// and the budgets bound root's lookups and everything after the lookups.
+// Reading the PAM line and environment, the exit status and what is
+// printed stay with the caller.
+package hook
 
 import (
 	"context"
@@ -15,29 +24,112 @@ import (
 	"github.com/netns-session/netns-session/internal/units"
 )
 
-// pamHook opens one session: it decides where the session belongs, places
+// placingBudget bounds what one session open does once its lookups are done:
+// locks, the drop-in, a reload of a busy systemd (the slow part) and the
+// join. Past it the login is denied rather than left hanging.
+const placingBudget = 20 * time.Second
+
+// Logger is what the hook uses of the event log: error records with
+// structured fields (without their prefix; empty values are dropped),
+// debug lines, and Set, which attaches a field to every later record of
+// the session (an empty value removes it).
+type Logger interface {
+	Error(msg string, fields map[string]string)
+	Debugf(format string, args ...any)
+	Set(key, value string)
+}
+
+// Joiner moves the process that opens the session into the network
+// namespace at target; it needs ptrace and that process, so tests give the
+// hook their own.
+type Joiner interface {
+	Join(ctx context.Context, target string) error
+}
+
+// Request is what pam_exec tells about the session being opened.
+type Request struct {
+	Type    string // PAM_TYPE: open_session, close_session, ...
+	User    string // PAM_USER
+	Service string // PAM_SERVICE: sshd, su, sudo, cron, systemd-user, ...
+	TTY     string // PAM_TTY
+	RHost   string // PAM_RHOST
+	// Unsafe names the variables the PAM environment sets that must not
+	// reach the hook (the loader's, libc's, NSS's, the Go runtime's), each
+	// once, in the order they come. Any denies every user but root.
+	Unsafe []string
+}
+
+// Config is everything a hook needs of the outside world. Log, Joiner,
+// Units and Users are required; New fills in the budgets.
+type Config struct {
+	Log Logger
+	// Joiner moves the process that opens the session into a namespace.
+	Joiner Joiner
+	Units  *units.Manager
+	Users  config.Directory
+	// ConfigPath is the config file to read, "" for the default files.
+	// ConfigErr, when set, is why the config is not to be read (a bad
+	// argument on the PAM line): it counts as a broken config.
+	ConfigPath string
+	ConfigErr  error
+	// Budget bounds what follows the lookups, RootBudget root's
+	// resolution; 0 for the defaults (20s and 5s).
+	Budget, RootBudget time.Duration
+}
+
+// Hook opens one session: it decides where the session belongs, places
 // the user manager, and joins the login process.
-type pamHook struct {
-	log     *eventLog
-	opts    pamOptions
-	optsErr error // a bad pam argument counts as a broken config
-	// joiner moves the process that opens the session into a namespace.
-	joiner joiner
-	units  *units.Manager
-	users  config.Directory
-	// budget replaces pamBudget in tests, rootBudget rootResolveTimeout.
-	budget, rootBudget time.Duration
+type Hook struct {
+	c     Config // with the defaults filled in
+	log   Logger // c.Log
+	units *units.Manager
+	users config.Directory
 }
 
-// placement is what the hook did with a session that it let open.
-type placement struct {
-	action  string // joined, kept, root-fallback
-	netns   string // the namespace file the session was placed in
-	uid     string
-	message string
+// New returns the hook of c.
+func New(c Config) *Hook {
+	// What the hook cannot do without: a nil one is the caller's bug, which
+	// would otherwise surface only on the path of a login that needs it.
+	switch {
+	case c.Log == nil:
+		panic("hook.New: Config.Log is nil")
+	case c.Joiner == nil:
+		panic("hook.New: Config.Joiner is nil")
+	case c.Units == nil:
+		panic("hook.New: Config.Units is nil")
+	case c.Users == nil:
+		panic("hook.New: Config.Users is nil")
+	}
+	if c.Budget <= 0 {
+		c.Budget = placingBudget
+	}
+	if c.RootBudget <= 0 {
+		c.RootBudget = rootResolveTimeout
+	}
+	return &Hook{c: c, log: c.Log, units: c.Units, users: c.Users}
 }
 
-func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) {
+// Placement is what the hook did with a session that it let open.
+type Placement struct {
+	Action  string // joined, kept, root-fallback, root-unplaced
+	Netns   string // the namespace file the session was placed in
+	UID     string
+	Message string
+}
+
+// Denial refuses a session: Reason is the one line the user is shown, Err
+// the detail for the journal.
+type Denial struct {
+	Reason string
+	Err    error
+}
+
+func (d *Denial) Error() string { return d.Reason + ": " + d.Err.Error() }
+func (d *Denial) Unwrap() error { return d.Err }
+
+// Open opens the session of req: a nil Placement and a nil error when there
+// is nothing to do, a *Denial when the session must not open.
+func (h *Hook) Open(ctx context.Context, req Request) (*Placement, error) {
 	switch {
 	case req.Type != "open_session":
 		h.log.Debugf("nothing to do for PAM_TYPE=%s", req.Type)
@@ -46,7 +138,7 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 		h.log.Debugf("nothing to do for the user manager's own session: its drop-in places it")
 		return nil, nil
 	case req.User == "":
-		return nil, &denial{reason: "no user in the PAM request", err: errors.New("PAM_USER is empty")}
+		return nil, &Denial{Reason: "no user in the PAM request", Err: errors.New("PAM_USER is empty")}
 	case len(req.Unsafe) > 0:
 		names := strings.Join(req.Unsafe, ", ")
 		return h.rootFallback(ctx, req, unsafeEnvironment,
@@ -76,12 +168,12 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 		// when the user could not be looked up at all.
 		h.keepManagerOff(ctx, user)
 		if errors.Is(err, config.ErrSourceUnavailable) {
-			return nil, &denial{reason: fmt.Sprintf("the user database is unavailable, so the network namespace of %s is unknown; try again later", req.User), err: err}
+			return nil, &Denial{Reason: fmt.Sprintf("the user database is unavailable, so the network namespace of %s is unknown; try again later", req.User), Err: err}
 		}
-		return nil, &denial{reason: fmt.Sprintf("cannot look up user %s", req.User), err: err}
+		return nil, &Denial{Reason: fmt.Sprintf("cannot look up user %s", req.User), Err: err}
 	}
 	uid := strconv.FormatUint(uint64(user.UID), 10)
-	h.log.set("UID", uid)
+	h.log.Set("UID", uid)
 	h.log.Debugf("%s resolves to %q: %s", req.User, decision.Netns.Spec, decision.Reason)
 
 	target := decision.Target()
@@ -91,7 +183,7 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 		// concurrent login cannot change the drop-in in between.
 		lock, err := h.units.Lock(ctx, user.UID)
 		if err != nil {
-			return nil, &denial{reason: "cannot place your user manager", err: err}
+			return nil, &Denial{Reason: "cannot place your user manager", Err: err}
 		}
 		defer lock.Unlock()
 		// The drop-in is written before the join, also when the namespace
@@ -115,9 +207,9 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 		}
 	}
 	if target == "" {
-		return &placement{action: "kept", uid: uid, message: fmt.Sprintf("%s is unmapped: session left in its namespace", req.User)}, nil
+		return &Placement{Action: "kept", UID: uid, Message: fmt.Sprintf("%s is unmapped: session left in its namespace", req.User)}, nil
 	}
-	return &placement{action: "joined", netns: target, uid: uid, message: fmt.Sprintf("session of %s placed in %s", req.User, target)}, nil
+	return &Placement{Action: "joined", Netns: target, UID: uid, Message: fmt.Sprintf("session of %s placed in %s", req.User, target)}, nil
 }
 
 // rootResolveTimeout bounds root's resolution. Without a user line of its
@@ -128,18 +220,15 @@ func (h *pamHook) open(ctx context.Context, req pamRequest) (*placement, error) 
 // its own, which /etc/passwd answers.
 const rootResolveTimeout = 5 * time.Second
 
-// resolve resolves user under cfg; root's resolution within rootBudget,
+// resolve resolves user under cfg; root's resolution within RootBudget,
 // else it fails with errRootResolveTimeout. The lookups cannot be cut
 // short: the goroutine that runs them is left to the process's exit, which
 // follows root's fallback at once.
-func (h *pamHook) resolve(cfg *config.Config, user string) (config.Decision, *config.User, error) {
+func (h *Hook) resolve(cfg *config.Config, user string) (config.Decision, *config.User, error) {
 	if user != "root" {
 		return cfg.Resolve(user, h.users)
 	}
-	budget := h.rootBudget
-	if budget <= 0 {
-		budget = rootResolveTimeout
-	}
+	budget := h.c.RootBudget
 	type resolution struct {
 		decision config.Decision
 		user     *config.User
@@ -161,12 +250,12 @@ func (h *pamHook) resolve(cfg *config.Config, user string) (config.Decision, *co
 	}
 }
 
-// loadConfig reads the config named by the pam arguments.
-func (h *pamHook) loadConfig() (*config.Config, error) {
-	if h.optsErr != nil {
-		return nil, h.optsErr
+// loadConfig reads the config at ConfigPath, unless ConfigErr says why not.
+func (h *Hook) loadConfig() (*config.Config, error) {
+	if h.c.ConfigErr != nil {
+		return nil, h.c.ConfigErr
 	}
-	return config.Load(h.opts.configPath)
+	return config.Load(h.c.ConfigPath)
 }
 
 // The problems that leave a session without a usable policy, for rootFallback.
@@ -182,23 +271,23 @@ const (
 // or the environment the hook was started with, is not fit to decide on.
 // Everyone is denied, with reason, but root, who gets the host network so
 // an administrator can always log in and repair it.
-func (h *pamHook) rootFallback(ctx context.Context, req pamRequest, problem, reason string, cause error) (*placement, error) {
+func (h *Hook) rootFallback(ctx context.Context, req Request, problem, reason string, cause error) (*Placement, error) {
 	if req.User != "root" {
 		if user, err := h.users.LookupUser(req.User); err == nil {
 			ctx, cancel := h.placing(ctx)
 			defer cancel()
 			h.keepManagerOff(ctx, user)
 		}
-		return nil, &denial{reason: reason, err: cause}
+		return nil, &Denial{Reason: reason, Err: cause}
 	}
 	ctx, cancel := h.placing(ctx)
 	defer cancel()
 	h.log.Error(problem+", letting root in on the host network: "+cause.Error(), map[string]string{"ACTION": "root-fallback"})
 	if err := h.join(ctx, netns.HostPath); err != nil {
 		h.log.Error("joining root's session to the host network: "+err.Error(), map[string]string{"ACTION": "root-unplaced"})
-		return &placement{action: "root-unplaced", uid: "0", message: "session of root let in where it was opened: " + problem + ", and joining the host network failed"}, nil
+		return &Placement{Action: "root-unplaced", UID: "0", Message: "session of root let in where it was opened: " + problem + ", and joining the host network failed"}, nil
 	}
-	return &placement{action: "root-fallback", netns: netns.HostPath, uid: "0", message: "session of root placed on the host network despite the " + problem}, nil
+	return &Placement{Action: "root-fallback", Netns: netns.HostPath, UID: "0", Message: "session of root placed on the host network despite the " + problem}, nil
 }
 
 // placing returns ctx bounded by the budget of what follows the lookups.
@@ -206,12 +295,8 @@ func (h *pamHook) rootFallback(ctx context.Context, req pamRequest, problem, rea
 // short: a budget started before them could be spent by a slow directory,
 // and the drop-in that keeps a manager off the host network would then not
 // be written.
-func (h *pamHook) placing(ctx context.Context) (context.Context, context.CancelFunc) {
-	budget := h.budget
-	if budget <= 0 {
-		budget = pamBudget
-	}
-	return context.WithTimeout(ctx, budget)
+func (h *Hook) placing(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, h.c.Budget)
 }
 
 // keepManagerOff is for a session denied because the policy of its user
@@ -224,7 +309,7 @@ func (h *pamHook) placing(ctx context.Context) (context.Context, context.CancelF
 // alone. user is nil when the user could not be looked up: then there is no
 // UID to write for, and pam_systemd, which looks the user up through the
 // same NSS, finds no user to start a manager for either.
-func (h *pamHook) keepManagerOff(ctx context.Context, user *config.User) {
+func (h *Hook) keepManagerOff(ctx context.Context, user *config.User) {
 	if user == nil || !h.units.SystemdBooted() {
 		return
 	}
@@ -239,7 +324,7 @@ func (h *pamHook) keepManagerOff(ctx context.Context, user *config.User) {
 }
 
 // writeDropIn makes user@UID.service start in the user's namespace.
-func (h *pamHook) writeDropIn(ctx context.Context, lock *units.Lock, user *config.User, decision config.Decision) error {
+func (h *Hook) writeDropIn(ctx context.Context, lock *units.Lock, user *config.User, decision config.Decision) error {
 	var changed bool
 	var err error
 	if decision.NeedsDropIn() {
@@ -248,7 +333,7 @@ func (h *pamHook) writeDropIn(ctx context.Context, lock *units.Lock, user *confi
 		changed, err = lock.Remove(ctx, user.UID)
 	}
 	if err != nil {
-		return &denial{reason: "cannot place your user manager in its network namespace", err: err}
+		return &Denial{Reason: "cannot place your user manager in its network namespace", Err: err}
 	}
 	h.log.Debugf("drop-in for %s: changed=%t", units.UserManagerUnit(user.UID), changed)
 	return nil
@@ -261,14 +346,14 @@ func (h *pamHook) writeDropIn(ctx context.Context, lock *units.Lock, user *confi
 // policy.ManagerSettle); only one still outside after that is refused. The
 // user is resolved already and target was just joined: the judge looks
 // nothing up and compares identities only.
-func (h *pamHook) checkUserManager(ctx context.Context, user *config.User, decision config.Decision) error {
+func (h *Hook) checkUserManager(ctx context.Context, user *config.User, decision config.Decision) error {
 	judge := policy.Judge{ProcessNetns: netns.ProcessNetnsID, NetnsFile: netns.PathID}
 	start := time.Now()
 	for {
 		pid, err := policy.FindManager(h.units.UserManagerPID, user.UID)
 		switch {
 		case err != nil:
-			return &denial{reason: "cannot check your running user manager", err: err}
+			return &Denial{Reason: "cannot check your running user manager", Err: err}
 		case pid == 0:
 			return nil
 		}
@@ -277,36 +362,36 @@ func (h *pamHook) checkUserManager(ctx context.Context, user *config.User, decis
 		case f.Verdict == policy.Compliant:
 			return nil
 		case f.Verdict == policy.Unknown:
-			return &denial{reason: "cannot check your running user manager", err: f.Err}
+			return &Denial{Reason: "cannot check your running user manager", Err: f.Err}
 		case policy.Settled(start, time.Now()):
 			// Outside, or gone at every look, for ManagerSettle.
 			unit := units.UserManagerUnit(user.UID)
-			return &denial{
-				reason: fmt.Sprintf("%s of %s already runs in another network namespace; end all of %s's sessions, or run `systemctl stop %s` as root, then log in again",
+			return &Denial{
+				Reason: fmt.Sprintf("%s of %s already runs in another network namespace; end all of %s's sessions, or run `systemctl stop %s` as root, then log in again",
 					unit, user.Name, user.Name, unit),
-				err: fmt.Errorf("user manager PID %d is not in %s after %v", pid, f.Expected, policy.ManagerSettle),
+				Err: fmt.Errorf("user manager PID %d is not in %s after %v", pid, f.Expected, policy.ManagerSettle),
 			}
 		}
 		// Outside or gone, for less than ManagerSettle: look again.
 		select {
 		case <-ctx.Done():
-			return &denial{reason: "cannot check your running user manager", err: ctx.Err()}
+			return &Denial{Reason: "cannot check your running user manager", Err: ctx.Err()}
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }
 
 // join moves the login process - our parent, waiting for us - into target.
-func (h *pamHook) join(ctx context.Context, target string) error {
-	err := h.joiner.Join(ctx, target)
+func (h *Hook) join(ctx context.Context, target string) error {
+	err := h.c.Joiner.Join(ctx, target)
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, nsjoin.ErrTargetUnavailable):
-		return &denial{reason: fmt.Sprintf("network namespace %s is not available; ask an administrator", target), err: err}
+		return &Denial{Reason: fmt.Sprintf("network namespace %s is not available; ask an administrator", target), Err: err}
 	case errors.Is(err, nsjoin.ErrPtraceRefused):
-		return &denial{reason: "ptrace is refused on this host (kernel.yama.ptrace_scope=3 or a security module), so the session cannot be placed in its network namespace", err: err}
+		return &Denial{Reason: "ptrace is refused on this host (kernel.yama.ptrace_scope=3 or a security module), so the session cannot be placed in its network namespace", Err: err}
 	default:
-		return &denial{reason: "cannot move the session into its network namespace", err: err}
+		return &Denial{Reason: "cannot move the session into its network namespace", Err: err}
 	}
 }
