@@ -71,18 +71,14 @@ func System() NSS { return NSS{} }
 type NSS struct{}
 
 func (NSS) LookupUser(name string) (*config.User, error) {
-	cname, err := cString(name)
-	if err != nil {
-		return nil, err
-	}
 	var pwd C.struct_passwd
-	err = lookupRecord("getpwnam_r", strconv.Quote(name), config.ErrUnknownUser, func(buf *C.char, size C.size_t, found, errno *C.int) {
+	err := lookupByName("getpwnam_r", name, config.ErrUnknownUser, func(cname, buf *C.char, size C.size_t, found, errno *C.int) {
 		pwd = C.nss_getpwnam(cname, buf, size, found, errno)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &config.User{Name: C.GoString(pwd.pw_name), UID: uint32(pwd.pw_uid), GID: uint32(pwd.pw_gid)}, nil
+	return userOf(&pwd), nil
 }
 
 // LookupUID returns the user with uid under the name NSS gives the UID,
@@ -96,7 +92,13 @@ func (NSS) LookupUID(uid uint32) (*config.User, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &config.User{Name: C.GoString(pwd.pw_name), UID: uint32(pwd.pw_uid), GID: uint32(pwd.pw_gid)}, nil
+	return userOf(&pwd), nil
+}
+
+// userOf copies what a User needs out of pwd and the buffer its strings
+// point into.
+func userOf(pwd *C.struct_passwd) *config.User {
+	return &config.User{Name: C.GoString(pwd.pw_name), UID: uint32(pwd.pw_uid), GID: uint32(pwd.pw_gid)}
 }
 
 // GroupIDs returns the groups of u through getgrouplist, which cannot report
@@ -131,12 +133,8 @@ func (NSS) GroupIDs(u *config.User) ([]uint32, error) {
 }
 
 func (NSS) LookupGroup(name string) (*config.Group, error) {
-	cname, err := cString(name)
-	if err != nil {
-		return nil, err
-	}
 	var grp C.struct_group
-	err = lookupRecord("getgrnam_r", strconv.Quote(name), config.ErrUnknownGroup, func(buf *C.char, size C.size_t, found, errno *C.int) {
+	err := lookupByName("getgrnam_r", name, config.ErrUnknownGroup, func(cname, buf *C.char, size C.size_t, found, errno *C.int) {
 		grp = C.nss_getgrnam(cname, buf, size, found, errno)
 	})
 	if err != nil {
@@ -149,6 +147,18 @@ func (NSS) LookupGroup(name string) (*config.Group, error) {
 		}
 	}
 	return &config.Group{Name: C.GoString(grp.gr_name), GID: uint32(grp.gr_gid), Members: members}, nil
+}
+
+// lookupByName runs lookupRecord for the record called name, with name as a
+// C string for lookup to pass on.
+func lookupByName(call, name string, notFound error, lookup func(cname, buf *C.char, size C.size_t, found, errno *C.int)) error {
+	cname, err := cString(name)
+	if err != nil {
+		return err
+	}
+	return lookupRecord(call, strconv.Quote(name), notFound, func(buf *C.char, size C.size_t, found, errno *C.int) {
+		lookup(cname, buf, size, found, errno)
+	})
 }
 
 // lookupRecord runs the NSS lookup call of the record key describes (both
