@@ -248,15 +248,7 @@ func (m *Manager) writeDropIn(ctx context.Context, h *heldUID, c *change) error 
 	if !exists && !m.SystemdBooted() {
 		return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, ErrNoSystemd)
 	}
-	if exists && c.startReleased && c.nsPath != NoNetns {
-		if c.released, err = holdsManager(path); err != nil {
-			return fmt.Errorf("reading drop-in for uid %d: %w", h.uid, err)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, err)
-	}
-	if err := h.markPending(); err != nil {
+	if err := h.beginChange(ctx, c, path, "writing", exists && c.startReleased && c.nsPath != NoNetns); err != nil {
 		return err
 	}
 	dir := filepath.Dir(path)
@@ -283,16 +275,7 @@ func (m *Manager) removeDropIn(ctx context.Context, h *heldUID, c *change) error
 	case err != nil:
 		return fmt.Errorf("removing drop-in for uid %d: %w", h.uid, &fs.PathError{Op: "lstat", Path: path, Err: err})
 	}
-	if c.startReleased {
-		var err error
-		if c.released, err = holdsManager(path); err != nil {
-			return fmt.Errorf("reading drop-in for uid %d: %w", h.uid, err)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("removing drop-in for uid %d: %w", h.uid, err)
-	}
-	if err := h.markPending(); err != nil {
+	if err := h.beginChange(ctx, c, path, "removing", c.startReleased); err != nil {
 		return err
 	}
 	dir := filepath.Dir(path)
@@ -309,6 +292,24 @@ func (m *Manager) removeDropIn(ctx context.Context, h *heldUID, c *change) error
 		return fmt.Errorf("removing drop-in directory for uid %d: %w", h.uid, err)
 	}
 	return nil
+}
+
+// beginChange is what writing and removing the drop-in at path do before
+// they touch it, in this order: when release asks, note whether the drop-in
+// held the manager, for the start after the reload; stop if ctx is done,
+// before anything is marked or changed; mark the reload pending, so that a
+// crash once the drop-in changes leaves the reload to the next holder. doing names the change for errors: "writing" or "removing".
+func (h *heldUID) beginChange(ctx context.Context, c *change, path, doing string, release bool) error {
+	if release {
+		var err error
+		if c.released, err = holdsManager(path); err != nil {
+			return fmt.Errorf("reading drop-in for uid %d: %w", h.uid, err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s drop-in for uid %d: %w", doing, h.uid, err)
+	}
+	return h.markPending()
 }
 
 // ownedDirSuffix names the file in LockDir that records that this package
