@@ -34,23 +34,9 @@ Names are 1 to 255 of A-Z a-z 0-9 _ . - and do not start with "-".`,
 then brings up the loopback interface, which a new namespace starts without.
 If NAME exists and is a network namespace, only makes sure its loopback is up.
 Fails if NAME is taken by a file that is not a network namespace.`,
-				Action: func(c *cli.Context) error {
-					name, err := oneName(c)
-					if err != nil {
-						return err
-					}
-					r := netns.System()
-					created, err := r.Add(name)
-					if err != nil {
-						return err
-					}
-					if created {
-						fmt.Fprintf(c.App.Writer, "created network namespace %s at %s, loopback up\n", name, r.Path(name))
-					} else {
-						fmt.Fprintf(c.App.Writer, "network namespace %s exists at %s, loopback up\n", name, r.Path(name))
-					}
-					return nil
-				},
+				Action: changeNamed(netns.Registry.Add,
+					"created network namespace %[1]s at %[2]s, loopback up",
+					"network namespace %[1]s exists at %[2]s, loopback up"),
 			},
 			{
 				Name:      "del",
@@ -60,23 +46,9 @@ Fails if NAME is taken by a file that is not a network namespace.`,
 				Description: `Like "ip netns del NAME": detaches the bind mount and removes the file.
 Processes still in the namespace keep it, and its interfaces, alive until they
 exit. Users mapped to NAME cannot log in until it exists again.`,
-				Action: func(c *cli.Context) error {
-					name, err := oneName(c)
-					if err != nil {
-						return err
-					}
-					r := netns.System()
-					deleted, err := r.Delete(name)
-					if err != nil {
-						return err
-					}
-					if deleted {
-						fmt.Fprintf(c.App.Writer, "deleted network namespace %s\n", name)
-					} else {
-						fmt.Fprintf(c.App.Writer, "no network namespace %s at %s\n", name, r.Path(name))
-					}
-					return nil
-				},
+				Action: changeNamed(netns.Registry.Delete,
+					"deleted network namespace %[1]s",
+					"no network namespace %[1]s at %[2]s"),
 			},
 			{
 				Name:  "list",
@@ -110,6 +82,30 @@ network namespace.`,
 				},
 			},
 		},
+	}
+}
+
+// changeNamed is the action of add and del, which are idempotent: it makes
+// change to the namespace NAME in the system's registry and prints changed,
+// or unchanged when there was nothing to do. Both are formats of the name
+// (%[1]s) and its path (%[2]s), and need not use the path.
+func changeNamed(change func(netns.Registry, string) (bool, error), changed, unchanged string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		name, err := oneName(c)
+		if err != nil {
+			return err
+		}
+		r := netns.System()
+		done, err := change(r, name)
+		if err != nil {
+			return err
+		}
+		format := unchanged
+		if done {
+			format = changed
+		}
+		fmt.Fprintf(c.App.Writer, format+"\n", name, r.Path(name))
+		return nil
 	}
 }
 
