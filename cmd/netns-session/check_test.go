@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,23 +21,6 @@ func inspectForTest(path string) error {
 		path = "/proc/self/ns/net"
 	}
 	return inspectNetns(path)
-}
-
-// writeCheckConfig writes a root-owned config in a fresh 0755 directory.
-func writeCheckConfig(t *testing.T, content string) (path, dir string) {
-	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("needs root: the config must be owned by root")
-	}
-	dir = t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path = filepath.Join(dir, "netns-session.conf")
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path, dir
 }
 
 func TestCheckAll(t *testing.T) {
@@ -154,7 +136,7 @@ error: CONF:2: getpwnam_r "erin": user database unavailable: no such file or dir
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path, _ := writeCheckConfig(t, tt.config)
+			path := configtest.WriteConfig(t, tt.config)
 			var out bytes.Buffer
 			users := tt.users
 			if users == nil {
@@ -264,7 +246,7 @@ error: CONF:1: missing namespace after "alice": want SELECTOR NETNS
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path, _ := writeCheckConfig(t, tt.config)
+			path := configtest.WriteConfig(t, tt.config)
 			var out bytes.Buffer
 			users := tt.users
 			if users == nil {
@@ -284,7 +266,8 @@ error: CONF:1: missing namespace after "alice": want SELECTOR NETNS
 // The command line reaches the checker: flags, exit status, and the real
 // user database.
 func TestCheckCommand(t *testing.T) {
-	path, dir := writeCheckConfig(t, "root /proc/self/ns/net\n")
+	path := configtest.WriteConfig(t, "root /proc/self/ns/net\n")
+	dir := filepath.Dir(path)
 	tests := []struct {
 		name     string
 		args     []string

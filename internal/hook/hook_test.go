@@ -96,24 +96,6 @@ func actionLog() (Logger, *[]string) {
 	return testLog{records: &records}, &records
 }
 
-// writeConfig writes content as a config file that config.Load accepts:
-// owned by root, in a directory only root can write.
-func writeConfig(t *testing.T, content string) string {
-	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("needs root: the config must be owned by root")
-	}
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "netns-session.conf")
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func uidOf(t *testing.T, name string) uint32 {
 	t.Helper()
 	u, err := configtest.Users().LookupUser(name)
@@ -149,7 +131,7 @@ func TestDeniedUnknownPolicyKeepsManagerOff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeConfig(t, tt.config)
+			path := configtest.WriteConfig(t, tt.config)
 			m := testUnits(t)
 			h := New(Config{Log: quietLog(), ConfigPath: path, Joiner: notJoined(), Units: m, Users: tt.users})
 
@@ -203,7 +185,7 @@ func TestSlowDirectoryStillPlacesManager(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeConfig(t, tt.config)
+			path := configtest.WriteConfig(t, tt.config)
 			m := testUnits(t)
 			h := New(Config{Log: quietLog(), ConfigPath: path, Joiner: notJoined(),
 				Units: m, Users: slowDirectory(tt.users, 300*time.Millisecond), Budget: 250 * time.Millisecond})
@@ -228,7 +210,7 @@ func TestSlowDirectoryStillPlacesManager(t *testing.T) {
 // TestPAMLineNeverReachesTheCLI): a mapped user is denied as with a broken
 // config, and root still gets in.
 func TestBadPAMLineDeniesAllButRoot(t *testing.T) {
-	path := writeConfig(t, "carol ns0\n")
+	path := configtest.WriteConfig(t, "carol ns0\n")
 	for _, optsErr := range []error{
 		errors.New(`unknown pam argument "-h" (want config=PATH, log=PATH or debug)`),
 		errors.New(`unknown pam argument "--help" (want config=PATH, log=PATH or debug)`),
@@ -258,7 +240,7 @@ func TestBadPAMLineDeniesAllButRoot(t *testing.T) {
 // the variable named, a mapped one also gets a drop-in that keeps the
 // manager off, and root is let in.
 func TestUnsafeEnvironmentDeniesAllButRoot(t *testing.T) {
-	path := writeConfig(t, "carol ns0\n")
+	path := configtest.WriteConfig(t, "carol ns0\n")
 	for _, tt := range []struct{ user, variable string }{
 		{"carol", "LD_PRELOAD"},
 		{"carol", "GCONV_PATH"},
@@ -299,7 +281,7 @@ func TestRootFallbackSaysWhatWentWrong(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeConfig(t, tt.config)
+			path := configtest.WriteConfig(t, tt.config)
 			log, records := actionLog()
 			h := New(Config{Log: log, ConfigPath: path, Joiner: notJoined(), Units: testUnits(t), Users: tt.users})
 
@@ -332,7 +314,7 @@ func TestSlowDirectoryNeverHoldsRootOut(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeConfig(t, tt.config)
+			path := configtest.WriteConfig(t, tt.config)
 			log, records := actionLog()
 			h := New(Config{Log: log, ConfigPath: path, Joiner: notJoined(),
 				Units: testUnits(t), Users: tt.users, RootBudget: rootBudget})
@@ -400,7 +382,7 @@ func TestOpenPlacesMappedUser(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeConfig(t, "carol "+tt.target+"\n")
+			path := configtest.WriteConfig(t, "carol "+tt.target+"\n")
 			m := testUnits(t)
 			m.CgroupRoot, m.ProcRoot = t.TempDir(), "/proc"
 			if tt.manager != "" {

@@ -1,8 +1,9 @@
 // Package configtest owns the fake user database that the tests of every
 // package share: a config.Directory of fixed users and groups, whose lookups
 // can fail as a source that is down does (with config.ErrSourceUnavailable),
-// are recorded, and can be held or failed by a hook. It is pure Go and
-// imports nothing but config, so any package's tests can use it.
+// are recorded, and can be held or failed by a hook; and the config files
+// a test loads (WriteConfig). It is pure Go and imports nothing but config,
+// so any package's tests can use it.
 package configtest
 
 import (
