@@ -12,7 +12,6 @@ import (
 	"github.com/netns-session/netns-session/internal/netns"
 )
 
-// uidOf is the UID of name in configtest.Users.
 // inspectForTest inspects namespace files like check does, but looks at its
 // own network namespace for the host's: PID 1's is not always open to
 // inspection in test environments.

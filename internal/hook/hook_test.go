@@ -90,12 +90,13 @@ func (testLog) Set(string, string)    {}
 // quietLog is a Logger that drops every record.
 func quietLog() Logger { return testLog{} }
 
-// actionLog is a Logger that notes each record as "ACTION: message".
+// actionLog is a Logger that notes each error record as "ACTION: message".
 func actionLog() (Logger, *[]string) {
 	var records []string
 	return testLog{records: &records}, &records
 }
 
+// uidOf is the UID of name in configtest.Users.
 func uidOf(t *testing.T, name string) uint32 {
 	t.Helper()
 	u, err := configtest.Users().LookupUser(name)
@@ -211,6 +212,8 @@ func TestSlowDirectoryStillPlacesManager(t *testing.T) {
 // config, and root still gets in.
 func TestBadPAMLineDeniesAllButRoot(t *testing.T) {
 	path := configtest.WriteConfig(t, "carol ns0\n")
+	// Stand-ins for what cmd's PAM line parser returns for these lines
+	// (TestParsePAMArgs pins those): any ConfigErr must deny.
 	for _, optsErr := range []error{
 		errors.New(`unknown pam argument "-h" (want config=PATH, log=PATH or debug)`),
 		errors.New(`unknown pam argument "--help" (want config=PATH, log=PATH or debug)`),
@@ -429,5 +432,32 @@ func TestDenyKeepsReasonAndDetail(t *testing.T) {
 	}
 	if got, want := d.Error(), "network namespace /run/netns/ns0 is not available: checking /run/netns/ns0: no such file or directory"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
+// TestNewRefusesAMissingDependency: a Config without one of what the hook
+// cannot do without is refused at New, naming the field, not on the path
+// of the one login that needs it.
+func TestNewRefusesAMissingDependency(t *testing.T) {
+	tests := []struct {
+		field string
+		drop  func(*Config)
+	}{
+		{"Log", func(c *Config) { c.Log = nil }},
+		{"Joiner", func(c *Config) { c.Joiner = nil }},
+		{"Units", func(c *Config) { c.Units = nil }},
+		{"Users", func(c *Config) { c.Users = nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			c := Config{Log: quietLog(), Joiner: notJoined(), Units: testUnits(t), Users: configtest.Users()}
+			tt.drop(&c)
+			defer func() {
+				if got, want := fmt.Sprint(recover()), "hook.New: Config."+tt.field+" is nil"; got != want {
+					t.Errorf("New panicked with %q, want %q", got, want)
+				}
+			}()
+			New(c)
+		})
 	}
 }

@@ -298,7 +298,8 @@ func (m *Manager) removeDropIn(ctx context.Context, h *heldUID, c *change) error
 // they touch it, in this order: when release asks, note whether the drop-in
 // held the manager, for the start after the reload; stop if ctx is done,
 // before anything is marked or changed; mark the reload pending, so that a
-// crash once the drop-in changes leaves the reload to the next holder. doing names the change for errors: "writing" or "removing".
+// crash once the drop-in changes leaves the reload to the next holder. The
+// argument doing names the change for errors: "writing" or "removing".
 func (h *heldUID) beginChange(ctx context.Context, c *change, path, doing string, release bool) error {
 	if release {
 		var err error
