@@ -80,10 +80,7 @@ type Config struct {
 // Hook opens one session: it decides where the session belongs, places
 // the user manager, and joins the login process.
 type Hook struct {
-	c     Config // with the defaults filled in
-	log   Logger // c.Log
-	units *units.Manager
-	users config.Directory
+	c Config // with the defaults filled in
 }
 
 // New returns the hook of c.
@@ -106,7 +103,7 @@ func New(c Config) *Hook {
 	if c.RootBudget <= 0 {
 		c.RootBudget = rootResolveTimeout
 	}
-	return &Hook{c: c, log: c.Log, units: c.Units, users: c.Users}
+	return &Hook{c: c}
 }
 
 // Placement is what the hook did with a session that it let open.
@@ -132,10 +129,10 @@ func (d *Denial) Unwrap() error { return d.Err }
 func (h *Hook) Open(ctx context.Context, req Request) (*Placement, error) {
 	switch {
 	case req.Type != "open_session":
-		h.log.Debugf("nothing to do for PAM_TYPE=%s", req.Type)
+		h.c.Log.Debugf("nothing to do for PAM_TYPE=%s", req.Type)
 		return nil, nil
 	case req.Service == "systemd-user":
-		h.log.Debugf("nothing to do for the user manager's own session: its drop-in places it")
+		h.c.Log.Debugf("nothing to do for the user manager's own session: its drop-in places it")
 		return nil, nil
 	case req.User == "":
 		return nil, &Denial{Reason: "no user in the PAM request", Err: errors.New("PAM_USER is empty")}
@@ -173,15 +170,15 @@ func (h *Hook) Open(ctx context.Context, req Request) (*Placement, error) {
 		return nil, &Denial{Reason: fmt.Sprintf("cannot look up user %s", req.User), Err: err}
 	}
 	uid := strconv.FormatUint(uint64(user.UID), 10)
-	h.log.Set("UID", uid)
-	h.log.Debugf("%s resolves to %q: %s", req.User, decision.Netns.Spec, decision.Reason)
+	h.c.Log.Set("UID", uid)
+	h.c.Log.Debugf("%s resolves to %q: %s", req.User, decision.Netns.Spec, decision.Reason)
 
 	target := decision.Target()
-	systemd := h.units.SystemdBooted()
+	systemd := h.c.Units.SystemdBooted()
 	if systemd {
 		// Held until the running manager has been checked, so that a
 		// concurrent login cannot change the drop-in in between.
-		lock, err := h.units.Lock(ctx, user.UID)
+		lock, err := h.c.Units.Lock(ctx, user.UID)
 		if err != nil {
 			return nil, &Denial{Reason: "cannot place your user manager", Err: err}
 		}
@@ -194,7 +191,7 @@ func (h *Hook) Open(ctx context.Context, req Request) (*Placement, error) {
 			return nil, err
 		}
 	} else {
-		h.log.Debugf("systemd is not running: no user manager to place")
+		h.c.Log.Debugf("systemd is not running: no user manager to place")
 	}
 	if target != "" {
 		if err := h.join(ctx, target); err != nil {
@@ -226,7 +223,7 @@ const rootResolveTimeout = 5 * time.Second
 // follows root's fallback at once.
 func (h *Hook) resolve(cfg *config.Config, user string) (config.Decision, *config.User, error) {
 	if user != "root" {
-		return cfg.Resolve(user, h.users)
+		return cfg.Resolve(user, h.c.Users)
 	}
 	budget := h.c.RootBudget
 	type resolution struct {
@@ -237,7 +234,7 @@ func (h *Hook) resolve(cfg *config.Config, user string) (config.Decision, *confi
 	// Buffered: a resolution given up on is sent all the same, to no one.
 	done := make(chan resolution, 1)
 	go func() {
-		d, u, err := cfg.Resolve(user, h.users)
+		d, u, err := cfg.Resolve(user, h.c.Users)
 		done <- resolution{d, u, err}
 	}()
 	timer := time.NewTimer(budget)
@@ -273,7 +270,7 @@ const (
 // an administrator can always log in and repair it.
 func (h *Hook) rootFallback(ctx context.Context, req Request, problem, reason string, cause error) (*Placement, error) {
 	if req.User != "root" {
-		if user, err := h.users.LookupUser(req.User); err == nil {
+		if user, err := h.c.Users.LookupUser(req.User); err == nil {
 			ctx, cancel := h.placing(ctx)
 			defer cancel()
 			h.keepManagerOff(ctx, user)
@@ -282,9 +279,9 @@ func (h *Hook) rootFallback(ctx context.Context, req Request, problem, reason st
 	}
 	ctx, cancel := h.placing(ctx)
 	defer cancel()
-	h.log.Error(problem+", letting root in on the host network: "+cause.Error(), map[string]string{"ACTION": "root-fallback"})
+	h.c.Log.Error(problem+", letting root in on the host network: "+cause.Error(), map[string]string{"ACTION": "root-fallback"})
 	if err := h.join(ctx, netns.HostPath); err != nil {
-		h.log.Error("joining root's session to the host network: "+err.Error(), map[string]string{"ACTION": "root-unplaced"})
+		h.c.Log.Error("joining root's session to the host network: "+err.Error(), map[string]string{"ACTION": "root-unplaced"})
 		return &Placement{Action: "root-unplaced", UID: "0", Message: "session of root let in where it was opened: " + problem + ", and joining the host network failed"}, nil
 	}
 	return &Placement{Action: "root-fallback", Netns: netns.HostPath, UID: "0", Message: "session of root placed on the host network despite the " + problem}, nil
@@ -310,16 +307,16 @@ func (h *Hook) placing(ctx context.Context) (context.Context, context.CancelFunc
 // UID to write for, and pam_systemd, which looks the user up through the
 // same NSS, finds no user to start a manager for either.
 func (h *Hook) keepManagerOff(ctx context.Context, user *config.User) {
-	if user == nil || !h.units.SystemdBooted() {
+	if user == nil || !h.c.Units.SystemdBooted() {
 		return
 	}
-	lock, err := h.units.Lock(ctx, user.UID)
+	lock, err := h.c.Units.Lock(ctx, user.UID)
 	if err == nil {
 		defer lock.Unlock()
 		_, err = lock.Ensure(ctx, user.Name, user.UID, units.NoNetns)
 	}
 	if err != nil {
-		h.log.Error(fmt.Sprintf("keeping %s of %s from starting: %v", units.UserManagerUnit(user.UID), user.Name, err), nil)
+		h.c.Log.Error(fmt.Sprintf("keeping %s of %s from starting: %v", units.UserManagerUnit(user.UID), user.Name, err), nil)
 	}
 }
 
@@ -335,7 +332,7 @@ func (h *Hook) writeDropIn(ctx context.Context, lock *units.Lock, user *config.U
 	if err != nil {
 		return &Denial{Reason: "cannot place your user manager in its network namespace", Err: err}
 	}
-	h.log.Debugf("drop-in for %s: changed=%t", units.UserManagerUnit(user.UID), changed)
+	h.c.Log.Debugf("drop-in for %s: changed=%t", units.UserManagerUnit(user.UID), changed)
 	return nil
 }
 
@@ -350,7 +347,7 @@ func (h *Hook) checkUserManager(ctx context.Context, user *config.User, decision
 	judge := policy.Judge{ProcessNetns: netns.ProcessNetnsID, NetnsFile: netns.PathID}
 	start := time.Now()
 	for {
-		pid, err := policy.FindManager(h.units.UserManagerPID, user.UID)
+		pid, err := policy.FindManager(h.c.Units.UserManagerPID, user.UID)
 		switch {
 		case err != nil:
 			return &Denial{Reason: "cannot check your running user manager", Err: err}

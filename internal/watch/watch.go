@@ -122,7 +122,6 @@ type Config struct {
 // Watcher is the daemon. Everything is owned by the goroutine of Run.
 type Watcher struct {
 	c     Config        // with the defaults filled in
-	log   Logger        // c.Log
 	judge *policy.Judge // c.Judge, or one for a pass; its Config is the config in force
 
 	lastPing time.Time // of the watchdog
@@ -202,7 +201,6 @@ func New(c Config) *Watcher {
 	}
 	return &Watcher{
 		c:          c,
-		log:        c.Log,
 		judge:      c.Judge,
 		managers:   map[uint32]*managerWatch{},
 		managerDue: make(chan uint32),
@@ -252,7 +250,7 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 			w.reload(ctx)
 		case <-retry.C:
 			if err := w.connect(ctx); err != nil {
-				w.log.Warning(fmt.Sprintf("cannot watch logind, trying again in %v: %v", wait, err), map[string]string{"ACTION": "reconnect"})
+				w.c.Log.Warning(fmt.Sprintf("cannot watch logind, trying again in %v: %v", wait, err), map[string]string{"ACTION": "reconnect"})
 				retry.Reset(wait)
 				wait = min(2*wait, maxRetry)
 				continue
@@ -266,10 +264,10 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 		case ev, ok := <-w.events:
 			switch {
 			case !ok:
-				w.log.Warning("lost the connection to the system bus; reconnecting", map[string]string{"ACTION": "reconnect"})
+				w.c.Log.Warning("lost the connection to the system bus; reconnecting", map[string]string{"ACTION": "reconnect"})
 			case ev.Kind == logind.LogindStarted:
 				// Sessions may have come and gone unannounced meanwhile.
-				w.log.Info("logind (re)started; subscribing again and checking every session", map[string]string{"ACTION": "reconnect"})
+				w.c.Log.Info("logind (re)started; subscribing again and checking every session", map[string]string{"ACTION": "reconnect"})
 			default:
 				w.handle(ctx, ev)
 				continue
@@ -294,7 +292,7 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 			w.lingerChange(ctx)
 		case <-w.lingerDue:
 			w.lingerScheduled = false
-			w.log.Info("the lingering users changed; syncing drop-ins", map[string]string{"ACTION": "sync-linger"})
+			w.c.Log.Info("the lingering users changed; syncing drop-ins", map[string]string{"ACTION": "sync-linger"})
 			w.syncDropIns(ctx)
 		}
 	}
@@ -330,11 +328,11 @@ func (w *Watcher) reload(ctx context.Context) {
 	defer w.c.Notify(daemon.SdNotifyReady)
 	cfg, err := w.c.Load()
 	if err != nil {
-		w.log.Error("reloading config: keeping the config in force: "+err.Error(), map[string]string{"ACTION": "reload-refused"})
+		w.c.Log.Error("reloading config: keeping the config in force: "+err.Error(), map[string]string{"ACTION": "reload-refused"})
 		return
 	}
 	w.judge.Config = cfg
-	w.log.Info("config reloaded", map[string]string{"ACTION": "reload", "ENFORCE": cfg.Enforce.String()})
+	w.c.Log.Info("config reloaded", map[string]string{"ACTION": "reload", "ENFORCE": cfg.Enforce.String()})
 	w.syncDropIns(ctx)
 	if w.conn != nil {
 		w.checkAll(ctx)
@@ -382,7 +380,7 @@ func (w *Watcher) syncDropIns(ctx context.Context) {
 		return
 	}
 	w.syncScheduled = true
-	w.log.Info(fmt.Sprintf("syncing drop-ins again in %v", w.syncRetry), map[string]string{"ACTION": "sync-retry"})
+	w.c.Log.Info(fmt.Sprintf("syncing drop-ins again in %v", w.syncRetry), map[string]string{"ACTION": "sync-retry"})
 	w.c.After(w.syncRetry, func() {
 		select {
 		case w.syncDue <- struct{}{}:
@@ -399,7 +397,7 @@ func (w *Watcher) watchLingerers() {
 	}
 	linger, err := w.c.WatchLinger()
 	if err != nil {
-		w.log.Error("not watching the lingering users (run netns-session sync after loginctl enable-linger); trying again at the next sync: "+err.Error(),
+		w.c.Log.Error("not watching the lingering users (run netns-session sync after loginctl enable-linger); trying again at the next sync: "+err.Error(),
 			map[string]string{"ACTION": "watch-linger"})
 		return
 	}
@@ -416,7 +414,7 @@ func (w *Watcher) lingerWatchEnded() {
 			why = err.Error()
 		}
 	}
-	w.log.Error("stopped watching the lingering users (run netns-session sync after loginctl enable-linger); watching them again at the next sync: "+why,
+	w.c.Log.Error("stopped watching the lingering users (run netns-session sync after loginctl enable-linger); watching them again at the next sync: "+why,
 		map[string]string{"ACTION": "watch-linger"})
 	w.unwatchLinger()
 }
@@ -456,7 +454,7 @@ func (w *Watcher) trySync(ctx context.Context) bool {
 	select {
 	case w.syncBusy <- struct{}{}:
 	default:
-		w.log.Error("syncing drop-ins: the sync given up on before has not returned yet (an NSS lookup hangs?)",
+		w.c.Log.Error("syncing drop-ins: the sync given up on before has not returned yet (an NSS lookup hangs?)",
 			map[string]string{"ACTION": "sync"})
 		return false
 	}
@@ -473,7 +471,7 @@ func (w *Watcher) trySync(ctx context.Context) bool {
 	select {
 	case r = <-done:
 	case <-ctx.Done():
-		w.log.Error(fmt.Sprintf("syncing drop-ins: gave up after %v: %v", w.c.SyncTimeout, ctx.Err()),
+		w.c.Log.Error(fmt.Sprintf("syncing drop-ins: gave up after %v: %v", w.c.SyncTimeout, ctx.Err()),
 			map[string]string{"ACTION": "sync"})
 		return false
 	}
@@ -483,19 +481,19 @@ func (w *Watcher) trySync(ctx context.Context) bool {
 			if c.Action == reconcile.Remove {
 				what = fmt.Sprintf("drop-in of %s (uid %d) removed", c.User, c.UID)
 			}
-			w.log.Info(what+": "+c.Reason,
+			w.c.Log.Info(what+": "+c.Reason,
 				map[string]string{"ACTION": "sync-" + string(c.Action), "USER": c.User, "UID": strconv.FormatUint(uint64(c.UID), 10), "NETNS": c.Netns})
 		}
 		for _, uid := range r.report.Started {
-			w.log.Info(units.UserManagerUnit(uid)+" started: its drop-in no longer holds it, and the user lingers",
+			w.c.Log.Info(units.UserManagerUnit(uid)+" started: its drop-in no longer holds it, and the user lingers",
 				map[string]string{"ACTION": "sync-start", "UID": strconv.FormatUint(uint64(uid), 10)})
 		}
 		for _, warning := range r.report.Warnings {
-			w.log.Warning("sync: "+warning, map[string]string{"ACTION": "sync"})
+			w.c.Log.Warning("sync: "+warning, map[string]string{"ACTION": "sync"})
 		}
 	}
 	if r.err != nil {
-		w.log.Error("syncing drop-ins: "+r.err.Error(), map[string]string{"ACTION": "sync"})
+		w.c.Log.Error("syncing drop-ins: "+r.err.Error(), map[string]string{"ACTION": "sync"})
 		return false
 	}
 	return true
@@ -511,16 +509,16 @@ func (w *Watcher) checkAll(ctx context.Context) {
 	refs, err := w.conn.ListSessionRefsContext(callCtx)
 	cancel()
 	if err != nil {
-		w.log.Error("checking sessions: "+err.Error(), nil)
+		w.c.Log.Error("checking sessions: "+err.Error(), nil)
 	}
 	for _, ref := range refs {
 		w.keepAlive()
 		s, err := w.readSession(ctx, ref.Path)
 		switch {
 		case errors.Is(err, logind.ErrNoSuchSession):
-			w.log.Debugf("session %s ended before it could be checked", ref.ID)
+			w.c.Log.Debugf("session %s ended before it could be checked", ref.ID)
 		case err != nil:
-			w.log.Error(fmt.Sprintf("checking session %s: %v", ref.ID, err), map[string]string{"SESSION_ID": ref.ID})
+			w.c.Log.Error(fmt.Sprintf("checking session %s: %v", ref.ID, err), map[string]string{"SESSION_ID": ref.ID})
 		default:
 			w.judgeSession(ctx, s)
 		}
@@ -530,7 +528,7 @@ func (w *Watcher) checkAll(ctx context.Context) {
 	users, err := w.conn.ListUsersContext(callCtx)
 	cancel()
 	if err != nil {
-		w.log.Error("checking user managers: "+err.Error(), nil)
+		w.c.Log.Error("checking user managers: "+err.Error(), nil)
 	}
 	for _, m := range w.managers {
 		m.judged = 0
@@ -567,10 +565,10 @@ func (w *Watcher) handle(ctx context.Context, ev logind.Event) {
 		s, err := w.readSession(ctx, ev.Path)
 		switch {
 		case errors.Is(err, logind.ErrNoSuchSession):
-			w.log.Info(fmt.Sprintf("session %s ended before it could be checked", ev.SessionID),
+			w.c.Log.Info(fmt.Sprintf("session %s ended before it could be checked", ev.SessionID),
 				map[string]string{"SESSION_ID": ev.SessionID, "VERDICT": policy.Gone.String()})
 		case err != nil:
-			w.log.Error(fmt.Sprintf("checking new session %s: %v", ev.SessionID, err), map[string]string{"SESSION_ID": ev.SessionID})
+			w.c.Log.Error(fmt.Sprintf("checking new session %s: %v", ev.SessionID, err), map[string]string{"SESSION_ID": ev.SessionID})
 		default:
 			w.judgeSession(ctx, s)
 			// On systemd before 256 only the user's first session tells
@@ -583,7 +581,7 @@ func (w *Watcher) handle(ctx context.Context, ev logind.Event) {
 		// at the manager.
 		name := ""
 		if u, err := w.c.LookupUID(ev.UID); err != nil {
-			w.log.Error(fmt.Sprintf("checking the manager of new user %d: %v; looking the name up again", ev.UID, err),
+			w.c.Log.Error(fmt.Sprintf("checking the manager of new user %d: %v; looking the name up again", ev.UID, err),
 				map[string]string{"UID": strconv.FormatUint(uint64(ev.UID), 10)})
 		} else {
 			name = u.Name
@@ -592,9 +590,9 @@ func (w *Watcher) handle(ctx context.Context, ev logind.Event) {
 	case logind.UserRemoved:
 		delete(w.managers, ev.UID)
 	case logind.SessionRemoved:
-		w.log.Debugf("session %s ended", ev.SessionID)
+		w.c.Log.Debugf("session %s ended", ev.SessionID)
 	case logind.LogindStopped:
-		w.log.Warning("logind left the system bus", nil)
+		w.c.Log.Warning("logind left the system bus", nil)
 	}
 }
 
@@ -622,11 +620,11 @@ func (w *Watcher) judgeSession(ctx context.Context, s logind.Session) {
 		w.terminate(ctx, s, leader, what, f, fields)
 	case f.Verdict == policy.Violation:
 		fields["ACTION"] = "warn"
-		w.log.Warning(what+" violates the policy: "+f.Reason, fields)
+		w.c.Log.Warning(what+" violates the policy: "+f.Reason, fields)
 	case f.Verdict == policy.Unknown:
-		w.log.Error(what+" could not be checked: "+f.Reason, fields)
+		w.c.Log.Error(what+" could not be checked: "+f.Reason, fields)
 	default:
-		w.log.Info(what+": "+f.Verdict.String()+": "+f.Reason, fields)
+		w.c.Log.Info(what+": "+f.Verdict.String()+": "+f.Reason, fields)
 	}
 }
 
@@ -679,15 +677,15 @@ func (w *Watcher) terminate(ctx context.Context, s logind.Session, leader *polic
 	if killErr != nil || killAllErr != nil {
 		fields["ACTION"] = "terminate-failed"
 		err := errors.Join(killErr, terminateErr, killAllErr)
-		w.log.Error(what+" violates the policy and was not terminated: "+err.Error()+"; "+f.Reason, fields)
+		w.c.Log.Error(what+" violates the policy and was not terminated: "+err.Error()+"; "+f.Reason, fields)
 		return
 	}
 	fields["ACTION"] = "terminate"
 	if terminateErr != nil {
-		w.log.Warning(fmt.Sprintf("%s terminated by killing its scope (%v): %s", what, terminateErr, f.Reason), fields)
+		w.c.Log.Warning(fmt.Sprintf("%s terminated by killing its scope (%v): %s", what, terminateErr, f.Reason), fields)
 		return
 	}
-	w.log.Warning(what+" terminated: "+f.Reason, fields)
+	w.c.Log.Warning(what+" terminated: "+f.Reason, fields)
 }
 
 // ignoreGone drops an error that says a session no longer exists.
@@ -723,7 +721,7 @@ func (w *Watcher) checkManager(ctx context.Context, uid uint32) {
 	pid, err := policy.FindManager(w.c.ManagerPID, uid)
 	switch {
 	case err != nil:
-		w.log.Error(fmt.Sprintf("checking the user manager of %s: %v", m.userOr(uid), err), map[string]string{"USER": m.user, "UID": strconv.FormatUint(uint64(uid), 10)})
+		w.c.Log.Error(fmt.Sprintf("checking the user manager of %s: %v", m.userOr(uid), err), map[string]string{"USER": m.user, "UID": strconv.FormatUint(uint64(uid), 10)})
 		return
 	case pid == 0:
 		if w.c.Now().Before(m.deadline) {
@@ -752,11 +750,11 @@ func (w *Watcher) checkManager(ctx context.Context, uid uint32) {
 	case policy.Violation:
 		// Only warned about, whatever enforce says: see the watch help.
 		fields["ACTION"] = "warn"
-		w.log.Warning(fmt.Sprintf("%s violates the policy: %s; its user services run there until it restarts: stop it with `systemctl stop %s`", what, f.Reason, unit), fields)
+		w.c.Log.Warning(fmt.Sprintf("%s violates the policy: %s; its user services run there until it restarts: stop it with `systemctl stop %s`", what, f.Reason, unit), fields)
 	case policy.Unknown:
-		w.log.Error(what+" could not be checked: "+f.Reason, fields)
+		w.c.Log.Error(what+" could not be checked: "+f.Reason, fields)
 	default:
-		w.log.Info(what+": "+f.Verdict.String()+": "+f.Reason, fields)
+		w.c.Log.Info(what+": "+f.Verdict.String()+": "+f.Reason, fields)
 	}
 }
 
@@ -769,7 +767,7 @@ func (w *Watcher) unknownUser(ctx context.Context, uid uint32, m *managerWatch, 
 		m.unknownPID = pid
 		f := policy.Finding{Verdict: policy.Unknown, Reason: err.Error()}
 		unit, fields := w.managerFields(f, uid, m, pid)
-		w.log.Error(fmt.Sprintf("user manager %s of uid %d (pid %d) could not be checked: %v; looking the name up again", unit, uid, pid, err), fields)
+		w.c.Log.Error(fmt.Sprintf("user manager %s of uid %d (pid %d) could not be checked: %v; looking the name up again", unit, uid, pid, err), fields)
 	}
 	if w.c.Now().Before(m.deadline) {
 		w.lookAgain(ctx, uid, m)
