@@ -64,24 +64,42 @@ var nsTypeNames = map[int]string{
 // "PATH is not a (network) namespace", or with the stat/open error, which
 // matches fs.ErrNotExist for a missing path.
 func CheckNetns(path string) (ID, error) {
+	fd, id, err := openNetns(path)
+	if err != nil {
+		return ID{}, err
+	}
+	unix.Close(fd)
+	return id, nil
+}
+
+// openNetns opens the network namespace at path, checked as CheckNetns
+// checks it, and returns the open fd, whose namespace is the one checked
+// even if path is replaced meanwhile.
+func openNetns(path string) (int, ID, error) {
 	// nsfs files are regular files; refusing anything else before opening it
 	// keeps a FIFO or a device node named by mistake from being opened at all.
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
-		return ID{}, fmt.Errorf("checking namespace %s: %w", path, err)
+		return -1, ID{}, fmt.Errorf("checking namespace %s: %w", path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return ID{}, fmt.Errorf("%s is %w", path, ErrNotNamespace)
+		return -1, ID{}, fmt.Errorf("%s is %w", path, ErrNotNamespace)
 	}
-	// Everything below looks at the opened fd, so the ID returned is that of
-	// the file that passed the checks even if path is replaced meanwhile.
-	// O_NONBLOCK and O_NOCTTY keep such a replacement harmless to open.
+	// Everything below looks at the opened fd. O_NONBLOCK and O_NOCTTY keep
+	// a replacement of path harmless to open.
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return ID{}, fmt.Errorf("opening namespace %s: %w", path, err)
+		return -1, ID{}, fmt.Errorf("opening namespace %s: %w", path, err)
 	}
-	defer unix.Close(fd)
+	id, err := checkNetnsFD(fd, path)
+	if err != nil {
+		unix.Close(fd)
+		return -1, ID{}, err
+	}
+	return fd, id, nil
+}
 
+func checkNetnsFD(fd int, path string) (ID, error) {
 	var fs unix.Statfs_t
 	if err := unix.Fstatfs(fd, &fs); err != nil {
 		return ID{}, fmt.Errorf("stating file system of %s: %w", path, err)
@@ -96,6 +114,7 @@ func CheckNetns(path string) (ID, error) {
 	if nsType != unix.CLONE_NEWNET {
 		return ID{}, fmt.Errorf("%s is %w (it is a %s namespace)", path, ErrNotNetNamespace, nsTypeNames[nsType])
 	}
+	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return ID{}, fmt.Errorf("stating namespace %s: %w", path, err)
 	}
