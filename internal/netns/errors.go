@@ -14,4 +14,10 @@ var (
 	ErrNotNamespace = errors.New("not a namespace")
 	// ErrNotNetNamespace: the path is a namespace, of another type than network.
 	ErrNotNetNamespace = errors.New("not a network namespace")
+	// ErrTypeMismatch: an entry of a namespace's /etc directory and its
+	// counterpart in /etc are not both directories or both regular files.
+	ErrTypeMismatch = errors.New("type mismatch")
+	// ErrOverlap: two mounts of an overlay would land on the same path or
+	// one inside the other, so what a session sees would depend on order.
+	ErrOverlap = errors.New("overlapping mounts")
 )
