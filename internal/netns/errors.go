@@ -20,4 +20,7 @@ var (
 	// ErrOverlap: two mounts of an overlay would land on the same path or
 	// one inside the other, so what a session sees would depend on order.
 	ErrOverlap = errors.New("overlapping mounts")
+	// ErrUnsafeShadow: a directory on the way to the shadow directories is
+	// a symlink, someone else's, or writable by others.
+	ErrUnsafeShadow = errors.New("unsafe shadow directory")
 )
