@@ -23,4 +23,7 @@ var (
 	// ErrUnsafeShadow: a directory on the way to the shadow directories is
 	// a symlink, someone else's, or writable by others.
 	ErrUnsafeShadow = errors.New("unsafe shadow directory")
+	// ErrChrooted: the caller runs under chroot; joining a mount namespace
+	// would reset its root to the namespace's.
+	ErrChrooted = errors.New("caller is chrooted")
 )

@@ -12,6 +12,14 @@
 //   - Identity: a namespace is the device and inode of its nsfs file (ID),
 //     however it is reached; CheckNetns is the one check that a path is a
 //     network namespace, for the registry, the PAM join and the watcher.
+//   - Per-namespace /etc: the directories /etc/netns/NAME (EtcRoot) that
+//     `ip netns exec` overlays on /etc. LoadOverlay plans what a session
+//     of NAME sees instead of the host's files and how it keeps seeing
+//     them when the host rewrites its resolver files, Prepare keeps the
+//     shadow directories under ShadowRoot, and NewMountNS builds a
+//     session's mount namespace (the overlay, and a /sys of the network
+//     namespace) for the PAM join to enter. The drop-ins of the user
+//     managers carry the same plan (package units).
 //
 // It does not use github.com/vishvananda/netns. Its NewNamed unshares the
 // calling thread and leaves it in the new namespace, does not make

@@ -69,7 +69,7 @@ func TestListMissingDirectory(t *testing.T) {
 
 // testRegistry returns a registry in a temporary directory whose mounts are
 // undone when the test ends.
-func testRegistry(t *testing.T) Registry {
+func testRegistry(t testing.TB) Registry {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces and mounts")

@@ -1,0 +1,573 @@
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// sessionSetup is a host whose resolv.conf leads to resolved's stub, with
+// nscd, and a namespace ns0 with its own hosts and resolv.conf.
+var sessionSetup = tree{
+	"etc/hosts":                              "file:host hosts",
+	"etc/resolv.conf":                        "link:../run/systemd/resolve/stub-resolv.conf",
+	"run/systemd/resolve/stub-resolv.conf":   "file:host stub",
+	"run/systemd/resolve/io.systemd.Resolve": "file:",
+	"run/nscd/socket":                        "file:",
+	"run/nscd/sub":                           "dir",
+	"late":                                   "dir",
+	"etc/netns/ns0/hosts":                    "file:ns0 hosts",
+	"etc/netns/ns0/resolv.conf":              "file:ns0 resolv",
+}
+
+// The veth pair the test network namespace holds.
+const vethA, vethB = "nsmnt0", "nsmnt1"
+
+// sharedTestRoot returns a test root holding files that is a mount point
+// with shared propagation, as / is on a systemd host: a mount namespace
+// built from it whose mounts were not slaves would hand its binds back.
+func sharedTestRoot(t testing.TB, files tree) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: builds mount namespaces")
+	}
+	root := testRoot(t, files)
+	if err := unix.Mount(root, root, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
+	if err := unix.Mount("", root, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// vethNetns returns a new network namespace holding a veth pair.
+func vethNetns(t testing.TB) string {
+	t.Helper()
+	r := testRegistry(t)
+	if _, err := r.Add("mnt"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("nsenter", "--net="+r.Path("mnt"), "ip", "link", "add", vethA, "type", "veth", "peer", "name", vethB).CombinedOutput()
+	if err != nil {
+		t.Fatalf("adding a veth pair: %v: %s", err, out)
+	}
+	return r.Path("mnt")
+}
+
+// newTestMountNS builds ns0's mount namespace from the tree under root.
+func newTestMountNS(t testing.TB, root, netnsPath string) *MountNS {
+	t.Helper()
+	o := loadTestOverlay(t, root)
+	if err := o.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMountNS(o, netnsPath, root+"/etc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// inMountNS runs fn on a thread that joined the mount namespace at path,
+// as a session's processes do.
+func inMountNS(path string, fn func() error) error {
+	errc := make(chan error, 1)
+	go onDisposableThread(func() {
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			errc <- err
+			return
+		}
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		err = unix.Setns(fd, unix.CLONE_NEWNS)
+		unix.Close(fd)
+		if err != nil {
+			errc <- fmt.Errorf("joining %s: %w", path, err)
+			return
+		}
+		errc <- fn()
+	})
+	return <-errc
+}
+
+// readIn reads the file at path as seen in the mount namespace of m.
+func readIn(t *testing.T, m *MountNS, path string) (string, error) {
+	t.Helper()
+	var data []byte
+	err := inMountNS(m.Path(), func() (err error) {
+		data, err = os.ReadFile(path)
+		return err
+	})
+	return string(data), err
+}
+
+func readOnHost(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// replaceByRename writes data to path the way resolved and editors do.
+func replaceByRename(t *testing.T, path, data string) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), ".new")
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mountPoints lists the mount points in a mountinfo that lie under dir.
+func mountPoints(mountinfo []byte, dir string) []string {
+	var points []string
+	for line := range strings.Lines(string(mountinfo)) {
+		if fields := strings.Fields(line); len(fields) > 4 {
+			if p := unescapeMountinfo(fields[4]); isUnder(p, dir) && !slices.Contains(points, p) {
+				points = append(points, p)
+			}
+		}
+	}
+	slices.Sort(points)
+	return points
+}
+
+func TestNewMountNS(t *testing.T) {
+	root := sharedTestRoot(t, sessionSetup)
+	m := newTestMountNS(t, root, vethNetns(t))
+
+	t.Run("ID is the namespace at Path and not the host's", func(t *testing.T) {
+		id, err := PathID(m.Path())
+		if err != nil || id != m.ID() {
+			t.Errorf("PathID(%s) = %v, %v; want %v", m.Path(), id, err, m.ID())
+		}
+		if m.ID() == hostMountNS {
+			t.Errorf("namespace %v is the host's", m.ID())
+		}
+	})
+	t.Run("bound file seen at its target, host keeps its own", func(t *testing.T) {
+		if got, err := readIn(t, m, root+"/etc/hosts"); got != "ns0 hosts" || err != nil {
+			t.Errorf("inside: %q, %v; want ns0's file", got, err)
+		}
+		if got := readOnHost(t, root+"/etc/hosts"); got != "host hosts" {
+			t.Errorf("host: %q; want its own file", got)
+		}
+	})
+	t.Run("resolv.conf through resolved's stub is the namespace's", func(t *testing.T) {
+		if got, err := readIn(t, m, root+"/etc/resolv.conf"); got != "ns0 resolv" || err != nil {
+			t.Errorf("inside: %q, %v; want ns0's file", got, err)
+		}
+		if got := readOnHost(t, root+"/etc/resolv.conf"); got != "host stub" {
+			t.Errorf("host: %q; want resolved's stub", got)
+		}
+	})
+	t.Run("resolver sockets hidden", func(t *testing.T) {
+		for _, path := range []string{"/run/systemd/resolve/io.systemd.Resolve", "/run/nscd/socket"} {
+			if _, err := readIn(t, m, root+path); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s inside: %v; want it hidden", path, err)
+			}
+		}
+	})
+	t.Run("shadows are read-only", func(t *testing.T) {
+		err := inMountNS(m.Path(), func() error {
+			return os.WriteFile(root+"/run/systemd/resolve/x", nil, 0o644)
+		})
+		if !errors.Is(err, unix.EROFS) {
+			t.Errorf("writing into a shadow: %v; want EROFS", err)
+		}
+	})
+	t.Run("host rewrite of the stub by rename changes nothing inside", func(t *testing.T) {
+		replaceByRename(t, root+"/run/systemd/resolve/stub-resolv.conf", "host stub, rewritten")
+		if got, err := readIn(t, m, root+"/etc/resolv.conf"); got != "ns0 resolv" || err != nil {
+			t.Errorf("inside: %q, %v; want ns0's file", got, err)
+		}
+	})
+	t.Run("edit of the namespace's resolv.conf by rename is followed", func(t *testing.T) {
+		replaceByRename(t, root+"/etc/netns/ns0/resolv.conf", "ns0 resolv, edited")
+		if got, err := readIn(t, m, root+"/etc/resolv.conf"); got != "ns0 resolv, edited" || err != nil {
+			t.Errorf("inside: %q, %v; want the edited file", got, err)
+		}
+	})
+	t.Run("host mount made later appears inside", func(t *testing.T) {
+		if err := unix.Mount("tmpfs", root+"/late", "tmpfs", 0, ""); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Unmount(root+"/late", unix.MNT_DETACH)
+		if err := os.WriteFile(root+"/late/file", []byte("late"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := readIn(t, m, root+"/late/file"); got != "late" || err != nil {
+			t.Errorf("inside: %q, %v; want the host's later mount", got, err)
+		}
+	})
+	t.Run("/sys lists the network namespace's interfaces", func(t *testing.T) {
+		var names []string
+		err := inMountNS(m.Path(), func() error {
+			entries, err := os.ReadDir("/sys/class/net")
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			return err
+		})
+		if want := []string{"lo", vethA, vethB}; err != nil || !slices.Equal(names, want) {
+			t.Errorf("/sys/class/net inside: %v, %v; want %v", names, err, want)
+		}
+		if _, err := os.Stat("/sys/class/net/" + vethA); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("host's /sys shows %s: %v", vethA, err)
+		}
+	})
+	t.Run("/sys keeps its submounts", func(t *testing.T) {
+		host, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var inside []byte
+		if err := inMountNS(m.Path(), func() (err error) {
+			inside, err = os.ReadFile("/proc/thread-self/mountinfo")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want := mountPoints(host, "/sys")
+		if !slices.Contains(want, "/sys/fs/cgroup") {
+			t.Fatalf("host has no /sys/fs/cgroup mount to check: %v", want)
+		}
+		if got := mountPoints(inside, "/sys"); !slices.Equal(got, want) {
+			t.Errorf("mounts under /sys inside: %v\nwant the host's: %v", got, want)
+		}
+	})
+}
+
+// hostMountNS is the mount namespace the test process started in, taken
+// by the main thread before any test.
+var hostMountNS, hostMountNSErr = PathID("/proc/self/ns/mnt")
+
+// threadsOutside returns the threads of the process whose mount
+// namespace is not the one it started in.
+func threadsOutside(t *testing.T) map[int]ID {
+	t.Helper()
+	if hostMountNSErr != nil {
+		t.Fatal(hostMountNSErr)
+	}
+	host := hostMountNS
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := map[int]ID{}
+	for _, task := range tasks {
+		id, err := PathID("/proc/self/task/" + task.Name() + "/ns/mnt")
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // exited meanwhile
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id != host {
+			tid, _ := strconv.Atoi(task.Name())
+			outside[tid] = id
+		}
+	}
+	return outside
+}
+
+// waitAllThreadsHome waits for the threads left in other mount
+// namespaces to exit.
+func waitAllThreadsHome(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		outside := threadsOutside(t)
+		if len(outside) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			if id, ok := outside[os.Getpid()]; ok {
+				t.Fatalf("the main thread was left in mount namespace %v (threads outside: %v)", id, outside)
+			}
+			t.Fatalf("threads still in other mount namespaces: %v", outside)
+		}
+	}
+}
+
+func tidOf(t *testing.T, m *MountNS) int {
+	t.Helper()
+	var pid, tid int
+	if _, err := fmt.Sscanf(m.Path(), "/proc/%d/task/%d/ns/mnt", &pid, &tid); err != nil || pid != os.Getpid() {
+		t.Fatalf("Path() = %s, want a thread of this process", m.Path())
+	}
+	return tid
+}
+
+func TestNewMountNSLeavesTheRestOfTheProcessAlone(t *testing.T) {
+	root := sharedTestRoot(t, sessionSetup)
+	netnsPath := vethNetns(t)
+	o := loadTestOverlay(t, root)
+	if err := o.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	waitAllThreadsHome(t)
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootBefore, err := statRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 8
+	built := make([]*MountNS, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { built[i], errs[i] = NewMountNS(o, netnsPath, "/") })
+	}
+	wg.Wait()
+	holders := map[int]ID{}
+	for i, m := range built {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		holders[tidOf(t, m)] = m.ID()
+	}
+	if outside := threadsOutside(t); !mapsEqual(outside, holders) {
+		t.Errorf("threads in other mount namespaces: %v; want only the %d holders %v", outside, n, holders)
+	}
+	if now, _ := os.Getwd(); now != cwd {
+		t.Errorf("working directory changed to %s, was %s", now, cwd)
+	}
+	if now, _ := statRoot(); now != rootBefore {
+		t.Errorf("root changed to %+v, was %+v", now, rootBefore)
+	}
+	if got := readOnHost(t, root+"/etc/hosts"); got != "host hosts" {
+		t.Errorf("host sees %q at its hosts file", got)
+	}
+	for _, m := range built {
+		m.Close()
+	}
+	waitAllThreadsHome(t)
+}
+
+func mapsEqual(a, b map[int]ID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestNewMountNSFailureLeavesNothing(t *testing.T) {
+	root := sharedTestRoot(t, sessionSetup)
+	netnsPath := vethNetns(t)
+	prepared := loadTestOverlay(t, root)
+	if err := prepared.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		overlay   *Overlay
+		netnsPath string
+		cwd       string
+		wantErr   string
+		wantIs    error
+	}{
+		{
+			name:    "bind source missing",
+			overlay: &Overlay{Binds: []Mount{{root + "/none", root + "/etc/hosts"}}, Shadows: prepared.Shadows},
+			wantErr: "binding " + root + "/none over",
+		},
+		{
+			name:    "shadows not prepared",
+			overlay: &Overlay{Binds: prepared.Binds, Shadows: []Mount{{root + "/run/netns-session/shadow/x/run/nscd", root + "/run/nscd"}}},
+			wantErr: "binding " + root + "/run/netns-session/shadow/x",
+		},
+		{name: "not a network namespace", netnsPath: "/proc/self/ns/uts", wantIs: ErrNotNetNamespace},
+		{name: "no namespace", netnsPath: root + "/none", wantIs: fs.ErrNotExist},
+		{name: "working directory hidden by a shadow", cwd: root + "/run/nscd/sub", wantErr: "entering the working directory", wantIs: fs.ErrNotExist},
+		{name: "relative working directory", cwd: "etc", wantErr: "not absolute"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, path, cwd := prepared, netnsPath, "/"
+			if tt.overlay != nil {
+				o = tt.overlay
+			}
+			if tt.netnsPath != "" {
+				path = tt.netnsPath
+			}
+			if tt.cwd != "" {
+				cwd = tt.cwd
+			}
+			m, err := NewMountNS(o, path, cwd)
+			if err == nil {
+				m.Close()
+				t.Fatal("NewMountNS() succeeded, want an error")
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) || tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+				t.Errorf("NewMountNS() = %v, want an error saying %q (%v)", err, tt.wantErr, tt.wantIs)
+			}
+			mountinfo, err := os.ReadFile("/proc/self/mountinfo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if extra := mountPoints(mountinfo, root); len(extra) != 0 {
+				t.Errorf("host mounts under the test root: %v", extra)
+			}
+			if got := readOnHost(t, root+"/etc/hosts"); got != "host hosts" {
+				t.Errorf("host sees %q at its hosts file", got)
+			}
+			waitAllThreadsHome(t)
+		})
+	}
+}
+
+func TestNewMountNSRefusesChrootedCaller(t *testing.T) {
+	root := sharedTestRoot(t, tree{"jail/bin": "dir", "slash": "dir"})
+	netnsPath := vethNetns(t)
+	tests := []struct {
+		name   string
+		chroot func() error
+		want   error
+	}{
+		{name: "chroot into a directory", chroot: func() error { return unix.Chroot(root + "/jail") }, want: ErrChrooted},
+		{name: "chroot into a bind mount of /", chroot: func() error {
+			if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+				return err
+			}
+			if err := unix.Mount("/", root+"/slash", "", unix.MS_BIND, ""); err != nil {
+				return err
+			}
+			return unix.Chroot(root + "/slash")
+		}, want: ErrChrooted},
+		{name: "chroot to / is none", chroot: func() error { return unix.Chroot("/") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := newMountNS(nil, netnsPath, "/", tt.chroot)
+			if err == nil {
+				m.Close()
+			}
+			if tt.want == nil && err != nil || !errors.Is(err, tt.want) {
+				t.Errorf("newMountNS() = %v, want %v", err, tt.want)
+			}
+			waitAllThreadsHome(t)
+		})
+	}
+}
+
+func TestSysSubmounts(t *testing.T) {
+	tests := []struct {
+		name      string
+		mountinfo string
+		want      []string
+	}{
+		{
+			name: "cgroup v1 tree and tracefs",
+			mountinfo: `22 27 0:21 / /proc rw - proc proc rw
+23 27 0:22 / /sys rw,relatime - sysfs sysfs rw
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+193 23 0:13 / /sys/kernel/tracing rw,relatime - tracefs none rw
+`,
+			want: []string{"/sys/fs/cgroup", "/sys/kernel/tracing"},
+		},
+		{
+			name: "stacked /sys: the upper one's submounts",
+			mountinfo: `27 1 254:0 / / rw - ext4 /dev/vda rw
+23 27 0:22 / /sys rw - sysfs sysfs rw
+24 23 0:23 / /sys/kernel/debug rw - debugfs debugfs rw
+40 23 0:40 / /sys rw - sysfs sysfs rw
+41 40 0:41 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+`,
+			want: []string{"/sys/fs/cgroup"},
+		},
+		{
+			name: "a mount hidden under another and a repeated one",
+			mountinfo: `23 27 0:22 / /sys rw - sysfs sysfs rw
+24 23 0:23 / /sys/fs/cgroup/x rw - tmpfs tmpfs rw
+25 23 0:24 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+26 23 0:25 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+`,
+			want: []string{"/sys/fs/cgroup"},
+		},
+		{
+			name:      "escaped mount point",
+			mountinfo: "23 27 0:22 / /sys rw - sysfs sysfs rw\n24 23 0:23 / /sys/a\\040b rw - tmpfs tmpfs rw\n",
+			want:      []string{"/sys/a b"},
+		},
+		{name: "no /sys", mountinfo: "27 1 254:0 / / rw - ext4 /dev/vda rw\n"},
+		{name: "empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := sysSubmounts([]byte(tt.mountinfo)); !slices.Equal(got, tt.want) {
+				t.Errorf("sysSubmounts() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzSysSubmounts(f *testing.F) {
+	f.Add("23 27 0:22 / /sys rw - sysfs sysfs rw\n31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw\n")
+	f.Add("23 27 0:22 / /sys rw - sysfs sysfs rw\n24 23 0:23 / /sys/a\\040b rw - tmpfs tmpfs rw\n25 23 0:23 / /sys/a\\0 rw\n26 23 0:2 / \\\n")
+	f.Fuzz(func(t *testing.T, mountinfo string) {
+		got := sysSubmounts([]byte(mountinfo))
+		if !slices.IsSorted(got) {
+			t.Errorf("not in order: %q", got)
+		}
+		for i, p := range got {
+			if !isUnder(p, "/sys") {
+				t.Errorf("%q is not under /sys", p)
+			}
+			for _, q := range got[i+1:] {
+				if p == q || isUnder(q, p) {
+					t.Errorf("%q and %q: one hides the other", p, q)
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkNewMountNS measures building a session's mount namespace with
+// ns0's overlay (a bind and two shadows) and closing it.
+func BenchmarkNewMountNS(b *testing.B) {
+	root := sharedTestRoot(b, sessionSetup)
+	netnsPath := vethNetns(b)
+	o := loadTestOverlay(b, root)
+	if err := o.Prepare(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		m, err := NewMountNS(o, netnsPath, "/")
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Close()
+	}
+}
