@@ -20,6 +20,7 @@ type change struct {
 	uid    uint32
 	user   string
 	nsPath string
+	mounts []Mount
 	remove bool
 	// ifAbsent leaves a drop-in that exists alone, whatever it names.
 	ifAbsent bool
@@ -40,9 +41,9 @@ type Set struct {
 	starts  map[uint32]bool
 }
 
-// Ensure asks for uid's drop-in to name nsPath.
-func (s *Set) Ensure(user string, uid uint32, nsPath string) {
-	s.put(change{uid: uid, user: user, nsPath: nsPath})
+// Ensure asks for uid's drop-in to name nsPath and mounts.
+func (s *Set) Ensure(user string, uid uint32, nsPath string, mounts ...Mount) {
+	s.put(change{uid: uid, user: user, nsPath: nsPath, mounts: mounts})
 }
 
 // Remove asks for uid to have no drop-in.
@@ -122,12 +123,12 @@ func (l *Lock) Apply(ctx context.Context, s *Set) (Applied, error) {
 	return done, err
 }
 
-// Ensure makes uid's drop-in name nsPath and, if that changed it, reloads
+// Ensure makes uid's drop-in name nsPath and mounts and, if that changed it, reloads
 // systemd before returning, so the caller may start or check the user
 // manager. It reports whether systemd reloaded. When systemd is not running
 // it returns an error matching ErrNoSystemd and changes nothing.
-func (l *Lock) Ensure(ctx context.Context, user string, uid uint32, nsPath string) (changed bool, err error) {
-	c := [1]change{{uid: uid, user: user, nsPath: nsPath}}
+func (l *Lock) Ensure(ctx context.Context, user string, uid uint32, nsPath string, mounts ...Mount) (changed bool, err error) {
+	c := [1]change{{uid: uid, user: user, nsPath: nsPath, mounts: mounts}}
 	err = l.apply(ctx, c[:])
 	return c[0].reloaded, err
 }
@@ -234,8 +235,15 @@ func (m *Manager) writeDropIn(ctx context.Context, h *heldUID, c *change) error 
 	if err := checkNetnsPath(c.nsPath); err != nil {
 		return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, err)
 	}
+	for _, m := range c.mounts {
+		for _, p := range [2]string{m.Source, m.Target} {
+			if err := checkMountPath(p); err != nil {
+				return fmt.Errorf("writing drop-in for uid %d: %w", h.uid, err)
+			}
+		}
+	}
 	var stack [512]byte
-	want := appendDropIn(stack[:0], c.user, h.uid, c.nsPath)
+	want := appendDropIn(stack[:0], c.user, h.uid, c.nsPath, c.mounts...)
 	path := m.DropInPath(h.uid)
 	exists, equal, err := dropInIs(path, want)
 	if err != nil {
@@ -355,12 +363,12 @@ func (m *Manager) removeDropInDir(uid uint32, dir string) error {
 }
 
 // DropInMatches reports whether uid's drop-in exists and is the one Ensure
-// would write for user and nsPath, but maybe for the user name in its
-// comment, so that a dry run can tell what would change without taking the
-// lock.
-func (m *Manager) DropInMatches(uid uint32, user, nsPath string) (bool, error) {
+// would write for user, nsPath and mounts, but maybe for the user name in
+// its comment, so that a dry run can tell what would change without taking
+// the lock.
+func (m *Manager) DropInMatches(uid uint32, user, nsPath string, mounts ...Mount) (bool, error) {
 	var stack [512]byte
-	_, equal, err := dropInIs(m.DropInPath(uid), appendDropIn(stack[:0], user, uid, nsPath))
+	_, equal, err := dropInIs(m.DropInPath(uid), appendDropIn(stack[:0], user, uid, nsPath, mounts...))
 	if err != nil {
 		return false, fmt.Errorf("reading drop-in for uid %d: %w", uid, err)
 	}

@@ -14,23 +14,50 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Mount is a path the user manager sees in place of another: Source bound
+// over Target, as a namespace's /etc directory asks (see netns.Overlay).
+type Mount struct {
+	Source, Target string
+	// ReadOnly binds with BindReadOnlyPaths= rather than BindPaths=.
+	ReadOnly bool
+}
+
 // appendDropIn appends the drop-in that starts user@UID.service of user in
-// the network namespace at nsPath.
-func appendDropIn(b []byte, user string, uid uint32, nsPath string) []byte {
+// the network namespace at nsPath, with mounts.
+func appendDropIn(b []byte, user string, uid uint32, nsPath string, mounts ...Mount) []byte {
 	b = append(b, dropInHeader...)
 	b = appendPrintable(b, user)
 	b = append(b, " (uid "...)
 	b = strconv.AppendUint(b, uint64(uid), 10)
 	b = append(b, "); do not edit:\n# regenerated at login and by \"netns-session sync\".\n"...)
 	b = append(b, "[Service]\nNetworkNamespacePath="...)
-	// systemd expands %-specifiers in this setting; "%%" is a literal "%".
-	for i := 0; i < len(nsPath); i++ {
-		if nsPath[i] == '%' {
+	b = appendUnescaped(b, nsPath)
+	b = append(b, '\n')
+	for _, m := range mounts {
+		if m.ReadOnly {
+			b = append(b, "BindReadOnlyPaths="...)
+		} else {
+			b = append(b, "BindPaths="...)
+		}
+		b = appendUnescaped(b, m.Source)
+		b = append(b, ':')
+		b = appendUnescaped(b, m.Target)
+		b = append(b, '\n')
+	}
+	return b
+}
+
+// appendUnescaped appends p, a path checkPath let through, so that systemd
+// reads it back as p: it expands %-specifiers in these settings, and "%%"
+// is a literal "%".
+func appendUnescaped(b []byte, p string) []byte {
+	for i := 0; i < len(p); i++ {
+		if p[i] == '%' {
 			b = append(b, '%')
 		}
-		b = append(b, nsPath[i])
+		b = append(b, p[i])
 	}
-	return append(b, '\n')
+	return b
 }
 
 // appendPrintable appends s with control characters replaced, so that a
@@ -57,6 +84,22 @@ func checkNetnsPath(p string) error {
 	for i := 0; i < len(p); i++ {
 		if isControl(p[i]) {
 			return fmt.Errorf("%w: %q", ErrInvalidNetnsPath, p)
+		}
+	}
+	return nil
+}
+
+// checkMountPath rejects the paths of a mount that systemd would split or
+// unquote: BindPaths= is a list separated by white space of SOURCE:TARGET
+// pairs, with quotes and backslash escapes. Such names are refused rather
+// than escaped; no file that /etc holds needs one.
+func checkMountPath(p string) error {
+	if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+		return fmt.Errorf("%w: %q", ErrInvalidMountPath, p)
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; isControl(c) || c == ' ' || c == ':' || c == '\\' || c == '"' || c == '\'' {
+			return fmt.Errorf("%w: %q", ErrInvalidMountPath, p)
 		}
 	}
 	return nil

@@ -48,6 +48,9 @@ var (
 	// ErrInvalidNetnsPath means a namespace path systemd would read differently
 	// from what was given (relative, unclean, or with control characters).
 	ErrInvalidNetnsPath = errors.New("invalid network namespace path")
+	// ErrInvalidMountPath means a path of a mount that systemd would read
+	// differently in BindPaths=.
+	ErrInvalidMountPath = errors.New("path unfit for BindPaths=")
 )
 
 // Systemd is the part of a systemd D-Bus connection this package uses: a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -104,14 +105,14 @@ func testManager(t testing.TB, booted bool) (*Manager, *fakeSystemd) {
 }
 
 // ensure locks uid, ensures its drop-in and unlocks, as a login does.
-func ensure(t testing.TB, m *Manager, user string, uid uint32, nsPath string) (bool, error) {
+func ensure(t testing.TB, m *Manager, user string, uid uint32, nsPath string, mounts ...Mount) (bool, error) {
 	t.Helper()
 	l, err := m.Lock(context.Background(), uid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Unlock()
-	return l.Ensure(context.Background(), user, uid, nsPath)
+	return l.Ensure(context.Background(), user, uid, nsPath, mounts...)
 }
 
 func remove(t testing.TB, m *Manager, uid uint32) (bool, error) {
@@ -139,6 +140,7 @@ func TestAppendDropIn(t *testing.T) {
 		user   string
 		uid    uint32
 		nsPath string
+		mounts []Mount
 		want   string
 	}{
 		{
@@ -171,10 +173,28 @@ func TestAppendDropIn(t *testing.T) {
 				"[Service]\n" +
 				"NetworkNamespacePath=/run/netns/ns0\n",
 		},
+		{
+			name:   "the mounts of a namespace's /etc directory follow, in order",
+			user:   "alice",
+			uid:    1001,
+			nsPath: "/run/netns/ns0",
+			mounts: []Mount{
+				{Source: "/etc/netns/ns0/hosts", Target: "/etc/hosts"},
+				{Source: "/run/netns-session/shadow/ns0/run/systemd/resolve", Target: "/run/systemd/resolve", ReadOnly: true},
+				{Source: "/etc/netns/50%/hosts", Target: "/etc/hosts"},
+			},
+			want: "# Written by netns-session for user alice (uid 1001); do not edit:\n" +
+				"# regenerated at login and by \"netns-session sync\".\n" +
+				"[Service]\n" +
+				"NetworkNamespacePath=/run/netns/ns0\n" +
+				"BindPaths=/etc/netns/ns0/hosts:/etc/hosts\n" +
+				"BindReadOnlyPaths=/run/netns-session/shadow/ns0/run/systemd/resolve:/run/systemd/resolve\n" +
+				"BindPaths=/etc/netns/50%%/hosts:/etc/hosts\n",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := string(appendDropIn(nil, tt.user, tt.uid, tt.nsPath)); got != tt.want {
+			if got := string(appendDropIn(nil, tt.user, tt.uid, tt.nsPath, tt.mounts...)); got != tt.want {
 				t.Errorf("appendDropIn() =\n%s\nwant\n%s", got, tt.want)
 			}
 		})
@@ -340,6 +360,32 @@ func TestEnsureRejectsPathsSystemdWouldRead(t *testing.T) {
 				t.Errorf("connected %d times with nothing to reload", connects)
 			}
 		})
+	}
+}
+
+func TestEnsureRejectsMountPathsSystemdWouldSplit(t *testing.T) {
+	for _, p := range []string{
+		"etc/hosts",
+		"/etc/../etc/hosts",
+		"/etc/my hosts",
+		"/etc/a:b",
+		"/etc/a\\b",
+		"/etc/\"hosts\"",
+		"/etc/'hosts'",
+		"/etc/hosts\nUser=root",
+	} {
+		for _, m := range []Mount{{Source: p, Target: "/etc/hosts"}, {Source: "/etc/netns/ns0/hosts", Target: p}} {
+			t.Run(fmt.Sprintf("%q:%q", m.Source, m.Target), func(t *testing.T) {
+				m0, _ := testManager(t, true)
+				_, err := ensure(t, m0, "alice", 1001, "/run/netns/ns0", m)
+				if !errors.Is(err, ErrInvalidMountPath) {
+					t.Fatalf("Ensure error = %v, want ErrInvalidMountPath", err)
+				}
+				if _, err := os.Stat(m0.DropInPath(1001)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("drop-in written for an unfit mount path: %v", err)
+				}
+			})
+		}
 	}
 }
 
