@@ -51,6 +51,16 @@ type Netns struct {
 	Spec string
 }
 
+// Name is the name of a namespace the config names as NAME, under which
+// /etc/netns/NAME holds its /etc files (as with ip netns exec); "" for the
+// host and for a namespace given by path, which have no such directory.
+func (n Netns) Name() string {
+	if n.Host || strings.HasPrefix(n.Spec, "/") {
+		return ""
+	}
+	return n.Spec
+}
+
 // netnsFromSpec returns the namespace a valid NETNS field names.
 func netnsFromSpec(spec string) Netns {
 	switch {
