@@ -177,7 +177,7 @@ func (j parentJoiner) Join(ctx context.Context, target string) error {
 	if j.callerErr != nil {
 		return j.callerErr
 	}
-	return nsjoin.JoinParent(ctx, j.caller, target, nsjoin.Options{Debugf: j.debugf})
+	return nsjoin.JoinParent(ctx, j.caller, target, nil, nsjoin.Options{Debugf: j.debugf})
 }
 
 func deny(log *eventLog, start time.Time, err error) int {

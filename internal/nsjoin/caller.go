@@ -86,16 +86,18 @@ func (c *Caller) owns(tid int) error {
 	return c.check()
 }
 
-// alreadyIn reports whether every thread of the caller is in target, so
-// that no join is needed: also when no thread waits on us, as when pam_exec's
-// stdout option makes it read our output before it waits, or when the
-// caller's wait is not one this package can recognise.
-func (c *Caller) alreadyIn(target netns.ID) bool {
-	return parentIn(c.pid, target) && c.check() == nil
+// alreadyIn reports whether every thread of the caller is in target, and in
+// the mount namespace of mount unless that is nil, so that no join is needed:
+// also when no thread waits on us, as when pam_exec's stdout option makes it
+// read our output before it waits, or when the caller's wait is not one this
+// package can recognise.
+func (c *Caller) alreadyIn(target netns.ID, mount *MountJoin) bool {
+	return parentIn(c.pid, target, mount) && c.check() == nil
 }
 
-// parentIn reports whether every thread of pid is in the namespace target.
-func parentIn(pid int, target netns.ID) bool {
+// parentIn reports whether every thread of pid is in the namespace target,
+// and in mount's unless that is nil.
+func parentIn(pid int, target netns.ID, mount *MountJoin) bool {
 	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
 	if err != nil || len(tasks) == 0 {
 		return false
@@ -108,6 +110,26 @@ func parentIn(pid int, target netns.ID) bool {
 		if id, err := netns.ThreadNetnsID(pid, tid); err != nil || id != target {
 			return false
 		}
+		if mount == nil {
+			continue
+		}
+		if id, err := threadMountID(pid, tid); err != nil || id != mount.ID {
+			return false
+		}
 	}
 	return true
+}
+
+// threadMountID returns the ID of the mount namespace of thread tid of pid.
+func threadMountID(pid, tid int) (netns.ID, error) {
+	return netns.PathID(fmt.Sprintf("/proc/%d/task/%d/ns/mnt", pid, tid))
+}
+
+// threadCount returns how many threads process pid has.
+func threadCount(pid int) (int, error) {
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	if err != nil {
+		return 0, fmt.Errorf("listing threads of %d: %w", pid, err)
+	}
+	return len(tasks), nil
 }

@@ -31,6 +31,14 @@ var (
 	// ErrCallerKilled: the caller could not be put back as it was, so it was
 	// killed rather than let run altered. See JoinParent for the contract.
 	ErrCallerKilled = errors.New("caller could not be restored and was killed")
+	// ErrCallerThreaded: a mount join was asked for a caller with more than
+	// one thread. setns(CLONE_NEWNS) needs a thread whose fs_struct (root and
+	// working directory) no other thread shares.
+	ErrCallerThreaded = errors.New("caller has more than one thread")
+	// ErrUnnamedCwd: a mount join was asked while the caller's working
+	// directory has no path to enter again in the new namespace (deleted, or
+	// outside the root). setns(CLONE_NEWNS) moves the thread to the root.
+	ErrUnnamedCwd = errors.New("caller's working directory has no path")
 	// ErrMismatch: the namespace the caller opened or ended up in is not the
 	// one that was checked (the path changed under us).
 	ErrMismatch = errors.New("namespace does not match the checked target")

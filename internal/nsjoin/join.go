@@ -1,6 +1,7 @@
-// Package nsjoin owns the move of the PAM caller into a network namespace.
-// Whether a path is a network namespace, and which one, is package netns's
-// to tell (netns.CheckNetns, netns.ID).
+// Package nsjoin owns the move of the PAM caller into a network namespace,
+// and with it, when asked, into the session's mount namespace. Whether a
+// path is a network namespace, and which one, is package netns's to tell
+// (netns.CheckNetns, netns.ID); so is building the mount namespace.
 //
 // The join: `netns-session pam` runs as pam_exec's child, and its parent (the
 // sshd monitor, login, su, sudo, cron's job child) is blocked in wait4 on it
@@ -15,7 +16,21 @@
 // ErrUnsupportedArch.
 package nsjoin
 
-import "time"
+import (
+	"fmt"
+	"time"
+
+	"github.com/netns-session/netns-session/internal/netns"
+)
+
+// MountJoin names the mount namespace a join moves the caller into before
+// its network namespace: Path is opened by the caller itself, and the file it
+// opens must be ID, the namespace that was built for the session, or nothing
+// is joined.
+type MountJoin struct {
+	Path string
+	ID   netns.ID
+}
 
 // Options tunes JoinParent. The zero value is ready to use.
 type Options struct {
@@ -30,4 +45,13 @@ type Options struct {
 	// StopTimeout bounds each wait for the caller to reach a ptrace stop.
 	// Zero means one second.
 	StopTimeout time.Duration
+}
+
+// describe names the mount namespace in debug messages; nothing for a join
+// of the network namespace alone.
+func (m *MountJoin) describe() string {
+	if m == nil {
+		return ""
+	}
+	return fmt.Sprintf(" and mount namespace %s (%s)", m.Path, m.ID)
 }

@@ -31,10 +31,15 @@ const (
 
 // The steps of a join, in order. stepHook runs between them, so a test can
 // act at each point where the caller is in a different state: untouched,
-// stopped, holding the namespace fd, joined, restored.
+// stopped, holding the mount namespace fd, in the mount namespace, back in
+// its working directory (these three in a mount join only), holding the
+// network namespace fd, joined, restored.
 const (
 	stepBeforeSeize  = "before-seize"
 	stepStopped      = "stopped"
+	stepMntOpened    = "after-mnt-openat"
+	stepMntJoined    = "after-mnt-setns"
+	stepChdir        = "after-chdir"
 	stepOpened       = "after-openat"
 	stepJoined       = "after-setns"
 	stepBeforeDetach = "before-detach"
@@ -58,21 +63,36 @@ func step(name string) {
 // checks afterwards that the thread is in exactly the namespace
 // netns.CheckNetns(nsPath) identified.
 //
+// With mount, the thread first joins that mount namespace, and then enters
+// again the working directory it had, by its path: setns(CLONE_NEWNS) moves
+// it to the new namespace's root. nsPath is then opened in the new mount
+// namespace. A mount join is refused, with the caller untouched, when the
+// caller has more than one thread (ErrCallerThreaded: the kernel wants a
+// thread whose root and working directory no other thread shares), and when
+// the working directory of the stopped thread has no path (ErrUnnamedCwd:
+// stopped for that moment, the caller is not altered).
+//
 // On error the login must be denied, and the caller runs on unchanged (its
-// registers, memory, fds and namespace as they were), with two exceptions.
-// An error after the injected setns succeeded (its close failed, or the
-// caller ended up in another namespace than the one checked, ErrMismatch)
-// leaves the caller's thread in the new namespace. And ErrCallerKilled: the
-// caller could not be restored, so it has been sent
-// SIGKILL and is still attached to this process with PTRACE_O_EXITKILL; the
-// process must then exit promptly, without trying anything else on it.
-// Likewise, a process that calls JoinParent must not linger after an error
-// wrapping ErrTimeout: a caller that never stopped stays attached until exit.
+// registers, memory, fds and namespaces as they were), with these
+// exceptions. An error after the injected setns into the mount namespace
+// succeeded (closing its fd, the chdir, or anything of the network
+// namespace's join failed, or the caller ended up in another mount namespace
+// than mount.ID, ErrMismatch) leaves the caller's thread in the new mount
+// namespace, in its working directory if the chdir succeeded and at the
+// namespace's root otherwise. An error after the injected setns into the
+// network namespace succeeded (its close failed, or the caller ended up in
+// another namespace than the one checked, ErrMismatch) leaves the caller's
+// thread in the new namespace. And ErrCallerKilled: the caller could not be
+// restored, so it has been sent SIGKILL and is still attached to this
+// process with PTRACE_O_EXITKILL; the process must then exit promptly,
+// without trying anything else on it. Likewise, a process that calls
+// JoinParent must not linger after an error wrapping ErrTimeout: a caller
+// that never stopped stays attached until exit.
 //
 // ctx bounds the search for the waiting thread and is checked between the
 // injected syscalls; once the caller is stopped, every wait is bounded by
 // Options.StopTimeout instead, so that cancelling can never cut a restore short.
-func JoinParent(ctx context.Context, caller *Caller, nsPath string, opts Options) error {
+func JoinParent(ctx context.Context, caller *Caller, nsPath string, mount *MountJoin, opts Options) error {
 	if opts.Debugf == nil {
 		opts.Debugf = func(string, ...any) {}
 	}
@@ -85,9 +105,18 @@ func JoinParent(ctx context.Context, caller *Caller, nsPath string, opts Options
 	if !filepath.IsAbs(nsPath) {
 		return fmt.Errorf("joining the caller to %s: %w", nsPath, ErrRelativePath)
 	}
-	cPath, err := unix.ByteSliceFromString(nsPath)
-	if err != nil {
+	plan := joinPlan{mount: mount}
+	var err error
+	if plan.netnsPath, err = unix.ByteSliceFromString(nsPath); err != nil {
 		return fmt.Errorf("joining the caller to %q: %w", nsPath, err)
+	}
+	if mount != nil {
+		if !filepath.IsAbs(mount.Path) {
+			return fmt.Errorf("joining the caller to mount namespace %s: %w", mount.Path, ErrRelativePath)
+		}
+		if plan.mountPath, err = unix.ByteSliceFromString(mount.Path); err != nil {
+			return fmt.Errorf("joining the caller to mount namespace %q: %w", mount.Path, err)
+		}
 	}
 	if caller == nil {
 		return fmt.Errorf("joining the caller to %s: no caller pinned: %w", nsPath, ErrCallerChanged)
@@ -96,33 +125,57 @@ func JoinParent(ctx context.Context, caller *Caller, nsPath string, opts Options
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrTargetUnavailable, err)
 	}
+	plan.target = target
 	if err := caller.check(); err != nil {
 		return fmt.Errorf("joining the caller to %s: %w", nsPath, err)
 	}
 
-	w, inPlace, err := findWaiter(ctx, caller, os.Getpid(), target, opts.WaitTimeout)
+	w, inPlace, err := findWaiter(ctx, caller, os.Getpid(), target, mount, opts.WaitTimeout)
 	if err != nil {
 		return err
 	}
 	if inPlace {
-		opts.Debugf("caller %d is already in %s (%s), every thread of it", caller.pid, nsPath, target)
+		opts.Debugf("caller %d is already in %s (%s)%s, every thread of it", caller.pid, nsPath, target, mount.describe())
 		return nil
 	}
 	current, err := netns.ThreadNetnsID(w.pid, w.tid)
 	if err != nil {
 		return fmt.Errorf("reading the namespace of caller %d thread %d: %w", w.pid, w.tid, err)
 	}
+	inMount, threads := true, 1
+	if mount != nil {
+		currentMount, err := threadMountID(w.pid, w.tid)
+		if err != nil {
+			return fmt.Errorf("reading the mount namespace of caller %d thread %d: %w", w.pid, w.tid, err)
+		}
+		inMount = currentMount == mount.ID
+		if threads, err = threadCount(w.pid); err != nil {
+			return fmt.Errorf("joining the caller to mount namespace %s: %w", mount.Path, err)
+		}
+	}
 	if err := caller.check(); err != nil {
 		return fmt.Errorf("joining the caller to %s: %w", nsPath, err)
 	}
-	if current == target {
-		opts.Debugf("caller %d thread %d is already in %s (%s)", w.pid, w.tid, nsPath, target)
+	if current == target && inMount {
+		opts.Debugf("caller %d thread %d is already in %s (%s)%s", w.pid, w.tid, nsPath, target, mount.describe())
 		return nil
+	}
+	if threads > 1 {
+		return fmt.Errorf("joining caller %d to mount namespace %s: %d threads: %w", w.pid, mount.Path, threads, ErrCallerThreaded)
 	}
 
 	start := time.Now()
-	if err := inject(ctx, caller, w, cPath, target, opts); err != nil {
+	if err := inject(ctx, caller, w, plan, opts); err != nil {
 		return fmt.Errorf("joining caller %d thread %d to %s: %w", w.pid, w.tid, nsPath, err)
+	}
+	if mount != nil {
+		joined, err := threadMountID(w.pid, w.tid)
+		if err != nil {
+			return fmt.Errorf("verifying the mount namespace of caller %d thread %d: %w", w.pid, w.tid, err)
+		}
+		if joined != mount.ID {
+			return fmt.Errorf("verifying caller %d thread %d: in mount namespace %s, want %s: %w", w.pid, w.tid, joined, mount.ID, ErrMismatch)
+		}
 	}
 	joined, err := netns.ThreadNetnsID(w.pid, w.tid)
 	if err != nil {
@@ -131,8 +184,19 @@ func JoinParent(ctx context.Context, caller *Caller, nsPath string, opts Options
 	if joined != target {
 		return fmt.Errorf("verifying caller %d thread %d: in %s, want %s: %w", w.pid, w.tid, joined, target, ErrMismatch)
 	}
-	opts.Debugf("joined caller %d thread %d to %s (%s) in %v", w.pid, w.tid, nsPath, target, time.Since(start))
+	opts.Debugf("joined caller %d thread %d to %s (%s)%s in %v", w.pid, w.tid, nsPath, target, mount.describe(), time.Since(start))
 	return nil
+}
+
+// joinPlan is what inject does in the caller, with the paths NUL-terminated
+// as the caller's syscalls read them.
+type joinPlan struct {
+	netnsPath []byte
+	target    netns.ID
+	// mount is nil, and mountPath with it, when only the network namespace
+	// is joined.
+	mount     *MountJoin
+	mountPath []byte
 }
 
 // waiter is a thread blocked in a wait syscall, with the syscall number and
@@ -147,8 +211,8 @@ type waiter struct {
 // findWaiter returns the thread of caller that is blocked waiting on child.
 // The caller may still be between fork and wait when we start, so it polls
 // until timeout; while no thread waits, it looks whether every thread of the
-// caller is in target already, and then returns inPlace instead.
-func findWaiter(ctx context.Context, caller *Caller, child int, target netns.ID, timeout time.Duration) (w waiter, inPlace bool, err error) {
+// caller is in target (and mount) already, and then returns inPlace instead.
+func findWaiter(ctx context.Context, caller *Caller, child int, target netns.ID, mount *MountJoin, timeout time.Duration) (w waiter, inPlace bool, err error) {
 	pid := caller.pid
 	deadline := time.Now().Add(timeout)
 	for delay := 100 * time.Microsecond; ; delay = min(2*delay, 10*time.Millisecond) {
@@ -156,7 +220,7 @@ func findWaiter(ctx context.Context, caller *Caller, child int, target netns.ID,
 		if err != nil || found {
 			return w, false, err
 		}
-		if caller.alreadyIn(target) {
+		if caller.alreadyIn(target, mount) {
 			return waiter{}, true, nil
 		}
 		if time.Now().After(deadline) {

@@ -94,7 +94,7 @@ func runJoinHelper() int {
 		opts.WaitTimeout = d
 	}
 	start := time.Now()
-	err = JoinParent(context.Background(), caller, os.Getenv(envNetns), opts)
+	err = JoinParent(context.Background(), caller, os.Getenv(envNetns), nil, opts)
 	end := time.Now()
 	rep.Join = end.Sub(start)
 	if !seized.IsZero() {
@@ -352,7 +352,7 @@ func TestJoinParentRejectsBadPaths(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			stepHook = func(step string) { t.Errorf("reached step %s", step) }
 			defer func() { stepHook = nil }()
-			err := JoinParent(context.Background(), tt.caller, tt.path, Options{})
+			err := JoinParent(context.Background(), tt.caller, tt.path, nil, Options{})
 			if !errors.Is(err, tt.wantErr) {
 				t.Errorf("JoinParent(%q) = %v, want %v", tt.path, err, tt.wantErr)
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -17,7 +18,7 @@ import (
 
 const (
 	// redZone is the part below rsp that the amd64 ABI lets leaf functions
-	// use without moving rsp; the scratch path goes below it.
+	// use without moving rsp; the scratch paths go below it.
 	redZone = 128
 	// errRestartSys is -ERESTARTSYS, what a wait interrupted by a signal or
 	// by PTRACE_INTERRUPT holds in rax until the kernel restarts it.
@@ -60,7 +61,7 @@ type tracer struct {
 	gone      bool // the tracee exited; nothing is left to restore
 
 	saved        unix.PtraceRegs // at the first stop; restored before detaching
-	scratch      uintptr         // where the path was written on the caller's stack
+	scratch      uintptr         // where the paths were written on the caller's stack
 	scratchSaved []byte          // the bytes it overwrote; nil while nothing was written
 
 	// signals are those that arrived while attached. Each was suppressed at
@@ -70,9 +71,10 @@ type tracer struct {
 	logs    []string
 }
 
-// inject runs openat, setns and close in the waiting thread w and puts it
+// inject runs the join plan p in the waiting thread w (openat, setns and
+// close of each namespace, the chdir after the mount namespace's) and puts it
 // back as it was. See JoinParent for what an error means for the caller.
-func inject(ctx context.Context, caller *Caller, w waiter, cPath []byte, target netns.ID, opts Options) error {
+func inject(ctx context.Context, caller *Caller, w waiter, p joinPlan, opts Options) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
@@ -109,7 +111,7 @@ func inject(ctx context.Context, caller *Caller, w waiter, cPath []byte, target 
 	}
 	step(stepStopped)
 
-	err := t.run(ctx, cPath, target)
+	err := t.run(ctx, p)
 	if !t.gone {
 		err = joinErrs(err, t.finish())
 	}
@@ -204,53 +206,136 @@ func (t *tracer) firstStop(w waiter) error {
 	return nil
 }
 
-// run does the join proper on the stopped thread: openat, check, setns,
-// close. It may leave the thread anywhere; restore puts it back.
-func (t *tracer) run(ctx context.Context, cPath []byte, target netns.ID) error {
-	if err := t.writeScratch(cPath); err != nil {
+// run does the join proper on the stopped thread: for a mount join openat,
+// check, setns, close and chdir, then openat, check, setns, close of the
+// network namespace. It may leave the thread anywhere; restore puts it back.
+func (t *tracer) run(ctx context.Context, p joinPlan) error {
+	paths := [][]byte{p.netnsPath}
+	if p.mount != nil {
+		cwd, err := t.cwd()
+		if err != nil {
+			return err
+		}
+		paths = [][]byte{p.mountPath, cwd, p.netnsPath}
+	}
+	addrs, err := t.writeScratch(paths...)
+	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	atFDCWD := int64(unix.AT_FDCWD)
-	ret, err := t.syscall(unix.SYS_OPENAT, uint64(atFDCWD), uint64(t.scratch), injectedOpenFlags)
+	if p.mount != nil {
+		if err := t.joinMount(ctx, p.mount, addrs[0], addrs[1]); err != nil {
+			return fmt.Errorf("joining mount namespace %s: %w", p.mount.Path, err)
+		}
+	}
+	return t.join(ctx, addrs[len(addrs)-1], p.target, netKind)
+}
+
+// nsKind is how a namespace of one type is joined: its type for setns, its
+// name in messages, and the steps after its openat and its setns.
+type nsKind struct {
+	nstype         int
+	what           string
+	opened, joined string
+}
+
+var (
+	netKind = nsKind{nstype: unix.CLONE_NEWNET, what: "namespace", opened: stepOpened, joined: stepJoined}
+	mntKind = nsKind{nstype: unix.CLONE_NEWNS, what: "mount namespace", opened: stepMntOpened, joined: stepMntJoined}
+)
+
+// join opens, in the caller, the namespace whose path is at addr in the
+// caller's memory, joins it provided it is want, and closes it again.
+func (t *tracer) join(ctx context.Context, addr uintptr, want netns.ID, j nsKind) error {
+	fd, err := t.openat(addr, j.what)
 	if err != nil {
-		return fmt.Errorf("injecting openat: %w", err)
+		return err
 	}
-	if err := errnoOf(ret); err != nil {
-		return fmt.Errorf("opening the namespace in the caller: %w", err)
+	t.logf("openat of the %s in thread %d returned fd %d", j.what, t.tid, fd)
+	step(j.opened)
+	joinErr := t.setnsChecked(ctx, fd, want, j.nstype)
+	if joinErr == nil {
+		t.logf("setns into the %s in thread %d succeeded", j.what, t.tid)
+		step(j.joined)
 	}
-	fd := ret
-	t.logf("openat in thread %d returned fd %d", t.tid, fd)
-	step(stepOpened)
-	joinErr := t.setnsChecked(ctx, fd, target)
 	return joinErrs(joinErr, t.closeFD(fd))
 }
 
-// setnsChecked joins the namespace open as fd in the caller, provided it is
-// the target: the caller resolved the path itself, in its own mount
-// namespace and later than netns.CheckNetns did.
-func (t *tracer) setnsChecked(ctx context.Context, fd uint64, target netns.ID) error {
+// joinMount moves the thread into the mount namespace whose path is at
+// pathAddr in the caller's memory, provided it opens as mount.ID, and then
+// back into its working directory, whose path is at cwdAddr:
+// setns(CLONE_NEWNS) leaves the thread at the new namespace's root.
+func (t *tracer) joinMount(ctx context.Context, mount *MountJoin, pathAddr, cwdAddr uintptr) error {
+	if err := t.join(ctx, pathAddr, mount.ID, mntKind); err != nil {
+		return err
+	}
+	ret, err := t.syscall(unix.SYS_CHDIR, uint64(cwdAddr))
+	if err != nil {
+		return fmt.Errorf("injecting chdir: %w", err)
+	}
+	if err := errnoOf(ret); err != nil {
+		return fmt.Errorf("entering the working directory again in the caller: %w", err)
+	}
+	step(stepChdir)
+	return nil
+}
+
+// cwd returns the stopped thread's working directory, NUL-terminated, for
+// the chdir after setns(CLONE_NEWNS). Read now, it cannot change before the
+// chdir: the caller has one thread, and that one is stopped. A directory that
+// was removed, or that the kernel cannot name from our root, has no path to
+// enter again in the new namespace. One whose name really ends in
+// " (deleted)" is refused with them: the kernel's mark cannot be told apart.
+func (t *tracer) cwd() ([]byte, error) {
+	link := fmt.Sprintf("/proc/%d/task/%d/cwd", t.pid, t.tid)
+	dir, err := os.Readlink(link)
+	if err != nil {
+		return nil, fmt.Errorf("reading the working directory of thread %d: %w: %w", t.tid, ErrUnnamedCwd, err)
+	}
+	if !filepath.IsAbs(dir) || strings.HasSuffix(dir, " (deleted)") {
+		return nil, fmt.Errorf("working directory of thread %d is %q: %w", t.tid, dir, ErrUnnamedCwd)
+	}
+	// A path the kernel printed holds no NUL byte.
+	return unix.ByteSliceFromString(dir)
+}
+
+// openat opens the file whose path is at addr in the caller's memory, in the
+// caller, and returns the fd there; what names the file in errors.
+func (t *tracer) openat(addr uintptr, what string) (uint64, error) {
+	atFDCWD := int64(unix.AT_FDCWD)
+	ret, err := t.syscall(unix.SYS_OPENAT, uint64(atFDCWD), uint64(addr), injectedOpenFlags)
+	if err != nil {
+		return 0, fmt.Errorf("injecting openat: %w", err)
+	}
+	if err := errnoOf(ret); err != nil {
+		return 0, fmt.Errorf("opening the %s in the caller: %w", what, err)
+	}
+	return ret, nil
+}
+
+// setnsChecked joins the namespace open as fd in the caller, of type nstype
+// (CLONE_NEWNS, CLONE_NEWNET), provided it is want: the caller resolved the
+// path itself, in its own mount namespace and later than it was checked.
+func (t *tracer) setnsChecked(ctx context.Context, fd uint64, want netns.ID, nstype int) error {
 	opened, err := netns.PathID(fmt.Sprintf("/proc/%d/fd/%d", t.pid, fd))
 	if err != nil {
 		return fmt.Errorf("identifying the file the caller opened: %w", err)
 	}
-	if opened != target {
-		return fmt.Errorf("caller opened %s, checked %s: %w", opened, target, ErrMismatch)
+	if opened != want {
+		return fmt.Errorf("caller opened %s, checked %s: %w", opened, want, ErrMismatch)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ret, err := t.syscall(unix.SYS_SETNS, fd, unix.CLONE_NEWNET)
+	ret, err := t.syscall(unix.SYS_SETNS, fd, uint64(nstype))
 	if err != nil {
 		return fmt.Errorf("injecting setns: %w", err)
 	}
 	if err := errnoOf(ret); err != nil {
 		return fmt.Errorf("setns in the caller: %w", err)
 	}
-	t.logf("setns in thread %d succeeded", t.tid)
-	step(stepJoined)
 	return nil
 }
 
@@ -273,22 +358,31 @@ func errnoOf(ret uint64) error {
 	return nil
 }
 
-// writeScratch puts the NUL-terminated path on the caller's stack, below the
-// red zone: no code of the thread runs while it is attached (signals are
-// held back), so nothing else uses that memory until restore puts the old
-// bytes back.
-func (t *tracer) writeScratch(cPath []byte) error {
-	addr := (uintptr(t.saved.Rsp) - redZone - uintptr(len(cPath))) &^ 15
-	old := make([]byte, len(cPath))
+// writeScratch puts the NUL-terminated strings one after the other on the
+// caller's stack, below the red zone, and returns their addresses: no code
+// of the thread runs while it is attached (signals are held back), so
+// nothing else uses that memory until restore puts the old bytes back.
+func (t *tracer) writeScratch(strs ...[]byte) ([]uintptr, error) {
+	var all []byte
+	for _, s := range strs {
+		all = append(all, s...)
+	}
+	addr := (uintptr(t.saved.Rsp) - redZone - uintptr(len(all))) &^ 15
+	old := make([]byte, len(all))
 	if _, err := unix.PtracePeekData(t.tid, addr, old); err != nil {
-		return fmt.Errorf("reading the caller's stack at %#x: %w", addr, err)
+		return nil, fmt.Errorf("reading the caller's stack at %#x: %w", addr, err)
 	}
 	// Recorded before writing, so that a partial write is undone too.
 	t.scratch, t.scratchSaved = addr, old
-	if _, err := unix.PtracePokeData(t.tid, addr, cPath); err != nil {
-		return fmt.Errorf("writing the path to the caller's stack at %#x: %w", addr, err)
+	if _, err := unix.PtracePokeData(t.tid, addr, all); err != nil {
+		return nil, fmt.Errorf("writing the paths to the caller's stack at %#x: %w", addr, err)
 	}
-	return nil
+	addrs := make([]uintptr, len(strs))
+	for i, s := range strs {
+		addrs[i] = addr
+		addr += uintptr(len(s))
+	}
+	return addrs, nil
 }
 
 // syscall runs one system call in the stopped thread through its own
