@@ -35,19 +35,31 @@ const (
 	// parent and join only once it has been handed to a reaper.
 	envKillParent = "NSJOIN_TEST_KILL_PARENT"
 	envGate       = "NSJOIN_TEST_GATE" // the C caller waits for a line on stdin before each run
-	reportTag     = "join: "
+	// envMount and envMountID name the mount namespace the helper joins
+	// too: its path (the C caller checks it too) and its "dev:ino".
+	envMount   = "NSJOIN_TEST_MOUNT"
+	envMountID = "NSJOIN_TEST_MOUNT_ID"
+	envKillAt  = "NSJOIN_TEST_KILL_AT" // step at which the helper SIGKILLs itself
+	envCwd     = "NSJOIN_TEST_CWD"     // the C caller's working directory
+	// envCwdRmdir makes the C caller remove its working directory.
+	envCwdRmdir = "NSJOIN_TEST_CWD_RMDIR"
+	reportTag   = "join: "
 )
 
-var allSteps = []string{stepBeforeSeize, stepStopped, stepOpened, stepJoined, stepBeforeDetach}
+var (
+	allSteps      = []string{stepBeforeSeize, stepStopped, stepOpened, stepJoined, stepBeforeDetach}
+	allMountSteps = []string{stepBeforeSeize, stepStopped, stepMntOpened, stepMntJoined, stepChdir, stepOpened, stepJoined, stepBeforeDetach}
+)
 
 // joinReport is what the helper prints, as JSON after reportTag.
 type joinReport struct {
-	Err      string
-	Steps    []string
-	Logs     []string
-	Parent   string        // the parent's network namespace after the join
-	Join     time.Duration // JoinParent, from call to return
-	Attached time.Duration // from stepBeforeSeize to return
+	Err         string
+	Steps       []string
+	Logs        []string
+	Parent      string        // the parent's network namespace after the join
+	ParentMount string        // and its mount namespace
+	Join        time.Duration // JoinParent, from call to return
+	Attached    time.Duration // from stepBeforeSeize to return
 }
 
 func TestMain(m *testing.M) {
@@ -78,6 +90,7 @@ func runJoinHelper() int {
 	defer caller.Close()
 	var seized time.Time
 	signalAt := os.Getenv(envSignalAt)
+	killAt := os.Getenv(envKillAt)
 	stepHook = func(step string) {
 		rep.Steps = append(rep.Steps, step)
 		if step == stepBeforeSeize {
@@ -86,6 +99,9 @@ func runJoinHelper() int {
 		if step == signalAt {
 			_ = unix.Kill(os.Getppid(), unix.SIGUSR1)
 		}
+		if step == killAt {
+			_ = unix.Kill(os.Getpid(), unix.SIGKILL)
+		}
 	}
 	opts := Options{Debugf: func(format string, args ...any) {
 		rep.Logs = append(rep.Logs, fmt.Sprintf(format, args...))
@@ -93,8 +109,16 @@ func runJoinHelper() int {
 	if d, err := time.ParseDuration(os.Getenv(envWait)); err == nil {
 		opts.WaitTimeout = d
 	}
+	var mount *MountJoin
+	if path := os.Getenv(envMount); path != "" {
+		mount = &MountJoin{Path: path}
+		if _, err := fmt.Sscanf(os.Getenv(envMountID), "%d:%d", &mount.ID.Dev, &mount.ID.Ino); err != nil {
+			fmt.Printf("join: bad %s %q: %v\n", envMountID, os.Getenv(envMountID), err)
+			return 1
+		}
+	}
 	start := time.Now()
-	err = JoinParent(context.Background(), caller, os.Getenv(envNetns), nil, opts)
+	err = JoinParent(context.Background(), caller, os.Getenv(envNetns), mount, opts)
 	end := time.Now()
 	rep.Join = end.Sub(start)
 	if !seized.IsZero() {
@@ -105,6 +129,9 @@ func runJoinHelper() int {
 	}
 	if id, err := netns.ProcessNetnsID(os.Getppid()); err == nil {
 		rep.Parent = id.String()
+	}
+	if id, err := netns.PathID(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid())); err == nil {
+		rep.ParentMount = id.String()
 	}
 	line, _ := json.Marshal(rep)
 	fmt.Printf("%s%s\n", reportTag, line)
@@ -148,6 +175,7 @@ func becomeOrphan(caller *Caller) error {
 type goCallerReport struct {
 	Threads      int
 	Waiter       string   // namespace of the thread that waited on the helper
+	WaiterMount  string   // and its mount namespace
 	Others       []string // distinct namespaces of all other threads
 	HelperStatus int
 }
@@ -196,6 +224,12 @@ func runGoCaller() int {
 		return 1
 	}
 	rep.Waiter = waiter.String()
+	waiterMount, err := threadMountID(self, tid)
+	if err != nil {
+		fmt.Println("go-caller:", err)
+		return 1
+	}
+	rep.WaiterMount = waiterMount.String()
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", self))
 	if err != nil {
 		fmt.Println("go-caller:", err)
@@ -384,6 +418,8 @@ type callerRun struct {
 	status              string // the helper's wait status
 	fdsBefore, fdsAfter string
 	self, child         string // the caller's namespace afterwards, and a new child's
+	mount               string // the caller's mount namespace afterwards
+	cwd, cwdID          string // its working directory afterwards, and the directory's ID
 }
 
 // parseCallerRuns picks the runs out of the C caller's other lines.
@@ -395,12 +431,15 @@ func parseCallerRuns(t testing.TB, lines []string) []callerRun {
 		if !ok {
 			continue
 		}
+		// The working directory comes last: its name may hold spaces.
+		rest, cwd, _ := strings.Cut(rest, " cwd=")
 		kv := map[string]string{}
 		for _, field := range strings.Fields(rest)[1:] {
 			k, v, _ := strings.Cut(field, "=")
 			kv[k] = v
 		}
-		runs = append(runs, callerRun{status: kv["status"], fdsBefore: kv["fds-before"], fdsAfter: kv["fds-after"], self: kv["self"], child: kv["child"]})
+		runs = append(runs, callerRun{status: kv["status"], fdsBefore: kv["fds-before"], fdsAfter: kv["fds-after"], self: kv["self"], child: kv["child"],
+			mount: kv["mnt"], cwd: cwd, cwdID: kv["cwdid"]})
 	}
 	return runs
 }
@@ -421,6 +460,26 @@ func runReport(t *testing.T, mode, wait string, env []string, netns ...string) (
 		t.Fatalf("got %d helper reports and %d caller runs, want %d:\n%s", len(reps), len(runs), len(netns), out)
 	}
 	return reps, runs
+}
+
+// assertRun checks one run of the C caller in report mode: the helper's
+// error and steps, the network namespace the caller and a new child of it
+// are in, and the caller's fds, which must be as they were.
+func assertRun(t *testing.T, rep joinReport, run callerRun, wantErr string, wantSteps []string, wantNS string) {
+	t.Helper()
+	t.Logf("helper: %+v; caller: %+v", rep, run)
+	if wantErr == "" && rep.Err != "" || !strings.Contains(rep.Err, wantErr) {
+		t.Errorf("JoinParent error = %q, want one containing %q", rep.Err, wantErr)
+	}
+	if !slices.Equal(rep.Steps, wantSteps) {
+		t.Errorf("steps = %v, want %v", rep.Steps, wantSteps)
+	}
+	if run.self != wantNS || run.child != wantNS {
+		t.Errorf("caller in %q, its new child in %q; want %s", run.self, run.child, wantNS)
+	}
+	if run.fdsBefore == "" || run.fdsAfter != run.fdsBefore {
+		t.Errorf("caller fds went from %q to %q", run.fdsBefore, run.fdsAfter)
+	}
 }
 
 // TestJoinParentJoinsOnlyACallerWaitingOnIt runs the helper under C callers
@@ -460,20 +519,7 @@ func TestJoinParentJoinsOnlyACallerWaitingOnIt(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reps, runs := runReport(t, "report", tt.wait, []string{envWait, "200ms"}, tt.netns)
-			rep, run := reps[0], runs[0]
-			t.Logf("helper: %+v; caller: %+v", rep, run)
-			if tt.wantErr == "" && rep.Err != "" || !strings.Contains(rep.Err, tt.wantErr) {
-				t.Errorf("JoinParent error = %q, want one containing %q", rep.Err, tt.wantErr)
-			}
-			if !slices.Equal(rep.Steps, tt.wantSteps) {
-				t.Errorf("steps = %v, want %v", rep.Steps, tt.wantSteps)
-			}
-			if run.self != tt.wantNS || run.child != tt.wantNS {
-				t.Errorf("caller in %q, its new child in %q; want %s", run.self, run.child, tt.wantNS)
-			}
-			if run.fdsBefore == "" || run.fdsAfter != run.fdsBefore {
-				t.Errorf("caller fds went from %q to %q", run.fdsBefore, run.fdsAfter)
-			}
+			assertRun(t, reps[0], runs[0], tt.wantErr, tt.wantSteps, tt.wantNS)
 		})
 	}
 
@@ -641,31 +687,9 @@ func TestJoinParentMultithreadedCaller(t *testing.T) {
 	host := mustID(t, fmt.Sprintf("/proc/%d/ns/net", os.Getpid()))
 	joined := mustID(t, target)
 
-	cmd := exec.Command(testBinary(t))
-	cmd.Env = environ(envMode, "go-caller", envNetns, target)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go caller failed: %v\n%s", err, out)
-	}
-	reps, lines := reports(t, string(out))
-	if len(reps) != 1 || reps[0].Err != "" || !slices.Equal(reps[0].Steps, allSteps) {
-		t.Fatalf("helper reports = %+v, want one successful join", reps)
-	}
-	var rep goCallerReport
-	var child string
-	for _, line := range lines {
-		if s, ok := strings.CutPrefix(line, "go-caller: "); ok {
-			if err := json.Unmarshal([]byte(s), &rep); err != nil {
-				t.Fatalf("parsing %q: %v", line, err)
-			}
-		}
-		if s, ok := strings.CutPrefix(line, "child="); ok {
-			child = s
-		}
-	}
-	t.Logf("caller: %+v, child in %s", rep, child)
-	if rep.Threads < 2 {
-		t.Fatalf("caller had %d threads, want several", rep.Threads)
+	helper, rep, child := runMultithreadedCaller(t, envNetns, target)
+	if helper.Err != "" || !slices.Equal(helper.Steps, allSteps) {
+		t.Fatalf("helper report = %+v, want a successful join", helper)
 	}
 	if rep.HelperStatus != 0 {
 		t.Errorf("helper exit status %d", rep.HelperStatus)
@@ -679,6 +703,40 @@ func TestJoinParentMultithreadedCaller(t *testing.T) {
 	if child != joined {
 		t.Errorf("child of the waiting thread in %q, want %s", child, joined)
 	}
+}
+
+// runMultithreadedCaller runs runGoCaller, the helper's env added, and
+// returns the helper's report, the caller's, and the namespace of the child
+// the caller's waiting thread started afterwards.
+func runMultithreadedCaller(t *testing.T, env ...string) (joinReport, goCallerReport, string) {
+	t.Helper()
+	cmd := exec.Command(testBinary(t))
+	cmd.Env = environ(append([]string{envMode, "go-caller"}, env...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go caller failed: %v\n%s", err, out)
+	}
+	reps, lines := reports(t, string(out))
+	if len(reps) != 1 {
+		t.Fatalf("got %d helper reports, want 1:\n%s", len(reps), out)
+	}
+	var rep goCallerReport
+	var child string
+	for _, line := range lines {
+		if s, ok := strings.CutPrefix(line, "go-caller: "); ok {
+			if err := json.Unmarshal([]byte(s), &rep); err != nil {
+				t.Fatalf("parsing %q: %v", line, err)
+			}
+		}
+		if s, ok := strings.CutPrefix(line, "child="); ok {
+			child = s
+		}
+	}
+	t.Logf("helper: %+v; caller: %+v, child in %s", reps[0], rep, child)
+	if rep.Threads < 2 {
+		t.Fatalf("caller had %d threads, want several", rep.Threads)
+	}
+	return reps[0], rep, child
 }
 
 // buildCaller compiles testdata/caller.c.
@@ -696,9 +754,14 @@ func buildCaller(t testing.TB) string {
 }
 
 // runCaller runs the C caller for iterations joins, alternating between the
-// namespaces, and returns the helper reports.
+// namespaces, and returns the helper reports. With envMount in env, each
+// join is a mount join too.
 func runCaller(t testing.TB, mode string, iterations int, env []string, netns ...string) []joinReport {
 	t.Helper()
+	wantSteps := allSteps
+	if slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, envMount+"=") }) {
+		wantSteps = allMountSteps
+	}
 	args := append([]string{mode, fmt.Sprint(iterations), testBinary(t)}, netns...)
 	cmd := exec.Command(buildCaller(t), args...)
 	cmd.Env = env
@@ -711,7 +774,7 @@ func runCaller(t testing.TB, mode string, iterations int, env []string, netns ..
 		t.Fatalf("got %d helper reports, want %d", len(reps), iterations)
 	}
 	for i, rep := range reps {
-		if rep.Err != "" || !slices.Equal(rep.Steps, allSteps) {
+		if rep.Err != "" || !slices.Equal(rep.Steps, wantSteps) {
 			t.Fatalf("join %d: %+v, want a full successful join", i, rep)
 		}
 	}

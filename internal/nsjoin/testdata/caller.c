@@ -12,18 +12,24 @@
  * In the signal modes the helper sends SIGUSR1 while it is attached; the
  * handler (on an alternate stack) must run exactly once per join, and the
  * wait must restart (SA_RESTART, "signal") or fail with EINTR
- * ("signal-eintr"), as it would have without the join.
+ * ("signal-eintr"), as it would have without the join. With
+ * NSJOIN_TEST_MOUNT set (the helper then joins that mount namespace too), it
+ * also checks that it is in that mount namespace and that its working
+ * directory is still the one it started in.
  *
  *   caller report WAIT HELPER NETNS...
  *
  * runs HELPER once per NETNS, waiting for it the way WAIT says, and reports
  * what the join did to it on one line per run, "caller: run=N status=S
- * fds-before=A fds-after=B self=DEV:INO child=DEV:INO", for the test to
- * judge. WAIT is "pid" (wait4 on the helper, as pam_exec does), "waitid"
- * (waitid P_PID), "any" (wait4 on any child, as a shell or a reaper does),
- * "waitid-all" (waitid P_ALL), or "stdout" (reads the helper's output to its
- * end before wait4 on it, as pam_exec's stdout option does). With
- * NSJOIN_TEST_GATE set, each run first waits for a line on stdin.
+ * fds-before=A fds-after=B self=DEV:INO child=DEV:INO mnt=DEV:INO
+ * cwdid=DEV:INO cwd=PATH", for the test to judge: mnt is its mount namespace,
+ * cwdid and cwd its working directory and the kernel's name for it
+ * (/proc/self/cwd, last as it may hold spaces). WAIT is "pid" (wait4 on the
+ * helper, as pam_exec does), "waitid" (waitid P_PID), "any" (wait4 on any
+ * child, as a shell or a reaper does), "waitid-all" (waitid P_ALL), or
+ * "stdout" (reads the helper's output to its end before wait4 on it, as
+ * pam_exec's stdout option does). With NSJOIN_TEST_GATE set, each run first
+ * waits for a line on stdin.
  *
  *   caller orphan WAIT HELPER NETNS
  *
@@ -31,6 +37,9 @@
  * with NSJOIN_TEST_KILL_PARENT set and waits for it: the helper pins that
  * child, kills it and so becomes the orphan of this process, which waits for
  * it the way WAIT ("pid" or "any") says and reports as above.
+ *
+ * In every mode the caller first changes to the directory NSJOIN_TEST_CWD if
+ * that is set, and then removes it if NSJOIN_TEST_CWD_RMDIR is set too.
  */
 #include <errno.h>
 #define _GNU_SOURCE
@@ -221,14 +230,43 @@ static int await(const char *style, pid_t pid, int out)
 	return info.si_code == CLD_EXITED ? info.si_status << 8 : info.si_status;
 }
 
+/* cwd_of reads the working directory as /proc/self/cwd names it. */
+static void cwd_of(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/cwd", buf, len - 1);
+
+	buf[n > 0 ? n : 0] = 0;
+}
+
 static void report(int run, int status, int fds_before)
 {
-	char self[64], child[64];
+	char self[64], child[64], mnt[64], cwdid[64], cwd[4096];
 
 	netns_of("/proc/self/ns/net", self, sizeof(self));
 	child_netns(child, sizeof(child));
-	printf("caller: run=%d status=%d fds-before=%d fds-after=%d self=%s child=%s\n", run, status, fds_before,
-	       count_fds(), self, child);
+	netns_of("/proc/self/ns/mnt", mnt, sizeof(mnt));
+	netns_of(".", cwdid, sizeof(cwdid));
+	cwd_of(cwd, sizeof(cwd));
+	printf("caller: run=%d status=%d fds-before=%d fds-after=%d self=%s child=%s mnt=%s cwdid=%s cwd=%s\n", run,
+	       status, fds_before, count_fds(), self, child, mnt, cwdid, cwd);
+}
+
+/* enter_cwd changes to $NSJOIN_TEST_CWD, and removes it if asked to. */
+static int enter_cwd(void)
+{
+	const char *dir = getenv("NSJOIN_TEST_CWD");
+
+	if (!dir)
+		return 0;
+	if (chdir(dir) != 0) {
+		perror("caller: chdir");
+		return -1;
+	}
+	if (getenv("NSJOIN_TEST_CWD_RMDIR") && rmdir(dir) != 0) {
+		perror("caller: rmdir");
+		return -1;
+	}
+	return 0;
 }
 
 static int report_main(const char *style, char *helper, char **netns, int nnetns)
@@ -313,7 +351,8 @@ static int orphan_main(const char *style, char *helper, char *netns)
 int main(int argc, char **argv)
 {
 	int signal_mode, restart, iterations, nnetns;
-	char *helper, **netns;
+	char *helper, **netns, cwd_before[4096], cwd_after[4096];
+	const char *mount;
 
 	if (argc < 5) {
 		fprintf(stderr, "usage: caller plain|signal|signal-eintr ITERATIONS HELPER NETNS...\n"
@@ -322,6 +361,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (enter_cwd() != 0)
+		return 1;
 	if (strcmp(argv[1], "report") == 0)
 		return report_main(argv[2], argv[3], argv + 4, argc - 4);
 	if (strcmp(argv[1], "orphan") == 0)
@@ -332,6 +373,8 @@ int main(int argc, char **argv)
 	helper = argv[3];
 	netns = argv + 4;
 	nnetns = argc - 4;
+	mount = getenv("NSJOIN_TEST_MOUNT");
+	cwd_of(cwd_before, sizeof(cwd_before));
 
 	if (signal_mode) {
 		static unsigned char alt[1 << 16];
@@ -405,6 +448,13 @@ int main(int argc, char **argv)
 			return fail(i, "caller is not in the target namespace");
 		if (!child_in(target))
 			return fail(i, "a new child is not in the target namespace");
+		if (mount && !same_file("/proc/self/ns/mnt", mount))
+			return fail(i, "caller is not in the mount namespace");
+		cwd_of(cwd_after, sizeof(cwd_after));
+		if (strcmp(cwd_after, cwd_before) != 0) {
+			snprintf(msg, sizeof(msg), "working directory %.100s, was %.100s", cwd_after, cwd_before);
+			return fail(i, msg);
+		}
 		if (signal_mode && handled != i + 1) {
 			snprintf(msg, sizeof(msg), "SIGUSR1 handled %d times, want %d", (int)handled, i + 1);
 			return fail(i, msg);
