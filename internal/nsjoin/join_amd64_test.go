@@ -758,12 +758,18 @@ func buildCaller(t testing.TB) string {
 // join is a mount join too.
 func runCaller(t testing.TB, mode string, iterations int, env []string, netns ...string) []joinReport {
 	t.Helper()
+	return runBuiltCaller(t, buildCaller(t), mode, iterations, env, netns...)
+}
+
+// runBuiltCaller is runCaller with the caller built already.
+func runBuiltCaller(t testing.TB, caller, mode string, iterations int, env []string, netns ...string) []joinReport {
+	t.Helper()
 	wantSteps := allSteps
 	if slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, envMount+"=") }) {
 		wantSteps = allMountSteps
 	}
 	args := append([]string{mode, fmt.Sprint(iterations), testBinary(t)}, netns...)
-	cmd := exec.Command(buildCaller(t), args...)
+	cmd := exec.Command(caller, args...)
 	cmd.Env = env
 	out, err := cmd.Output()
 	reps, lines := reports(t, string(out))
@@ -818,17 +824,55 @@ func logTimes(t testing.TB, reps []joinReport) {
 }
 
 // BenchmarkJoinParent reports, besides ns/op (which includes starting the
-// helper), the time of JoinParent itself and the time the caller is attached.
+// helpers), the mean time of JoinParent itself and of the part where the
+// caller is attached, per join of the network namespace alone and per join
+// that takes the mount namespace first; and how many times longer the second
+// takes, from the medians, which the load spikes of a shared machine move
+// less. Small batches of both alternate, so that both see the same load.
 func BenchmarkJoinParent(b *testing.B) {
 	requireRoot(b)
 	x, y := newNetns(b), newNetns(b)
+	session := newMountNS(b)
+	caller := buildCaller(b)
+	netnsEnv := environ(envMode, "join")
+	withMountEnv := environ(append([]string{envMode, "join", envCwd, b.TempDir()}, mountEnv(session.join)...)...)
+	var netnsOnly, withMount []joinReport
 	b.ResetTimer()
-	reps := runCaller(b, "plain", b.N, environ(envMode, "join"), x, y)
-	var join, attached time.Duration
-	for _, rep := range reps {
-		join += rep.Join
-		attached += rep.Attached
+	for done := 0; done < b.N; {
+		n := min(b.N-done, 20)
+		netnsOnly = append(netnsOnly, runBuiltCaller(b, caller, "plain", n, netnsEnv, x, y)...)
+		withMount = append(withMount, runBuiltCaller(b, caller, "plain", n, withMountEnv, x, y)...)
+		done += n
 	}
-	b.ReportMetric(float64(join.Nanoseconds())/float64(b.N), "join-ns/op")
-	b.ReportMetric(float64(attached.Nanoseconds())/float64(b.N), "attached-ns/op")
+	join, attached := joinTimes(netnsOnly)
+	mountJoin, mountAttached := joinTimes(withMount)
+	b.ReportMetric(mean(join), "join-ns/op")
+	b.ReportMetric(mean(attached), "attached-ns/op")
+	b.ReportMetric(mean(mountJoin), "mount-join-ns/op")
+	b.ReportMetric(mean(mountAttached), "mount-attached-ns/op")
+	b.ReportMetric(median(mountJoin)/median(join), "mount-join-x")
+	b.ReportMetric(median(mountAttached)/median(attached), "mount-attached-x")
+}
+
+// joinTimes returns the times, in nanoseconds, of JoinParent and of the part
+// where the caller is attached.
+func joinTimes(reps []joinReport) (join, attached []float64) {
+	for _, rep := range reps {
+		join = append(join, float64(rep.Join.Nanoseconds()))
+		attached = append(attached, float64(rep.Attached.Nanoseconds()))
+	}
+	return join, attached
+}
+
+func mean(xs []float64) float64 {
+	var sum float64
+	for _, x := range xs {
+		sum += x
+	}
+	return sum / float64(len(xs))
+}
+
+func median(xs []float64) float64 {
+	sorted := slices.Sorted(slices.Values(xs))
+	return sorted[len(sorted)/2]
 }
