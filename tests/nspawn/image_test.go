@@ -35,6 +35,9 @@ var imagePackages = []string{
 	// a real directory whose server or client daemon a test can stop: the
 	// sources that are unavailable rather than empty (ldap_test.go).
 	"slapd", "ldap-utils", "libnss-ldapd", "nslcd",
+	// name resolution as Debian and Ubuntu hosts do it, and resolvers a test
+	// puts on either side of a namespace (dns_test.go).
+	"systemd-resolved", "libnss-resolve", "dnsmasq-base",
 }
 
 // testUsers are created in every image with these uids, a home, bash and a
@@ -62,6 +65,7 @@ var provisionScript = func() string {
 	}
 	b.WriteString("install -d -m 0755 /etc/security\n")
 	b.WriteString(ldapProvisionScript)
+	b.WriteString(dnsProvisionScript)
 	return b.String()
 }()
 
