@@ -21,6 +21,12 @@ const faultFile = "/run/netns-session-fault"
 // state: untouched, stopped, holding the namespace fd, joined, restored.
 var joinSteps = []string{"before-seize", "stopped", "after-openat", "after-setns", "before-detach"}
 
+// mountJoinSteps are the points a join gains when the namespace has an /etc
+// directory, before the network namespace's: the caller holding the
+// session's mount namespace fd, in that mount namespace, and back in its
+// working directory there.
+var mountJoinSteps = []string{"after-mnt-openat", "after-mnt-setns", "after-chdir"}
+
 var faultBuild struct {
 	once sync.Once
 	path string
@@ -43,7 +49,9 @@ func faultBinary(t *testing.T) string {
 
 // TestFaultHelperKilledMidJoin SIGKILLs the helper at each step of a join:
 // before it touches the caller, and with the caller stopped, holding the
-// namespace fd, joined and restored (EXITKILL then kills the caller too).
+// namespace fd, joined and restored (EXITKILL then kills the caller too);
+// then again into a namespace with an /etc directory, whose join also
+// passes through the session's mount namespace.
 func TestFaultHelperKilledMidJoin(t *testing.T) {
 	forEachSuite(t, func(t *testing.T, s Suite) {
 		c := bootWith(t, s, bootOptions{binary: faultBinary(t)})
@@ -54,26 +62,67 @@ func TestFaultHelperKilledMidJoin(t *testing.T) {
 
 		for _, step := range joinSteps {
 			t.Run("killed at "+step, func(t *testing.T) {
-				c.WriteFile(t, faultFile, step+"\n", 0o600)
-				got, stderr, err := sshNetns(t.Context(), c, "alice")
-				if _, _, notFired := c.Exec(t.Context(), "test", "!", "-e", faultFile); notFired != nil {
-					c.Run(t, "rm", "-f", faultFile)
-					t.Fatalf("the fault at %s did not fire (alice: netns %q, err %v)\n%s", step, got, err, stderr)
-				}
-				switch {
-				case err == nil && got == host:
-					t.Errorf("alice got a shell on the host network (%s) with the helper killed at %s", got, step)
-				case err == nil:
-					// The helper's death fails pam_exec, a required module.
-					t.Errorf("alice got a shell in %s (ns0 is %s) with the helper killed at %s; want the login denied", got, ns0, step)
-				}
-				if got, stderr, err := sshNetns(t.Context(), c, "bob"); err != nil || got != host {
-					t.Errorf("unmapped bob right after: netns %q, err %v, want %s (host): sshd stopped serving?\n%s", got, err, host, stderr)
-				}
-				assertNothingStopped(t, c)
+				assertKilledJoinDenies(t, c, step, host, ns0)
+			})
+		}
+		c.WriteFile(t, "/etc/netns/ns0/resolv.conf", "nameserver 127.0.0.1\n", 0o644)
+		for _, step := range slices.Concat(joinSteps, mountJoinSteps) {
+			t.Run("with /etc/netns/ns0, killed at "+step, func(t *testing.T) {
+				assertKilledJoinDenies(t, c, step, host, ns0)
 			})
 		}
 	})
+}
+
+// assertKilledJoinDenies arms the fault at step and logs alice in: the fault
+// must fire, the login must be denied, and nothing may be left behind: no
+// process stopped, no session of alice, sshd serving the next login.
+func assertKilledJoinDenies(t *testing.T, c *Container, step, host, ns0 string) {
+	t.Helper()
+	c.WriteFile(t, faultFile, step+"\n", 0o600)
+	got, stderr, err := sshNetns(t.Context(), c, "alice")
+	if _, _, notFired := c.Exec(t.Context(), "test", "!", "-e", faultFile); notFired != nil {
+		c.Run(t, "rm", "-f", faultFile)
+		t.Fatalf("the fault at %s did not fire (alice: netns %q, err %v)\n%s", step, got, err, stderr)
+	}
+	switch {
+	case err == nil && got == host:
+		t.Errorf("alice got a shell on the host network (%s) with the helper killed at %s", got, step)
+	case err == nil:
+		// The helper's death fails pam_exec, a required module.
+		t.Errorf("alice got a shell in %s (ns0 is %s) with the helper killed at %s; want the login denied", got, ns0, step)
+	}
+	if got, stderr, err := sshNetns(t.Context(), c, "bob"); err != nil || got != host {
+		t.Errorf("unmapped bob right after: netns %q, err %v, want %s (host): sshd stopped serving?\n%s", got, err, host, stderr)
+	}
+	assertNothingStopped(t, c)
+	assertNoSessionOf(t, c, "alice")
+}
+
+// assertNoSessionOf fails the test unless logind lets go of every login
+// session of user within ten seconds: a denied login must leave none. The
+// sessions systemd 256 and later opens for user managers do not count.
+func assertNoSessionOf(t *testing.T, c *Container, user string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var left []string
+		sessions := c.Run(t, "loginctl", "list-sessions", "--no-legend")
+		for line := range strings.Lines(sessions) {
+			fields := strings.Fields(line)
+			if len(fields) > 2 && fields[2] == user && !slices.ContainsFunc(fields, func(f string) bool { return strings.HasPrefix(f, "manager") }) {
+				left = append(left, strings.TrimSpace(line))
+			}
+		}
+		if left == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("sessions of %s left 10 s after a denied login:\n%s", user, strings.Join(left, "\n"))
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // assertNothingStopped fails the test if any process in c is stopped, as a
