@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netns-session/netns-session/internal/netns"
 )
 
 // Mount is a path the user manager sees in place of another: Source bound
@@ -20,6 +22,23 @@ type Mount struct {
 	Source, Target string
 	// ReadOnly binds with BindReadOnlyPaths= rather than BindPaths=.
 	ReadOnly bool
+}
+
+// OverlayMounts are the mounts that give a user manager the view of o's
+// /etc directory (none for a nil o): its binds read-write, as ip netns exec
+// makes them, its shadows read-only.
+func OverlayMounts(o *netns.Overlay) []Mount {
+	if o == nil {
+		return nil
+	}
+	mounts := make([]Mount, 0, len(o.Binds)+len(o.Shadows))
+	for _, b := range o.Binds {
+		mounts = append(mounts, Mount{Source: b.Source, Target: b.Target})
+	}
+	for _, s := range o.Shadows {
+		mounts = append(mounts, Mount{Source: s.Source, Target: s.Target, ReadOnly: true})
+	}
+	return mounts
 }
 
 // appendDropIn appends the drop-in that starts user@UID.service of user in

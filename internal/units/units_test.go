@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netns-session/netns-session/internal/netns"
 )
 
 // fakeSystemd counts what the package asks of systemd.
@@ -711,5 +713,34 @@ func BenchmarkEnsureUnchanged(b *testing.B) {
 	}
 	if _, reloads, _ := sd.counts(); reloads != 1 {
 		b.Fatalf("reloads = %d, want only the first", reloads)
+	}
+}
+
+func TestOverlayMounts(t *testing.T) {
+	tests := []struct {
+		name    string
+		overlay *netns.Overlay
+		want    []Mount
+	}{
+		{name: "no /etc directory", overlay: nil, want: nil},
+		{
+			name: "binds read-write, then shadows read-only",
+			overlay: &netns.Overlay{
+				Name:    "ns0",
+				Binds:   []netns.Mount{{Source: "/etc/netns/ns0/hosts", Target: "/etc/hosts"}},
+				Shadows: []netns.Mount{{Source: "/run/netns-session/shadow/ns0/run/systemd/resolve", Target: "/run/systemd/resolve"}},
+			},
+			want: []Mount{
+				{Source: "/etc/netns/ns0/hosts", Target: "/etc/hosts"},
+				{Source: "/run/netns-session/shadow/ns0/run/systemd/resolve", Target: "/run/systemd/resolve", ReadOnly: true},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := OverlayMounts(tt.overlay); !slices.Equal(got, tt.want) {
+				t.Errorf("OverlayMounts() = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
