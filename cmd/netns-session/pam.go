@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/netns-session/netns-session/internal/hook"
+	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/nsjoin"
 	"github.com/netns-session/netns-session/internal/units"
 	"github.com/netns-session/netns-session/internal/userdb"
@@ -173,11 +174,27 @@ type parentJoiner struct {
 	debugf    func(format string, args ...any)
 }
 
-func (j parentJoiner) Join(ctx context.Context, target string) error {
+// Join builds the session's mount namespace first when etc asks for one:
+// a copy of the caller's (pam_exec's child shares it, and its working
+// directory), which the caller then joins.
+func (j parentJoiner) Join(ctx context.Context, target string, etc *netns.Overlay) error {
 	if j.callerErr != nil {
 		return j.callerErr
 	}
-	return nsjoin.JoinParent(ctx, j.caller, target, nil, nsjoin.Options{Debugf: j.debugf})
+	opts := nsjoin.Options{Debugf: j.debugf}
+	if etc == nil {
+		return nsjoin.JoinParent(ctx, j.caller, target, nil, opts)
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("%w: naming the working directory: %w", hook.ErrEtcView, err)
+	}
+	mnt, err := netns.NewMountNS(etc, target, cwd)
+	if err != nil {
+		return fmt.Errorf("%w: %w", hook.ErrEtcView, err)
+	}
+	defer mnt.Close()
+	return nsjoin.JoinParent(ctx, j.caller, target, &nsjoin.MountJoin{Path: mnt.Path(), ID: mnt.ID()}, opts)
 }
 
 func deny(log *eventLog, start time.Time, err error) int {

@@ -40,10 +40,12 @@ type Logger interface {
 }
 
 // Joiner moves the process that opens the session into the network
-// namespace at target; it needs ptrace and that process, so tests give the
-// hook their own.
+// namespace at target and, when etc is not nil, into a mount namespace of
+// its own that shows etc, the namespace's /etc directory; it needs ptrace
+// and that process, so tests give the hook their own. A failure to build
+// that mount namespace matches ErrEtcView.
 type Joiner interface {
-	Join(ctx context.Context, target string) error
+	Join(ctx context.Context, target string, etc *netns.Overlay) error
 }
 
 // Request is what pam_exec tells about the session being opened.
@@ -67,6 +69,10 @@ type Config struct {
 	Joiner Joiner
 	Units  *units.Manager
 	Users  config.Directory
+	// EtcView returns the /etc directory of the namespace called name,
+	// planned and with its shadow directories in place, or nil when it has
+	// none; nil for the system's, netns.EtcView.
+	EtcView func(name string) (*netns.Overlay, error)
 	// ConfigPath is the config file to read, "" for the default files.
 	// ConfigErr, when set, is why the config is not to be read (a bad
 	// argument on the PAM line): it counts as a broken config.
@@ -102,6 +108,9 @@ func New(c Config) *Hook {
 	}
 	if c.RootBudget <= 0 {
 		c.RootBudget = rootResolveTimeout
+	}
+	if c.EtcView == nil {
+		c.EtcView = netns.EtcView
 	}
 	return &Hook{c: c}
 }
@@ -174,6 +183,18 @@ func (h *Hook) Open(ctx context.Context, req Request) (*Placement, error) {
 	h.c.Log.Debugf("%s resolves to %q: %s", req.User, decision.Netns.Spec, decision.Reason)
 
 	target := decision.Target()
+	var etc *netns.Overlay
+	if name := decision.Netns.Name(); target != "" && name != "" {
+		if etc, err = h.c.EtcView(name); err != nil {
+			// A drop-in without the mounts would start the user's
+			// services with the host's /etc.
+			h.keepManagerOff(ctx, user)
+			return nil, &Denial{Reason: etcUnusable(name), Err: err}
+		}
+		if etc != nil {
+			h.c.Log.Set("ETC_DIR", netns.EtcDir(name))
+		}
+	}
 	systemd := h.c.Units.SystemdBooted()
 	if systemd {
 		// Held until the running manager has been checked, so that a
@@ -187,14 +208,14 @@ func (h *Hook) Open(ctx context.Context, req Request) (*Placement, error) {
 		// turns out to be missing: pam_systemd runs after a failed
 		// "required" module too, and the manager it starts must fail
 		// rather than run the user's services on the host network.
-		if err := h.writeDropIn(ctx, lock, user, decision); err != nil {
+		if err := h.writeDropIn(ctx, lock, user, decision, etc); err != nil {
 			return nil, err
 		}
 	} else {
 		h.c.Log.Debugf("systemd is not running: no user manager to place")
 	}
 	if target != "" {
-		if err := h.join(ctx, target); err != nil {
+		if err := h.join(ctx, target, etc); err != nil {
 			return nil, err
 		}
 		if systemd {
@@ -203,10 +224,19 @@ func (h *Hook) Open(ctx context.Context, req Request) (*Placement, error) {
 			}
 		}
 	}
-	if target == "" {
+	switch {
+	case target == "":
 		return &Placement{Action: "kept", UID: uid, Message: fmt.Sprintf("%s is unmapped: session left in its namespace", req.User)}, nil
+	case etc != nil:
+		return &Placement{Action: "joined", Netns: target, UID: uid, Message: fmt.Sprintf("session of %s placed in %s, with %s", req.User, target, netns.EtcDir(etc.Name))}, nil
 	}
 	return &Placement{Action: "joined", Netns: target, UID: uid, Message: fmt.Sprintf("session of %s placed in %s", req.User, target)}, nil
+}
+
+// etcUnusable is the reason a session is denied when its namespace's /etc
+// directory cannot be applied.
+func etcUnusable(name string) string {
+	return fmt.Sprintf("the /etc directory of network namespace %s cannot be applied; ask an administrator (netns-session check)", name)
 }
 
 // rootResolveTimeout bounds root's resolution. Without a user line of its
@@ -280,7 +310,7 @@ func (h *Hook) rootFallback(ctx context.Context, req Request, problem, reason st
 	ctx, cancel := h.placing(ctx)
 	defer cancel()
 	h.c.Log.Error(problem+", letting root in on the host network: "+cause.Error(), map[string]string{"ACTION": "root-fallback"})
-	if err := h.join(ctx, netns.HostPath); err != nil {
+	if err := h.join(ctx, netns.HostPath, nil); err != nil {
 		h.c.Log.Error("joining root's session to the host network: "+err.Error(), map[string]string{"ACTION": "root-unplaced"})
 		return &Placement{Action: "root-unplaced", UID: "0", Message: "session of root let in where it was opened: " + problem + ", and joining the host network failed"}, nil
 	}
@@ -320,12 +350,13 @@ func (h *Hook) keepManagerOff(ctx context.Context, user *config.User) {
 	}
 }
 
-// writeDropIn makes user@UID.service start in the user's namespace.
-func (h *Hook) writeDropIn(ctx context.Context, lock *units.Lock, user *config.User, decision config.Decision) error {
+// writeDropIn makes user@UID.service start in the user's namespace, with
+// the view of etc, its /etc directory, if it has one.
+func (h *Hook) writeDropIn(ctx context.Context, lock *units.Lock, user *config.User, decision config.Decision, etc *netns.Overlay) error {
 	var changed bool
 	var err error
 	if decision.NeedsDropIn() {
-		changed, err = lock.Ensure(ctx, user.Name, user.UID, decision.Target())
+		changed, err = lock.Ensure(ctx, user.Name, user.UID, decision.Target(), units.OverlayMounts(etc)...)
 	} else {
 		changed, err = lock.Remove(ctx, user.UID)
 	}
@@ -378,12 +409,19 @@ func (h *Hook) checkUserManager(ctx context.Context, user *config.User, decision
 	}
 }
 
-// join moves the login process - our parent, waiting for us - into target.
-func (h *Hook) join(ctx context.Context, target string) error {
-	err := h.c.Joiner.Join(ctx, target)
+// join moves the login process - our parent, waiting for us - into target,
+// and into a view of etc when it is not nil.
+func (h *Hook) join(ctx context.Context, target string, etc *netns.Overlay) error {
+	err := h.c.Joiner.Join(ctx, target, etc)
 	switch {
 	case err == nil:
 		return nil
+	case etc != nil && errors.Is(err, nsjoin.ErrCallerThreaded):
+		return &Denial{Reason: fmt.Sprintf("this login program runs several threads, so it cannot be given %s; ask an administrator", netns.EtcDir(etc.Name)), Err: err}
+	case etc != nil && errors.Is(err, netns.ErrChrooted):
+		return &Denial{Reason: fmt.Sprintf("this login program runs under chroot, so it cannot be given %s", netns.EtcDir(etc.Name)), Err: err}
+	case etc != nil && errors.Is(err, ErrEtcView):
+		return &Denial{Reason: etcUnusable(etc.Name), Err: err}
 	case errors.Is(err, nsjoin.ErrTargetUnavailable):
 		return &Denial{Reason: fmt.Sprintf("network namespace %s is not available; ask an administrator", target), Err: err}
 	case errors.Is(err, nsjoin.ErrPtraceRefused):

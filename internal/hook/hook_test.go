@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/config/configtest"
+	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/nsjoin"
 	"github.com/netns-session/netns-session/internal/policy"
 	"github.com/netns-session/netns-session/internal/units"
@@ -38,11 +41,13 @@ type fakeJoiner struct {
 	err          error
 	dropIn       string
 	targets      []string
+	etcs         []*netns.Overlay
 	dropInAtJoin []string
 }
 
-func (j *fakeJoiner) Join(_ context.Context, target string) error {
+func (j *fakeJoiner) Join(_ context.Context, target string, etc *netns.Overlay) error {
 	j.targets = append(j.targets, target)
+	j.etcs = append(j.etcs, etc)
 	data, err := os.ReadFile(j.dropIn)
 	if err != nil {
 		data = []byte(err.Error())
@@ -52,6 +57,10 @@ func (j *fakeJoiner) Join(_ context.Context, target string) error {
 }
 
 var errNotJoined = errors.New("not joined in this test")
+
+// noEtc is the EtcView of tests about namespaces without an /etc
+// directory, which must not read the machine's /etc/netns.
+func noEtc(string) (*netns.Overlay, error) { return nil, nil }
 
 // notJoined is the joiner of tests that do not join: every join fails with
 // errNotJoined.
@@ -134,7 +143,7 @@ func TestDeniedUnknownPolicyKeepsManagerOff(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := configtest.WriteConfig(t, tt.config)
 			m := testUnits(t)
-			h := New(Config{Log: quietLog(), ConfigPath: path, Joiner: notJoined(), Units: m, Users: tt.users})
+			h := New(Config{EtcView: noEtc, Log: quietLog(), ConfigPath: path, Joiner: notJoined(), Units: m, Users: tt.users})
 
 			_, err := h.Open(context.Background(), Request{Type: "open_session", User: tt.user, Service: "sshd"})
 			if err == nil {
@@ -188,7 +197,7 @@ func TestSlowDirectoryStillPlacesManager(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := configtest.WriteConfig(t, tt.config)
 			m := testUnits(t)
-			h := New(Config{Log: quietLog(), ConfigPath: path, Joiner: notJoined(),
+			h := New(Config{EtcView: noEtc, Log: quietLog(), ConfigPath: path, Joiner: notJoined(),
 				Units: m, Users: slowDirectory(tt.users, 300*time.Millisecond), Budget: 250 * time.Millisecond})
 
 			if _, err := h.Open(context.Background(), Request{Type: "open_session", User: "carol", Service: "sshd"}); err == nil {
@@ -223,7 +232,7 @@ func TestBadPAMLineDeniesAllButRoot(t *testing.T) {
 	} {
 		t.Run(optsErr.Error(), func(t *testing.T) {
 			// The config itself is fine: the bad argument alone must deny.
-			h := New(Config{Log: quietLog(), ConfigPath: path, ConfigErr: optsErr, Joiner: notJoined(), Units: testUnits(t), Users: configtest.Users()})
+			h := New(Config{EtcView: noEtc, Log: quietLog(), ConfigPath: path, ConfigErr: optsErr, Joiner: notJoined(), Units: testUnits(t), Users: configtest.Users()})
 
 			_, err := h.Open(context.Background(), Request{Type: "open_session", User: "carol", Service: "sshd"})
 			var d *Denial
@@ -251,7 +260,7 @@ func TestUnsafeEnvironmentDeniesAllButRoot(t *testing.T) {
 	} {
 		t.Run(tt.user+" with "+tt.variable, func(t *testing.T) {
 			m := testUnits(t)
-			h := New(Config{Log: quietLog(), ConfigPath: path, Joiner: notJoined(), Units: m, Users: configtest.Users()})
+			h := New(Config{EtcView: noEtc, Log: quietLog(), ConfigPath: path, Joiner: notJoined(), Units: m, Users: configtest.Users()})
 			_, err := h.Open(context.Background(), Request{Type: "open_session", User: tt.user, Service: "sshd", Unsafe: []string{tt.variable}})
 			var d *Denial
 			if !errors.As(err, &d) || !strings.Contains(d.Reason, "the PAM environment sets "+tt.variable) {
@@ -286,7 +295,7 @@ func TestRootFallbackSaysWhatWentWrong(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := configtest.WriteConfig(t, tt.config)
 			log, records := actionLog()
-			h := New(Config{Log: log, ConfigPath: path, Joiner: notJoined(), Units: testUnits(t), Users: tt.users})
+			h := New(Config{EtcView: noEtc, Log: log, ConfigPath: path, Joiner: notJoined(), Units: testUnits(t), Users: tt.users})
 
 			placed, err := h.Open(context.Background(), Request{Type: "open_session", User: "root", Service: "sshd"})
 			if err != nil || placed == nil || !strings.Contains(placed.Message, tt.want) {
@@ -319,7 +328,7 @@ func TestSlowDirectoryNeverHoldsRootOut(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := configtest.WriteConfig(t, tt.config)
 			log, records := actionLog()
-			h := New(Config{Log: log, ConfigPath: path, Joiner: notJoined(),
+			h := New(Config{EtcView: noEtc, Log: log, ConfigPath: path, Joiner: notJoined(),
 				Units: testUnits(t), Users: tt.users, RootBudget: rootBudget})
 
 			start := time.Now()
@@ -400,7 +409,7 @@ func TestOpenPlacesMappedUser(t *testing.T) {
 			join := &fakeJoiner{err: tt.joinErr, dropIn: m.DropInPath(carol)}
 			// A budget the settle time fits in, well short of the default, so
 			// that a check that waits for the budget fails on its message.
-			h := New(Config{Log: quietLog(), ConfigPath: path, Joiner: join, Units: m, Users: configtest.Users(),
+			h := New(Config{EtcView: noEtc, Log: quietLog(), ConfigPath: path, Joiner: join, Units: m, Users: configtest.Users(),
 				Budget: 3 * policy.ManagerSettle})
 
 			placed, err := h.Open(context.Background(), Request{Type: "open_session", User: "carol", Service: "sshd"})
@@ -458,6 +467,99 @@ func TestNewRefusesAMissingDependency(t *testing.T) {
 				}
 			}()
 			New(c)
+		})
+	}
+}
+
+// TestOpenGivesTheSessionItsNamespaceEtc opens sessions of carol, mapped to
+// a namespace with an /etc directory: the join is asked for its view and the
+// drop-in carries its mounts; each way the view can fail denies the session
+// with its reason, and an /etc directory that cannot be read also keeps the
+// manager off, since a drop-in without the mounts would start the user's
+// services with the host's /etc. Namespaces without a name (a path) are not
+// looked up.
+func TestOpenGivesTheSessionItsNamespaceEtc(t *testing.T) {
+	const carol = 1002
+	ns0Etc := &netns.Overlay{
+		Name:    "ns0",
+		Binds:   []netns.Mount{{Source: "/etc/netns/ns0/hosts", Target: "/etc/hosts"}},
+		Shadows: []netns.Mount{{Source: "/run/netns-session/shadow/ns0/run/systemd/resolve", Target: "/run/systemd/resolve"}},
+	}
+	ns0Mounts := "NetworkNamespacePath=/run/netns/ns0\n" +
+		"BindPaths=/etc/netns/ns0/hosts:/etc/hosts\n" +
+		"BindReadOnlyPaths=/run/netns-session/shadow/ns0/run/systemd/resolve:/run/systemd/resolve\n"
+	unreadable := errors.New("reading /etc/netns/ns0: input/output error")
+	tests := []struct {
+		name       string
+		target     string
+		etc        *netns.Overlay
+		etcErr     error
+		joinErr    error
+		wantAsked  []string // the names EtcView was asked for
+		wantJoined bool     // whether the join was tried, with etc
+		wantDropIn string   // what the drop-in holds after Open
+		wantDeny   string
+		want       string
+	}{
+		{name: "placed with its /etc", target: "ns0", etc: ns0Etc,
+			wantAsked: []string{"ns0"}, wantJoined: true, wantDropIn: ns0Mounts,
+			want: "session of carol placed in /run/netns/ns0, with /etc/netns/ns0"},
+		{name: "namespace without an /etc directory", target: "ns0",
+			wantAsked: []string{"ns0"}, wantJoined: true, wantDropIn: "NetworkNamespacePath=/run/netns/ns0\n",
+			want: "session of carol placed in /run/netns/ns0"},
+		{name: "namespace given by path", target: "/run/netns/ns0",
+			wantJoined: true, wantDropIn: "NetworkNamespacePath=/run/netns/ns0\n",
+			want: "session of carol placed in /run/netns/ns0"},
+		{name: "/etc directory unreadable", target: "ns0", etcErr: unreadable,
+			wantAsked: []string{"ns0"}, wantDropIn: "NetworkNamespacePath=" + units.NoNetns + "\n",
+			wantDeny: "the /etc directory of network namespace ns0 cannot be applied; ask an administrator (netns-session check)"},
+		{name: "view cannot be built", target: "ns0", etc: ns0Etc,
+			joinErr:   fmt.Errorf("%w: mounting sysfs: %w", ErrEtcView, unix.EPERM),
+			wantAsked: []string{"ns0"}, wantJoined: true, wantDropIn: ns0Mounts,
+			wantDeny: "the /etc directory of network namespace ns0 cannot be applied; ask an administrator (netns-session check)"},
+		{name: "login program with threads", target: "ns0", etc: ns0Etc,
+			joinErr:   fmt.Errorf("joining caller 42: %w", nsjoin.ErrCallerThreaded),
+			wantAsked: []string{"ns0"}, wantJoined: true, wantDropIn: ns0Mounts,
+			wantDeny: "this login program runs several threads, so it cannot be given /etc/netns/ns0; ask an administrator"},
+		{name: "login program under chroot", target: "ns0", etc: ns0Etc,
+			joinErr:   fmt.Errorf("%w: %w", ErrEtcView, netns.ErrChrooted),
+			wantAsked: []string{"ns0"}, wantJoined: true, wantDropIn: ns0Mounts,
+			wantDeny: "this login program runs under chroot, so it cannot be given /etc/netns/ns0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := configtest.WriteConfig(t, "carol "+tt.target+"\n")
+			m := testUnits(t)
+			m.CgroupRoot, m.ProcRoot = t.TempDir(), "/proc"
+			join := &fakeJoiner{err: tt.joinErr, dropIn: m.DropInPath(carol)}
+			var asked []string
+			etcView := func(name string) (*netns.Overlay, error) {
+				asked = append(asked, name)
+				return tt.etc, tt.etcErr
+			}
+			h := New(Config{Log: quietLog(), ConfigPath: path, Joiner: join, Units: m, Users: configtest.Users(), EtcView: etcView})
+
+			placed, err := h.Open(context.Background(), Request{Type: "open_session", User: "carol", Service: "sshd"})
+			var d *Denial
+			switch {
+			case tt.wantDeny == "" && (err != nil || placed == nil || placed.Message != tt.want):
+				t.Errorf("carol: %+v, %v; want placed: %q", placed, err, tt.want)
+			case tt.wantDeny != "" && (!errors.As(err, &d) || d.Reason != tt.wantDeny || placed != nil):
+				t.Errorf("carol: %+v, %v; want denied: %q", placed, err, tt.wantDeny)
+			}
+			if !slices.Equal(asked, tt.wantAsked) {
+				t.Errorf("EtcView asked for %q, want %q", asked, tt.wantAsked)
+			}
+			switch {
+			case !tt.wantJoined && len(join.targets) > 0:
+				t.Errorf("joined %q, want no join", join.targets)
+			case tt.wantJoined && (len(join.etcs) != 1 || join.etcs[0] != tt.etc):
+				t.Errorf("joined with /etc views %v, want once with %v", join.etcs, tt.etc)
+			}
+			dropIn, err := os.ReadFile(m.DropInPath(carol))
+			if _, rest, _ := strings.Cut(string(dropIn), "[Service]\n"); err != nil || rest != tt.wantDropIn {
+				t.Errorf("drop-in after Open: %q, %v; want its settings to be\n%s", dropIn, err, tt.wantDropIn)
+			}
 		})
 	}
 }
