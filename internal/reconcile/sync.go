@@ -76,6 +76,10 @@ type Options struct {
 	LingerDir string
 	// LingerRecord replaces DefaultLingerRecord.
 	LingerRecord string
+	// EtcView replaces netns.EtcView (netns.LoadOverlay on a dry run,
+	// which writes nothing): the /etc directory of a namespace, whose
+	// mounts go into the drop-ins of the users mapped there.
+	EtcView func(name string) (*netns.Overlay, error)
 }
 
 func (o Options) lingerRecord() string {
@@ -152,6 +156,14 @@ func Sync(ctx context.Context, cfg *config.Config, users config.Directory, m *un
 	if s.lingerDir == "" {
 		s.lingerDir = DefaultLingerDir
 	}
+	switch {
+	case opts.EtcView != nil:
+		s.etcView = opts.EtcView
+	case opts.DryRun:
+		s.etcView = netns.LoadOverlay
+	default:
+		s.etcView = netns.EtcView
+	}
 	var c candidates
 	if cfg != nil {
 		s.fromRules(&c)
@@ -224,8 +236,11 @@ type syncer struct {
 	lingerListed bool
 	// netnsChecked are the namespace files already checked for existence.
 	netnsChecked map[string]bool
-	report       *Report
-	errs         []error
+	etcView      func(name string) (*netns.Overlay, error)
+	// etcs are the /etc directories loaded so far, by namespace name.
+	etcs   map[string]etcLoad
+	report *Report
+	errs   []error
 }
 
 func (s *syncer) warnf(format string, args ...any) {
@@ -371,10 +386,21 @@ func (s *syncer) plan(p policy, set *units.Set) {
 		target = d.Target()
 		s.checkNetns(target, p.user.Name)
 	}
+	var mounts []units.Mount
+	if name := d.Netns.Name(); target != "" && target != units.NoNetns && name != "" {
+		etc, err := s.etc(name)
+		if err != nil {
+			// Without the mounts the manager would run the user's
+			// services with the host's /etc: it is kept from starting.
+			s.errs = append(s.errs, err)
+			target, reason = units.NoNetns, fmt.Sprintf("manager kept from starting: %v", err)
+		}
+		mounts = units.OverlayMounts(etc)
+	}
 	var change Change
 	if target != "" {
-		set.Ensure(p.user.Name, uid, target)
-		same, err := s.units.DropInMatches(uid, p.user.Name, target)
+		set.Ensure(p.user.Name, uid, target, mounts...)
+		same, err := s.units.DropInMatches(uid, p.user.Name, target, mounts...)
 		if err != nil {
 			s.errs = append(s.errs, err)
 		}
@@ -395,6 +421,29 @@ func (s *syncer) plan(p policy, set *units.Set) {
 		s.warnf("%s of %s runs (PID %d) and keeps its namespace until it restarts (systemctl restart %s)",
 			unit, p.user.Name, pid, unit)
 	}
+}
+
+// etcLoad is what loading a namespace's /etc directory gave.
+type etcLoad struct {
+	overlay *netns.Overlay
+	err     error
+}
+
+// etc returns the /etc directory of the namespace called name, loaded once
+// per sync.
+func (s *syncer) etc(name string) (*netns.Overlay, error) {
+	if l, ok := s.etcs[name]; ok {
+		return l.overlay, l.err
+	}
+	if s.etcs == nil {
+		s.etcs = make(map[string]etcLoad)
+	}
+	o, err := s.etcView(name)
+	if err != nil {
+		err = fmt.Errorf("applying the /etc directory of namespace %s: %w", name, err)
+	}
+	s.etcs[name] = etcLoad{o, err}
+	return o, err
 }
 
 // checkNetns warns, once per path, about a namespace file that a drop-in

@@ -13,6 +13,7 @@ import (
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/config/configtest"
+	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/units"
 )
 
@@ -69,9 +70,11 @@ type testSystem struct {
 	recordPath string
 }
 
-// opts are the Options that sync s.
+// opts are the Options that sync s. Its namespaces have no /etc
+// directory: the machine's /etc/netns is never read.
 func (s *testSystem) opts() Options {
-	return Options{LingerDir: s.lingerDir, LingerRecord: s.recordPath}
+	return Options{LingerDir: s.lingerDir, LingerRecord: s.recordPath,
+		EtcView: func(string) (*netns.Overlay, error) { return nil, nil }}
 }
 
 func newTestSystem(t *testing.T) *testSystem {
@@ -516,6 +519,45 @@ func checkWarnings(t *testing.T, got, want []string) {
 	for i := range want {
 		if !strings.Contains(got[i], want[i]) {
 			t.Errorf("warning %d = %q, want it to contain %q", i, got[i], want[i])
+		}
+	}
+}
+
+// TestSyncWritesTheMountsOfANamespaceEtc syncs users of a namespace with an
+// /etc directory, whose mounts go into their drop-ins, loaded once for all
+// of them, and of one whose /etc directory cannot be applied: its users'
+// managers are kept from starting and the sync fails, naming it.
+func TestSyncWritesTheMountsOfANamespaceEtc(t *testing.T) {
+	s := newTestSystem(t)
+	cfg := parseConfig(t, "alice ns0\ndave ns0\ncarol ns1\nbob /run/netns/ns0\n")
+	unreadable := errors.New("reading /etc/netns/ns1: input/output error")
+	var asked []string
+	opts := s.opts()
+	opts.EtcView = func(name string) (*netns.Overlay, error) {
+		asked = append(asked, name)
+		if name == "ns1" {
+			return nil, unreadable
+		}
+		return &netns.Overlay{Name: name, Binds: []netns.Mount{{Source: "/etc/netns/ns0/hosts", Target: "/etc/hosts"}}}, nil
+	}
+	_, err := Sync(context.Background(), cfg, testUsers(), s.m, opts)
+	if !errors.Is(err, unreadable) || !strings.Contains(err.Error(), "namespace ns1") {
+		t.Errorf("Sync() error = %v, want one naming ns1's /etc directory", err)
+	}
+	if want := []string{"ns0", "ns1"}; !slices.Equal(asked, want) {
+		t.Errorf("/etc directories loaded: %q, want each once: %q", asked, want)
+	}
+	want := map[uint32]string{
+		1001: "NetworkNamespacePath=/run/netns/ns0\nBindPaths=/etc/netns/ns0/hosts:/etc/hosts\n",
+		1004: "NetworkNamespacePath=/run/netns/ns0\nBindPaths=/etc/netns/ns0/hosts:/etc/hosts\n",
+		1003: "NetworkNamespacePath=" + units.NoNetns + "\n",
+		// Given by path: no /etc directory.
+		1002: "NetworkNamespacePath=/run/netns/ns0\n",
+	}
+	for uid, settings := range want {
+		data, err := os.ReadFile(s.m.DropInPath(uid))
+		if _, rest, _ := strings.Cut(string(data), "[Service]\n"); err != nil || rest != settings {
+			t.Errorf("drop-in of uid %d: %q, %v; want its settings to be\n%s", uid, data, err, settings)
 		}
 	}
 }
