@@ -2,6 +2,7 @@ package netns
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -324,52 +325,109 @@ func readMountinfo() ([]byte, error) {
 }
 
 // sysSubmounts returns, in order, the mount points in mountinfo (the
-// format of /proc/PID/mountinfo) that are mounted directly on the
-// uppermost mount of /sys and not hidden under another of them.
+// format of /proc/PID/mountinfo) to carry over to a new sysfs on /sys: the
+// uppermost mounts under the uppermost mount of /sys that are not sysfs
+// (cgroup, securityfs, tracefs, ...), each with what is mounted inside
+// it, and not hidden under another. Mounts of sysfs are the old view of
+// the network devices, which is what the new sysfs replaces: a container
+// manager such as systemd-nspawn puts a tmpfs on /sys with sysfs's
+// directories bound into it, and those are looked through, not kept.
 func sysSubmounts(mountinfo []byte) []string {
 	type entry struct {
 		id, parent string
 		path       string
+		sysfs      bool
 	}
 	var entries []entry
-	// stacked holds the mounts that another mount on /sys lies on.
-	stacked := map[string]bool{}
+	// stackedOn maps a mount to the one mounted over it at the same point.
+	stackedOn := map[string]string{}
 	for line := range strings.Lines(string(mountinfo)) {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS ...
+		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE ...
 		fields := strings.Fields(line)
 		if len(fields) < 5 {
 			continue
 		}
 		e := entry{id: fields[0], parent: fields[1], path: unescapeMountinfo(fields[4])}
+		if i := slices.Index(fields[5:], "-"); i >= 0 && 5+i+1 < len(fields) {
+			e.sysfs = fields[5+i+1] == "sysfs"
+		}
 		entries = append(entries, e)
-		if e.path == "/sys" {
-			stacked[e.parent] = true
-		}
 	}
-	top := ""
+	byID := make(map[string]entry, len(entries))
 	for _, e := range entries {
-		if e.path == "/sys" && !stacked[e.id] {
-			top = e.id
+		byID[e.id] = e
+	}
+	for _, e := range entries {
+		if p, ok := byID[e.parent]; ok && p.path == e.path {
+			stackedOn[p.id] = e.id
 		}
 	}
-	if top == "" {
-		return nil
+	uppermost := func(e entry) entry {
+		for seen := 0; seen < len(entries); seen++ {
+			over, ok := stackedOn[e.id]
+			if !ok {
+				break
+			}
+			e = byID[over]
+		}
+		return e
 	}
 	var paths []string
+	// visited guards against a mount table that loops, as a fuzzer's may.
+	visited := map[string]bool{}
+	var walk func(m entry)
+	walk = func(m entry) {
+		if visited[m.id] {
+			return
+		}
+		visited[m.id] = true
+		// The last mount at a path counts, and one inside another mounted
+		// on the same parent is hidden by it.
+		last := map[string]entry{}
+		for _, e := range entries {
+			if e.parent == m.id && e.path != m.path && isUnder(e.path, m.path) {
+				last[e.path] = e
+			}
+		}
+		kids := slices.Sorted(maps.Keys(last))
+		visible := kids[:0]
+		for _, k := range kids {
+			if !slices.ContainsFunc(visible, func(v string) bool { return isUnder(k, v) }) {
+				visible = append(visible, k)
+			}
+		}
+		for _, k := range visible {
+			e := uppermost(last[k])
+			if e.path != k {
+				continue // IDs repeat: no kernel's table
+			}
+			if e.sysfs {
+				walk(e)
+			} else {
+				paths = append(paths, e.path)
+			}
+		}
+	}
+	var sys *entry
 	for _, e := range entries {
-		if e.parent == top && isUnder(e.path, "/sys") && !slices.Contains(paths, e.path) {
-			paths = append(paths, e.path)
+		if e.path == "/sys" {
+			top := uppermost(e)
+			sys = &top
 		}
 	}
+	if sys == nil {
+		return nil
+	}
+	walk(*sys)
 	slices.Sort(paths)
-	// Sorted, a mount point comes before those inside it, which it hides.
-	visible := paths[:0]
+	// Sorted, a mount point comes before those inside it.
+	kept := paths[:0]
 	for _, p := range paths {
-		if !slices.ContainsFunc(visible, func(v string) bool { return isUnder(p, v) }) {
-			visible = append(visible, p)
+		if !slices.ContainsFunc(kept, func(k string) bool { return isUnder(p, k) }) {
+			kept = append(kept, p)
 		}
 	}
-	return visible
+	return kept
 }
 
 // unescapeMountinfo undoes the kernel's octal escapes (\040 for a space,

@@ -517,6 +517,23 @@ func TestSysSubmounts(t *testing.T) {
 			want: []string{"/sys/fs/cgroup"},
 		},
 		{
+			// systemd-nspawn: a tmpfs with sysfs's directories bound in.
+			// The binds are the old view of the devices; only what is
+			// not sysfs is carried over, also from inside a bind.
+			name: "container's /sys: sysfs binds looked through",
+			mountinfo: `129 127 0:43 / /sys ro,nosuid - tmpfs tmpfs rw,mode=555
+77 129 0:50 /block /sys/block ro shared:13 - sysfs sysfs ro
+79 129 0:50 /class /sys/class ro shared:13 - sysfs sysfs ro
+81 129 0:50 /devices /sys/devices ro shared:13 - sysfs sysfs ro
+82 129 0:50 /kernel /sys/kernel ro shared:13 - sysfs sysfs ro
+93 82 0:7 / /sys/kernel/security rw - securityfs securityfs rw
+76 129 0:51 / /sys/fs/cgroup ro shared:14 - tmpfs tmpfs ro,mode=755
+84 76 0:29 / /sys/fs/cgroup/cpu ro shared:16 - cgroup cgroup rw,cpu
+91 76 0:38 /payload /sys/fs/cgroup/unified rw shared:23 - cgroup2 cgroup rw
+`,
+			want: []string{"/sys/fs/cgroup", "/sys/kernel/security"},
+		},
+		{
 			name:      "escaped mount point",
 			mountinfo: "23 27 0:22 / /sys rw - sysfs sysfs rw\n24 23 0:23 / /sys/a\\040b rw - tmpfs tmpfs rw\n",
 			want:      []string{"/sys/a b"},
