@@ -35,9 +35,17 @@ sshd's privileged monitor, login, su, sudo, cron - into the namespace, so the
 shell it forks inherits it. Unmapped users go to the host namespace (PID 1's)
 unless the config says "unmapped = keep".
 
+A namespace NAME with a directory /etc/netns/NAME is shown as "ip netns exec
+NAME" shows it: the session gets a mount namespace of its own in which each
+file of that directory is at /etc/FILE and /sys lists NAME's interfaces, and
+the drop-in binds the same files for the user manager. Resolver files under
+/run (systemd-resolved's stub) are covered through their directory, so a
+rewrite by the host never takes the namespace's resolv.conf away.
+
 Exit status 0 lets the session open; anything else denies it. A mapped user is
 denied whenever their namespace cannot be confirmed: missing namespace, failed
-join, failed drop-in, or a user manager already running in another namespace.
+join, failed drop-in, an /etc/netns/NAME that cannot be applied, or a user
+manager already running in another namespace.
 A broken or insecure config denies everyone but root. The reason is one line on
 stderr; details go to the journal (journalctl -t netns-session).
 
