@@ -17,6 +17,9 @@ var (
 	// ErrNoCgroupHierarchy: neither a unified cgroup hierarchy nor systemd's
 	// named one is mounted where systemd mounts them.
 	ErrNoCgroupHierarchy = errors.New("no cgroup hierarchy of systemd's mounted")
+	// ErrNoFile: a process sees no file at a path (SeenFile); unlike
+	// fs.ErrNotExist, it does not say that the process is gone.
+	ErrNoFile = errors.New("no such file in the process's view")
 )
 
 // IsGone tells an error that says a process exited - its /proc directory is

@@ -2,12 +2,13 @@
 // it, so that its PID cannot pass to another process while it is held,
 // whether it has exited, and what the kernel tells about who it is: its pidfs
 // inode, its cgroup, its user IDs, its start time and whether its network
-// namespace is a user's sandbox, read through /proc while it is pinned; and
-// the processes a cgroup holds. IsGone is the one rule for telling a process
-// that exited from one that could not be read. It also keeps the record of
-// the system's sleep that converts logind's monotonic timestamps to the
-// boot-time clock of process start times. What these prove about a session
-// is policy's to decide, and about the PAM caller nsjoin's.
+// namespace is a user's sandbox, read through /proc while it is pinned; the
+// processes a cgroup holds; and which file a process sees at a path, in its
+// own mount namespace (SeenFile). IsGone is the one rule for telling a
+// process that exited from one that could not be read. It also keeps the
+// record of the system's sleep that converts logind's monotonic timestamps
+// to the boot-time clock of process start times. What these prove about a
+// session is policy's to decide, and about the PAM caller nsjoin's.
 package proc
 
 import (
