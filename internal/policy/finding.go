@@ -36,8 +36,9 @@ func idString(id netns.ID) string {
 }
 
 // Fields adds the journal fields of f to fields, and returns it: the
-// verdict, the namespaces compared, and the process judged, if any.
-// Fields with empty values are left for the log to drop.
+// verdict, the namespaces compared, the process judged, if any, and which
+// resolv.conf it sees, if looked at. Fields with empty values are left for
+// the log to drop.
 func (f Finding) Fields(fields map[string]string) map[string]string {
 	if f.PID != 0 {
 		fields["JUDGED_PID"] = strconv.Itoa(f.PID)
@@ -51,6 +52,12 @@ func (f Finding) Fields(fields map[string]string) map[string]string {
 	}
 	if actual != "" {
 		fields["ACTUAL_NETNS_ID"] = actual
+	}
+	if f.ResolvConf != ResolvConfNotLooked {
+		fields["RESOLV_CONF"] = f.ResolvConf.String()
+	}
+	if f.ResolvConfErr != nil {
+		fields["RESOLV_CONF_ERROR"] = f.ResolvConfErr.Error()
 	}
 	return fields
 }

@@ -12,8 +12,10 @@
 // may belong to any process by then; and the rule that a session whose
 // leader is gone is judged by a process proven of its scope; the rule by
 // which the PAM hook, the watcher and status decide whether a user's
-// manager runs in its namespace (FindManager, ManagerSettle); and how a
-// finding is shown (Finding.Fields, Finding.IDs).
+// manager runs in its namespace (FindManager, ManagerSettle); how a
+// finding is shown (Finding.Fields, Finding.IDs); and, shown beside the
+// verdict but no part of it, which resolv.conf the process sees when its
+// namespace has one of its own (ResolvConfView).
 package policy
 
 import (
@@ -91,6 +93,11 @@ type Finding struct {
 	// Judge.Session).
 	PID       int
 	FromScope bool
+	// ResolvConf is which resolv.conf the process sees, looked at when its
+	// verdict is Compliant or Violation; ResolvConfErr says why it is
+	// ResolvConfUnknown.
+	ResolvConf    ResolvConfView
+	ResolvConfErr error
 }
 
 // Judge judges processes against one config.
@@ -112,6 +119,13 @@ type Judge struct {
 	// Sleep bounds the system's sleep, to compare a leader's start with its
 	// session's creation (see startOrder); nil proves less.
 	Sleep SleepBounds
+	// SeenFile returns the file a process sees at a path, in its own mount
+	// namespace: proc.SeenFile, or a fake in tests. Nil looks at no
+	// process's resolv.conf: the PAM hook's path stays as short as it was.
+	SeenFile func(pid int, path string) (proc.FileID, error)
+	// StatFile returns the file at a path as the judge sees it:
+	// proc.StatFile, or a fake in tests. Needed with SeenFile.
+	StatFile func(path string) (proc.FileID, error)
 }
 
 // NewJudge returns a Judge of cfg that looks at the running system, with
@@ -119,7 +133,7 @@ type Judge struct {
 // a one-shot status has only what a new proc.SleepLog knows.
 func NewJudge(cfg *config.Config, users config.Directory, sleep SleepBounds) *Judge {
 	return &Judge{Config: cfg, Users: users, ProcessNetns: netns.ProcessNetnsID, NetnsFile: netns.CheckNetns, Pin: PinProcess,
-		CgroupProcs: proc.CgroupProcs, Sleep: sleep}
+		CgroupProcs: proc.CgroupProcs, Sleep: sleep, SeenFile: proc.SeenFile, StatFile: proc.StatFile}
 }
 
 // Pass returns a judge of j's config for one pass over many processes -
@@ -262,6 +276,9 @@ func (j *Judge) process(decision config.Decision, f Finding, user string, pid in
 		f.Verdict, f.Reason = Compliant, decision.Reason
 	default:
 		f.Verdict, f.Reason = Violation, fmt.Sprintf("process %d runs in netns %s, not in %s (%s): %s", pid, f.Actual, f.Expected, f.ExpectedID, decision.Reason)
+	}
+	if f.Verdict == Compliant || f.Verdict == Violation {
+		f.ResolvConf, f.ResolvConfErr = j.resolvConfView(decision.Netns.Name(), pid)
 	}
 	return f
 }
