@@ -56,6 +56,16 @@ else DEV:INODE. The verdicts:
    unknown        the user or the namespace could not be looked up, or the
                   leader could not be proven the session's
 
+When a session's or manager's namespace has a resolv.conf of its own
+(/etc/netns/NAME/resolv.conf), a column RESOLV.CONF says which file the
+process judged sees at /etc/resolv.conf, compared by device and inode:
+"namespace" (its namespace's), "host" (the host's), "other" (another file,
+none, or a version of the namespace's file that was replaced since the
+session opened) or "unknown" (could not be read: a warning says why); "-"
+for the others, and no column when no process has one. It is reported,
+never judged: it changes no verdict and no exit status. The JSON has it as
+"resolv_conf", "" when not looked at.
+
 Exit status: 0 when nothing violates the policy, 1 when something does (a
 session, a user manager or a drop-in), 2 when it could not tell: the config
 has errors, logind cannot be reached, or a verdict is unknown. So monitoring
@@ -166,6 +176,9 @@ type netnsStatus struct {
 	ActualName string         `json:"actual_name"`
 	Verdict    policy.Verdict `json:"verdict"`
 	Reason     string         `json:"reason"`
+	// ResolvConf is which resolv.conf the process sees, when its namespace
+	// has one of its own.
+	ResolvConf policy.ResolvConfView `json:"resolv_conf"`
 }
 
 type sessionStatus struct {
@@ -226,7 +239,7 @@ func (s *statusTaker) take(ctx context.Context) (*statusReport, error) {
 		st := sessionStatus{
 			ID: ls.ID, User: ls.User, UID: ls.UID, Class: ls.Class, Type: ls.Type, Service: ls.Service,
 			TTY: ls.TTY, RemoteHost: ls.RemoteHost, Leader: ls.Leader, PID: f.PID,
-			Judged: f.Judged(), netnsStatus: r.count(f, names),
+			Judged: f.Judged(), netnsStatus: r.count(f, names, "session "+ls.ID+" of "+ls.User),
 		}
 		r.Sessions = append(r.Sessions, st)
 	}
@@ -236,7 +249,7 @@ func (s *statusTaker) take(ctx context.Context) (*statusReport, error) {
 		switch {
 		case err != nil:
 			r.Managers = append(r.Managers, managerStatus{Unit: unit, User: u.Name, UID: u.UID,
-				netnsStatus: r.count(policy.Finding{Verdict: policy.Unknown, Reason: err.Error()}, names)})
+				netnsStatus: r.count(policy.Finding{Verdict: policy.Unknown, Reason: err.Error()}, names, "")})
 			continue
 		case pid == 0:
 			// The user has only sessions that do without one.
@@ -244,7 +257,7 @@ func (s *statusTaker) take(ctx context.Context) (*statusReport, error) {
 		}
 		r.Managers = append(r.Managers, managerStatus{
 			Unit: unit, User: u.Name, UID: u.UID, PID: pid,
-			netnsStatus: r.count(s.judge.Process(u.UID, u.Name, pid), names),
+			netnsStatus: r.count(s.judge.Process(u.UID, u.Name, pid), names, unit+" of "+u.Name),
 		})
 	}
 	sync, err := s.dropIns(ctx)
@@ -262,15 +275,19 @@ func (s *statusTaker) take(ctx context.Context) (*statusReport, error) {
 	return r, nil
 }
 
-// count tallies a finding and turns it into its status.
-func (r *statusReport) count(f policy.Finding, names map[netns.ID]string) netnsStatus {
+// count tallies a finding and turns it into its status; a resolv.conf it
+// could not look at is a warning about what, which no verdict rests on.
+func (r *statusReport) count(f policy.Finding, names map[netns.ID]string, what string) netnsStatus {
 	switch f.Verdict {
 	case policy.Violation:
 		r.Violations++
 	case policy.Unknown:
 		r.Unknown++
 	}
-	st := netnsStatus{Expected: f.Expected, Verdict: f.Verdict, Reason: f.Reason}
+	if f.ResolvConfErr != nil {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s: which resolv.conf it sees is unknown: %v", what, f.ResolvConfErr))
+	}
+	st := netnsStatus{Expected: f.Expected, Verdict: f.Verdict, Reason: f.Reason, ResolvConf: f.ResolvConf}
 	st.ExpectedID, st.ActualID = f.IDs()
 	if st.ActualID != "" {
 		st.ActualName = names[f.Actual]
@@ -309,21 +326,23 @@ func (r *statusReport) writeJSON(w io.Writer) error {
 // writeText prints tables aligned like loginctl's, then the reasons of
 // every verdict that needs attention.
 func (r *statusReport) writeText(w io.Writer) error {
+	resolvConf := r.resolvConfColumn()
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "SESSION\tUSER\tUID\tCLASS\tSERVICE\tTTY\tREMOTE\tLEADER\tPID\tEXPECTED\tACTUAL\tVERDICT")
+	fmt.Fprintln(tw, "SESSION\tUSER\tUID\tCLASS\tSERVICE\tTTY\tREMOTE\tLEADER\tPID\tEXPECTED\tACTUAL\t"+resolvConf.header()+"VERDICT")
 	for _, s := range r.Sessions {
 		pid := "-"
 		if s.PID != 0 {
 			pid = strconv.Itoa(s.PID)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.User, s.UID, s.Class, s.Service,
-			orDash(s.TTY), orDash(s.RemoteHost), s.Leader, pid, expectedName(s.Expected, s.Verdict), orDash(s.ActualName), s.Verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s%s\n", s.ID, s.User, s.UID, s.Class, s.Service,
+			orDash(s.TTY), orDash(s.RemoteHost), s.Leader, pid, expectedName(s.Expected, s.Verdict), orDash(s.ActualName),
+			resolvConf.cell(s.ResolvConf), s.Verdict)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "USER MANAGER\tUSER\tUID\tPID\tEXPECTED\tACTUAL\tVERDICT")
+	fmt.Fprintln(tw, "USER MANAGER\tUSER\tUID\tPID\tEXPECTED\tACTUAL\t"+resolvConf.header()+"VERDICT")
 	for _, m := range r.Managers {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", m.Unit, m.User, m.UID, m.PID,
-			expectedName(m.Expected, m.Verdict), orDash(m.ActualName), m.Verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s%s\n", m.Unit, m.User, m.UID, m.PID,
+			expectedName(m.Expected, m.Verdict), orDash(m.ActualName), resolvConf.cell(m.ResolvConf), m.Verdict)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -362,6 +381,39 @@ func (r *statusReport) writeText(w io.Writer) error {
 	_, err := fmt.Fprintf(w, "\n%s, %s: %s, %s\n", plural(len(r.Sessions), "session"), plural(len(r.Managers), "user manager"),
 		plural(r.Violations, "violation"), plural(r.Unknown, "unknown verdict"))
 	return err
+}
+
+// resolvConfColumn is whether the tables show RESOLV.CONF: only when a
+// process was looked at, so that a system without namespaces' resolv.conf
+// files sees the tables it always saw.
+type resolvConfColumn bool
+
+func (r *statusReport) resolvConfColumn() resolvConfColumn {
+	for _, s := range r.Sessions {
+		if s.ResolvConf != policy.ResolvConfNotLooked {
+			return true
+		}
+	}
+	for _, m := range r.Managers {
+		if m.ResolvConf != policy.ResolvConfNotLooked {
+			return true
+		}
+	}
+	return false
+}
+
+func (c resolvConfColumn) header() string {
+	if !c {
+		return ""
+	}
+	return "RESOLV.CONF\t"
+}
+
+func (c resolvConfColumn) cell(v policy.ResolvConfView) string {
+	if !c {
+		return ""
+	}
+	return orDash(v.String()) + "\t"
 }
 
 // expectedName shows the namespace the policy wants as its name: the name

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,6 +99,69 @@ user@1002.service of carol: violation: process 202 runs in netns 4:4026532101, n
 	}
 }
 
+// TestStatusResolvConf shows which resolv.conf each process judged sees
+// when ns0 has one of its own, and changes no verdict and no exit status.
+func TestStatusResolvConf(t *testing.T) {
+	s := statusFixture(t, aliceInNs0, &reconcile.Report{DryRun: true}, nil)
+	sys := s.logind.(*policytest.System)
+	sys.GiveNS0ResolvConf()
+	sys.ResolvConfs[101] = policytest.NS0ResolvConf  // session 1: in ns0, with its view
+	sys.ResolvConfs[102] = policytest.HostResolvConf // session c2: on the host
+	// Session 6 is judged by process 306, which sees no resolv.conf at all.
+	sys.ResolvConfErrs[200] = syscall.EACCES // alice's manager
+	report, err := s.take(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := report.writeText(&out); err != nil {
+		t.Fatal(err)
+	}
+	want := `SESSION  USER   UID   CLASS       SERVICE  TTY    REMOTE     LEADER  PID  EXPECTED  ACTUAL  RESOLV.CONF  VERDICT
+1        alice  1000  user        sshd     pts/0  -          101     101  ns0       ns0     namespace    ok
+c2       alice  1000  background  sshd     pts/0  -          102     102  ns0       host    host         violation
+3        carol  1002  user        sshd     -      192.0.2.7  103     103  host      host    -            ok
+4        alice  1000  manager     sshd     pts/0  -          104     -    -         -       -            exempt
+5        root   0     user        sshd     pts/0  -          105     -    host      -       -            gone
+6        alice  1000  user        sshd     pts/0  -          106     306  ns0       host    other        violation
+
+USER MANAGER       USER   UID   PID  EXPECTED  ACTUAL  RESOLV.CONF  VERDICT
+user@1000.service  alice  1000  200  ns0       ns0     unknown      ok
+user@1002.service  carol  1002  202  host      ns1     -            violation
+
+session c2 of alice: violation: process 102 runs in netns 4:4026531840, not in /run/netns/ns0 (4:4026532100): user line for alice
+session 6 of alice: violation: leader 106 exited before it was looked at; judged by process 306 of its scope session-6.scope: process 306 runs in netns 4:4026531840, not in /run/netns/ns0 (4:4026532100): user line for alice
+user@1002.service of carol: violation: process 202 runs in netns 4:4026532101, not in /proc/1/ns/net (4:4026531840): no line matches; unmapped = host
+warning: user@1000.service of alice: which resolv.conf it sees is unknown: looking up /etc/resolv.conf as process 200 sees it: permission denied
+
+6 sessions, 2 user managers: 3 violations, 0 unknown verdicts
+`
+	if got := out.String(); got != want {
+		t.Errorf("status output:\n%s\nwant:\n%s", got, want)
+	}
+	if got := report.exitStatus(); got != statusViolation {
+		t.Errorf("exit status %d, want %d: the views change nothing", got, statusViolation)
+	}
+	out.Reset()
+	if err := report.writeJSON(&out); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Sessions []map[string]any `json:"sessions"`
+		Managers []map[string]any `json:"managers"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v:\n%s", err, out.String())
+	}
+	var views []any
+	for _, st := range append(got.Sessions, got.Managers...) {
+		views = append(views, st["resolv_conf"])
+	}
+	if want := []any{"namespace", "host", "", "", "", "other", "unknown", ""}; !slices.Equal(views, want) {
+		t.Errorf("resolv_conf of the sessions and managers %q, want %q", views, want)
+	}
+}
+
 func TestStatusJSON(t *testing.T) {
 	report, err := statusFixture(t, aliceInNs0, &reconcile.Report{DryRun: true}, nil).take(context.Background())
 	if err != nil {
@@ -160,7 +224,10 @@ func TestStatusExitStatus(t *testing.T) {
 		managerErr error
 		// namesErr is what listing the named namespaces fails with.
 		namesErr error
-		want     int
+		// hostResolvConf: ns0 has a resolv.conf, alice's session sees the
+		// host's, and her manager's view cannot be read.
+		hostResolvConf bool
+		want           int
 	}{
 		{name: "everything in place", dropIns: &reconcile.Report{}, want: 0},
 		{name: "a session escaped", extra: []logind.Session{escaped}, dropIns: &reconcile.Report{}, want: statusViolation},
@@ -172,6 +239,7 @@ func TestStatusExitStatus(t *testing.T) {
 		{name: "a manager not running is left out", dropIns: &reconcile.Report{}, managerErr: fmt.Errorf("finding user manager of uid 1002: %w", units.ErrNotRunning), want: 0},
 		{name: "a manager that could not be looked for is unknown", dropIns: &reconcile.Report{}, managerErr: errors.New("reading /sys/fs/cgroup/user.slice: permission denied"), want: statusIncomplete},
 		{name: "namespaces that could not be listed are a warning, no unknown verdict", dropIns: &reconcile.Report{}, namesErr: errors.New("listing /run/netns: permission denied"), want: 0},
+		{name: "the host's resolv.conf in the right namespace, or none known, is no violation or unknown verdict", dropIns: &reconcile.Report{}, hostResolvConf: true, want: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,6 +258,11 @@ func TestStatusExitStatus(t *testing.T) {
 			}
 			if tt.namesErr != nil {
 				s.names = func() (map[netns.ID]string, error) { return nil, tt.namesErr }
+			}
+			if tt.hostResolvConf {
+				sys.GiveNS0ResolvConf()
+				sys.ResolvConfs[101] = policytest.HostResolvConf
+				sys.ResolvConfErrs[200] = syscall.EACCES
 			}
 			report, err := s.take(context.Background())
 			if err != nil {

@@ -84,6 +84,11 @@ Every verdict goes to the journal with structured fields:
 
    journalctl -t netns-session NETNS_SESSION_VERDICT=violation
 
+Where the namespace has a resolv.conf of its own (/etc/netns/NAME/resolv.conf),
+the record of a session or manager in it says which file its process sees at
+/etc/resolv.conf: NETNS_SESSION_RESOLV_CONF=namespace, host, other or unknown
+(see "netns-session status --help"). It is recorded, never acted on.
+
 SIGHUP (systemctl reload netns-session) reads the config again, syncs the
 drop-ins and checks every running session against the new map. A config with
 errors is refused and the one loaded before stays in force. A config with

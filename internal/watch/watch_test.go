@@ -334,6 +334,23 @@ func (r *watchRun) waitRecord(t *testing.T, fields map[string]string) logRecord 
 	}
 }
 
+// verdictRecords waits for the records of n sessions and managers, and
+// returns the last of each session by its ID and of a manager as "manager".
+func (r *watchRun) verdictRecords(t *testing.T, n int) map[string]logRecord {
+	t.Helper()
+	got := map[string]logRecord{}
+	for len(got) < n {
+		rec := r.waitRecord(t, nil)
+		switch {
+		case rec.field("SESSION_ID") != "":
+			got[rec.field("SESSION_ID")] = rec
+		case rec.field("UNIT") != "":
+			got["manager"] = rec
+		}
+	}
+	return got
+}
+
 func matches(rec logRecord, fields map[string]string) bool {
 	for k, v := range fields {
 		if rec.field(k) != v {
@@ -382,16 +399,7 @@ func TestWatchChecksEverythingOnStart(t *testing.T) {
 		"4": {"VERDICT": "exempt", "CLASS": "greeter"},
 		"5": {"VERDICT": "gone"},
 	}
-	got := map[string]logRecord{}
-	for len(got) < len(want)+1 {
-		rec := r.waitRecord(t, nil)
-		switch {
-		case rec.field("SESSION_ID") != "":
-			got[rec.field("SESSION_ID")] = rec
-		case rec.field("UNIT") != "":
-			got["manager"] = rec
-		}
-	}
+	got := r.verdictRecords(t, len(want)+1)
 	for id, fields := range want {
 		if !matches(got[id], fields) {
 			t.Errorf("session %s: record %q %v, want fields %v", id, got[id].msg, got[id].fields, fields)
@@ -402,6 +410,41 @@ func TestWatchChecksEverythingOnStart(t *testing.T) {
 	}
 	if got["2"].prio != journal.PriWarning {
 		t.Errorf("termination logged at priority %d, want warning", got["2"].prio)
+	}
+}
+
+// TestWatchRecordsTheResolvConfSessionsSee: with ns0's own resolv.conf,
+// each record of a session or manager in ns0 says which one its process
+// sees; seeing the host's is recorded, not acted on.
+func TestWatchRecordsTheResolvConfSessionsSee(t *testing.T) {
+	sys := newFakeSystem()
+	sys.GiveNS0ResolvConf()
+	sys.AddSession("1", "alice", 1000, 101, "user", netnstest.NS0)
+	sys.AddSession("2", "alice", 1000, 102, "user", netnstest.NS0)
+	sys.AddSession("3", "carol", 1002, 103, "user", netnstest.Host)
+	sys.ResolvConfs[101] = policytest.NS0ResolvConf
+	sys.ResolvConfs[102] = policytest.HostResolvConf // opened before ns0 had it
+	sys.ResolvConfs[103] = policytest.HostResolvConf
+	sys.Users = []logind.User{{UID: 1000, Name: "alice"}}
+	sys.Managers[1000], sys.Netns[200] = 200, netnstest.NS0
+	sys.ResolvConfErrs[200] = syscall.EACCES
+	r := startWatch(t, sys, aliceInNs0)
+	r.waitNote(t, "READY=1")
+
+	want := map[string]map[string]string{
+		"1":       {"VERDICT": "ok", "RESOLV_CONF": "namespace"},
+		"2":       {"VERDICT": "ok", "RESOLV_CONF": "host"},
+		"3":       {"VERDICT": "ok", "RESOLV_CONF": ""}, // carol is on the host: not looked at
+		"manager": {"VERDICT": "ok", "RESOLV_CONF": "unknown", "RESOLV_CONF_ERROR": "looking up /etc/resolv.conf as process 200 sees it: permission denied"},
+	}
+	got := r.verdictRecords(t, len(want))
+	for id, fields := range want {
+		if !matches(got[id], fields) || got[id].prio != journal.PriInfo {
+			t.Errorf("%s: record %q %v at priority %d, want fields %v at info", id, got[id].msg, got[id].fields, got[id].prio, fields)
+		}
+	}
+	if terminated := sys.terminatedSessions(); len(terminated) > 0 {
+		t.Errorf("terminated %v, want none", terminated)
 	}
 }
 

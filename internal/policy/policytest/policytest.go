@@ -1,7 +1,8 @@
 // Package policytest owns the fake system that a policy.Judge looks at,
 // which the tests of the watcher and of status share: logind's sessions and
-// users, the processes (their network namespace, start time, cgroup and
-// UIDs), the user managers, and a Judge over them all. A pinned process can
+// users, the processes (their network namespace, start time, cgroup, UIDs
+// and the resolv.conf they see), the user managers, and a Judge over them
+// all. A pinned process can
 // be killed, as the watcher does to a misplaced session's leader; what a
 // watcher's logind connection does besides reading (terminating sessions,
 // killing scopes, subscriptions) is the watcher's tests' own.
@@ -51,6 +52,15 @@ type System struct {
 	ManagerStarts map[uint32]int
 	// OnManagerLook runs, locked, at every look at a manager.
 	OnManagerLook func(uid uint32)
+	// ResolvConfs is the file each process sees at /etc/resolv.conf, by
+	// PID; missing: none, unless ResolvConfErrs says why it cannot be
+	// read.
+	ResolvConfs    map[int]proc.FileID
+	ResolvConfErrs map[int]error
+	// Files are the files the judge sees, by path (HostResolvConf at
+	// /etc/resolv.conf, NS0ResolvConf at /etc/netns/ns0/resolv.conf when
+	// ns0 has one); missing: none.
+	Files map[string]proc.FileID
 	// KillErr is a pinned process's answer to SIGKILL.
 	KillErr error
 	// Trace lists what happened, in order: "kill PID" for each process
@@ -61,7 +71,8 @@ type System struct {
 // NewSystem returns a System with no sessions, processes or managers.
 func NewSystem() *System {
 	return &System{Netns: map[int]netns.ID{}, Started: map[int]time.Duration{}, Cgroups: map[int]string{}, UIDs: map[int]uint32{},
-		Managers: map[uint32]int{}, ManagerStarts: map[uint32]int{}}
+		Managers: map[uint32]int{}, ManagerStarts: map[uint32]int{}, ResolvConfs: map[int]proc.FileID{}, ResolvConfErrs: map[int]error{},
+		Files: map[string]proc.FileID{}}
 }
 
 // Session is a session of the fake logind, created at SessionCreated.
@@ -94,7 +105,51 @@ func (s *System) Traced() []string {
 // Judge returns a judge of cfg that looks at s, and up users in users.
 func (s *System) Judge(cfg *config.Config, users config.Directory) *policy.Judge {
 	return &policy.Judge{Config: cfg, Users: users, ProcessNetns: s.ProcessNetns, NetnsFile: netnstest.File, Pin: s.Pin,
-		CgroupProcs: s.CgroupProcs, Sleep: NoSleep{}}
+		CgroupProcs: s.CgroupProcs, Sleep: NoSleep{}, SeenFile: s.SeenFile, StatFile: s.StatFile}
+}
+
+// The resolv.conf files of the fake system, as stat gives them.
+var (
+	HostResolvConf = proc.FileID{Dev: 8, Ino: 1001}
+	NS0ResolvConf  = proc.FileID{Dev: 8, Ino: 1002}
+)
+
+// GiveNS0ResolvConf gives ns0 a resolv.conf of its own next to the host's.
+func (s *System) GiveNS0ResolvConf() {
+	s.Lock()
+	defer s.Unlock()
+	s.Files["/etc/resolv.conf"] = HostResolvConf
+	s.Files["/etc/netns/ns0/resolv.conf"] = NS0ResolvConf
+}
+
+// SeenFile returns the file a live process sees at /etc/resolv.conf, the
+// one path the fake knows.
+func (s *System) SeenFile(pid int, path string) (proc.FileID, error) {
+	if _, err := s.ProcessNetns(pid); err != nil {
+		return proc.FileID{}, err
+	}
+	s.Lock()
+	defer s.Unlock()
+	id, ok := s.ResolvConfs[pid]
+	switch {
+	case path != "/etc/resolv.conf":
+		return proc.FileID{}, fmt.Errorf("looking up %s as process %d sees it: the fake knows /etc/resolv.conf only", path, pid)
+	case s.ResolvConfErrs[pid] != nil:
+		return proc.FileID{}, fmt.Errorf("looking up %s as process %d sees it: %w", path, pid, s.ResolvConfErrs[pid])
+	case !ok:
+		return proc.FileID{}, fmt.Errorf("looking up %s as process %d sees it: %w", path, pid, proc.ErrNoFile)
+	}
+	return id, nil
+}
+
+// StatFile returns a file of Files.
+func (s *System) StatFile(path string) (proc.FileID, error) {
+	s.Lock()
+	defer s.Unlock()
+	if id, ok := s.Files[path]; ok {
+		return id, nil
+	}
+	return proc.FileID{}, fmt.Errorf("stating %s: %w", path, syscall.ENOENT)
 }
 
 // ListSessionsContext lists the sessions, as status reads them.
