@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/netns-session/netns-session/internal/config"
+	"github.com/netns-session/netns-session/internal/etccheck"
 	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/userdb"
 )
@@ -24,8 +25,13 @@ func checkCommand() *cli.Command {
 (in lexical order) the way the PAM hook does, and prints every mapping: the
 selector and namespace as written, the namespace file, whether that file is a
 network namespace, what NSS knows of the user or group, and where the line is.
-Then the policy for unmapped users and what the watcher does with a session
-outside its namespace, then every problem, one per line.
+Then, for every namespace mapped to that has an /etc directory (/etc/netns/NAME,
+which ip netns exec reads too), the files of /etc its sessions see replaced:
+"/etc/F", with "(at TARGET)" when /etc/F leads elsewhere and "(via DIR)" when
+a shadow of a directory under /run shows it (the resolv.conf of resolved,
+NetworkManager or resolvconf), then the directories it hides ("hides
+/run/nscd"). Then the policy for unmapped users and what the watcher does with
+a session outside its namespace, then every problem, one per line.
 
 The config has one mapping per line, "#" starts a comment:
 
@@ -52,20 +58,31 @@ not owned by root or writable by group or others (with either, the PAM hook
 refuses every login but root's), a namespace file that is missing or not a
 network namespace (its users cannot log in), a user or group lookup that fails
 because a source (LDAP, SSSD, a file) is unavailable (the logins that need the
-line are denied), and two user lines that select the same UID. Warnings (exit
-status 0): a user or group NSS does not know (the line matches nobody), a user
-line spelled otherwise than NSS spells the user, a member of a mapped group
-listed under a name that is not its UID's own (the line does not map that
-user by the entry), and a namespace file that cannot be inspected.
+line are denied), two user lines that select the same UID, and an /etc
+directory of a namespace that cannot be applied (its users cannot log in).
+Warnings (exit status 0): a user or group NSS does not know (the line matches
+nobody), a user line spelled otherwise than NSS spells the user, a member of a
+mapped group listed under a name that is not its UID's own (the line does not
+map that user by the entry), a namespace file that cannot be inspected, an
+entry of /etc/netns/NAME with no counterpart in /etc (sessions do not see it),
+a namespace without a resolv.conf of its own while the host's names only
+loopback resolvers, such as systemd-resolved's 127.0.0.53 (in the namespace
+that address is its own loopback, where nothing answers), and, for a
+namespace with its own resolv.conf, the host's resolvers that its sessions'
+lookups still reach: systemd-resolved ("resolve" in the hosts line of
+/etc/nsswitch.conf) or nscd with a hosts cache, when their sockets are not
+hidden or the daemon is not running yet (a session opened before it starts
+reaches it once it runs), and mdns, ldap or wins in the hosts line, whose
+daemons look names up through the host's network.
 
 With --user NAME, shows how that user resolves instead: the rule, why it
-matched, and the namespace the session will join.`,
+matched, the namespace the session will join and what of /etc it overrides.`,
 		Flags: []cli.Flag{
 			configFlag("check"),
 			&cli.StringFlag{Name: "user", Usage: "show how the user `NAME` resolves"},
 		},
 		Action: func(c *cli.Context) error {
-			ck := &checker{out: c.App.Writer, users: userdb.System(), inspect: inspectNetns}
+			ck := &checker{out: c.App.Writer, users: userdb.System(), inspect: inspectNetns, etcView: netns.LoadOverlay}
 			if name := c.String("user"); name != "" {
 				return ck.user(c.String("config"), name)
 			}
@@ -79,7 +96,13 @@ type checker struct {
 	out   io.Writer
 	users config.Directory
 	// inspect checks that a path is a network namespace (inspectNetns).
-	inspect  func(path string) error
+	inspect func(path string) error
+	// etcView plans the /etc overlay of the namespace called name
+	// (netns.LoadOverlay); nil leaves the namespaces' /etc directories
+	// unchecked.
+	etcView func(name string) (*netns.Overlay, error)
+	// host is the system whose resolver files are read with them.
+	host     etccheck.Host
 	errors   []string
 	warnings []string
 	// netnsStates caches, in a word for the table, what checking a namespace
@@ -129,6 +152,7 @@ func (ck *checker) all(path string) error {
 			}
 			tw.Flush()
 		}
+		ck.etcDirs(rules)
 		fmt.Fprintf(ck.out, "\nunmapped = %s: %s\n", cfg.Unmapped, describeUnmapped(cfg.Unmapped))
 		fmt.Fprintf(ck.out, "enforce = %s: %s\n", cfg.Enforce, describeEnforce(cfg.Enforce))
 	}
@@ -162,6 +186,13 @@ func (ck *checker) user(path, name string) error {
 		fmt.Fprintf(tw, "netns\tunchanged: %s\n", describeUnmapped(config.UnmappedKeep))
 	} else {
 		fmt.Fprintf(tw, "netns\t%s -> %s: %s\n", d.Netns.Spec, d.Netns.Path, ck.netns(d.Netns, u.Name))
+		n, overrides, ok := ck.etcDir(d.Netns)
+		if overrides != "" {
+			fmt.Fprintf(tw, "etc\t%s\n", overrides)
+		}
+		if ok {
+			ck.warnings = append(ck.warnings, ck.host.Warnings([]etccheck.Namespace{n})...)
+		}
 	}
 	tw.Flush()
 	return ck.finish(true)
@@ -195,6 +226,69 @@ func (ck *checker) netns(n config.Netns, who string) string {
 	}
 	ck.netnsStates[n.Path] = state
 	return state
+}
+
+// etcDirs prints which files of /etc the sessions of each namespace that
+// rules map users to see replaced, and records the problems of the
+// namespaces' /etc directories and of their name lookups.
+func (ck *checker) etcDirs(rules []config.Rule) {
+	if ck.etcView == nil {
+		return
+	}
+	var namespaces []etccheck.Namespace
+	var rows []string
+	seen := map[string]bool{}
+	for _, r := range rules {
+		if seen[r.Netns.Spec] {
+			continue
+		}
+		seen[r.Netns.Spec] = true
+		n, overrides, ok := ck.etcDir(r.Netns)
+		if overrides != "" {
+			rows = append(rows, r.Netns.Spec+"\t"+overrides)
+		}
+		if ok {
+			namespaces = append(namespaces, n)
+		}
+	}
+	if len(rows) > 0 {
+		fmt.Fprintln(ck.out)
+		tw := tabwriter.NewWriter(ck.out, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "NETNS\tOVERRIDES FROM "+netns.EtcRoot+"/NETNS")
+		for _, row := range rows {
+			fmt.Fprintln(tw, row)
+		}
+		tw.Flush()
+	}
+	ck.warnings = append(ck.warnings, ck.host.Warnings(namespaces)...)
+}
+
+// etcDir plans the /etc overlay of namespace n, and says what it overrides
+// ("" for none); ok is false for the host's namespace, which has none, and
+// for an overlay that cannot be planned, an error.
+func (ck *checker) etcDir(n config.Netns) (_ etccheck.Namespace, overrides string, ok bool) {
+	if ck.etcView == nil || n.Host || n.Path == netns.HostPath {
+		return etccheck.Namespace{}, "", false
+	}
+	ns := etccheck.Namespace{Spec: n.Spec}
+	name := n.Name()
+	if name == "" {
+		return ns, "", true
+	}
+	o, err := ck.etcView(name)
+	switch {
+	case err != nil:
+		ck.errorf("netns %s: its /etc directory %s cannot be applied, so the logins of the users it is mapped to are denied: %v", n.Spec, netns.EtcDir(name), err)
+		return ns, "cannot be applied (see the errors)", false
+	case o == nil:
+		return ns, "", true
+	}
+	ns.Overlay = o
+	if overrides, err = ck.host.Overrides(o); err != nil {
+		ck.warnf("netns %s: %v", n.Spec, err)
+		overrides = "cannot be listed (see the warnings)"
+	}
+	return ns, overrides, true
 }
 
 func inspectNetns(path string) error {

@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/config/configtest"
+	"github.com/netns-session/netns-session/internal/etccheck"
 	"github.com/netns-session/netns-session/internal/netns"
 )
 
@@ -288,6 +291,156 @@ func TestCheckCommand(t *testing.T) {
 			}
 			if (err != nil) != tt.wantFail {
 				t.Errorf("err = %v, want failure %v", err, tt.wantFail)
+			}
+		})
+	}
+}
+
+// etcHost lays out a host with systemd-resolved's stub as its resolver and
+// nss-resolve in its hosts line, and ns0's /etc directory; etcView plans
+// ns0's overlay there, finds none for lab, and cannot plan broken's.
+func etcHost(t *testing.T) (etccheck.Host, func(name string) (*netns.Overlay, error)) {
+	t.Helper()
+	root := t.TempDir()
+	for path, content := range map[string]string{
+		"etc/netns/ns0/hosts":                  "10.200.0.1 gw\n",
+		"etc/netns/ns0/resolv.conf":            "nameserver 10.200.0.1\n",
+		"etc/netns/ns0/gai.conf":               "",
+		"etc/hosts":                            "127.0.0.1 localhost\n",
+		"etc/nsswitch.conf":                    "hosts: files resolve [!UNAVAIL=return] dns\n",
+		"run/systemd/resolve/stub-resolv.conf": "nameserver 127.0.0.53\n",
+	} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(path)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, path), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../run/systemd/resolve/stub-resolv.conf", filepath.Join(root, "etc/resolv.conf")); err != nil {
+		t.Fatal(err)
+	}
+	etcView := func(name string) (*netns.Overlay, error) {
+		switch name {
+		case "ns0":
+			return &netns.Overlay{Name: "ns0", OwnResolvConf: true, Skipped: []string{"gai.conf"},
+				Binds:   []netns.Mount{{Source: root + "/etc/netns/ns0/hosts", Target: root + "/etc/hosts"}},
+				Shadows: []netns.Mount{{Source: root + "/run/netns-session/shadow/ns0/run/systemd/resolve", Target: root + "/run/systemd/resolve"}},
+			}, nil
+		case "broken":
+			return nil, fmt.Errorf("overlaying /etc/netns/broken/hosts on /etc/hosts: %w: /etc/netns/broken/hosts is a directory but /etc/hosts is a file", netns.ErrTypeMismatch)
+		}
+		return nil, nil
+	}
+	return etccheck.Host{Root: root}, etcView
+}
+
+// TestCheckEtcDirs lists what the sessions of each mapped namespace see of
+// its /etc directory, and warns where their name lookups go wrong.
+func TestCheckEtcDirs(t *testing.T) {
+	const conf = "alice ns0\n@research lab\ncarol broken\ndave ns0\nroot -\n* /srv/netns/bob\n"
+	const loopback = "and the host's /etc/resolv.conf names the loopback resolver 127.0.0.53: in %[1]s that is %[1]s's own loopback, " +
+		"where no resolver answers unless one runs in %[1]s, so lookups that read resolv.conf themselves (dig, host) fail there, " +
+		`while those through NSS reach the host's systemd-resolved (by nss-resolve, "resolve" in the hosts line of /etc/nsswitch.conf), which looks them up through the host's network`
+	skipped := "warning: netns ns0: /etc/netns/ns0/gai.conf has no counterpart /etc/gai.conf, so sessions in ns0 do not see it (ip netns exec cannot bind it either)\n"
+	broken := "error: netns broken: its /etc directory /etc/netns/broken cannot be applied, so the logins of the users it is mapped to are denied: " +
+		"overlaying /etc/netns/broken/hosts on /etc/hosts: type mismatch: /etc/netns/broken/hosts is a directory but /etc/hosts is a file\n"
+	labLoopback := "warning: netns lab: no resolv.conf of its own (/etc/netns/lab/resolv.conf), " + fmt.Sprintf(loopback, "lab") + "\n"
+	tests := []struct {
+		name   string
+		config string // conf when ""
+		// resolver replaces the host's resolv.conf unless it is "".
+		resolver string
+		user     string // "": the whole config
+		want     string // CONF stands for the config file
+		wantErr  bool
+	}{
+		{
+			name: "no /etc directory, a resolver the namespace reaches: what check always said", config: "@research lab\n", resolver: "nameserver 192.0.2.53\n",
+			want: `SELECTOR   NETNS  PATH            NETNS-FILE  RESOLVES  SOURCE
+@research  lab    /run/netns/lab  ok          gid 2000  CONF:1
+
+unmapped = host: users no line matches join the host network namespace
+enforce = terminate: the watcher ends a session found outside its namespace
+0 errors, 0 warnings
+`,
+		},
+		{
+			name: "the whole config",
+			want: `SELECTOR   NETNS           PATH               NETNS-FILE  RESOLVES       SOURCE
+alice      ns0             /run/netns/ns0     ok          uid 1000       CONF:1
+@research  lab             /run/netns/lab     ok          gid 2000       CONF:2
+carol      broken          /run/netns/broken  ok          uid 1002       CONF:3
+dave       ns0             /run/netns/ns0     ok          uid 1003       CONF:4
+root       -               /proc/1/ns/net     ok          uid 0          CONF:5
+*          /srv/netns/bob  /srv/netns/bob     ok          everyone else  CONF:6
+
+NETNS   OVERRIDES FROM /etc/netns/NETNS
+ns0     /etc/hosts, /etc/resolv.conf (via /run/systemd/resolve)
+broken  cannot be applied (see the errors)
+
+unmapped = host: users no line matches join the host network namespace
+enforce = terminate: the watcher ends a session found outside its namespace
+
+` + broken + skipped + labLoopback +
+				"warning: netns /srv/netns/bob: no resolv.conf of its own (a namespace given by path has no /etc/netns directory), " + fmt.Sprintf(loopback, "/srv/netns/bob") + "\n" +
+				"1 error, 3 warnings\n",
+			wantErr: true,
+		},
+		{
+			name: "a user of a namespace with an /etc directory", user: "alice",
+			want: `user   alice (uid 1000, gid 1000)
+rule   alice ns0 at CONF:1
+why    user line for alice
+netns  ns0 -> /run/netns/ns0: ok
+etc    /etc/hosts, /etc/resolv.conf (via /run/systemd/resolve)
+
+` + skipped + "0 errors, 1 warning\n",
+		},
+		{
+			name: "a user of a namespace without one", user: "carol",
+			want: `user   carol (uid 1002, gid 100)
+rule   carol broken at CONF:3
+why    user line for carol
+netns  broken -> /run/netns/broken: ok
+etc    cannot be applied (see the errors)
+
+` + broken + "1 error, 0 warnings\n",
+			wantErr: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := tt.config
+			if text == "" {
+				text = conf
+			}
+			path := configtest.WriteConfig(t, text)
+			host, etcView := etcHost(t)
+			if tt.resolver != "" {
+				resolvConf := filepath.Join(host.Root, "etc/resolv.conf")
+				if err := os.Remove(resolvConf); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(resolvConf, []byte(tt.resolver), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var out bytes.Buffer
+			users := configtest.Users()
+			users.AddUser(config.User{Name: "dave", UID: 1003, GID: 100})
+			ck := &checker{out: &out, users: users, inspect: func(string) error { return nil }, etcView: etcView, host: host}
+			var err error
+			if tt.user == "" {
+				err = ck.all(path)
+			} else {
+				err = ck.user(path, tt.user)
+			}
+			if got, want := out.String(), strings.ReplaceAll(tt.want, "CONF", path); got != want {
+				t.Errorf("output:\n%s\nwant:\n%s", got, want)
+			}
+			if (err != nil) != tt.wantErr {
+				t.Errorf("err = %v, want failure %v", err, tt.wantErr)
 			}
 		})
 	}
