@@ -26,12 +26,15 @@ type etcFixture struct {
 	ns0Sys    []string // what `ip netns exec ns0` lists in /sys/class/net
 }
 
+// etcConfig is the etc fixture's policy.
+const etcConfig = "alice ns0\ncarol ns1\ndave -\n"
+
 func newEtcFixture(t *testing.T, s Suite) *etcFixture {
 	t.Helper()
 	c := boot(t, s)
 	d := enableDNS(t, c)
 	c.Run(t, "systemctl", "enable", "--now", "netns-session-netns@ns1.service")
-	c.WriteFile(t, configPath, "alice ns0\ncarol ns1\ndave -\n", 0o644)
+	c.WriteFile(t, configPath, etcConfig, 0o644)
 	c.WriteFile(t, "/usr/local/bin/live-session", liveSessionScript, 0o755)
 	installHook(t, c)
 	ns0Sys := strings.Fields(c.Run(t, "ip", "netns", "exec", "ns0", "ls", "/sys/class/net"))

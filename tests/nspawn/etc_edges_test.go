@@ -1,0 +1,180 @@
+package nspawn
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The edges of the per-namespace /etc (issue 10): what else a login goes
+// through with it, and the /etc directories it is not given.
+
+// TestNamespaceEtcAtItsEdges: with /etc/netns/ns0 applied to alice's
+// sessions, sshd's ChrootDirectory still jails her sftp session, in ns0
+// and ns0's mount namespace.
+func TestNamespaceEtcAtItsEdges(t *testing.T) {
+	forEachSuite(t, func(t *testing.T, s Suite) {
+		f := newEtcFixture(t, s)
+
+		t.Run("sshd's ChrootDirectory jails alice's sftp session, placed in ns0 with ns0's /etc", func(t *testing.T) {
+			f.assertChrootedSFTP(t)
+		})
+	})
+}
+
+// The sftp-only jail of alice.
+const (
+	jailDir   = "/srv/jail"
+	jailFile  = "/pub/hello.txt"
+	jailMatch = `
+# netns-session tests: alice's sftp-only jail
+Match User alice
+	ChrootDirectory ` + jailDir + `
+	ForceCommand internal-sftp
+`
+	// sftpOpen and sftpRelease hold an sftp session open: its batch runs
+	// a local command that waits between them.
+	sftpOpen    = "/run/sftp-open"
+	sftpRelease = "/run/sftp-release"
+)
+
+// assertChrootedSFTP logs alice in with sftp, jailed by sshd's
+// ChrootDirectory with internal-sftp, and while the session is open checks
+// that sshd's jailed child runs in ns0, in its session leader's mount
+// namespace, which shows ns0's resolv.conf, under the jail as its root.
+func (f *etcFixture) assertChrootedSFTP(t *testing.T) {
+	t.Helper()
+	c := f.c
+	// ChrootDirectory wants every component root's and writable by no one
+	// else.
+	c.Run(t, "/bin/bash", "-c", `set -e
+install -d -m 0755 -o root -g root `+jailDir+` `+jailDir+`/pub
+echo 'inside the jail' > `+jailDir+jailFile+`
+cp /etc/ssh/sshd_config /etc/ssh/sshd_config.orig
+printf '%s' "$1" >> /etc/ssh/sshd_config
+sshd -t`, "bash", jailMatch)
+	defer func() {
+		c.Run(t, "mv", "/etc/ssh/sshd_config.orig", "/etc/ssh/sshd_config")
+		restartSSH(t, c)
+	}()
+	restartSSH(t, c)
+	cursor := journalCursor(t, c)
+
+	batch := fmt.Sprintf("ls -1 %s\n!touch %s; timeout 60 sh -c 'until [ -e %s ]; do sleep 0.1; done'\nbye\n",
+		"/pub", sftpOpen, sftpRelease)
+	type result struct {
+		out, stderr string
+		err         error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// Not the test's context: the session is released, and waited
+		// for, by the deferred call below.
+		out, stderr, err := c.execWithInput(context.Background(), strings.NewReader(batch),
+			"sftp", "-b", "-", "-i", rootKey,
+			"-o", "BatchMode=yes",
+			"-o", "StrictHostKeyChecking=no",
+			"-o", "UserKnownHostsFile=/dev/null",
+			"-o", "ConnectTimeout=5",
+			"-o", "LogLevel=ERROR",
+			"alice@127.0.0.1")
+		done <- result{out, stderr, err}
+	}()
+	var r result
+	released := false
+	release := func() {
+		if released {
+			return
+		}
+		released = true
+		c.Exec(context.Background(), "touch", sftpRelease)
+		r = <-done
+		c.Exec(context.Background(), "rm", "-f", sftpOpen, sftpRelease)
+	}
+	defer release()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, _, err := c.Exec(t.Context(), "test", "-e", sftpOpen); err == nil {
+			break
+		}
+		select {
+		case r = <-done:
+			released = true
+			t.Fatalf("alice's sftp session ended before it was held: %v\n%s\n%s", r.err, r.stderr, r.out)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("alice's sftp session was not held within 30s")
+		}
+	}
+
+	// sshd's child that serves the session, and the child that runs the
+	// sftp server for it, have the jail as their root; the parent of the
+	// first, sshd's monitor, is the session's leader and opened it.
+	jailed := map[string]string{} // PID -> parent PID
+	for line := range strings.Lines(c.Sh(t, `jail=$(stat -c %d:%i `+jailDir+`)
+for p in /proc/[0-9]*; do
+	[ "$(stat -L -c %d:%i $p/root 2>/dev/null)" = "$jail" ] && echo ${p#/proc/} $(ps -o ppid= -p ${p#/proc/})
+done; true`)) {
+		if fields := strings.Fields(line); len(fields) == 2 {
+			jailed[fields[0]] = fields[1]
+		}
+	}
+	var leaders []string
+	for _, parent := range jailed {
+		if _, ok := jailed[parent]; !ok {
+			leaders = append(leaders, parent)
+		}
+	}
+	if len(leaders) != 1 {
+		t.Fatalf("processes with %s as their root, by parent: %v; want the processes of alice's session alone, under one parent", jailDir, jailed)
+	}
+	leader := leaders[0]
+	t.Logf("alice's sftp session: leader %s, jailed processes by parent %v", leader, jailed)
+	if !isSessionLeader(t, c, "alice", leader) {
+		t.Errorf("the parent (PID %s) of the jailed sshd processes %v leads no session of alice", leader, jailed)
+	}
+	for _, pid := range append(slices.Sorted(maps.Keys(jailed)), leader) {
+		if got := netnsID(t, c, "/proc/"+pid+"/ns/net"); got != f.ns0 {
+			t.Errorf("PID %s of alice's sftp session runs in netns %s, want ns0 (%s)", pid, got, f.ns0)
+		}
+	}
+	hostMnt := netnsID(t, c, "/proc/1/ns/mnt")
+	leaderMnt := netnsID(t, c, "/proc/"+leader+"/ns/mnt")
+	if leaderMnt == hostMnt {
+		t.Errorf("the leader of alice's sftp session runs in the host's mount namespace (%s)", hostMnt)
+	}
+	for pid := range jailed {
+		if got := netnsID(t, c, "/proc/"+pid+"/ns/mnt"); got != leaderMnt {
+			t.Errorf("the jailed PID %s of alice's sftp session runs in mount namespace %s, want its leader's %s", pid, got, leaderMnt)
+		}
+	}
+	if got := c.Run(t, "nsenter", "--target", leader, "--mount", "grep", "-v", "^#", "/etc/resolv.conf"); got != "nameserver 127.0.0.1\n" {
+		t.Errorf("the mount namespace of alice's sftp session shows /etc/resolv.conf as %q, want ns0's (nameserver 127.0.0.1)", got)
+	}
+	journalSays(t, c, cursor, "session of alice placed in /run/netns/ns0, with /etc/netns/ns0")
+
+	release()
+	if r.err != nil {
+		t.Fatalf("alice's sftp session: %v\n%s\n%s", r.err, r.stderr, r.out)
+	}
+	if !strings.Contains(r.out, jailFile) {
+		t.Errorf("sftp's ls of /pub in alice's jail printed %q, want %s", r.out, jailFile)
+	}
+}
+
+// isSessionLeader reports whether pid leads a logind session of user.
+func isSessionLeader(t *testing.T, c *Container, user, pid string) bool {
+	t.Helper()
+	for _, id := range strings.Fields(c.Run(t, "loginctl", "show-user", user, "-p", "Sessions", "--value")) {
+		if strings.TrimSpace(c.Run(t, "loginctl", "show-session", id, "-p", "Leader", "--value")) == pid {
+			return true
+		}
+	}
+	return false
+}
