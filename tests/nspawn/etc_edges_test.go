@@ -15,7 +15,9 @@ import (
 
 // TestNamespaceEtcAtItsEdges: with /etc/netns/ns0 applied to alice's
 // sessions, sshd's ChrootDirectory still jails her sftp session, in ns0
-// and ns0's mount namespace.
+// and ns0's mount namespace; an /etc/netns/ns0 that cannot be applied
+// denies her logins and keeps her manager off, and nobody else's, until it
+// is fixed.
 func TestNamespaceEtcAtItsEdges(t *testing.T) {
 	forEachSuite(t, func(t *testing.T, s Suite) {
 		f := newEtcFixture(t, s)
@@ -23,6 +25,11 @@ func TestNamespaceEtcAtItsEdges(t *testing.T) {
 		t.Run("sshd's ChrootDirectory jails alice's sftp session, placed in ns0 with ns0's /etc", func(t *testing.T) {
 			f.assertChrootedSFTP(t)
 		})
+		for _, b := range etcBreakages {
+			t.Run("with "+b.name+", alice is denied and her manager kept off, bob gets in, and the fix lets her in", func(t *testing.T) {
+				f.assertBrokenEtcDenies(t, b)
+			})
+		}
 	})
 }
 
@@ -177,4 +184,70 @@ func isSessionLeader(t *testing.T, c *Container, user, pid string) bool {
 		}
 	}
 	return false
+}
+
+// etcBreak is an /etc/netns/ns0 that cannot be applied: setup breaks it,
+// detail is in the journal's record of the denial, fix makes the entry
+// applicable, after which alice's sessions see its content at /etc/ENTRY.
+type etcBreak struct {
+	name, entry, setup, detail, fix string
+}
+
+// etcBreakContent is what /etc/netns/ns0/ENTRY of an etcBreak holds.
+const etcBreakContent = "ns0's own"
+
+var etcBreakages = []etcBreak{
+	{
+		name:   "an entry whose /etc counterpart is a dangling symlink",
+		entry:  "netns-test-link",
+		setup:  "ln -sfn /nonexistent/netns-test /etc/netns-test-link",
+		detail: "resolving /etc/netns-test-link",
+		fix:    "echo host > /etc/netns-test-target && ln -sfn netns-test-target /etc/netns-test-link",
+	},
+	{
+		name:   "a file entry whose /etc counterpart is a directory",
+		entry:  "netns-test-dir",
+		setup:  "mkdir /etc/netns-test-dir",
+		detail: "type mismatch",
+		fix:    "rmdir /etc/netns-test-dir && echo host > /etc/netns-test-dir",
+	},
+}
+
+// assertBrokenEtcDenies breaks /etc/netns/ns0 as b says and logs alice
+// and bob in: alice's login is denied with the reason and the detail in
+// the journal, leaves no session, and her manager's drop-in names
+// /dev/null; unmapped bob still gets the host. Once b is fixed, alice's
+// next login lands in ns0 and sees the entry.
+func (f *etcFixture) assertBrokenEtcDenies(t *testing.T, b etcBreak) {
+	t.Helper()
+	c := f.c
+	c.WriteFile(t, "/etc/netns/ns0/"+b.entry, etcBreakContent+"\n", 0o644)
+	defer c.Run(t, "rm", "-rf", "/etc/netns/ns0/"+b.entry, "/etc/"+b.entry, "/etc/netns-test-target")
+	c.Sh(t, b.setup)
+	cursor := journalCursor(t, c)
+
+	if got, _, err := sshNetns(t.Context(), c, "alice"); err == nil {
+		t.Errorf("alice got a shell in %s (ns0 is %s, the host %s) with %s; want the login denied", got, f.ns0, f.host, b.name)
+	}
+	journalSays(t, c, cursor, "session denied: the /etc directory of network namespace ns0 cannot be applied; ask an administrator (netns-session check)")
+	journalSays(t, c, cursor, b.detail)
+	if dropIn := c.Run(t, "cat", dropInPath(1001)); !strings.Contains(dropIn, "NetworkNamespacePath=/dev/null\n") {
+		t.Errorf("after the denial, alice's manager's drop-in does not keep it off with /dev/null:\n%s", dropIn)
+	}
+	assertNoSessionOf(t, c, "alice")
+	if got, stderr, err := sshNetns(t.Context(), c, "bob"); err != nil || got != f.host {
+		t.Errorf("unmapped bob with %s: netns %q, err %v, want %s (host)\n%s", b.name, got, err, f.host, stderr)
+	}
+
+	c.Sh(t, b.fix)
+	out, stderr, err := c.SSH(t.Context(), "alice", netnsOfSelf+"; cat /etc/"+b.entry)
+	if err != nil {
+		t.Fatalf("alice after the fix: %v\n%s", err, stderr)
+	}
+	if want := f.ns0 + "\n" + etcBreakContent + "\n"; out != want {
+		t.Errorf("alice after the fix: her shell printed its netns and /etc/%s as %q, want %q (ns0 and /etc/netns/ns0/%[2]s)", b.entry, out, want)
+	}
+	if dropIn := c.Run(t, "cat", dropInPath(1001)); !strings.Contains(dropIn, "NetworkNamespacePath=/run/netns/ns0\n") {
+		t.Errorf("after the fix, alice's manager's drop-in does not name ns0:\n%s", dropIn)
+	}
 }
