@@ -15,16 +15,32 @@ import (
 
 // TestNamespaceEtcAtItsEdges: with /etc/netns/ns0 applied to alice's
 // sessions, sshd's ChrootDirectory still jails her sftp session, in ns0
-// and ns0's mount namespace; an /etc/netns/ns0 that cannot be applied
-// denies her logins and keeps her manager off, and nobody else's, until it
-// is fixed.
+// and ns0's mount namespace; entries /etc has nothing to put under, and
+// dot-files, are skipped; an /etc/netns/ns0 that cannot be applied denies her logins
+// and keeps her manager off, and nobody else's, until it is fixed.
 func TestNamespaceEtcAtItsEdges(t *testing.T) {
 	forEachSuite(t, func(t *testing.T, s Suite) {
 		f := newEtcFixture(t, s)
+		c := f.c
 
 		t.Run("sshd's ChrootDirectory jails alice's sftp session, placed in ns0 with ns0's /etc", func(t *testing.T) {
 			f.assertChrootedSFTP(t)
 		})
+		for _, tt := range []struct{ name, entry, setup string }{
+			{"an entry with no /etc counterpart", "no-such-file", ""},
+			// Not skipped, it would deny the login.
+			{"a dot-file whose /etc counterpart is a dangling symlink", ".netns-test-dangling", "ln -sfn /nonexistent/netns-test /etc/.netns-test-dangling"},
+		} {
+			t.Run(tt.name+" is skipped: alice resolves through ns0", func(t *testing.T) {
+				c.WriteFile(t, "/etc/netns/ns0/"+tt.entry, etcBreakContent+"\n", 0o644)
+				defer c.Run(t, "rm", "-f", "/etc/netns/ns0/"+tt.entry, "/etc/"+tt.entry)
+				if tt.setup != "" {
+					c.Sh(t, tt.setup)
+				}
+				marker := "alice-skipped-" + strings.Trim(tt.entry, ".")
+				f.assertNs0View(t, "alice's ssh shell", marker, f.sshView(t, "alice", marker))
+			})
+		}
 		for _, b := range etcBreakages {
 			t.Run("with "+b.name+", alice is denied and her manager kept off, bob gets in, and the fix lets her in", func(t *testing.T) {
 				f.assertBrokenEtcDenies(t, b)
