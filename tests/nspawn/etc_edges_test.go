@@ -16,7 +16,8 @@ import (
 // TestNamespaceEtcAtItsEdges: with /etc/netns/ns0 applied to alice's
 // sessions, sshd's ChrootDirectory still jails her sftp session, in ns0
 // and ns0's mount namespace; entries /etc has nothing to put under, and
-// dot-files, are skipped; an /etc/netns/ns0 that cannot be applied denies her logins
+// dot-files, are skipped; a namespace given by path is given no /etc, as
+// documented; an /etc/netns/ns0 that cannot be applied denies her logins
 // and keeps her manager off, and nobody else's, until it is fixed.
 func TestNamespaceEtcAtItsEdges(t *testing.T) {
 	forEachSuite(t, func(t *testing.T, s Suite) {
@@ -41,6 +42,14 @@ func TestNamespaceEtcAtItsEdges(t *testing.T) {
 				f.assertNs0View(t, "alice's ssh shell", marker, f.sshView(t, "alice", marker))
 			})
 		}
+		t.Run("ns0 given by path gets no /etc: alice sees the host's resolv.conf and /sys in ns0", func(t *testing.T) {
+			c.WriteFile(t, configPath, strings.Replace(etcConfig, "alice ns0\n", "alice /run/netns/ns0\n", 1), 0o644)
+			defer c.WriteFile(t, configPath, etcConfig, 0o644)
+			f.assertHostView(t, "alice's ssh shell, ns0 given by path", "alice-by-path", f.ns0, f.sshView(t, "alice", "alice-by-path"))
+			if dropIn := c.Run(t, "cat", dropInPath(1001)); !strings.Contains(dropIn, "NetworkNamespacePath=/run/netns/ns0\n") || strings.Contains(dropIn, "Bind") {
+				t.Errorf("alice's manager's drop-in, ns0 given by path, does not name ns0 alone:\n%s", dropIn)
+			}
+		})
 		for _, b := range etcBreakages {
 			t.Run("with "+b.name+", alice is denied and her manager kept off, bob gets in, and the fix lets her in", func(t *testing.T) {
 				f.assertBrokenEtcDenies(t, b)
