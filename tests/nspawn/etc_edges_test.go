@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -16,7 +17,8 @@ import (
 // TestNamespaceEtcAtItsEdges: with /etc/netns/ns0 applied to alice's
 // sessions, sshd's ChrootDirectory still jails her sftp session, in ns0
 // and ns0's mount namespace; entries /etc has nothing to put under, and
-// dot-files, are skipped; a namespace given by path is given no /etc, as
+// dot-files, are skipped; logins after the first change nothing outside
+// their sessions; a namespace given by path is given no /etc, as
 // documented; an /etc/netns/ns0 that cannot be applied denies her logins
 // and keeps her manager off, and nobody else's, until it is fixed.
 func TestNamespaceEtcAtItsEdges(t *testing.T) {
@@ -42,6 +44,9 @@ func TestNamespaceEtcAtItsEdges(t *testing.T) {
 				f.assertNs0View(t, "alice's ssh shell", marker, f.sshView(t, "alice", marker))
 			})
 		}
+		t.Run("20 logins of alice into ns0 leave no mount on the host and no helper, and rewrite neither the shadows nor the drop-in", func(t *testing.T) {
+			f.assertRepeatedLoginsLeaveNothing(t, 20, 4)
+		})
 		t.Run("ns0 given by path gets no /etc: alice sees the host's resolv.conf and /sys in ns0", func(t *testing.T) {
 			c.WriteFile(t, configPath, strings.Replace(etcConfig, "alice ns0\n", "alice /run/netns/ns0\n", 1), 0o644)
 			defer c.WriteFile(t, configPath, etcConfig, 0o644)
@@ -275,4 +280,113 @@ func (f *etcFixture) assertBrokenEtcDenies(t *testing.T, b etcBreak) {
 	if dropIn := c.Run(t, "cat", dropInPath(1001)); !strings.Contains(dropIn, "NetworkNamespacePath=/run/netns/ns0\n") {
 		t.Errorf("after the fix, alice's manager's drop-in does not name ns0:\n%s", dropIn)
 	}
+}
+
+// etcTraces is what logins could leave outside their sessions: the host's
+// mounts, helpers still running, and what the hook writes only when it is
+// not right already: the shadow directories (every entry's inode and
+// ctime), alice's manager's drop-in (inode and mtime), and reloads of PID 1.
+type etcTraces struct {
+	mounts, helpers, shadow, dropIn string
+	reloads                         int
+}
+
+// etcTracesOf reads the traces once logind lists n sessions, so that logins
+// still being torn down do not count.
+func etcTracesOf(t *testing.T, c *Container, n int) etcTraces {
+	t.Helper()
+	waitSessions(t, c, n)
+	return etcTraces{
+		mounts:  c.Run(t, "cat", "/proc/1/mountinfo"),
+		helpers: c.Sh(t, `ps -eLo pid=,tid=,stat=,comm= | awk '$4 == "netns-session"'`),
+		shadow:  c.Sh(t, `find `+shadowDir+` -printf '%p %y %i %C@ %l\n' | sort`),
+		dropIn:  c.Run(t, "stat", "-c", "%i %.9Y", dropInPath(1001)),
+		reloads: reloadsLogged(t, c),
+	}
+}
+
+// shadowDir holds the shadow directories of ns0.
+const shadowDir = "/run/netns-session/shadow/ns0"
+
+// assertRepeatedLoginsLeaveNothing logs alice in n times from workers
+// concurrent ssh clients, each landing in ns0 with ns0's /etc, while a
+// session of hers holds her manager and runtime directory: what the
+// logins leave outside their sessions must be what was there before.
+func (f *etcFixture) assertRepeatedLoginsLeaveNothing(t *testing.T, n, workers int) {
+	t.Helper()
+	c := f.c
+	release := holdSession(t, c, "alice")
+	defer release()
+	if out := c.Run(t, "find", shadowDir, "-type", "l"); out == "" {
+		t.Fatalf("%s holds no symlinks after alice's login: nothing shows that the logins leave it alone", shadowDir)
+	}
+	hostMnt := netnsID(t, c, "/proc/1/ns/mnt")
+	before := etcTracesOf(t, c, 1)
+
+	seen := make([]string, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				out, stderr, err := c.SSH(t.Context(), "alice", "stat -L -c %d:%i /proc/self/ns/net /proc/self/ns/mnt; grep -v '^#' /etc/resolv.conf")
+				if err != nil {
+					out = fmt.Sprintf("denied: %v: %s", err, strings.TrimSpace(stderr))
+				}
+				seen[i] = out
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i, out := range seen {
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 3 || lines[0] != f.ns0 || lines[1] == hostMnt || lines[2] != "nameserver 127.0.0.1" {
+			t.Errorf("login %d of %d: printed %q, want ns0 (%s), a mount namespace other than the host's (%s) and ns0's resolv.conf", i+1, n, out, f.ns0, hostMnt)
+		}
+	}
+
+	after := etcTracesOf(t, c, 1)
+	if after.mounts != before.mounts {
+		gone, added := lineChanges(before.mounts, after.mounts)
+		t.Errorf("the host's mounts changed over %d logins: %d lines of /proc/1/mountinfo before, %d after\ngone:\n%s\nadded:\n%s",
+			n, strings.Count(before.mounts, "\n"), strings.Count(after.mounts, "\n"), strings.Join(gone, "\n"), strings.Join(added, "\n"))
+	}
+	if after.helpers != "" {
+		t.Errorf("threads of netns-session left after %d logins (pid tid state):\n%s", n, after.helpers)
+	}
+	if after.shadow != before.shadow {
+		t.Errorf("%d logins rewrote %s (path, type, inode, ctime, link):\nbefore:\n%s\nafter:\n%s", n, shadowDir, before.shadow, after.shadow)
+	}
+	if after.dropIn != before.dropIn {
+		t.Errorf("%d logins rewrote %s: inode and mtime %q before, %q after", n, dropInPath(1001), before.dropIn, after.dropIn)
+	}
+	if after.reloads != before.reloads {
+		t.Errorf("%d logins reloaded PID 1 %d times, want none: nothing changed", n, after.reloads-before.reloads)
+	}
+	assertNothingStopped(t, c)
+}
+
+// lineChanges returns the lines of before that after lacks and those it
+// adds, each as often as the count differs.
+func lineChanges(before, after string) (gone, added []string) {
+	count := map[string]int{}
+	for line := range strings.Lines(before) {
+		count[strings.TrimSuffix(line, "\n")]++
+	}
+	for line := range strings.Lines(after) {
+		count[strings.TrimSuffix(line, "\n")]--
+	}
+	for _, line := range slices.Sorted(maps.Keys(count)) {
+		for ; count[line] > 0; count[line]-- {
+			gone = append(gone, line)
+		}
+		for ; count[line] < 0; count[line]++ {
+			added = append(added, line)
+		}
+	}
+	return gone, added
 }
