@@ -51,7 +51,7 @@ func TestNamespaceEtcAtItsEdges(t *testing.T) {
 			c.WriteFile(t, configPath, strings.Replace(etcConfig, "alice ns0\n", "alice /run/netns/ns0\n", 1), 0o644)
 			defer c.WriteFile(t, configPath, etcConfig, 0o644)
 			f.assertHostView(t, "alice's ssh shell, ns0 given by path", "alice-by-path", f.ns0, f.sshView(t, "alice", "alice-by-path"))
-			if dropIn := c.Run(t, "cat", dropInPath(1001)); !strings.Contains(dropIn, "NetworkNamespacePath=/run/netns/ns0\n") || strings.Contains(dropIn, "Bind") {
+			if dropIn := managerDropIn(t, c, 1001); !strings.Contains(dropIn, "NetworkNamespacePath=/run/netns/ns0\n") || strings.Contains(dropIn, "Bind") {
 				t.Errorf("alice's manager's drop-in, ns0 given by path, does not name ns0 alone:\n%s", dropIn)
 			}
 		})
@@ -261,7 +261,7 @@ func (f *etcFixture) assertBrokenEtcDenies(t *testing.T, b etcBreak) {
 	}
 	journalSays(t, c, cursor, "session denied: the /etc directory of network namespace ns0 cannot be applied; ask an administrator (netns-session check)")
 	journalSays(t, c, cursor, b.detail)
-	if dropIn := c.Run(t, "cat", dropInPath(1001)); !strings.Contains(dropIn, "NetworkNamespacePath=/dev/null\n") {
+	if dropIn := managerDropIn(t, c, 1001); !strings.Contains(dropIn, "NetworkNamespacePath=/dev/null\n") {
 		t.Errorf("after the denial, alice's manager's drop-in does not keep it off with /dev/null:\n%s", dropIn)
 	}
 	assertNoSessionOf(t, c, "alice")
@@ -277,7 +277,7 @@ func (f *etcFixture) assertBrokenEtcDenies(t *testing.T, b etcBreak) {
 	if want := f.ns0 + "\n" + etcBreakContent + "\n"; out != want {
 		t.Errorf("alice after the fix: her shell printed its netns and /etc/%s as %q, want %q (ns0 and /etc/netns/ns0/%[2]s)", b.entry, out, want)
 	}
-	if dropIn := c.Run(t, "cat", dropInPath(1001)); !strings.Contains(dropIn, "NetworkNamespacePath=/run/netns/ns0\n") {
+	if dropIn := managerDropIn(t, c, 1001); !strings.Contains(dropIn, "NetworkNamespacePath=/run/netns/ns0\n") {
 		t.Errorf("after the fix, alice's manager's drop-in does not name ns0:\n%s", dropIn)
 	}
 }
@@ -389,4 +389,11 @@ func lineChanges(before, after string) (gone, added []string) {
 		}
 	}
 	return gone, added
+}
+
+// managerDropIn returns what netns-session's drop-in for user@UID.service
+// says, or that there is none.
+func managerDropIn(t *testing.T, c *Container, uid int) string {
+	t.Helper()
+	return c.Sh(t, fmt.Sprintf("cat %s 2>/dev/null || echo '(no drop-in)'", dropInPath(uid)))
 }
