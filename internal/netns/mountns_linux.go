@@ -2,13 +2,9 @@ package netns
 
 import (
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -61,14 +57,12 @@ func (m *MountNS) Close() error {
 //     reach the host;
 //   - mounts o's Binds, then its Shadows read-only (Prepare must have made
 //     them);
-//   - enters the network namespace and mounts a fresh sysfs over /sys, so
-//     that it shows that namespace's interfaces, moving the old /sys's
-//     submounts (the cgroup file systems, securityfs, ...) onto it;
+//   - enters the network namespace and shows its interfaces in /sys
+//     (mountNetSys);
 //   - checks that cwd exists in the namespace.
 //
 // Every failure is an error naming the step, and the namespace is
 // discarded: all of it happened inside the namespace, nothing on the host.
-// It needs kernel 5.2 (open_tree, move_mount).
 func NewMountNS(o *Overlay, netnsPath, cwd string) (*MountNS, error) {
 	return newMountNS(o, netnsPath, cwd, nil)
 }
@@ -169,7 +163,7 @@ func (m *MountNS) build(o *Overlay, netnsPath, cwd string, afterUnshare func() e
 	if err != nil {
 		return fmt.Errorf("entering the network namespace %s: %w", netnsPath, err)
 	}
-	if err := remountSys(); err != nil {
+	if err := mountNetSys(); err != nil {
 		return err
 	}
 	if err := unix.Chdir(cwd); err != nil {
@@ -252,200 +246,36 @@ func bindReadOnly(source, target string) error {
 	return nil
 }
 
-// remountSys replaces /sys by a sysfs of the thread's network namespace,
-// as ip netns exec does, but carries the old /sys's submounts over.
-func remountSys() error {
-	mountinfo, err := readMountinfo()
-	if err != nil {
-		return fmt.Errorf("reading the mount table: %w", err)
-	}
-	submounts := sysSubmounts(mountinfo)
-	trees := make([]int, 0, len(submounts))
-	defer func() {
-		for _, fd := range trees {
-			unix.Close(fd)
-		}
-	}()
-	for _, path := range submounts {
-		fd, err := unix.OpenTree(unix.AT_FDCWD, path, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
-		if err != nil {
-			return fmt.Errorf("cloning %s: %w", path, err)
-		}
-		trees = append(trees, fd)
-	}
+// netSysDirs are the directories of sysfs whose contents depend on the
+// network namespace of the process that mounted it: the interfaces, and the
+// device tree, whose net/ directories list the interfaces of the devices
+// (physical ones too) and which /sys/class/net's links point into.
+var netSysDirs = [...]string{"devices", "class/net"}
+
+// mountNetSys makes /sys show the network namespace of the thread, as ip
+// netns exec does by mounting a new sysfs over it, but without unmounting
+// the old one or reading the mount table: a new sysfs, mounted for a moment
+// on /sys/class/net, lends its netSysDirs to their places, the last one
+// over itself. Everything else under /sys, the cgroup file systems and
+// securityfs with it, stays as it was.
+func mountNetSys() error {
+	const staging = "/sys/class/net"
 	var fs unix.Statfs_t
-	if err := unix.Statfs("/sys", &fs); err != nil {
-		return fmt.Errorf("stating /sys: %w", err)
-	}
-	// EINVAL: /sys is no mount point, the new one goes on the directory.
-	if err := unix.Unmount("/sys", unix.MNT_DETACH); err != nil && err != unix.EINVAL {
-		return fmt.Errorf("unmounting /sys: %w", err)
+	if err := unix.Statfs(staging, &fs); err != nil {
+		return fmt.Errorf("stating %s: %w", staging, err)
 	}
 	flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
-	// A container's read-only /sys stays read-only.
+	// A container's read-only /sys stays read-only; binds inherit it.
 	if uintptr(fs.Flags)&unix.ST_RDONLY != 0 {
 		flags |= unix.MS_RDONLY
 	}
-	if err := unix.Mount("sysfs", "/sys", "sysfs", flags, ""); err != nil {
-		return fmt.Errorf("mounting sysfs on /sys: %w", err)
+	if err := unix.Mount("sysfs", staging, "sysfs", flags, ""); err != nil {
+		return fmt.Errorf("mounting sysfs on %s: %w", staging, err)
 	}
-	for i, path := range submounts {
-		if err := unix.MoveMount(trees[i], "", unix.AT_FDCWD, path, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-			return fmt.Errorf("moving %s onto the new /sys: %w", path, err)
+	for _, dir := range netSysDirs {
+		if err := unix.Mount(staging+"/"+dir, "/sys/"+dir, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("binding the namespace's /sys/%s: %w", dir, err)
 		}
 	}
 	return nil
-}
-
-// readMountinfo reads the thread's mount table with large reads:
-// os.ReadFile's small first buffer and poller registration take a dozen
-// system calls more on the login path.
-func readMountinfo() ([]byte, error) {
-	fd, err := unix.Open("/proc/thread-self/mountinfo", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, 0, 64<<10)
-	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, len(buf))
-		}
-		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err != nil:
-			return nil, err
-		case n == 0:
-			return buf, nil
-		}
-		buf = buf[:len(buf)+n]
-	}
-}
-
-// sysSubmounts returns, in order, the mount points in mountinfo (the
-// format of /proc/PID/mountinfo) to carry over to a new sysfs on /sys: the
-// uppermost mounts under the uppermost mount of /sys that are not sysfs
-// (cgroup, securityfs, tracefs, ...), each with what is mounted inside
-// it, and not hidden under another. Mounts of sysfs are the old view of
-// the network devices, which is what the new sysfs replaces: a container
-// manager such as systemd-nspawn puts a tmpfs on /sys with sysfs's
-// directories bound into it, and those are looked through, not kept.
-func sysSubmounts(mountinfo []byte) []string {
-	type entry struct {
-		id, parent string
-		path       string
-		sysfs      bool
-	}
-	var entries []entry
-	// stackedOn maps a mount to the one mounted over it at the same point.
-	stackedOn := map[string]string{}
-	for line := range strings.Lines(string(mountinfo)) {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE ...
-		fields := strings.Fields(line)
-		if len(fields) < 5 {
-			continue
-		}
-		e := entry{id: fields[0], parent: fields[1], path: unescapeMountinfo(fields[4])}
-		if i := slices.Index(fields[5:], "-"); i >= 0 && 5+i+1 < len(fields) {
-			e.sysfs = fields[5+i+1] == "sysfs"
-		}
-		entries = append(entries, e)
-	}
-	byID := make(map[string]entry, len(entries))
-	for _, e := range entries {
-		byID[e.id] = e
-	}
-	for _, e := range entries {
-		if p, ok := byID[e.parent]; ok && p.path == e.path {
-			stackedOn[p.id] = e.id
-		}
-	}
-	uppermost := func(e entry) entry {
-		for seen := 0; seen < len(entries); seen++ {
-			over, ok := stackedOn[e.id]
-			if !ok {
-				break
-			}
-			e = byID[over]
-		}
-		return e
-	}
-	var paths []string
-	// visited guards against a mount table that loops, as a fuzzer's may.
-	visited := map[string]bool{}
-	var walk func(m entry)
-	walk = func(m entry) {
-		if visited[m.id] {
-			return
-		}
-		visited[m.id] = true
-		// The last mount at a path counts, and one inside another mounted
-		// on the same parent is hidden by it.
-		last := map[string]entry{}
-		for _, e := range entries {
-			if e.parent == m.id && e.path != m.path && isUnder(e.path, m.path) {
-				last[e.path] = e
-			}
-		}
-		kids := slices.Sorted(maps.Keys(last))
-		visible := kids[:0]
-		for _, k := range kids {
-			if !slices.ContainsFunc(visible, func(v string) bool { return isUnder(k, v) }) {
-				visible = append(visible, k)
-			}
-		}
-		for _, k := range visible {
-			e := uppermost(last[k])
-			if e.path != k {
-				continue // IDs repeat: no kernel's table
-			}
-			if e.sysfs {
-				walk(e)
-			} else {
-				paths = append(paths, e.path)
-			}
-		}
-	}
-	var sys *entry
-	for _, e := range entries {
-		if e.path == "/sys" {
-			top := uppermost(e)
-			sys = &top
-		}
-	}
-	if sys == nil {
-		return nil
-	}
-	walk(*sys)
-	slices.Sort(paths)
-	// Sorted, a mount point comes before those inside it.
-	kept := paths[:0]
-	for _, p := range paths {
-		if !slices.ContainsFunc(kept, func(k string) bool { return isUnder(p, k) }) {
-			kept = append(kept, p)
-		}
-	}
-	return kept
-}
-
-// unescapeMountinfo undoes the kernel's octal escapes (\040 for a space,
-// \011, \012, \134) in a path of mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -233,11 +233,20 @@ func TestNewMountNS(t *testing.T) {
 		if want := []string{"lo", vethA, vethB}; err != nil || !slices.Equal(names, want) {
 			t.Errorf("/sys/class/net inside: %v, %v; want %v", names, err, want)
 		}
+		// The links of /sys/class/net lead into /sys/devices, which must
+		// show the namespace's devices too.
+		err = inMountNS(m.Path(), func() error {
+			_, err := os.ReadFile("/sys/class/net/" + vethA + "/address")
+			return err
+		})
+		if err != nil {
+			t.Errorf("reading %s's address inside: %v", vethA, err)
+		}
 		if _, err := os.Stat("/sys/class/net/" + vethA); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("host's /sys shows %s: %v", vethA, err)
 		}
 	})
-	t.Run("/sys keeps its submounts", func(t *testing.T) {
+	t.Run("/sys keeps its submounts and gains the namespace's devices", func(t *testing.T) {
 		host, err := os.ReadFile("/proc/self/mountinfo")
 		if err != nil {
 			t.Fatal(err)
@@ -249,12 +258,13 @@ func TestNewMountNS(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		want := mountPoints(host, "/sys")
-		if !slices.Contains(want, "/sys/fs/cgroup") {
-			t.Fatalf("host has no /sys/fs/cgroup mount to check: %v", want)
+		hostPoints := mountPoints(host, "/sys")
+		if !slices.Contains(hostPoints, "/sys/fs/cgroup") {
+			t.Fatalf("host has no /sys/fs/cgroup mount to check: %v", hostPoints)
 		}
+		want := slices.Compact(slices.Sorted(slices.Values(append(hostPoints, "/sys/class/net", "/sys/devices"))))
 		if got := mountPoints(inside, "/sys"); !slices.Equal(got, want) {
-			t.Errorf("mounts under /sys inside: %v\nwant the host's: %v", got, want)
+			t.Errorf("mounts under /sys inside: %v\nwant the host's and the namespace's devices: %v", got, want)
 		}
 	})
 }
@@ -480,97 +490,6 @@ func TestNewMountNSRefusesChrootedCaller(t *testing.T) {
 	}
 }
 
-func TestSysSubmounts(t *testing.T) {
-	tests := []struct {
-		name      string
-		mountinfo string
-		want      []string
-	}{
-		{
-			name: "cgroup v1 tree and tracefs",
-			mountinfo: `22 27 0:21 / /proc rw - proc proc rw
-23 27 0:22 / /sys rw,relatime - sysfs sysfs rw
-27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
-31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
-193 23 0:13 / /sys/kernel/tracing rw,relatime - tracefs none rw
-`,
-			want: []string{"/sys/fs/cgroup", "/sys/kernel/tracing"},
-		},
-		{
-			name: "stacked /sys: the upper one's submounts",
-			mountinfo: `27 1 254:0 / / rw - ext4 /dev/vda rw
-23 27 0:22 / /sys rw - sysfs sysfs rw
-24 23 0:23 / /sys/kernel/debug rw - debugfs debugfs rw
-40 23 0:40 / /sys rw - sysfs sysfs rw
-41 40 0:41 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
-`,
-			want: []string{"/sys/fs/cgroup"},
-		},
-		{
-			name: "a mount hidden under another and a repeated one",
-			mountinfo: `23 27 0:22 / /sys rw - sysfs sysfs rw
-24 23 0:23 / /sys/fs/cgroup/x rw - tmpfs tmpfs rw
-25 23 0:24 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
-26 23 0:25 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
-`,
-			want: []string{"/sys/fs/cgroup"},
-		},
-		{
-			// systemd-nspawn: a tmpfs with sysfs's directories bound in.
-			// The binds are the old view of the devices; only what is
-			// not sysfs is carried over, also from inside a bind.
-			name: "container's /sys: sysfs binds looked through",
-			mountinfo: `129 127 0:43 / /sys ro,nosuid - tmpfs tmpfs rw,mode=555
-77 129 0:50 /block /sys/block ro shared:13 - sysfs sysfs ro
-79 129 0:50 /class /sys/class ro shared:13 - sysfs sysfs ro
-81 129 0:50 /devices /sys/devices ro shared:13 - sysfs sysfs ro
-82 129 0:50 /kernel /sys/kernel ro shared:13 - sysfs sysfs ro
-93 82 0:7 / /sys/kernel/security rw - securityfs securityfs rw
-76 129 0:51 / /sys/fs/cgroup ro shared:14 - tmpfs tmpfs ro,mode=755
-84 76 0:29 / /sys/fs/cgroup/cpu ro shared:16 - cgroup cgroup rw,cpu
-91 76 0:38 /payload /sys/fs/cgroup/unified rw shared:23 - cgroup2 cgroup rw
-`,
-			want: []string{"/sys/fs/cgroup", "/sys/kernel/security"},
-		},
-		{
-			name:      "escaped mount point",
-			mountinfo: "23 27 0:22 / /sys rw - sysfs sysfs rw\n24 23 0:23 / /sys/a\\040b rw - tmpfs tmpfs rw\n",
-			want:      []string{"/sys/a b"},
-		},
-		{name: "no /sys", mountinfo: "27 1 254:0 / / rw - ext4 /dev/vda rw\n"},
-		{name: "empty"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := sysSubmounts([]byte(tt.mountinfo)); !slices.Equal(got, tt.want) {
-				t.Errorf("sysSubmounts() = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
-func FuzzSysSubmounts(f *testing.F) {
-	f.Add("23 27 0:22 / /sys rw - sysfs sysfs rw\n31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw\n")
-	f.Add("23 27 0:22 / /sys rw - sysfs sysfs rw\n24 23 0:23 / /sys/a\\040b rw - tmpfs tmpfs rw\n25 23 0:23 / /sys/a\\0 rw\n26 23 0:2 / \\\n")
-	f.Fuzz(func(t *testing.T, mountinfo string) {
-		got := sysSubmounts([]byte(mountinfo))
-		if !slices.IsSorted(got) {
-			t.Errorf("not in order: %q", got)
-		}
-		for i, p := range got {
-			if !isUnder(p, "/sys") {
-				t.Errorf("%q is not under /sys", p)
-			}
-			for _, q := range got[i+1:] {
-				if p == q || isUnder(q, p) {
-					t.Errorf("%q and %q: one hides the other", p, q)
-				}
-			}
-		}
-	})
-}
-
 // BenchmarkNewMountNS measures building a session's mount namespace with
 // ns0's overlay (a bind and two shadows) and closing it.
 func BenchmarkNewMountNS(b *testing.B) {
@@ -587,4 +506,24 @@ func BenchmarkNewMountNS(b *testing.B) {
 		}
 		m.Close()
 	}
+}
+
+// unescapeMountinfo undoes the kernel's octal escapes (\040 for a space,
+// \011, \012, \134) in a path of mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+4 <= len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
