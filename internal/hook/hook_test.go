@@ -85,8 +85,12 @@ func testUnits(t *testing.T) *units.Manager {
 }
 
 // testLog is a Logger that notes each error record as "ACTION: message"
-// when records is set, and drops everything else.
-type testLog struct{ records *[]string }
+// when records is set, the fields Set attaches when fields is set, and
+// drops everything else.
+type testLog struct {
+	records *[]string
+	fields  map[string]string
+}
 
 func (l testLog) Error(msg string, fields map[string]string) {
 	if l.records != nil {
@@ -94,7 +98,11 @@ func (l testLog) Error(msg string, fields map[string]string) {
 	}
 }
 func (testLog) Debugf(string, ...any) {}
-func (testLog) Set(string, string)    {}
+func (l testLog) Set(key, value string) {
+	if l.fields != nil {
+		l.fields[key] = value
+	}
+}
 
 // quietLog is a Logger that drops every record.
 func quietLog() Logger { return testLog{} }
@@ -482,6 +490,7 @@ func TestOpenGivesTheSessionItsNamespaceEtc(t *testing.T) {
 	const carol = 1002
 	ns0Etc := &netns.Overlay{
 		Name:    "ns0",
+		Skipped: []string{"gai.conf", "mailname"},
 		Binds:   []netns.Mount{{Source: "/etc/netns/ns0/hosts", Target: "/etc/hosts"}},
 		Shadows: []netns.Mount{{Source: "/run/netns-session/shadow/ns0/run/systemd/resolve", Target: "/run/systemd/resolve"}},
 	}
@@ -500,10 +509,12 @@ func TestOpenGivesTheSessionItsNamespaceEtc(t *testing.T) {
 		wantDropIn string   // what the drop-in holds after Open
 		wantDeny   string
 		want       string
+		wantFields map[string]string // fields attached to the session's records
 	}{
 		{name: "placed with its /etc", target: "ns0", etc: ns0Etc,
 			wantAsked: []string{"ns0"}, wantJoined: true, wantDropIn: ns0Mounts,
-			want: "session of carol placed in /run/netns/ns0, with /etc/netns/ns0"},
+			want:       "session of carol placed in /run/netns/ns0, with /etc/netns/ns0",
+			wantFields: map[string]string{"ETC_DIR": "/etc/netns/ns0", "ETC_SKIPPED": "gai.conf mailname"}},
 		{name: "namespace without an /etc directory", target: "ns0",
 			wantAsked: []string{"ns0"}, wantJoined: true, wantDropIn: "NetworkNamespacePath=/run/netns/ns0\n",
 			want: "session of carol placed in /run/netns/ns0"},
@@ -537,7 +548,8 @@ func TestOpenGivesTheSessionItsNamespaceEtc(t *testing.T) {
 				asked = append(asked, name)
 				return tt.etc, tt.etcErr
 			}
-			h := New(Config{Log: quietLog(), ConfigPath: path, Joiner: join, Units: m, Users: configtest.Users(), EtcView: etcView})
+			fields := map[string]string{}
+			h := New(Config{Log: testLog{fields: fields}, ConfigPath: path, Joiner: join, Units: m, Users: configtest.Users(), EtcView: etcView})
 
 			placed, err := h.Open(context.Background(), Request{Type: "open_session", User: "carol", Service: "sshd"})
 			var d *Denial
@@ -555,6 +567,11 @@ func TestOpenGivesTheSessionItsNamespaceEtc(t *testing.T) {
 				t.Errorf("joined %q, want no join", join.targets)
 			case tt.wantJoined && (len(join.etcs) != 1 || join.etcs[0] != tt.etc):
 				t.Errorf("joined with /etc views %v, want once with %v", join.etcs, tt.etc)
+			}
+			for k, v := range tt.wantFields {
+				if fields[k] != v {
+					t.Errorf("field %s of the session's records = %q, want %q", k, fields[k], v)
+				}
 			}
 			dropIn, err := os.ReadFile(m.DropInPath(carol))
 			if _, rest, _ := strings.Cut(string(dropIn), "[Service]\n"); err != nil || rest != tt.wantDropIn {
