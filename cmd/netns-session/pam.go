@@ -184,7 +184,9 @@ type parentJoiner struct {
 
 // Join builds the session's mount namespace first when etc asks for one:
 // a copy of the caller's (pam_exec's child shares it, and its working
-// directory), which the caller then joins.
+// directory), which the caller then joins. It is built on this goroutine's
+// thread, which stays in it, locked, until the process exits: the join
+// and what little the hook does after it run there too.
 func (j parentJoiner) Join(ctx context.Context, target string, etc *netns.Overlay) error {
 	if j.callerErr != nil {
 		return j.callerErr
@@ -197,11 +199,10 @@ func (j parentJoiner) Join(ctx context.Context, target string, etc *netns.Overla
 	if err != nil {
 		return fmt.Errorf("%w: naming the working directory: %w", hook.ErrEtcView, err)
 	}
-	mnt, err := netns.NewMountNS(etc, target, cwd)
+	mnt, err := netns.EnterMountNS(etc, target, cwd)
 	if err != nil {
 		return fmt.Errorf("%w: %w", hook.ErrEtcView, err)
 	}
-	defer mnt.Close()
 	return nsjoin.JoinParent(ctx, j.caller, target, &nsjoin.MountJoin{Path: mnt.Path(), ID: mnt.ID()}, opts)
 }
 

@@ -5,47 +5,38 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
 // MountNS is a session's mount namespace: a copy of the calling process's,
 // with an Overlay applied and /sys showing a network namespace's
-// interfaces, as `ip netns exec` builds it. It is held by an OS thread of
-// its own until Close, for another process to join through Path.
+// interfaces, as `ip netns exec` builds it, entered by the thread that
+// built it, for another process to join through Path.
 type MountNS struct {
-	path    string
-	id      ID
-	release chan struct{}
-	exited  chan struct{}
-	once    sync.Once
+	path string
+	id   ID
 }
 
-// Path returns /proc/PID/task/TID/ns/mnt of the thread that holds the
-// namespace; it names the namespace until Close.
+// Path returns /proc/PID/task/TID/ns/mnt of the thread that built the
+// namespace; it names the namespace while that thread lives.
 func (m *MountNS) Path() string { return m.path }
 
 // ID returns the namespace's ID, for a joiner to check that what it
 // opened through Path is this namespace.
 func (m *MountNS) ID() ID { return m.id }
 
-// Close lets the thread that holds the namespace exit. The namespace
-// lives on in the processes that joined it, and ends with the last one.
-func (m *MountNS) Close() error {
-	m.once.Do(func() {
-		close(m.release)
-		<-m.exited
-	})
-	return nil
-}
-
-// NewMountNS builds the mount namespace of a session of the network
+// EnterMountNS builds the mount namespace of a session of the network
 // namespace at netnsPath, whose /etc overlay is o (nil: none), for a
-// caller whose working directory is cwd (absolute). On an OS thread locked
-// for good (a thread whose namespace, root and working directory are no
-// longer the process's must never run other goroutines: it dies with its
-// goroutine) it
+// caller whose working directory is cwd (absolute), on the OS thread of
+// the calling goroutine, which it locks for good: that thread is left in
+// the new mount namespace and in the network namespace, with its own root
+// and working directory, so it must never run another goroutine, and the
+// runtime ends it when the goroutine exits. It is meant for a helper that
+// goes on to do its last work, the join, on that goroutine and then exits:
+// building on the thread that joins costs no thread of its own and no
+// hand-over between threads, which on a busy machine cost more than the
+// mounts. The thread
 //
 //   - unshares the mount namespace: a copy of the caller's, so a private
 //     namespace of pam_namespace or of a service is kept;
@@ -61,62 +52,28 @@ func (m *MountNS) Close() error {
 //     (mountNetSys);
 //   - checks that cwd exists in the namespace.
 //
-// Every failure is an error naming the step, and the namespace is
-// discarded: all of it happened inside the namespace, nothing on the host.
-func NewMountNS(o *Overlay, netnsPath, cwd string) (*MountNS, error) {
-	return newMountNS(o, netnsPath, cwd, nil)
+// Every failure is an error naming the step. All of it happens inside the
+// new namespace, nothing on the host; the thread stays locked, maybe in
+// the new namespaces, whether it fails or not.
+func EnterMountNS(o *Overlay, netnsPath, cwd string) (*MountNS, error) {
+	runtime.LockOSThread()
+	return enterMountNS(o, netnsPath, cwd, nil)
 }
 
-// newMountNS is NewMountNS with afterUnshare, a test's hook, run on the
-// thread once it has a mount namespace and file system context of its own.
-func newMountNS(o *Overlay, netnsPath, cwd string, afterUnshare func() error) (*MountNS, error) {
+// enterMountNS is EnterMountNS on an already locked thread, with
+// afterUnshare, a test's hook, run on the thread right after the unshare.
+func enterMountNS(o *Overlay, netnsPath, cwd string, afterUnshare func() error) (*MountNS, error) {
 	if !filepath.IsAbs(cwd) {
 		return nil, fmt.Errorf("building a mount namespace: working directory %q is not absolute", cwd)
 	}
 	if o == nil {
 		o = &Overlay{}
 	}
-	m := &MountNS{release: make(chan struct{}), exited: make(chan struct{})}
-	built := make(chan error, 1)
-	go func() {
-		defer close(m.exited)
-		onDisposableThread(func() {
-			err := m.build(o, netnsPath, cwd, afterUnshare)
-			built <- err
-			if err == nil {
-				<-m.release
-			}
-		})
-	}()
-	if err := <-built; err != nil {
-		<-m.exited
+	m := &MountNS{}
+	if err := m.build(o, netnsPath, cwd, afterUnshare); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// onDisposableThread runs fn on an OS thread locked to it that the runtime
-// ends when fn returns, so that fn may change what cannot be changed back
-// (unshare a namespace, CLONE_FS): no other goroutine will run there.
-func onDisposableThread(fn func()) {
-	runtime.LockOSThread()
-	if unix.Gettid() != unix.Getpid() {
-		// Never unlocked: the runtime ends the thread when the goroutine
-		// exits.
-		fn()
-		return
-	}
-	// The runtime parks the main thread rather than end it, and the main
-	// thread is what /proc/PID and /proc/self show. Held here, it cannot
-	// be the thread of a new goroutine.
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		fn()
-	}()
-	<-done
-	runtime.UnlockOSThread()
 }
 
 // build runs on the locked thread.
