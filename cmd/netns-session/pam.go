@@ -195,6 +195,11 @@ func (j parentJoiner) Join(ctx context.Context, target string, etc *netns.Overla
 	if etc == nil {
 		return nsjoin.JoinParent(ctx, j.caller, target, nil, opts)
 	}
+	// A namespace that is missing is that, not an /etc directory that
+	// cannot be applied.
+	if _, err := netns.CheckNetns(target); err != nil {
+		return fmt.Errorf("%w: %w", nsjoin.ErrTargetUnavailable, err)
+	}
 	cwd, err := os.Getwd()
 	if err != nil {
 		return fmt.Errorf("%w: naming the working directory: %w", hook.ErrEtcView, err)

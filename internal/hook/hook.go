@@ -21,6 +21,7 @@ import (
 	"github.com/netns-session/netns-session/internal/netns"
 	"github.com/netns-session/netns-session/internal/nsjoin"
 	"github.com/netns-session/netns-session/internal/policy"
+	"github.com/netns-session/netns-session/internal/proc"
 	"github.com/netns-session/netns-session/internal/units"
 )
 
@@ -217,6 +218,13 @@ func (h *Hook) Open(ctx context.Context, req Request) (*Placement, error) {
 	} else {
 		h.c.Log.Debugf("systemd is not running: no user manager to place")
 	}
+	if systemd && etc != nil && etc.OwnResolvConf {
+		// Before the join: the hook then runs in the session's view,
+		// where the host's resolv.conf cannot be told from another.
+		if err := h.checkManagerEtc(user, etc); err != nil {
+			return nil, err
+		}
+	}
 	if target != "" {
 		if err := h.join(ctx, target, etc); err != nil {
 			return nil, err
@@ -412,6 +420,35 @@ func (h *Hook) checkUserManager(ctx context.Context, user *config.User, decision
 	}
 }
 
+// checkManagerEtc refuses the session when the user's manager already runs
+// and sees the host's resolv.conf where etc has its own: it started before
+// its drop-in had etc's mounts (the administrator has just made the
+// directory, or added the file), and the user's services would look names up
+// through the host. A manager that sees another file (a version of etc's
+// since replaced, where its view binds the file itself) is let be.
+func (h *Hook) checkManagerEtc(user *config.User, etc *netns.Overlay) error {
+	pid, err := policy.FindManager(h.c.Units.UserManagerPID, user.UID)
+	switch {
+	case err != nil:
+		return &Denial{Reason: "cannot check your running user manager", Err: err}
+	case pid == 0:
+		return nil
+	}
+	judge := policy.Judge{SeenFile: proc.SeenFile, StatFile: proc.StatFile}
+	switch view, err := judge.ResolvConfSeen(etc.Name, pid); view {
+	case policy.ResolvConfUnknown:
+		return &Denial{Reason: "cannot check your running user manager", Err: err}
+	case policy.ResolvConfHost:
+		unit := units.UserManagerUnit(user.UID)
+		return &Denial{
+			Reason: fmt.Sprintf("%s of %s runs without the /etc directory of network namespace %s; end all of %s's sessions, or run `systemctl stop %s` as root, then log in again",
+				unit, user.Name, etc.Name, user.Name, unit),
+			Err: fmt.Errorf("user manager PID %d sees the host's /etc/resolv.conf, not %s/resolv.conf", pid, netns.EtcDir(etc.Name)),
+		}
+	}
+	return nil
+}
+
 // join moves the login process - our parent, waiting for us - into target,
 // and into a view of etc when it is not nil.
 func (h *Hook) join(ctx context.Context, target string, etc *netns.Overlay) error {
@@ -425,6 +462,8 @@ func (h *Hook) join(ctx context.Context, target string, etc *netns.Overlay) erro
 		return &Denial{Reason: fmt.Sprintf("this login program runs under chroot, so it cannot be given %s", netns.EtcDir(etc.Name)), Err: err}
 	case etc != nil && errors.Is(err, ErrEtcView):
 		return &Denial{Reason: etcUnusable(etc.Name), Err: err}
+	case etc != nil && errors.Is(err, nsjoin.ErrUnnamedCwd):
+		return &Denial{Reason: fmt.Sprintf("the working directory of this login program has no name (removed?), so it cannot be given %s; log in from another directory", netns.EtcDir(etc.Name)), Err: err}
 	case errors.Is(err, nsjoin.ErrTargetUnavailable):
 		return &Denial{Reason: fmt.Sprintf("network namespace %s is not available; ask an administrator", target), Err: err}
 	case errors.Is(err, nsjoin.ErrPtraceRefused):

@@ -278,7 +278,7 @@ func (j *Judge) process(decision config.Decision, f Finding, user string, pid in
 		f.Verdict, f.Reason = Violation, fmt.Sprintf("process %d runs in netns %s, not in %s (%s): %s", pid, f.Actual, f.Expected, f.ExpectedID, decision.Reason)
 	}
 	if f.Verdict == Compliant || f.Verdict == Violation {
-		f.ResolvConf, f.ResolvConfErr = j.resolvConfView(decision.Netns.Name(), pid)
+		f.ResolvConf, f.ResolvConfErr = j.ResolvConfSeen(decision.Netns.Name(), pid)
 	}
 	return f
 }

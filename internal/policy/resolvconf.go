@@ -57,12 +57,13 @@ func (v ResolvConfView) String() string {
 // MarshalText writes the view as String does, for JSON.
 func (v ResolvConfView) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
 
-// resolvConfView finds which resolv.conf process pid sees, when the
+// ResolvConfSeen finds which resolv.conf process pid sees, when the
 // namespace called name (netns's name for it, "" for none) has one of its
 // own; the error says why the view is unknown. The files are compared by
 // device and inode, the process's looked up in its own mount namespace and
-// root.
-func (j *Judge) resolvConfView(name string, pid int) (ResolvConfView, error) {
+// root, the host's in the judge's: a judge in a session's mount namespace
+// cannot tell the host's file from any other.
+func (j *Judge) ResolvConfSeen(name string, pid int) (ResolvConfView, error) {
 	if j.SeenFile == nil || name == "" {
 		return ResolvConfNotLooked, nil
 	}
