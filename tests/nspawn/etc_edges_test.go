@@ -60,7 +60,57 @@ func TestNamespaceEtcAtItsEdges(t *testing.T) {
 				f.assertBrokenEtcDenies(t, b)
 			})
 		}
+		t.Run("a manager started before ns0 had an /etc directory refuses alice's logins until it is stopped", func(t *testing.T) {
+			f.assertStaleManagerDenies(t)
+		})
 	})
+}
+
+// assertStaleManagerDenies starts alice's manager, lingering, while ns0 has
+// no /etc directory, so that it sees the host's resolv.conf and reaches the
+// host's resolved; once the directory is back, her logins are refused, and
+// let in again, with ns0's view, once the manager is stopped.
+func (f *etcFixture) assertStaleManagerDenies(t *testing.T) {
+	t.Helper()
+	c := f.c
+	const manager = "user@1001.service"
+	c.Run(t, "mv", "/etc/netns/ns0", "/etc/netns/ns0.off")
+	restored := false
+	restore := func() {
+		if !restored {
+			c.Run(t, "mv", "/etc/netns/ns0.off", "/etc/netns/ns0")
+			restored = true
+		}
+	}
+	defer restore()
+	// A manager of an earlier test, with ns0's view, may still run.
+	c.Run(t, "systemctl", "stop", manager)
+	// A login writes the drop-in without mounts; the manager that lingering
+	// then starts with it stays.
+	if got, stderr, err := sshNetns(t.Context(), c, "alice"); err != nil || got != f.ns0 {
+		t.Fatalf("alice before ns0 had /etc: netns %q, err %v, want %s\n%s", got, err, f.ns0, stderr)
+	}
+	c.Run(t, "systemd-run", "--wait", "--pipe", "--quiet", "loginctl", "enable-linger", "alice")
+	defer c.Run(t, "systemd-run", "--wait", "--pipe", "--quiet", "loginctl", "disable-linger", "alice")
+	waitFor(t, c, "alice's manager running", "systemctl -q is-active "+manager)
+	restore()
+	cursor := journalCursor(t, c)
+
+	if got, _, err := sshNetns(t.Context(), c, "alice"); err == nil {
+		t.Errorf("alice got a shell in %s while her manager sees the host's resolv.conf; want the login denied", got)
+	}
+	journalSays(t, c, cursor, "session denied: "+manager+" of alice runs without the /etc directory of network namespace ns0")
+	if state := strings.TrimSpace(c.Run(t, "systemctl", "is-active", manager)); state != "active" {
+		t.Errorf("the denial stopped alice's manager (%s): it must leave it to her or an administrator", state)
+	}
+
+	c.Run(t, "systemctl", "stop", manager)
+	f.assertNs0View(t, "alice's ssh shell once her manager was stopped", "alice-after-stale-manager", f.sshView(t, "alice", "alice-after-stale-manager"))
+	out, stderr, err := c.SSH(t.Context(), "alice", "systemd-run --user --quiet --wait --pipe /usr/local/bin/netns-view alice-new-manager")
+	if err != nil {
+		t.Fatalf("systemd-run --user after the restart: %v\n%s", err, stderr)
+	}
+	f.assertNs0View(t, "alice's new manager's service", "alice-new-manager", parseView(t, "systemd-run --user", out))
 }
 
 // The sftp-only jail of alice.
