@@ -40,12 +40,15 @@ NAME" shows it: the session gets a mount namespace of its own in which each
 file of that directory is at /etc/FILE and /sys lists NAME's interfaces, and
 the drop-in binds the same files for the user manager. Resolver files under
 /run (systemd-resolved's stub) are covered through their directory, so a
-rewrite by the host never takes the namespace's resolv.conf away.
+rewrite by the host never takes the namespace's resolv.conf away; with a
+resolv.conf of its own, resolved's and nscd's sockets are hidden too.
 
 Exit status 0 lets the session open; anything else denies it. A mapped user is
 denied whenever their namespace cannot be confirmed: missing namespace, failed
-join, failed drop-in, an /etc/netns/NAME that cannot be applied, or a user
-manager already running in another namespace.
+join, failed drop-in, an /etc/netns/NAME that cannot be applied (or a login
+program with threads, under chroot or in a removed directory, which cannot be
+given it), or a user manager already running in another namespace or without
+the namespace's /etc.
 A broken or insecure config denies everyone but root. The reason is one line on
 stderr; details go to the journal (journalctl -t netns-session).
 

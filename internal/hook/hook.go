@@ -1,10 +1,12 @@
 // Package hook owns the decision for one PAM session opening (netns-session
 // pam): where the session goes under the config, placing the user manager
-// with its drop-in, joining the process that opens the session, and the
-// fail-closed rules: a mapped user is denied whenever the namespace cannot
-// be confirmed, the manager is kept off when the user's policy cannot be
-// known, root falls back to the host network rather than being locked out,
-// and the budgets bound root's lookups and everything after the lookups.
+// with its drop-in, joining the process that opens the session (into the
+// view of the namespace's /etc directory too, when it has one), and the
+// fail-closed rules: a mapped user is denied whenever the namespace or its
+// /etc view cannot be confirmed, the manager is kept off when the user's
+// policy or its namespace's /etc directory cannot be known, root falls back
+// to the host network rather than being locked out, and the budgets bound
+// root's lookups and everything after the lookups.
 // Reading the PAM line and environment, the exit status and what is
 // printed stay with the caller.
 package hook

@@ -1,7 +1,8 @@
 // Package reconcile owns `netns-session sync`: it makes the drop-ins
 // /run/systemd/system/user@UID.service.d/50-netns-session.conf match the
-// policy for every user it can name, and reloads systemd once if anything
-// changed. The PAM hook places a user's manager at login; sync places the
+// policy for every user it can name, with the mounts of their namespaces'
+// /etc directories (whose shadow directories under /run it puts back, at
+// boot too), and reloads systemd once if anything changed. The PAM hook places a user's manager at login; sync places the
 // managers nobody logs in for (lingering users, which logind starts at boot)
 // and takes drop-ins away from users the policy no longer maps.
 //

@@ -1,7 +1,8 @@
 // Package units owns netns-session's side of systemd: the drop-in
 // /run/systemd/system/user@UID.service.d/50-netns-session.conf that places a
 // user's systemd manager (and every user service under it) in a network
-// namespace, the per-user lock that serializes logins while they change it,
+// namespace, with the mounts of that namespace's /etc directory
+// (BindPaths=), the per-user lock that serializes logins while they change it,
 // the daemon reload that makes systemd see it, the start of a manager whose
 // NoNetns drop-in a sync replaced, and finding the main PID of a running user
 // manager without D-Bus.
