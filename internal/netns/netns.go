@@ -16,10 +16,10 @@
 //     `ip netns exec` overlays on /etc. LoadOverlay plans what a session
 //     of NAME sees instead of the host's files and how it keeps seeing
 //     them when the host rewrites its resolver files, Prepare keeps the
-//     shadow directories under ShadowRoot, and NewMountNS builds a
+//     shadow directories under ShadowRoot, and EnterMountNS builds a
 //     session's mount namespace (the overlay, and a /sys of the network
-//     namespace) for the PAM join to enter. The drop-ins of the user
-//     managers carry the same plan (package units).
+//     namespace) on the calling thread, for the PAM join to enter. The
+//     drop-ins of the user managers carry the same plan (package units).
 //
 // It does not use github.com/vishvananda/netns. Its NewNamed unshares the
 // calling thread and leaves it in the new namespace, does not make
