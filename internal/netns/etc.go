@@ -361,7 +361,7 @@ func kindOf(path string, fi fs.FileInfo) (isDir bool, err error) {
 	case fi.Mode().IsRegular():
 		return false, nil
 	}
-	return false, fmt.Errorf("%s: %w: neither a regular file nor a directory", path, ErrTypeMismatch)
+	return false, fmt.Errorf("checking the type of %s: %w: it is neither a regular file nor a directory", path, ErrTypeMismatch)
 }
 
 // readDir lists the directory path in name order, as os.ReadDir does,

@@ -151,11 +151,11 @@ func (w shadowWriter) safeDir(path string, perm uint32) (bool, error) {
 	case err != nil:
 		return false, fmt.Errorf("stating %s: %w", path, err)
 	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
-		return false, fmt.Errorf("%s: %w: not a directory", path, ErrUnsafeShadow)
+		return false, fmt.Errorf("checking %s: %w: it is not a directory", path, ErrUnsafeShadow)
 	case int(st.Uid) != w.euid:
-		return false, fmt.Errorf("%s: %w: owned by uid %d", path, ErrUnsafeShadow, st.Uid)
+		return false, fmt.Errorf("checking %s: %w: it is owned by uid %d", path, ErrUnsafeShadow, st.Uid)
 	case st.Mode&0o022 != 0:
-		return false, fmt.Errorf("%s: %w: mode %#o", path, ErrUnsafeShadow, st.Mode&0o7777)
+		return false, fmt.Errorf("checking %s: %w: its mode is %#o", path, ErrUnsafeShadow, st.Mode&0o7777)
 	}
 	return true, nil
 }
