@@ -41,7 +41,9 @@ type Overlay struct {
 	Name string
 	// Binds mount entries of EtcDir(Name) over their counterparts in /etc,
 	// in entry order, each Target being the counterpart with its symlinks
-	// resolved. They are read-write, as ip netns exec makes them.
+	// resolved. They are read-write, as ip netns exec makes them, and
+	// recursive, as the user manager's BindPaths= makes them: a directory
+	// brings the mounts inside it.
 	Binds []Mount
 	// Shadows mount directories under ShadowRoot/Name over directories
 	// under /run, read-only, in Target order. A counterpart whose symlinks

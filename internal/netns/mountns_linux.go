@@ -46,8 +46,8 @@ func (m *MountNS) ID() ID { return m.id }
 //   - makes every mount a slave, so the host's later mounts (autofs, NFS
 //     homes, media) still appear in the namespace and none of its own
 //     reach the host;
-//   - mounts o's Binds, then its Shadows read-only (Prepare must have made
-//     them);
+//   - mounts o's Binds with the mounts inside them, then its Shadows
+//     read-only (Prepare must have made them);
 //   - enters the network namespace and shows its interfaces in /sys
 //     (mountNetSys);
 //   - checks that cwd exists in the namespace.
@@ -102,7 +102,9 @@ func (m *MountNS) build(o *Overlay, netnsPath, cwd string, afterUnshare func() e
 		return fmt.Errorf("making the mounts of / slaves: %w", err)
 	}
 	for _, b := range o.Binds {
-		if err := unix.Mount(b.Source, b.Target, "", unix.MS_BIND, ""); err != nil {
+		// Recursive, as BindPaths= binds for the user manager: a directory
+		// entry brings the mounts inside it.
+		if err := unix.Mount(b.Source, b.Target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return fmt.Errorf("binding %s over %s: %w", b.Source, b.Target, err)
 		}
 	}

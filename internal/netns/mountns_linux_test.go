@@ -331,6 +331,34 @@ func TestEnterMountNS(t *testing.T) {
 	})
 }
 
+// TestEnterMountNSBindsDirectoryEntriesWithTheirMounts: a directory entry
+// of /etc/netns/NAME with a mount inside shows that mount in the session,
+// as BindPaths= (recursive) shows it to the user manager.
+func TestEnterMountNSBindsDirectoryEntriesWithTheirMounts(t *testing.T) {
+	root := sharedTestRoot(t, tree{
+		"etc/ssl/certs/host.pem":  "file:host",
+		"etc/netns/ns0/ssl/certs": "dir",
+	})
+	certs := root + "/etc/netns/ns0/ssl/certs"
+	if err := unix.Mount("tmpfs", certs, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(certs, unix.MNT_DETACH) })
+	if err := os.WriteFile(certs+"/ns0.pem", []byte("ns0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := newTestMountNS(t, root, vethNetns(t))
+	if got, err := readIn(t, m, root+"/etc/ssl/certs/ns0.pem"); got != "ns0" || err != nil {
+		t.Errorf("inside: %q, %v; want the file of the mount in ns0's directory", got, err)
+	}
+	if _, err := readIn(t, m, root+"/etc/ssl/certs/host.pem"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("host's file inside: %v; want it covered", err)
+	}
+	if got := readOnHost(t, root+"/etc/ssl/certs/host.pem"); got != "host" {
+		t.Errorf("host: %q; want its own file", got)
+	}
+}
+
 // hostMountNS is the mount namespace the test process started in, taken
 // by the main thread before any test.
 var hostMountNS, hostMountNSErr = PathID("/proc/self/ns/mnt")
