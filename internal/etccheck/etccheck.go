@@ -28,14 +28,11 @@ const (
 	nsswitchConf = "/etc/nsswitch.conf"
 	nscdConf     = "/etc/nscd.conf"
 	nscdBinary   = "/usr/sbin/nscd" // nscd's and unscd's
-	// resolvedDir holds systemd-resolved's varlink socket
-	// io.systemd.Resolve, which nss-resolve connects to.
-	resolvedDir = "/run/systemd/resolve"
 	// nscdSocketDir holds the socket glibc's nscd clients connect to
-	// (_PATH_NSCDSOCKET, /var/run/nscd/socket).
+	// (_PATH_NSCDSOCKET, /var/run/nscd/socket). A login hides
+	// netns.NscdRuntimeDir, which is this directory where /var/run leads
+	// to /run.
 	nscdSocketDir = "/var/run/nscd"
-	// nscdRunDir is the directory a login hides for nscd (netns.Overlay).
-	nscdRunDir = "/run/nscd"
 	// maxNameservers is glibc's MAXNS: it reads no more nameserver lines.
 	maxNameservers = 3
 )
@@ -184,7 +181,7 @@ func noResolvConf(n Namespace) string {
 // network.
 func (h Host) loopbackOutcome(hosts []string) string {
 	var reached []string
-	if slices.Contains(hosts, "resolve") && h.exists(resolvedDir) {
+	if slices.Contains(hosts, "resolve") && h.exists(netns.ResolvedRuntimeDir) {
 		reached = append(reached, `systemd-resolved (by nss-resolve, "resolve" in the hosts line of `+nsswitchConf+`)`)
 	}
 	if cached, _ := h.nscdCachesHosts(); cached && h.exists(h.nscdSocketDir()) {
@@ -205,12 +202,12 @@ func (h Host) leaks(n Namespace, hosts []string) []string {
 	warnf := func(format string, args ...any) { w = append(w, fmt.Sprintf(format, args...)) }
 	if slices.Contains(hosts, "resolve") {
 		switch {
-		case !h.exists(resolvedDir):
+		case !h.exists(netns.ResolvedRuntimeDir):
 			warnf(`netns %s: systemd-resolved does not run (no %s), so a login into %s cannot hide it: once it starts, nss-resolve ("resolve" in the hosts line of %s) hands it the lookups of the sessions opened in %s before, and it looks them up through the host's network`,
-				n.Spec, resolvedDir, n.Spec, nsswitchConf, n.Spec)
-		case !hidden(n.Overlay, h.Root+resolvedDir):
+				n.Spec, netns.ResolvedRuntimeDir, n.Spec, nsswitchConf, n.Spec)
+		case !hidden(n.Overlay, h.Root+netns.ResolvedRuntimeDir):
 			warnf(`netns %s: %s is not hidden from its sessions, so nss-resolve ("resolve" in the hosts line of %s) hands their lookups to the host's systemd-resolved, which looks them up through the host's network`,
-				n.Spec, resolvedDir, nsswitchConf)
+				n.Spec, netns.ResolvedRuntimeDir, nsswitchConf)
 		case !slices.Contains(hosts, "dns"):
 			warnf(`netns %s: the hosts line of %s has "resolve" but not "dns": in %s, where the host's systemd-resolved is hidden, no source reads %s's resolv.conf, so only programs that read it themselves (dig, host) resolve names there`,
 				n.Spec, nsswitchConf, n.Spec, n.Spec)
@@ -222,9 +219,9 @@ func (h Host) leaks(n Namespace, hosts []string) []string {
 	}
 	if socketDir := h.nscdSocketDir(); cached && !hidden(n.Overlay, h.Root+socketDir) {
 		switch {
-		case h.exists(socketDir) && socketDir != nscdRunDir:
+		case h.exists(socketDir) && socketDir != netns.NscdRuntimeDir:
 			warnf("netns %s: nscd's socket is in %s, which a login into %s does not hide (only %s is hidden): its sessions ask the host's nscd, whose hosts cache looks names up through the host's network",
-				n.Spec, socketDir, n.Spec, nscdRunDir)
+				n.Spec, socketDir, n.Spec, netns.NscdRuntimeDir)
 		case h.exists(socketDir):
 			warnf("netns %s: %s is not hidden from its sessions, so they ask the host's nscd, whose hosts cache looks names up through the host's network",
 				n.Spec, socketDir)

@@ -22,6 +22,19 @@ const (
 	ShadowRoot = "/run/netns-session/shadow"
 )
 
+// The host's resolver directories that a namespace with a resolv.conf of
+// its own hides from its sessions (Overlay.Shadows), when they exist.
+const (
+	// ResolvedRuntimeDir holds systemd-resolved's stub-resolv.conf and
+	// resolv.conf, shown as the namespace's, and its varlink socket
+	// io.systemd.Resolve, which nss-resolve asks: hidden, nss-resolve
+	// reports itself unavailable.
+	ResolvedRuntimeDir = "/run/systemd/resolve"
+	// NscdRuntimeDir holds nscd's socket, where /var/run leads to /run:
+	// hidden by an empty directory, glibc cannot ask nscd.
+	NscdRuntimeDir = "/run/nscd"
+)
+
 // EtcDir returns the /etc directory of the namespace called name, which
 // must be a valid name (ValidateName).
 func EtcDir(name string) string { return filepath.Join(EtcRoot, name) }
@@ -196,7 +209,7 @@ func (p *planner) addEntry(dir string, e fs.DirEntry) error {
 // that exist: resolved's, whose file names also lead to resolvConf, and
 // nscd's, left empty.
 func (p *planner) hideResolvers(resolvConf string) error {
-	resolved, err := p.existingRunDir(p.run() + "/systemd/resolve")
+	resolved, err := p.existingRunDir(p.root + ResolvedRuntimeDir)
 	if err != nil {
 		return err
 	}
@@ -207,7 +220,7 @@ func (p *planner) hideResolvers(resolvConf string) error {
 			}
 		}
 	}
-	nscd, err := p.existingRunDir(p.run() + "/nscd")
+	nscd, err := p.existingRunDir(p.root + NscdRuntimeDir)
 	if err != nil || nscd == "" {
 		return err
 	}
