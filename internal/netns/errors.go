@@ -20,6 +20,10 @@ var (
 	// ErrOverlap: two mounts of an overlay would land on the same path or
 	// one inside the other, so what a session sees would depend on order.
 	ErrOverlap = errors.New("overlapping mounts")
+	// ErrSessionRunDir: a shadow would cover, or lie in, a directory under
+	// /run that every session needs as the host has it (journald's and
+	// the system bus's sockets, the users' runtime directories, ...).
+	ErrSessionRunDir = errors.New("would hide a directory sessions need")
 	// ErrUnsafeShadow: a directory on the way to the shadow directories is
 	// a symlink, someone else's, or writable by others.
 	ErrUnsafeShadow = errors.New("unsafe shadow directory")

@@ -66,9 +66,12 @@ type Overlay struct {
 	// rewrite by rename detaches nothing and an edit of the entry by
 	// rename is followed. A shadow hides everything else of the directory
 	// it covers; with an own resolv.conf that is the point for
-	// /run/systemd/resolve (resolved's varlink socket) and /run/nscd
-	// (nscd's socket). A shadow inside another one is a subdirectory of
-	// it, not a mount of its own. Prepare makes the shadows.
+	// ResolvedRuntimeDir and NscdRuntimeDir. A directory sessions need
+	// (the journal's, the system bus's, the users' runtime directories,
+	// and the ones holding them: sessionRunDirs) is never shadowed: the
+	// overlay cannot be planned (ErrSessionRunDir). A shadow inside
+	// another one is a subdirectory of it, not a mount of its own. Prepare
+	// makes the shadows.
 	Shadows []Mount
 	// Skipped names the entries of EtcDir(Name) that have no counterpart
 	// in /etc: ip netns exec could not bind them either.
@@ -102,8 +105,10 @@ func newShadowDir() *shadowNode { return &shadowNode{children: map[string]*shado
 // An entry is planned when it is not a dot-file (an editor's leftover) and
 // it and its counterpart are both regular files or both directories; the
 // counterpart's symlinks must resolve (a dangling one is an error, while
-// no counterpart at all only skips the entry); and no two mounts may land
-// on the same path or one inside the other.
+// no counterpart at all only skips the entry); a directory under /run
+// that it is shown through must not be one sessions need
+// (ErrSessionRunDir); and no two mounts may land on the same path or one
+// inside the other.
 func LoadOverlay(name string) (*Overlay, error) {
 	return layout{}.loadOverlay(name)
 }
@@ -254,17 +259,49 @@ func (p *planner) existingRunDir(path string) (string, error) {
 	return resolved, nil
 }
 
-// shadow returns the shadow tree of dir, a directory under /run.
+// shadow returns the shadow tree of dir, a directory under /run, which
+// must be neither in the shadows nor one sessions need.
 func (p *planner) shadow(dir string) (*shadowNode, error) {
 	if dir == p.shadowRoot() || strings.HasPrefix(dir, p.shadowRoot()+"/") {
 		return nil, fmt.Errorf("shadowing %s: %w: it is inside %s", dir, ErrOverlap, p.shadowRoot())
 	}
 	node := p.dirs[dir]
 	if node == nil {
+		if err := p.refuseSessionRunDir(dir); err != nil {
+			return nil, err
+		}
 		node = newShadowDir()
 		p.dirs[dir] = node
 	}
 	return node, nil
+}
+
+// sessionRunDirs are the directories under /run that every session needs
+// as the host has them, with what they hold. A shadow may not cover one,
+// nor a directory it lies in (/run itself), nor lie in one: the rule is
+// by name, whatever exists. ResolvedRuntimeDir, inside /run/systemd, is
+// excepted: hiding it is the point of an own resolv.conf.
+var sessionRunDirs = []struct{ dir, holds string }{
+	{"/run/systemd", "systemd's sockets and state: journald's (and so /dev/log), the service manager's, userdb's (nss-systemd), logind's"},
+	{"/run/user", "the users' runtime directories and their buses"},
+	{"/run/dbus", "the system bus's socket"},
+	{"/run/nslcd", "nslcd's socket, through which NSS finds LDAP users and groups"},
+	{"/run/netns", "the named network namespaces"},
+	{"/run/netns-session", "netns-session's locks and shadows"},
+}
+
+// refuseSessionRunDir returns an error wrapping ErrSessionRunDir when a
+// shadow over dir would hide a directory of sessionRunDirs.
+func (l layout) refuseSessionRunDir(dir string) error {
+	if resolved := l.root + ResolvedRuntimeDir; dir == resolved || isUnder(dir, resolved) {
+		return nil
+	}
+	for _, needed := range sessionRunDirs {
+		if path := l.root + needed.dir; dir == path || isUnder(dir, path) || isUnder(path, dir) {
+			return fmt.Errorf("shadowing %s: %w: %s holds %s", dir, ErrSessionRunDir, needed.dir, needed.holds)
+		}
+	}
+	return nil
 }
 
 // link plans the symlink name -> dest in the shadow of dir.

@@ -305,6 +305,55 @@ func TestLoadOverlay(t *testing.T) {
 			wantErr: ErrOverlap,
 		},
 		{
+			name:    "a counterpart in systemd's runtime directory denies",
+			files:   tree{"etc/foo": "link:../run/systemd/foo", "run/systemd/foo": "file:", ns + "foo": "file:"},
+			wantErr: ErrSessionRunDir,
+		},
+		{
+			name:    "a counterpart among journald's sockets denies",
+			files:   tree{"etc/foo": "link:../run/systemd/journal/foo", "run/systemd/journal/foo": "file:", ns + "foo": "file:"},
+			wantErr: ErrSessionRunDir,
+		},
+		{
+			name:    "a counterpart in a user's runtime directory denies",
+			files:   tree{"etc/foo": "link:../run/user/0/foo", "run/user/0/foo": "file:", ns + "foo": "file:"},
+			wantErr: ErrSessionRunDir,
+		},
+		{
+			name:    "a counterpart beside the system bus's socket denies",
+			files:   tree{"etc/foo": "link:../run/dbus/foo", "run/dbus/foo": "file:", ns + "foo": "file:"},
+			wantErr: ErrSessionRunDir,
+		},
+		{
+			name:    "resolved's directory that leads to systemd's denies",
+			files:   tree{"run/systemd/resolve": "link:.", "run/systemd/private": "file:", ns + "resolv.conf": "file:"},
+			wantErr: ErrSessionRunDir,
+		},
+		{
+			name:    "nscd's directory that leads to nslcd's denies",
+			files:   tree{"run/nscd": "link:nslcd", "run/nslcd/socket": "file:", ns + "resolv.conf": "file:"},
+			wantErr: ErrSessionRunDir,
+		},
+		{
+			name:    "a counterpart in netns-session's state directory denies",
+			files:   tree{"etc/foo": "link:../run/netns-session/foo", "run/netns-session/foo": "file:", ns + "foo": "file:"},
+			wantErr: ErrSessionRunDir,
+		},
+		{
+			name: "a counterpart below resolved's directory shadows it",
+			files: with(resolvedSetup, tree{
+				"etc/foo": "link:../run/systemd/resolve/sub/foo", "run/systemd/resolve/sub/foo": "file:", ns + "foo": "file:",
+			}),
+			shadows: []Mount{{"$R" + shadow + "/run/systemd/resolve/sub", "$R/run/systemd/resolve/sub"}},
+			links:   map[string]string{"/run/systemd/resolve/sub": "", "/run/systemd/resolve/sub/foo": "$R/" + ns + "foo"},
+		},
+		{
+			name:    "a counterpart in a directory named like systemd's shadows it",
+			files:   tree{"etc/foo": "link:../run/systemd-x/foo", "run/systemd-x/foo": "file:", ns + "foo": "file:"},
+			shadows: []Mount{{"$R" + shadow + "/run/systemd-x", "$R/run/systemd-x"}},
+			links:   map[string]string{"/run/systemd-x": "", "/run/systemd-x/foo": "$R/" + ns + "foo"},
+		},
+		{
 			name:    "counterpart in the shadows denies",
 			files:   tree{"etc/foo": "link:../run/netns-session/shadow/ns0/foo", "run/netns-session/shadow/ns0/foo": "file:", ns + "foo": "file:"},
 			wantErr: ErrOverlap,
@@ -367,6 +416,47 @@ func TestLoadOverlay(t *testing.T) {
 				t.Errorf("a second load gave %+v, %v; want the same plan", again, err)
 			}
 		})
+	}
+}
+
+// TestRefuseSessionRunDir: a shadow may cover a directory under /run
+// unless it is, contains or lies in one that sessions need, resolved's
+// excepted.
+func TestRefuseSessionRunDir(t *testing.T) {
+	tests := []struct {
+		dir     string
+		refused bool
+	}{
+		{"/run", true},
+		{"/run/systemd", true},
+		{"/run/systemd/journal", true},
+		{"/run/systemd/journal/sub", true},
+		{"/run/systemd/userdb", true},
+		{"/run/systemd/sessions", true},
+		{"/run/user", true},
+		{"/run/user/1000", true},
+		{"/run/dbus", true},
+		{"/run/nslcd", true},
+		{"/run/netns", true},
+		{"/run/netns-session", true},
+		{ResolvedRuntimeDir, false},
+		{ResolvedRuntimeDir + "/sub", false},
+		{NscdRuntimeDir, false},
+		{"/run/NetworkManager", false},
+		{"/run/resolvconf", false},
+		{"/run/systemd-x", false},
+		{"/run/users", false},
+		{"/run/dbus2/sub", false},
+	}
+	for _, root := range []string{"", "/tmp/root"} {
+		for _, tt := range tests {
+			t.Run(root+tt.dir, func(t *testing.T) {
+				err := layout{root}.refuseSessionRunDir(root + tt.dir)
+				if refused := errors.Is(err, ErrSessionRunDir); refused != tt.refused || !refused && err != nil {
+					t.Errorf("refuseSessionRunDir(%s) = %v, want refused %v", root+tt.dir, err, tt.refused)
+				}
+			})
+		}
 	}
 }
 
