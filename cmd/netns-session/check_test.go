@@ -326,6 +326,10 @@ func etcHost(t *testing.T) (etccheck.Host, func(name string) (*netns.Overlay, er
 			return &netns.Overlay{Name: "ns0", OwnResolvConf: true, Skipped: []string{"gai.conf"},
 				Binds:   []netns.Mount{{Source: root + "/etc/netns/ns0/hosts", Target: root + "/etc/hosts"}},
 				Shadows: []netns.Mount{{Source: root + "/run/netns-session/shadow/ns0/run/systemd/resolve", Target: root + "/run/systemd/resolve"}},
+				Overrides: []netns.Override{
+					{Name: "hosts", Target: root + "/etc/hosts"},
+					{Name: "resolv.conf", Target: root + "/run/systemd/resolve/stub-resolv.conf", Shadow: root + "/run/systemd/resolve"},
+				},
 			}, nil
 		case "broken":
 			return nil, fmt.Errorf("overlaying /etc/netns/broken/hosts on /etc/hosts: %w: /etc/netns/broken/hosts is a directory but /etc/hosts is a file", netns.ErrTypeMismatch)

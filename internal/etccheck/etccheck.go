@@ -66,44 +66,22 @@ func (n Namespace) ownResolvConf() bool {
 // Overrides says which files of /etc the sessions of o's namespace see
 // replaced, as "/etc/F" (with "at TARGET" when /etc/F leads elsewhere, "via
 // DIR" when a shadow of a directory under /run shows it), then the shadowed
-// directories that show none of them: "; hides DIR, ...".
-func (h Host) Overrides(o *netns.Overlay) (string, error) {
-	dir := h.Root + netns.EtcDir(o.Name)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", dir, err)
-	}
-	bound := map[string]string{}
-	for _, b := range o.Binds {
-		bound[b.Source] = b.Target
-	}
+// directories that show none of them: "; hides DIR, ...". It reads no
+// file: the overlay says where it shows each entry (netns.Override).
+func (h Host) Overrides(o *netns.Overlay) string {
 	var files []string
 	shows := map[string]bool{} // the shadows that show an entry
-	for _, e := range entries {
-		name := e.Name()
-		if strings.HasPrefix(name, ".") || slices.Contains(o.Skipped, name) {
-			continue
-		}
-		counterpart := "/etc/" + name
-		if target, ok := bound[dir+"/"+name]; ok {
-			if target = h.shown(target); target != counterpart {
-				counterpart += " (at " + target + ")"
-			}
+	for _, e := range o.Overrides {
+		counterpart := "/etc/" + e.Name
+		switch target := h.shown(e.Target); {
+		case e.Shadow != "":
+			files = append(files, counterpart+" (via "+h.shown(e.Shadow)+")")
+			shows[e.Shadow] = true
+		case target != counterpart:
+			files = append(files, counterpart+" (at "+target+")")
+		default:
 			files = append(files, counterpart)
-			continue
 		}
-		// The planner put it in the shadow of the directory its
-		// counterpart leads to.
-		via := "a directory under /run"
-		if target, err := filepath.EvalSymlinks(h.Root + counterpart); err == nil {
-			for _, s := range o.Shadows {
-				if target == s.Target || strings.HasPrefix(target, s.Target+"/") {
-					via, shows[s.Target] = h.shown(s.Target), true
-					break
-				}
-			}
-		}
-		files = append(files, counterpart+" (via "+via+")")
 	}
 	text := strings.Join(files, ", ")
 	if text == "" {
@@ -118,7 +96,7 @@ func (h Host) Overrides(o *netns.Overlay) (string, error) {
 	if len(hidden) > 0 {
 		text += "; hides " + strings.Join(hidden, ", ")
 	}
-	return text, nil
+	return text
 }
 
 // shown is path as the system has it, outside Root.

@@ -73,6 +73,9 @@ type Overlay struct {
 	// another one is a subdirectory of it, not a mount of its own. Prepare
 	// makes the shadows.
 	Shadows []Mount
+	// Overrides are the entries of EtcDir(Name) that sessions see, in
+	// name order, and where they see them.
+	Overrides []Override
 	// Skipped names the entries of EtcDir(Name) that have no counterpart
 	// in /etc: ip netns exec could not bind them either.
 	Skipped []string
@@ -84,6 +87,20 @@ type Overlay struct {
 	shadowDir string
 	// trees holds what Prepare puts into each of Shadows, by index.
 	trees []*shadowNode
+}
+
+// Override is an entry of EtcDir(Overlay.Name) that sessions see in place
+// of its counterpart in /etc.
+type Override struct {
+	// Name is its name, in EtcDir(Overlay.Name) and in /etc.
+	Name string
+	// Target is where sessions see it: /etc/Name with the host's symlinks
+	// resolved.
+	Target string
+	// Shadow is the Target of the shadow (Overlay.Shadows) in which a
+	// symlink at Target leads to the entry, "" when a bind (Overlay.Binds)
+	// mounts the entry at Target.
+	Shadow string
 }
 
 // shadowNode is a directory of a shadow tree (children, maybe none) or,
@@ -204,8 +221,12 @@ func (p *planner) addEntry(dir string, e fs.DirEntry) error {
 	}
 	// Directly in /run, the directory to shadow would be /run itself.
 	if targetDir := filepath.Dir(target); strings.HasPrefix(targetDir, p.run()+"/") {
+		// Shadow is the directory for now, the mount that holds it once
+		// placeShadows has chosen the mounts.
+		p.overlay.Overrides = append(p.overlay.Overrides, Override{Name: name, Target: target, Shadow: targetDir})
 		return p.link(targetDir, filepath.Base(target), source)
 	}
+	p.overlay.Overrides = append(p.overlay.Overrides, Override{Name: name, Target: target})
 	p.overlay.Binds = append(p.overlay.Binds, Mount{Source: source, Target: target})
 	return nil
 }
@@ -319,7 +340,8 @@ func (p *planner) link(dir, name, dest string) error {
 
 // placeShadows turns the shadowed directories into Shadows: the outermost
 // ones are mounted, each inner one becomes a subdirectory of the tree of
-// the one it lies in.
+// the one it lies in; an entry shown through one is shown through the
+// mount that holds it.
 func (p *planner) placeShadows() error {
 	dirs := make([]string, 0, len(p.dirs))
 	for dir := range p.dirs {
@@ -354,6 +376,12 @@ func (p *planner) placeShadows() error {
 			return fmt.Errorf("shadowing %s: %w: it is to be a symlink to %s", dir, ErrOverlap, old.link)
 		}
 		parent.children[last] = p.dirs[dir]
+	}
+	for i, e := range o.Overrides {
+		if e.Shadow != "" {
+			outer := slices.IndexFunc(o.Shadows, func(m Mount) bool { return e.Shadow == m.Target || isUnder(e.Shadow, m.Target) })
+			o.Overrides[i].Shadow = o.Shadows[outer].Target
+		}
 	}
 	return nil
 }

@@ -419,6 +419,64 @@ func TestLoadOverlay(t *testing.T) {
 	}
 }
 
+// TestLoadOverlayOverrides: an overlay says, of each entry sessions see,
+// where they see it and which shadow, if any, shows it.
+func TestLoadOverlayOverrides(t *testing.T) {
+	const ns = "etc/netns/ns0/"
+	tests := []struct {
+		name  string
+		files tree
+		want  []Override // with $R for the root
+	}{
+		{
+			name:  "a bound file",
+			files: tree{"etc/hosts": "file:", ns + "hosts": "file:"},
+			want:  []Override{{"hosts", "$R/etc/hosts", ""}},
+		},
+		{
+			name:  "a file bound at its counterpart's end",
+			files: tree{"etc/hosts": "link:alt/hosts", "etc/alt/hosts": "file:", ns + "hosts": "file:"},
+			want:  []Override{{"hosts", "$R/etc/alt/hosts", ""}},
+		},
+		{
+			name:  "resolv.conf through resolved's shadow",
+			files: with(resolvedSetup, tree{ns + "resolv.conf": "file:"}),
+			want:  []Override{{"resolv.conf", "$R/run/systemd/resolve/stub-resolv.conf", "$R/run/systemd/resolve"}},
+		},
+		{
+			name: "through the shadow that holds its directory",
+			files: tree{
+				"etc/a": "link:../run/x/a", "run/x/a": "file:", ns + "a": "file:",
+				"etc/b": "link:../run/x/y/z/b", "run/x/y/z/b": "file:", ns + "b": "file:",
+			},
+			want: []Override{{"a", "$R/run/x/a", "$R/run/x"}, {"b", "$R/run/x/y/z/b", "$R/run/x"}},
+		},
+		{
+			name:  "a bound resolv.conf shows through none of the resolvers' shadows",
+			files: with(resolvedSetup, tree{"etc/resolv.conf": "file:", "run/nscd/socket": "file:", ns + "resolv.conf": "file:"}),
+			want:  []Override{{"resolv.conf", "$R/etc/resolv.conf", ""}},
+		},
+		{
+			name:  "skipped entries and dot-files are none",
+			files: tree{"etc/hosts": "file:", "etc/.x": "file:", ns + "hosts": "file:", ns + "gai.conf": "file:", ns + ".x": "file:"},
+			want:  []Override{{"hosts", "$R/etc/hosts", ""}},
+		},
+		{name: "an empty directory", files: tree{ns: "dir"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := testRoot(t, tt.files)
+			var got []Override
+			for _, o := range loadTestOverlay(t, root).Overrides {
+				got = append(got, Override{o.Name, strings.ReplaceAll(o.Target, root, "$R"), strings.ReplaceAll(o.Shadow, root, "$R")})
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Overrides = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestRefuseSessionRunDir: a shadow may cover a directory under /run
 // unless it is, contains or lies in one that sessions need, resolved's
 // excepted.
