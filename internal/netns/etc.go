@@ -143,16 +143,12 @@ func (l layout) loadOverlay(name string) (*Overlay, error) {
 		return nil, nil
 	}
 	dir := l.root + EtcDir(name)
-	entries, err := readDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		// A dangling symlink reads as missing too, yet it names an overlay
-		// that cannot be applied.
-		if _, lstatErr := os.Lstat(dir); errors.Is(lstatErr, fs.ErrNotExist) {
-			return nil, nil
-		}
-	}
+	entries, found, err := readEtcDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", dir, err)
+	}
+	if !found {
+		return nil, nil
 	}
 	p := planner{
 		layout:  l,
@@ -444,6 +440,27 @@ func kindOf(path string, fi fs.FileInfo) (isDir bool, err error) {
 	return false, fmt.Errorf("checking the type of %s: %w: it is neither a regular file nor a directory", path, ErrTypeMismatch)
 }
 
+// readEtcDir lists dir, a namespace's /etc directory, as readDir does;
+// found is false when nothing is there. The common cases, no directory and
+// a directory, cost one open: only a symlink at dir (or a file) fails the
+// open that does not follow it with another error than ENOENT, and is then
+// followed; a dangling one is an error, not "no directory", as is
+// anything but ENOENT.
+func readEtcDir(dir string) (entries []fs.DirEntry, found bool, err error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	switch err {
+	case unix.ENOENT:
+		return nil, false, nil
+	case unix.ENOTDIR, unix.ELOOP: // a symlink: ENOTDIR with O_DIRECTORY
+		fd, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, true, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	entries, err = readOpenDir(fd, dir)
+	return entries, true, err
+}
+
 // readDir lists the directory path in name order, as os.ReadDir does,
 // with fewer system calls: os.Open's registration with the poller costs
 // four more per directory, on the login path.
@@ -452,6 +469,12 @@ func readDir(path string) ([]fs.DirEntry, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
+	return readOpenDir(fd, path)
+}
+
+// readOpenDir lists fd, the directory path opened, as readDir does, and
+// closes it.
+func readOpenDir(fd int, path string) ([]fs.DirEntry, error) {
 	dir := os.NewFile(uintptr(fd), path)
 	defer dir.Close()
 	entries, err := dir.ReadDir(-1)

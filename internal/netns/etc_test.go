@@ -109,6 +109,14 @@ func TestLoadOverlay(t *testing.T) {
 		},
 		{name: "dangling directory symlink", files: tree{"etc/netns/ns0": "link:nowhere"}, wantErr: fs.ErrNotExist},
 		{name: "directory is a file", files: tree{"etc/netns/ns0": "file:"}, wantErr: errors.New("any")},
+		{name: "directory is a symlink to a file", files: tree{"etc/netns/ns0": "link:../hosts", "etc/hosts": "file:"}, wantErr: errors.New("any")},
+		{name: "/etc/netns is a file", files: tree{"etc/netns": "file:"}, wantErr: errors.New("any")},
+		{name: "/etc/netns is a dangling symlink: no overlay", files: tree{"etc/netns": "link:nowhere"}, wantNil: true},
+		{
+			name:  "directory symlink is followed",
+			files: tree{"etc/netns/ns0": "link:../../srv/ns0", "srv/ns0/hosts": "file:ns0", "etc/hosts": "file:host"},
+			binds: []Mount{{"$R/" + ns + "hosts", "$R/etc/hosts"}},
+		},
 		{
 			name:  "regular file",
 			files: tree{"etc/hosts": "file:host", ns + "hosts": "file:ns0"},
