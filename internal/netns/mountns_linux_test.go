@@ -377,11 +377,17 @@ func threadsOutside(t *testing.T) map[int]ID {
 	}
 	outside := map[int]ID{}
 	for _, task := range tasks {
-		id, err := PathID("/proc/self/task/" + task.Name() + "/ns/mnt")
+		dir := "/proc/self/task/" + task.Name()
+		id, err := PathID(dir + "/ns/mnt")
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // exited meanwhile
+			continue // exiting: it has left its namespaces
 		}
 		if err != nil {
+			// One reaped meanwhile fails with EACCES; its directory is
+			// gone by now.
+			if _, statErr := os.Lstat(dir); errors.Is(statErr, fs.ErrNotExist) {
+				continue
+			}
 			t.Fatal(err)
 		}
 		if id != host {
