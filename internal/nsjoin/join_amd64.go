@@ -31,16 +31,16 @@ const (
 
 // The steps of a join, in order. stepHook runs between them, so a test can
 // act at each point where the caller is in a different state: untouched,
-// stopped, holding the mount namespace fd, in the mount namespace, back in
-// its working directory (these three in a mount join only), holding the
-// network namespace fd, joined, restored.
+// stopped, holding the mount namespace fd (in a mount join only), holding the
+// network namespace fd, in the mount namespace, back in its working directory
+// there (these two in a mount join only), joined, restored.
 const (
 	stepBeforeSeize  = "before-seize"
 	stepStopped      = "stopped"
 	stepMntOpened    = "after-mnt-openat"
+	stepOpened       = "after-openat"
 	stepMntJoined    = "after-mnt-setns"
 	stepChdir        = "after-chdir"
-	stepOpened       = "after-openat"
 	stepJoined       = "after-setns"
 	stepBeforeDetach = "before-detach"
 )
@@ -63,21 +63,23 @@ func step(name string) {
 // checks afterwards that the thread is in exactly the namespace
 // netns.CheckNetns(nsPath) identified.
 //
-// With mount, the thread first joins that mount namespace, and then enters
-// again the working directory it had, by its path: setns(CLONE_NEWNS) moves
-// it to the new namespace's root. nsPath is then opened in the new mount
-// namespace. A mount join is refused, with the caller untouched, when the
-// caller has more than one thread (ErrCallerThreaded: the kernel wants a
-// thread whose root and working directory no other thread shares), and when
-// the working directory of the stopped thread has no path (ErrUnnamedCwd:
-// stopped for that moment, the caller is not altered).
+// With mount, the caller opens mount.Path and nsPath, both in its own mount
+// namespace, and each must be the namespace checked (mount.ID, and the one
+// netns.CheckNetns identified) before anything changes. Its thread then
+// joins the mount namespace, enters again the working directory it had, by
+// its path (setns(CLONE_NEWNS) moves it to the new namespace's root), and
+// joins the network namespace. A mount join is refused, with the caller
+// untouched, when the caller has more than one thread (ErrCallerThreaded: the
+// kernel wants a thread whose root and working directory no other thread
+// shares), and when the working directory of the stopped thread has no path
+// (ErrUnnamedCwd: stopped for that moment, the caller is not altered).
 //
 // On error the login must be denied, and the caller runs on unchanged (its
 // registers, memory, fds and namespaces as they were), with these
 // exceptions. An error after the injected setns into the mount namespace
-// succeeded (closing its fd, the chdir, or anything of the network
-// namespace's join failed, or the caller ended up in another mount namespace
-// than mount.ID, ErrMismatch) leaves the caller's thread in the new mount
+// succeeded (the chdir or the setns into the network namespace failed, or
+// closing an fd did, or the caller ended up in another mount namespace than
+// mount.ID, ErrMismatch) leaves the caller's thread in the new mount
 // namespace, in its working directory if the chdir succeeded and at the
 // namespace's root otherwise. An error after the injected setns into the
 // network namespace succeeded (its close failed, or the caller ended up in
@@ -90,8 +92,10 @@ func step(name string) {
 // that never stopped stays attached until exit.
 //
 // ctx bounds the search for the waiting thread and is checked between the
-// injected syscalls; once the caller is stopped, every wait is bounded by
-// Options.StopTimeout instead, so that cancelling can never cut a restore short.
+// injected syscalls up to the first setns, never after it: a mount join is
+// not cut in half. Once the caller is stopped, every wait is bounded by
+// Options.StopTimeout instead, so that cancelling can never cut a restore
+// short.
 func JoinParent(ctx context.Context, caller *Caller, nsPath string, mount *MountJoin, opts Options) error {
 	if opts.Debugf == nil {
 		opts.Debugf = func(string, ...any) {}

@@ -43,12 +43,17 @@ const (
 	envCwd     = "NSJOIN_TEST_CWD"     // the C caller's working directory
 	// envCwdRmdir makes the C caller remove its working directory.
 	envCwdRmdir = "NSJOIN_TEST_CWD_RMDIR"
-	reportTag   = "join: "
+	envCancelAt = "NSJOIN_TEST_CANCEL_AT" // step at which the helper cancels the join's ctx
+	// envSwapNetns names a network namespace that the helper, at
+	// stepMntOpened (after the target was checked), binds over
+	// NSJOIN_TEST_NETNS in its mount namespace, which is the caller's.
+	envSwapNetns = "NSJOIN_TEST_SWAP_NETNS"
+	reportTag    = "join: "
 )
 
 var (
 	allSteps      = []string{stepBeforeSeize, stepStopped, stepOpened, stepJoined, stepBeforeDetach}
-	allMountSteps = []string{stepBeforeSeize, stepStopped, stepMntOpened, stepMntJoined, stepChdir, stepOpened, stepJoined, stepBeforeDetach}
+	allMountSteps = []string{stepBeforeSeize, stepStopped, stepMntOpened, stepOpened, stepMntJoined, stepChdir, stepJoined, stepBeforeDetach}
 )
 
 // joinReport is what the helper prints, as JSON after reportTag.
@@ -60,6 +65,7 @@ type joinReport struct {
 	ParentMount string        // and its mount namespace
 	Join        time.Duration // JoinParent, from call to return
 	Attached    time.Duration // from stepBeforeSeize to return
+	HookErr     string        // what the test's stepHook failed to do
 }
 
 func TestMain(m *testing.M) {
@@ -91,6 +97,10 @@ func runJoinHelper() int {
 	var seized time.Time
 	signalAt := os.Getenv(envSignalAt)
 	killAt := os.Getenv(envKillAt)
+	cancelAt := os.Getenv(envCancelAt)
+	swapNetns := os.Getenv(envSwapNetns)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	stepHook = func(step string) {
 		rep.Steps = append(rep.Steps, step)
 		if step == stepBeforeSeize {
@@ -101,6 +111,14 @@ func runJoinHelper() int {
 		}
 		if step == killAt {
 			_ = unix.Kill(os.Getpid(), unix.SIGKILL)
+		}
+		if step == cancelAt {
+			cancel()
+		}
+		if step == stepMntOpened && swapNetns != "" {
+			if err := bindOver(swapNetns, os.Getenv(envNetns)); err != nil {
+				rep.HookErr = err.Error()
+			}
 		}
 	}
 	opts := Options{Debugf: func(format string, args ...any) {
@@ -118,7 +136,7 @@ func runJoinHelper() int {
 		}
 	}
 	start := time.Now()
-	err = JoinParent(context.Background(), caller, os.Getenv(envNetns), mount, opts)
+	err = JoinParent(ctx, caller, os.Getenv(envNetns), mount, opts)
 	end := time.Now()
 	rep.Join = end.Sub(start)
 	if !seized.IsZero() {
@@ -139,6 +157,17 @@ func runJoinHelper() int {
 		return 1
 	}
 	return 0
+}
+
+// bindOver replaces the mount at target by a bind of src.
+func bindOver(src, target string) error {
+	if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("unmounting %s: %w", target, err)
+	}
+	if err := unix.Mount(src, target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("binding %s over %s: %w", src, target, err)
+	}
+	return nil
 }
 
 // becomeOrphan waits until caller waits on this process, kills it, and
@@ -468,6 +497,9 @@ func runReport(t *testing.T, mode, wait string, env []string, netns ...string) (
 func assertRun(t *testing.T, rep joinReport, run callerRun, wantErr string, wantSteps []string, wantNS string) {
 	t.Helper()
 	t.Logf("helper: %+v; caller: %+v", rep, run)
+	if rep.HookErr != "" {
+		t.Fatalf("the helper's step hook failed: %s", rep.HookErr)
+	}
 	if wantErr == "" && rep.Err != "" || !strings.Contains(rep.Err, wantErr) {
 		t.Errorf("JoinParent error = %q, want one containing %q", rep.Err, wantErr)
 	}

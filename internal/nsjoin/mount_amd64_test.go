@@ -74,6 +74,9 @@ func TestJoinParentJoinsTheMountNamespaceFirst(t *testing.T) {
 	refused := func(steps ...string) []string {
 		return append(append([]string{stepBeforeSeize, stepStopped}, steps...), stepBeforeDetach)
 	}
+	// swapped is a network namespace whose path the helper binds another
+	// one over once it has checked it (envSwapNetns).
+	swapped, swappedWith := newNetns(t), newNetns(t)
 
 	tests := []struct {
 		name      string
@@ -81,7 +84,8 @@ func TestJoinParentJoinsTheMountNamespaceFirst(t *testing.T) {
 		netns     string
 		mount     MountJoin
 		cwd       string
-		rmdir     bool // the caller removes its working directory
+		rmdir     bool     // the caller removes its working directory
+		env       []string // for the helper
 		wantErr   string
 		wantSteps []string
 		// The caller afterwards: its network namespace, mount namespace and
@@ -114,7 +118,22 @@ func TestJoinParentJoinsTheMountNamespaceFirst(t *testing.T) {
 		},
 		{
 			name: "a network namespace as the mount namespace is not joined", wait: "pid", netns: target, mount: MountJoin{Path: target, ID: netns.ID{}}, cwd: dir,
-			wantErr: "invalid argument", wantSteps: refused(stepMntOpened), wantNS: host, wantMount: hostMount, wantCwd: dir, wantCwdID: dirID,
+			wantErr: "invalid argument", wantSteps: refused(stepMntOpened, stepOpened), wantNS: host, wantMount: hostMount, wantCwd: dir, wantCwdID: dirID,
+		},
+		{
+			name: "network namespace replaced after the check is not joined, nor the mount namespace", wait: "pid", netns: swapped, mount: session.join, cwd: dir,
+			env:     []string{envSwapNetns, swappedWith},
+			wantErr: ErrMismatch.Error(), wantSteps: refused(stepMntOpened, stepOpened), wantNS: host, wantMount: hostMount, wantCwd: dir, wantCwdID: dirID,
+		},
+		{
+			name: "cancelled with both namespaces open is not joined", wait: "pid", netns: target, mount: session.join, cwd: dir,
+			env:     []string{envCancelAt, stepOpened},
+			wantErr: context.Canceled.Error(), wantSteps: refused(stepMntOpened, stepOpened), wantNS: host, wantMount: hostMount, wantCwd: dir, wantCwdID: dirID,
+		},
+		{
+			name: "cancelled in the mount namespace is joined to both", wait: "pid", netns: target, mount: session.join, cwd: dir,
+			env:       []string{envCancelAt, stepMntJoined},
+			wantSteps: allMountSteps, wantNS: joined, wantMount: session.join.ID.String(), wantCwd: dir, wantCwdID: dirID,
 		},
 		{
 			name: "missing mount namespace is not joined", wait: "pid", netns: target, mount: MountJoin{Path: filepath.Join(dir, "missing"), ID: session.join.ID}, cwd: dir,
@@ -131,7 +150,7 @@ func TestJoinParentJoinsTheMountNamespaceFirst(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			env := append([]string{envWait, "200ms", envCwd, tt.cwd}, mountEnv(tt.mount)...)
+			env := append(append([]string{envWait, "200ms", envCwd, tt.cwd}, mountEnv(tt.mount)...), tt.env...)
 			if tt.rmdir {
 				if err := os.Mkdir(tt.cwd, 0o755); err != nil {
 					t.Fatal(err)

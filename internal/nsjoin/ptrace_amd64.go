@@ -72,8 +72,9 @@ type tracer struct {
 }
 
 // inject runs the join plan p in the waiting thread w (openat, setns and
-// close of each namespace, the chdir after the mount namespace's) and puts it
-// back as it was. See JoinParent for what an error means for the caller.
+// close of each namespace, the chdir after the mount namespace's setns) and
+// puts it back as it was. See JoinParent for what an error means for the
+// caller.
 func inject(ctx context.Context, caller *Caller, w waiter, p joinPlan, opts Options) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -206,71 +207,94 @@ func (t *tracer) firstStop(w waiter) error {
 	return nil
 }
 
-// run does the join proper on the stopped thread: for a mount join openat,
-// check, setns, close and chdir, then openat, check, setns, close of the
-// network namespace. It may leave the thread anywhere; restore puts it back.
+// run does the join proper on the stopped thread: openat, check, setns and
+// close of the network namespace, or, for a mount join, runMount's. It may
+// leave the thread anywhere; restore puts it back.
 func (t *tracer) run(ctx context.Context, p joinPlan) error {
-	paths := [][]byte{p.netnsPath}
 	if p.mount != nil {
-		cwd, err := t.cwd()
-		if err != nil {
-			return err
-		}
-		paths = [][]byte{p.mountPath, cwd, p.netnsPath}
+		return t.runMount(ctx, p)
 	}
-	addrs, err := t.writeScratch(paths...)
+	addrs, err := t.writeScratch(p.netnsPath)
 	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if p.mount != nil {
-		if err := t.joinMount(ctx, p.mount, addrs[0], addrs[1]); err != nil {
-			return fmt.Errorf("joining mount namespace %s: %w", p.mount.Path, err)
-		}
-	}
-	return t.join(ctx, addrs[len(addrs)-1], p.target, netKind)
+	return t.join(ctx, addrs[0], p.target)
 }
 
-// nsKind is how a namespace of one type is joined: its type for setns, its
-// name in messages, and the steps after its openat and its setns.
-type nsKind struct {
-	nstype         int
-	what           string
-	opened, joined string
-}
-
-var (
-	netKind = nsKind{nstype: unix.CLONE_NEWNET, what: "namespace", opened: stepOpened, joined: stepJoined}
-	mntKind = nsKind{nstype: unix.CLONE_NEWNS, what: "mount namespace", opened: stepMntOpened, joined: stepMntJoined}
-)
-
-// join opens, in the caller, the namespace whose path is at addr in the
-// caller's memory, joins it provided it is want, and closes it again.
-func (t *tracer) join(ctx context.Context, addr uintptr, want netns.ID, j nsKind) error {
-	fd, err := t.openat(addr, j.what)
+// join opens, in the caller, the network namespace whose path is at addr in
+// the caller's memory, joins it provided it is want, and closes it again.
+func (t *tracer) join(ctx context.Context, addr uintptr, want netns.ID) error {
+	fd, err := t.openat(addr, "namespace")
 	if err != nil {
 		return err
 	}
-	t.logf("openat of the %s in thread %d returned fd %d", j.what, t.tid, fd)
-	step(j.opened)
-	joinErr := t.setnsChecked(ctx, fd, want, j.nstype)
+	t.logf("openat of the namespace in thread %d returned fd %d", t.tid, fd)
+	step(stepOpened)
+	joinErr := t.check(fd, want)
 	if joinErr == nil {
-		t.logf("setns into the %s in thread %d succeeded", j.what, t.tid)
-		step(j.joined)
+		joinErr = ctx.Err()
+	}
+	if joinErr == nil {
+		joinErr = t.setns(fd, unix.CLONE_NEWNET)
+	}
+	if joinErr == nil {
+		t.logf("setns into the namespace in thread %d succeeded", t.tid)
+		step(stepJoined)
 	}
 	return joinErrs(joinErr, t.closeFD(fd))
 }
 
-// joinMount moves the thread into the mount namespace whose path is at
-// pathAddr in the caller's memory, provided it opens as mount.ID, and then
-// back into its working directory, whose path is at cwdAddr:
-// setns(CLONE_NEWNS) leaves the thread at the new namespace's root.
-func (t *tracer) joinMount(ctx context.Context, mount *MountJoin, pathAddr, cwdAddr uintptr) error {
-	if err := t.join(ctx, pathAddr, mount.ID, mntKind); err != nil {
+// runMount joins the mount namespace, then the working directory again by
+// its path (setns(CLONE_NEWNS) leaves the thread at the new namespace's
+// root), then the network namespace. What fails for ordinary reasons (a
+// path that does not open, a file that is not the namespace checked, ctx)
+// comes first, in the caller's own mount namespace: both files are opened
+// and checked before the first setns, and ctx is not looked at after it, so
+// that a join is not cut in half.
+func (t *tracer) runMount(ctx context.Context, p joinPlan) error {
+	cwd, err := t.cwd()
+	if err != nil {
 		return err
 	}
+	addrs, err := t.writeScratch(p.mountPath, p.netnsPath, cwd)
+	if err != nil {
+		return err
+	}
+	mountAddr, netnsAddr, cwdAddr := addrs[0], addrs[1], addrs[2]
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	mntFD, err := t.openChecked(mountAddr, p.mount.ID, "mount namespace", stepMntOpened)
+	if err != nil {
+		return fmt.Errorf("joining mount namespace %s: %w", p.mount.Path, err)
+	}
+	netFD, err := t.openChecked(netnsAddr, p.target, "namespace", stepOpened)
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err == nil {
+		err = t.enter(mntFD, netFD, cwdAddr, p.mount)
+	}
+	if netFD != noFD {
+		err = joinErrs(err, t.closeFD(netFD))
+	}
+	return joinErrs(err, t.closeFD(mntFD))
+}
+
+// noFD is what openChecked returns for no fd.
+const noFD = ^uint64(0)
+
+// enter does the changes of a mount join, with the namespaces open as mntFD
+// and netFD in the caller and its working directory's path at cwdAddr.
+func (t *tracer) enter(mntFD, netFD uint64, cwdAddr uintptr, mount *MountJoin) error {
+	if err := t.setns(mntFD, unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("joining mount namespace %s: %w", mount.Path, err)
+	}
+	t.logf("setns into the mount namespace in thread %d succeeded", t.tid)
+	step(stepMntJoined)
 	ret, err := t.syscall(unix.SYS_CHDIR, uint64(cwdAddr))
 	if err != nil {
 		return fmt.Errorf("injecting chdir: %w", err)
@@ -279,7 +303,29 @@ func (t *tracer) joinMount(ctx context.Context, mount *MountJoin, pathAddr, cwdA
 		return fmt.Errorf("entering the working directory again in the caller: %w", err)
 	}
 	step(stepChdir)
+	if err := t.setns(netFD, unix.CLONE_NEWNET); err != nil {
+		return err
+	}
+	t.logf("setns into the namespace in thread %d succeeded", t.tid)
+	step(stepJoined)
 	return nil
+}
+
+// openChecked opens, in the caller, the namespace file whose path is at addr
+// in the caller's memory, runs step opened, and returns the fd provided it is
+// want, closing it again otherwise; noFD when it opened nothing. what names
+// the file in errors.
+func (t *tracer) openChecked(addr uintptr, want netns.ID, what, opened string) (uint64, error) {
+	fd, err := t.openat(addr, what)
+	if err != nil {
+		return noFD, err
+	}
+	t.logf("openat of the %s in thread %d returned fd %d", what, t.tid, fd)
+	step(opened)
+	if err := t.check(fd, want); err != nil {
+		return noFD, joinErrs(err, t.closeFD(fd))
+	}
+	return fd, nil
 }
 
 // cwd returns the stopped thread's working directory, NUL-terminated, for
@@ -315,10 +361,10 @@ func (t *tracer) openat(addr uintptr, what string) (uint64, error) {
 	return ret, nil
 }
 
-// setnsChecked joins the namespace open as fd in the caller, of type nstype
-// (CLONE_NEWNS, CLONE_NEWNET), provided it is want: the caller resolved the
-// path itself, in its own mount namespace and later than it was checked.
-func (t *tracer) setnsChecked(ctx context.Context, fd uint64, want netns.ID, nstype int) error {
+// check fails unless fd, open in the caller, is the namespace want: the
+// caller resolved the path itself, in its own mount namespace and later than
+// it was checked.
+func (t *tracer) check(fd uint64, want netns.ID) error {
 	opened, err := netns.PathID(fmt.Sprintf("/proc/%d/fd/%d", t.pid, fd))
 	if err != nil {
 		return fmt.Errorf("identifying the file the caller opened: %w", err)
@@ -326,9 +372,12 @@ func (t *tracer) setnsChecked(ctx context.Context, fd uint64, want netns.ID, nst
 	if opened != want {
 		return fmt.Errorf("caller opened %s, checked %s: %w", opened, want, ErrMismatch)
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+	return nil
+}
+
+// setns joins, in the caller, the namespace open there as fd, of type
+// nstype (CLONE_NEWNS, CLONE_NEWNET).
+func (t *tracer) setns(fd uint64, nstype int) error {
 	ret, err := t.syscall(unix.SYS_SETNS, fd, uint64(nstype))
 	if err != nil {
 		return fmt.Errorf("injecting setns: %w", err)
