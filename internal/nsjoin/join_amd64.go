@@ -33,7 +33,9 @@ const (
 // act at each point where the caller is in a different state: untouched,
 // stopped, holding the mount namespace fd (in a mount join only), holding the
 // network namespace fd, in the mount namespace, back in its working directory
-// there (these two in a mount join only), joined, restored.
+// there (these two in a mount join only), joined, restored. stepUndone
+// replaces the last of the mount join's when one fails after its setns: the
+// caller is then back in its own mount namespace and working directory.
 const (
 	stepBeforeSeize  = "before-seize"
 	stepStopped      = "stopped"
@@ -42,6 +44,7 @@ const (
 	stepMntJoined    = "after-mnt-setns"
 	stepChdir        = "after-chdir"
 	stepJoined       = "after-setns"
+	stepUndone       = "after-undo"
 	stepBeforeDetach = "before-detach"
 )
 
@@ -63,9 +66,10 @@ func step(name string) {
 // checks afterwards that the thread is in exactly the namespace
 // netns.CheckNetns(nsPath) identified.
 //
-// With mount, the caller opens mount.Path and nsPath, both in its own mount
-// namespace, and each must be the namespace checked (mount.ID, and the one
-// netns.CheckNetns identified) before anything changes. Its thread then
+// With mount, the caller opens mount.Path, nsPath and its own mount
+// namespace (/proc/thread-self/ns/mnt), all in its own mount namespace, and
+// each must be the namespace expected (mount.ID, the one netns.CheckNetns
+// identified, the one its thread is in) before anything changes. Its thread then
 // joins the mount namespace, enters again the working directory it had, by
 // its path (setns(CLONE_NEWNS) moves it to the new namespace's root), and
 // joins the network namespace. A mount join is refused, with the caller
@@ -74,22 +78,25 @@ func step(name string) {
 // shares), and when the working directory of the stopped thread has no path
 // (ErrUnnamedCwd: stopped for that moment, the caller is not altered).
 //
-// On error the login must be denied, and the caller runs on unchanged (its
-// registers, memory, fds and namespaces as they were), with these
-// exceptions. An error after the injected setns into the mount namespace
-// succeeded (the chdir or the setns into the network namespace failed, or
-// closing an fd did, or the caller ended up in another mount namespace than
-// mount.ID, ErrMismatch) leaves the caller's thread in the new mount
-// namespace, in its working directory if the chdir succeeded and at the
-// namespace's root otherwise. An error after the injected setns into the
-// network namespace succeeded (its close failed, or the caller ended up in
-// another namespace than the one checked, ErrMismatch) leaves the caller's
-// thread in the new namespace. And ErrCallerKilled: the caller could not be
-// restored, so it has been sent SIGKILL and is still attached to this
-// process with PTRACE_O_EXITKILL; the process must then exit promptly,
-// without trying anything else on it. Likewise, a process that calls
-// JoinParent must not linger after an error wrapping ErrTimeout: a caller
-// that never stopped stays attached until exit.
+// On error the login must be denied, and the caller runs on unchanged: its
+// registers, memory, fds, namespaces and working directory as they were. A
+// mount join that fails once the caller's thread is in the mount namespace
+// (the chdir there failed, or the setns into the network namespace) brings
+// it back into its own mount namespace, through a file of it that the
+// caller opened before the first setns, and into its working directory, by
+// its path, and proves from /proc that it is there again, and still in its
+// network namespace. Its root is then its namespace's root, which is where it
+// was: netns.EnterMountNS refuses a chrooted caller. The exceptions: an fd
+// whose close failed stays open in the caller; an error after the setns
+// into the network namespace succeeded (a close failed, or the caller ended
+// up in another namespace than mount.ID or the one checked, ErrMismatch)
+// leaves the caller's thread in the new namespaces; and ErrCallerKilled: the
+// caller could not be restored, or brought back from a failed mount join,
+// so it has been sent SIGKILL and is still attached to this process with
+// PTRACE_O_EXITKILL; the process must then exit promptly, without trying
+// anything else on it. Likewise, a process that calls JoinParent must not
+// linger after an error wrapping ErrTimeout: a caller that never stopped
+// stays attached until exit.
 //
 // ctx bounds the search for the waiting thread and is checked between the
 // injected syscalls up to the first setns, never after it: a mount join is
@@ -146,13 +153,13 @@ func JoinParent(ctx context.Context, caller *Caller, nsPath string, mount *Mount
 	if err != nil {
 		return fmt.Errorf("reading the namespace of caller %d thread %d: %w", w.pid, w.tid, err)
 	}
+	plan.callerNet = current
 	inMount, threads := true, 1
 	if mount != nil {
-		currentMount, err := threadMountID(w.pid, w.tid)
-		if err != nil {
+		if plan.callerMount, err = threadMountID(w.pid, w.tid); err != nil {
 			return fmt.Errorf("reading the mount namespace of caller %d thread %d: %w", w.pid, w.tid, err)
 		}
-		inMount = currentMount == mount.ID
+		inMount = plan.callerMount == mount.ID
 		if threads, err = threadCount(w.pid); err != nil {
 			return fmt.Errorf("joining the caller to mount namespace %s: %w", mount.Path, err)
 		}
@@ -201,6 +208,10 @@ type joinPlan struct {
 	// is joined.
 	mount     *MountJoin
 	mountPath []byte
+	// callerNet and callerMount are the namespaces the caller's thread is
+	// in before a mount join (callerMount is unset without one), which a
+	// join that fails halfway brings it back to.
+	callerNet, callerMount netns.ID
 }
 
 // waiter is a thread blocked in a wait syscall, with the syscall number and

@@ -48,7 +48,14 @@ const (
 	// stepMntOpened (after the target was checked), binds over
 	// NSJOIN_TEST_NETNS in its mount namespace, which is the caller's.
 	envSwapNetns = "NSJOIN_TEST_SWAP_NETNS"
-	reportTag    = "join: "
+	envRmdirAt   = "NSJOIN_TEST_RMDIR_AT" // step at which the helper removes NSJOIN_TEST_CWD
+	// envExpectFail makes the C caller want every join to fail, and check
+	// that it is where it was.
+	envExpectFail = "NSJOIN_TEST_EXPECT_FAIL"
+	// envDenyNetnsSetns makes the C caller confine itself with a seccomp
+	// filter under which setns(fd, CLONE_NEWNET) fails with EPERM.
+	envDenyNetnsSetns = "NSJOIN_TEST_DENY_NETNS_SETNS"
+	reportTag         = "join: "
 )
 
 var (
@@ -98,6 +105,7 @@ func runJoinHelper() int {
 	signalAt := os.Getenv(envSignalAt)
 	killAt := os.Getenv(envKillAt)
 	cancelAt := os.Getenv(envCancelAt)
+	rmdirAt := os.Getenv(envRmdirAt)
 	swapNetns := os.Getenv(envSwapNetns)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -114,6 +122,11 @@ func runJoinHelper() int {
 		}
 		if step == cancelAt {
 			cancel()
+		}
+		if step == rmdirAt {
+			if err := unix.Rmdir(os.Getenv(envCwd)); err != nil {
+				rep.HookErr = err.Error()
+			}
 		}
 		if step == stepMntOpened && swapNetns != "" {
 			if err := bindOver(swapNetns, os.Getenv(envNetns)); err != nil {
@@ -800,6 +813,19 @@ func runBuiltCaller(t testing.TB, caller, mode string, iterations int, env []str
 	if slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, envMount+"=") }) {
 		wantSteps = allMountSteps
 	}
+	reps := callerReports(t, caller, mode, iterations, env, netns...)
+	for i, rep := range reps {
+		if rep.Err != "" || !slices.Equal(rep.Steps, wantSteps) {
+			t.Fatalf("join %d: %+v, want a full successful join", i, rep)
+		}
+	}
+	return reps
+}
+
+// callerReports runs the built C caller for iterations joins and returns the
+// helper reports, once the caller has checked every join and said so.
+func callerReports(t testing.TB, caller, mode string, iterations int, env []string, netns ...string) []joinReport {
+	t.Helper()
 	args := append([]string{mode, fmt.Sprint(iterations), testBinary(t)}, netns...)
 	cmd := exec.Command(caller, args...)
 	cmd.Env = env
@@ -810,11 +836,6 @@ func runBuiltCaller(t testing.TB, caller, mode string, iterations int, env []str
 	}
 	if len(reps) != iterations {
 		t.Fatalf("got %d helper reports, want %d", len(reps), iterations)
-	}
-	for i, rep := range reps {
-		if rep.Err != "" || !slices.Equal(rep.Steps, wantSteps) {
-			t.Fatalf("join %d: %+v, want a full successful join", i, rep)
-		}
 	}
 	return reps
 }

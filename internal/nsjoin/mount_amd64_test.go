@@ -203,6 +203,112 @@ func TestJoinParentMountJoinKeepsCallerIntact(t *testing.T) {
 	}
 }
 
+// TestJoinParentFailedMountJoinPutsCallerBack makes a mount join fail once
+// the caller is in the session's mount namespace: the caller must be brought
+// back into its own, in its working directory, with its network namespace,
+// root, registers, stack, fds and signals as they were (the C caller checks
+// them all after each join), and the helper must say why it failed. A caller
+// that cannot be brought back is killed.
+func TestJoinParentFailedMountJoinPutsCallerBack(t *testing.T) {
+	requireRoot(t)
+	target := newNetns(t)
+	host, hostMount := ownNamespaces(t)
+	dir := t.TempDir()
+	// hidden is under a directory that a tmpfs covers in the session's
+	// mount namespace, where the chdir into it then fails.
+	shadowed := filepath.Join(dir, "shadowed")
+	hidden := filepath.Join(shadowed, "hidden")
+	if err := os.MkdirAll(hidden, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	session := newMountNS(t)
+	if err := session.do(func() error { return unix.Mount("tmpfs", shadowed, "tmpfs", 0, "") }); err != nil {
+		t.Fatalf("mounting a tmpfs over %s in the session's mount namespace: %v", shadowed, err)
+	}
+	caller := buildCaller(t)
+	undone := func(steps ...string) []string {
+		head := []string{stepBeforeSeize, stepStopped, stepMntOpened, stepOpened, stepMntJoined}
+		return slices.Concat(head, steps, []string{stepUndone, stepBeforeDetach})
+	}
+
+	tests := []struct {
+		name      string
+		mode      string // of the C caller: plain, signal or signal-eintr
+		cwd       string
+		env       []string
+		wantErr   string
+		wantSteps []string
+	}{
+		{
+			name: "working directory missing in the mount namespace", mode: "plain", cwd: hidden,
+			wantErr: "no such file or directory", wantSteps: undone(),
+		},
+		{
+			name: "signal in the mount namespace, working directory missing there, is delivered once, after", mode: "signal", cwd: hidden,
+			env: []string{envSignalAt, stepMntJoined}, wantErr: "no such file or directory", wantSteps: undone(),
+		},
+		{
+			name: "signal without SA_RESTART in the mount namespace, working directory missing there, is delivered once, after", mode: "signal-eintr", cwd: hidden,
+			env: []string{envSignalAt, stepMntJoined}, wantErr: "no such file or directory", wantSteps: undone(),
+		},
+		{
+			name: "setns into the network namespace denied by seccomp", mode: "plain", cwd: dir,
+			env: []string{envDenyNetnsSetns, "1"}, wantErr: "operation not permitted", wantSteps: undone(stepChdir),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := environ(slices.Concat([]string{envMode, "join", envExpectFail, "1", envCwd, tt.cwd}, mountEnv(session.join), tt.env)...)
+			for i, rep := range callerReports(t, caller, tt.mode, 5, env, target) {
+				if rep.HookErr != "" {
+					t.Fatalf("the helper's step hook failed: %s", rep.HookErr)
+				}
+				if !strings.Contains(rep.Err, tt.wantErr) || !slices.Equal(rep.Steps, tt.wantSteps) {
+					t.Errorf("join %d: error %q, steps %v; want %q, %v", i, rep.Err, rep.Steps, tt.wantErr, tt.wantSteps)
+				}
+				if rep.Parent != host || rep.ParentMount != hostMount {
+					t.Errorf("join %d: caller in %s, mount namespace %s; want it back in %s, %s", i, rep.Parent, rep.ParentMount, host, hostMount)
+				}
+				if tt.mode != "plain" && !slices.ContainsFunc(rep.Logs, func(l string) bool { return strings.Contains(l, "held back signal") }) {
+					t.Errorf("join %d did not hold back the signal: %q", i, rep.Logs)
+				}
+			}
+		})
+	}
+
+	t.Run("working directory removed while in the mount namespace, the caller is killed", func(t *testing.T) {
+		removed := filepath.Join(dir, "removed")
+		if err := os.Mkdir(removed, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, caller, "plain", "1", testBinary(t), target)
+		cmd.Env = environ(slices.Concat([]string{envMode, "join", envExpectFail, "1", envCwd, removed, envRmdirAt, stepMntJoined}, mountEnv(session.join))...)
+		out, err := cmd.Output()
+		if ctx.Err() != nil {
+			t.Fatalf("caller still there after 20s, stopped or waiting:\n%s", out)
+		}
+		reps, _ := reports(t, string(out))
+		if len(reps) != 1 {
+			t.Fatalf("got %d helper reports, want 1:\n%s", len(reps), out)
+		}
+		rep := reps[0]
+		t.Logf("helper: %+v", rep)
+		wantSteps := []string{stepBeforeSeize, stepStopped, stepMntOpened, stepOpened, stepMntJoined}
+		if rep.HookErr != "" || !strings.Contains(rep.Err, ErrCallerKilled.Error()) || !slices.Equal(rep.Steps, wantSteps) {
+			t.Errorf("helper: error %q, steps %v, hook error %q; want %v, %v", rep.Err, rep.Steps, rep.HookErr, ErrCallerKilled, wantSteps)
+		}
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) {
+			t.Fatalf("caller: %v, want it killed:\n%s", err, out)
+		}
+		if ws := exitErr.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Errorf("caller ended with wait status %#x, want killed by SIGKILL", uint32(ws))
+		}
+	})
+}
+
 // TestJoinParentMountJoinRefusesAThreadedCaller: setns(CLONE_NEWNS) fails
 // for a thread that shares its root and working directory, as every thread
 // of a process does, so such a caller is refused before anything is done to

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,10 +60,15 @@ type tracer struct {
 	state     stopState
 	inSyscall bool // whether the next syscall stop is an exit stop
 	gone      bool // the tracee exited; nothing is left to restore
+	// stranded: a mount join failed and the thread could not be put back
+	// into its own mount namespace and working directory. Restored, it
+	// would run on altered, so inject kills it instead.
+	stranded bool
 
 	saved        unix.PtraceRegs // at the first stop; restored before detaching
 	scratch      uintptr         // where the paths were written on the caller's stack
 	scratchSaved []byte          // the bytes it overwrote; nil while nothing was written
+	cwdID        netns.ID        // the directory the thread was in, for a mount join
 
 	// signals are those that arrived while attached. Each was suppressed at
 	// its signal-delivery stop, because a handler must not run on injected
@@ -113,7 +119,11 @@ func inject(ctx context.Context, caller *Caller, w waiter, p joinPlan, opts Opti
 	step(stepStopped)
 
 	err := t.run(ctx, p)
-	if !t.gone {
+	switch {
+	case t.gone:
+	case t.stranded:
+		err = t.abandon(err)
+	default:
 		err = joinErrs(err, t.finish())
 	}
 	return err
@@ -251,19 +261,20 @@ func (t *tracer) join(ctx context.Context, addr uintptr, want netns.ID) error {
 // its path (setns(CLONE_NEWNS) leaves the thread at the new namespace's
 // root), then the network namespace. What fails for ordinary reasons (a
 // path that does not open, a file that is not the namespace checked, ctx)
-// comes first, in the caller's own mount namespace: both files are opened
-// and checked before the first setns, and ctx is not looked at after it, so
-// that a join is not cut in half.
+// comes first, in the caller's own mount namespace: the two namespaces and
+// the caller's own mount namespace, to come back to, are opened and checked
+// before the first setns, and ctx is not looked at after it, so that a join
+// is not cut in half. What can still fail after the first setns is undone.
 func (t *tracer) runMount(ctx context.Context, p joinPlan) error {
 	cwd, err := t.cwd()
 	if err != nil {
 		return err
 	}
-	addrs, err := t.writeScratch(p.mountPath, p.netnsPath, cwd)
+	addrs, err := t.writeScratch(p.mountPath, ownMountPath, p.netnsPath, cwd)
 	if err != nil {
 		return err
 	}
-	mountAddr, netnsAddr, cwdAddr := addrs[0], addrs[1], addrs[2]
+	mountAddr, ownAddr, netnsAddr, cwdAddr := addrs[0], addrs[1], addrs[2], addrs[3]
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -271,36 +282,65 @@ func (t *tracer) runMount(ctx context.Context, p joinPlan) error {
 	if err != nil {
 		return fmt.Errorf("joining mount namespace %s: %w", p.mount.Path, err)
 	}
-	netFD, err := t.openChecked(netnsAddr, p.target, "namespace", stepOpened)
+	fds := []uint64{mntFD}
+	ownFD, err := t.openChecked(ownAddr, p.callerMount, "caller's own mount namespace", "")
 	if err == nil {
-		err = ctx.Err()
+		fds = append(fds, ownFD)
+		var netFD uint64
+		netFD, err = t.openChecked(netnsAddr, p.target, "namespace", stepOpened)
+		if err == nil {
+			fds = append(fds, netFD)
+			err = ctx.Err()
+		}
+		if err == nil {
+			err = t.enter(mntFD, ownFD, netFD, cwdAddr, p)
+		}
 	}
-	if err == nil {
-		err = t.enter(mntFD, netFD, cwdAddr, p.mount)
+	if t.stranded {
+		return err // closing is no use: the caller is to be killed
 	}
-	if netFD != noFD {
-		err = joinErrs(err, t.closeFD(netFD))
+	for _, fd := range slices.Backward(fds) {
+		err = joinErrs(err, t.closeFD(fd))
 	}
-	return joinErrs(err, t.closeFD(mntFD))
+	return err
 }
+
+// ownMountPath names, in the caller, the mount namespace of its thread.
+var ownMountPath = []byte("/proc/thread-self/ns/mnt\x00")
 
 // noFD is what openChecked returns for no fd.
 const noFD = ^uint64(0)
 
 // enter does the changes of a mount join, with the namespaces open as mntFD
-// and netFD in the caller and its working directory's path at cwdAddr.
-func (t *tracer) enter(mntFD, netFD uint64, cwdAddr uintptr, mount *MountJoin) error {
-	if err := t.setns(mntFD, unix.CLONE_NEWNS); err != nil {
-		return fmt.Errorf("joining mount namespace %s: %w", mount.Path, err)
+// and netFD in the caller, its own mount namespace as ownFD, and its working
+// directory's path at cwdAddr. If a step fails once the thread has, or may
+// have, left its mount namespace, undo brings it back.
+func (t *tracer) enter(mntFD, ownFD, netFD uint64, cwdAddr uintptr, p joinPlan) error {
+	ret, err := t.syscall(unix.SYS_SETNS, mntFD, unix.CLONE_NEWNS)
+	switch {
+	case err != nil:
+		// Whether the setns ran is not known: undo as if it had.
+		err = fmt.Errorf("joining mount namespace %s: injecting setns: %w", p.mount.Path, err)
+	case errnoOf(ret) != nil:
+		// Refused: the thread has not moved.
+		return fmt.Errorf("joining mount namespace %s: setns in the caller: %w", p.mount.Path, errnoOf(ret))
+	default:
+		t.logf("setns into the mount namespace in thread %d succeeded", t.tid)
+		step(stepMntJoined)
+		err = t.enterRest(netFD, cwdAddr)
 	}
-	t.logf("setns into the mount namespace in thread %d succeeded", t.tid)
-	step(stepMntJoined)
-	ret, err := t.syscall(unix.SYS_CHDIR, uint64(cwdAddr))
 	if err != nil {
-		return fmt.Errorf("injecting chdir: %w", err)
+		return joinErrs(err, t.undo(ownFD, cwdAddr, p))
 	}
-	if err := errnoOf(ret); err != nil {
-		return fmt.Errorf("entering the working directory again in the caller: %w", err)
+	return nil
+}
+
+// enterRest enters the working directory again, whose path is at cwdAddr,
+// and joins the network namespace open as netFD, once the thread is in the
+// new mount namespace.
+func (t *tracer) enterRest(netFD uint64, cwdAddr uintptr) error {
+	if err := t.chdir(cwdAddr); err != nil {
+		return fmt.Errorf("entering the working directory again in the new mount namespace: %w", err)
 	}
 	step(stepChdir)
 	if err := t.setns(netFD, unix.CLONE_NEWNET); err != nil {
@@ -308,6 +348,68 @@ func (t *tracer) enter(mntFD, netFD uint64, cwdAddr uintptr, mount *MountJoin) e
 	}
 	t.logf("setns into the namespace in thread %d succeeded", t.tid)
 	step(stepJoined)
+	return nil
+}
+
+// undo brings the thread back into its own mount namespace, open as ownFD,
+// and its working directory, whose path is at cwdAddr, after a mount join
+// failed once the thread had, or may have, left them; then it proves from
+// /proc that the thread is in both again, and in its network namespace.
+// setns(CLONE_NEWNS) also sets the thread's root to the namespace's, which
+// is where it was: netns.EnterMountNS refuses a chrooted caller. A thread
+// that cannot be put back is stranded.
+func (t *tracer) undo(ownFD uint64, cwdAddr uintptr, p joinPlan) error {
+	if t.gone {
+		return nil // nothing is left altered
+	}
+	err := t.ready()
+	if err == nil {
+		err = t.setns(ownFD, unix.CLONE_NEWNS)
+	}
+	if err == nil {
+		err = t.chdir(cwdAddr)
+	}
+	if err == nil {
+		err = t.verifyUndone(p)
+	}
+	if err != nil {
+		t.stranded = !t.gone
+		return fmt.Errorf("putting the caller back into its mount namespace and working directory: %w", err)
+	}
+	t.logf("thread %d is back in its mount namespace and working directory", t.tid)
+	step(stepUndone)
+	return nil
+}
+
+// ready brings the thread to a stop from which syscall can inject: an
+// injection that failed may have left it running, or at a syscall's entry.
+func (t *tracer) ready() error {
+	if t.state == atSyscallExit {
+		return nil
+	}
+	return t.park()
+}
+
+// verifyUndone fails unless the thread is in the namespaces and the working
+// directory it was in before the join.
+func (t *tracer) verifyUndone(p joinPlan) error {
+	task := fmt.Sprintf("/proc/%d/task/%d/", t.pid, t.tid)
+	for _, was := range []struct {
+		what, path string
+		id         netns.ID
+	}{
+		{"mount namespace", task + "ns/mnt", p.callerMount},
+		{"network namespace", task + "ns/net", p.callerNet},
+		{"working directory", task + "cwd", t.cwdID},
+	} {
+		id, err := netns.PathID(was.path)
+		if err != nil {
+			return fmt.Errorf("reading the %s of thread %d: %w", was.what, t.tid, err)
+		}
+		if id != was.id {
+			return fmt.Errorf("thread %d is in %s %s, was in %s", t.tid, was.what, id, was.id)
+		}
+	}
 	return nil
 }
 
@@ -321,7 +423,9 @@ func (t *tracer) openChecked(addr uintptr, want netns.ID, what, opened string) (
 		return noFD, err
 	}
 	t.logf("openat of the %s in thread %d returned fd %d", what, t.tid, fd)
-	step(opened)
+	if opened != "" {
+		step(opened)
+	}
 	if err := t.check(fd, want); err != nil {
 		return noFD, joinErrs(err, t.closeFD(fd))
 	}
@@ -329,7 +433,8 @@ func (t *tracer) openChecked(addr uintptr, want netns.ID, what, opened string) (
 }
 
 // cwd returns the stopped thread's working directory, NUL-terminated, for
-// the chdir after setns(CLONE_NEWNS). Read now, it cannot change before the
+// the chdir after setns(CLONE_NEWNS), and records which directory it is, for
+// an undo to prove it came back there. Read now, it cannot change before the
 // chdir: the caller has one thread, and that one is stopped. A directory that
 // was removed, or that the kernel cannot name from our root, has no path to
 // enter again in the new namespace. One whose name really ends in
@@ -342,6 +447,9 @@ func (t *tracer) cwd() ([]byte, error) {
 	}
 	if !filepath.IsAbs(dir) || strings.HasSuffix(dir, " (deleted)") {
 		return nil, fmt.Errorf("working directory of thread %d is %q: %w", t.tid, dir, ErrUnnamedCwd)
+	}
+	if t.cwdID, err = netns.PathID(link); err != nil {
+		return nil, fmt.Errorf("identifying the working directory of thread %d: %w", t.tid, err)
 	}
 	// A path the kernel printed holds no NUL byte.
 	return unix.ByteSliceFromString(dir)
@@ -384,6 +492,19 @@ func (t *tracer) setns(fd uint64, nstype int) error {
 	}
 	if err := errnoOf(ret); err != nil {
 		return fmt.Errorf("setns in the caller: %w", err)
+	}
+	return nil
+}
+
+// chdir changes, in the caller, to the directory whose path is at addr in
+// the caller's memory.
+func (t *tracer) chdir(addr uintptr) error {
+	ret, err := t.syscall(unix.SYS_CHDIR, uint64(addr))
+	if err != nil {
+		return fmt.Errorf("injecting chdir: %w", err)
+	}
+	if err := errnoOf(ret); err != nil {
+		return fmt.Errorf("chdir in the caller: %w", err)
 	}
 	return nil
 }

@@ -38,19 +38,33 @@
  * child, kills it and so becomes the orphan of this process, which waits for
  * it the way WAIT ("pid" or "any") says and reports as above.
  *
+ * With NSJOIN_TEST_EXPECT_FAIL set, plain and signal modes want every join
+ * to fail, and check, besides the registers, stack, fds and signals, that
+ * the caller is still in the network and mount namespaces, the root and the
+ * working directory it started in.
+ *
  * In every mode the caller first changes to the directory NSJOIN_TEST_CWD if
- * that is set, and then removes it if NSJOIN_TEST_CWD_RMDIR is set too.
+ * that is set, and then removes it if NSJOIN_TEST_CWD_RMDIR is set too. With
+ * NSJOIN_TEST_DENY_NETNS_SETNS set, it then confines itself with a seccomp
+ * filter under which setns(fd, CLONE_NEWNET) fails with EPERM, as a service
+ * whose systemd unit restricts namespaces would be.
  */
-#include <errno.h>
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -143,6 +157,14 @@ static int same_file(const char *a, const char *b)
 	struct stat sa, sb;
 
 	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* same_as tells whether path is the file that was want when stated. */
+static int same_as(const char *path, const struct stat *want)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && st.st_dev == want->st_dev && st.st_ino == want->st_ino;
 }
 
 /* child_in runs a new child and tells whether it starts in netns. */
@@ -348,11 +370,38 @@ static int orphan_main(const char *style, char *helper, char *netns)
 	return 0;
 }
 
+/* deny_netns_setns makes setns(fd, CLONE_NEWNET) fail with EPERM, and
+ * nothing else. */
+static int deny_netns_setns(void)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_setns, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, CLONE_NEWNET, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {.len = sizeof(filter) / sizeof(filter[0]), .filter = filter};
+
+	if (!getenv("NSJOIN_TEST_DENY_NETNS_SETNS"))
+		return 0;
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+		perror("caller: seccomp");
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	int signal_mode, restart, iterations, nnetns;
+	int signal_mode, restart, iterations, nnetns, expect_fail;
 	char *helper, **netns, cwd_before[4096], cwd_after[4096];
 	const char *mount;
+	struct stat start_net, start_mnt, start_root, start_cwd;
 
 	if (argc < 5) {
 		fprintf(stderr, "usage: caller plain|signal|signal-eintr ITERATIONS HELPER NETNS...\n"
@@ -361,7 +410,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (enter_cwd() != 0)
+	if (enter_cwd() != 0 || deny_netns_setns() != 0)
 		return 1;
 	if (strcmp(argv[1], "report") == 0)
 		return report_main(argv[2], argv[3], argv + 4, argc - 4);
@@ -374,7 +423,13 @@ int main(int argc, char **argv)
 	netns = argv + 4;
 	nnetns = argc - 4;
 	mount = getenv("NSJOIN_TEST_MOUNT");
+	expect_fail = getenv("NSJOIN_TEST_EXPECT_FAIL") != NULL;
 	cwd_of(cwd_before, sizeof(cwd_before));
+	if (stat("/proc/self/ns/net", &start_net) != 0 || stat("/proc/self/ns/mnt", &start_mnt) != 0 ||
+	    stat("/", &start_root) != 0 || stat(".", &start_cwd) != 0) {
+		perror("caller: stat");
+		return 1;
+	}
 
 	if (signal_mode) {
 		static unsigned char alt[1 << 16];
@@ -415,8 +470,8 @@ int main(int argc, char **argv)
 		}
 		if (!restart && waitpid(pid, &status, 0) != pid)
 			return fail(i, "reaping the helper failed");
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-			snprintf(msg, sizeof(msg), "helper status %#x", status);
+		if (!WIFEXITED(status) || (WEXITSTATUS(status) != 0) != expect_fail) {
+			snprintf(msg, sizeof(msg), "helper status %#x, want it to %s", status, expect_fail ? "fail" : "succeed");
 			return fail(i, msg);
 		}
 		uint64_t want[NREGS] = {
@@ -444,12 +499,23 @@ int main(int argc, char **argv)
 			snprintf(msg, sizeof(msg), "fd count %d, was %d", fds_after, fds_before);
 			return fail(i, msg);
 		}
-		if (!same_file("/proc/self/ns/net", target))
-			return fail(i, "caller is not in the target namespace");
-		if (!child_in(target))
-			return fail(i, "a new child is not in the target namespace");
-		if (mount && !same_file("/proc/self/ns/mnt", mount))
-			return fail(i, "caller is not in the mount namespace");
+		if (expect_fail) {
+			if (!same_as("/proc/self/ns/net", &start_net))
+				return fail(i, "caller left its network namespace");
+			if (!same_as("/proc/self/ns/mnt", &start_mnt))
+				return fail(i, "caller left its mount namespace");
+			if (!same_as("/", &start_root))
+				return fail(i, "caller has another root");
+			if (!same_as(".", &start_cwd))
+				return fail(i, "caller left its working directory");
+		} else {
+			if (!same_file("/proc/self/ns/net", target))
+				return fail(i, "caller is not in the target namespace");
+			if (!child_in(target))
+				return fail(i, "a new child is not in the target namespace");
+			if (mount && !same_file("/proc/self/ns/mnt", mount))
+				return fail(i, "caller is not in the mount namespace");
+		}
 		cwd_of(cwd_after, sizeof(cwd_after));
 		if (strcmp(cwd_after, cwd_before) != 0) {
 			snprintf(msg, sizeof(msg), "working directory %.100s, was %.100s", cwd_after, cwd_before);
