@@ -22,9 +22,10 @@ const faultFile = "/run/netns-session-fault"
 var joinSteps = []string{"before-seize", "stopped", "after-openat", "after-setns", "before-detach"}
 
 // mountJoinSteps are the points a join gains when the namespace has an /etc
-// directory, before the network namespace's: the caller holding the
-// session's mount namespace fd, in that mount namespace, and back in its
-// working directory there.
+// directory: the caller holding the session's mount namespace fd (before it
+// opens the network namespace's), in that mount namespace, and back in its
+// working directory there (before it joins the network namespace). The
+// undo's step fires only when a join fails there, which a kill cannot make.
 var mountJoinSteps = []string{"after-mnt-openat", "after-mnt-setns", "after-chdir"}
 
 var faultBuild struct {
@@ -66,6 +67,9 @@ func TestFaultHelperKilledMidJoin(t *testing.T) {
 			})
 		}
 		c.WriteFile(t, "/etc/netns/ns0/resolv.conf", "nameserver 127.0.0.1\n", 0o644)
+		// alice's manager, started without ns0's /etc by the logins
+		// above, would refuse her logins now.
+		c.Run(t, "systemctl", "stop", "user@1001.service")
 		for _, step := range slices.Concat(joinSteps, mountJoinSteps) {
 			t.Run("with /etc/netns/ns0, killed at "+step, func(t *testing.T) {
 				assertKilledJoinDenies(t, c, step, host, ns0)
