@@ -394,7 +394,7 @@ func (h *Hook) checkUserManager(ctx context.Context, user *config.User, decision
 		pid, err := policy.FindManager(h.c.Units.UserManagerPID, user.UID)
 		switch {
 		case err != nil:
-			return &Denial{Reason: "cannot check your running user manager", Err: err}
+			return &Denial{Reason: managerUncheckable, Err: err}
 		case pid == 0:
 			return nil
 		}
@@ -403,23 +403,32 @@ func (h *Hook) checkUserManager(ctx context.Context, user *config.User, decision
 		case f.Verdict == policy.Compliant:
 			return nil
 		case f.Verdict == policy.Unknown:
-			return &Denial{Reason: "cannot check your running user manager", Err: f.Err}
+			return &Denial{Reason: managerUncheckable, Err: f.Err}
 		case policy.Settled(start, time.Now()):
 			// Outside, or gone at every look, for ManagerSettle.
-			unit := units.UserManagerUnit(user.UID)
 			return &Denial{
-				Reason: fmt.Sprintf("%s of %s already runs in another network namespace; end all of %s's sessions, or run `systemctl stop %s` as root, then log in again",
-					unit, user.Name, user.Name, unit),
-				Err: fmt.Errorf("user manager PID %d is not in %s after %v", pid, f.Expected, policy.ManagerSettle),
+				Reason: units.UserManagerUnit(user.UID) + " of " + user.Name + " already runs in another network namespace; " + stopManager(user),
+				Err:    fmt.Errorf("user manager PID %d is not in %s after %v", pid, f.Expected, policy.ManagerSettle),
 			}
 		}
 		// Outside or gone, for less than ManagerSettle: look again.
 		select {
 		case <-ctx.Done():
-			return &Denial{Reason: "cannot check your running user manager", Err: ctx.Err()}
+			return &Denial{Reason: managerUncheckable, Err: ctx.Err()}
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// managerUncheckable is the reason a session is refused when the user's
+// running manager cannot be looked at.
+const managerUncheckable = "cannot check your running user manager"
+
+// stopManager tells the user how to get rid of a manager that runs where it
+// must not.
+func stopManager(user *config.User) string {
+	unit := units.UserManagerUnit(user.UID)
+	return fmt.Sprintf("end all of %s's sessions, or run `systemctl stop %s` as root, then log in again", user.Name, unit)
 }
 
 // checkManagerEtc refuses the session when the user's manager already runs
@@ -432,20 +441,18 @@ func (h *Hook) checkManagerEtc(user *config.User, etc *netns.Overlay) error {
 	pid, err := policy.FindManager(h.c.Units.UserManagerPID, user.UID)
 	switch {
 	case err != nil:
-		return &Denial{Reason: "cannot check your running user manager", Err: err}
+		return &Denial{Reason: managerUncheckable, Err: err}
 	case pid == 0:
 		return nil
 	}
 	judge := policy.Judge{SeenFile: proc.SeenFile, StatFile: proc.StatFile}
 	switch view, err := judge.ResolvConfSeen(etc.Name, pid); view {
 	case policy.ResolvConfUnknown:
-		return &Denial{Reason: "cannot check your running user manager", Err: err}
+		return &Denial{Reason: managerUncheckable, Err: err}
 	case policy.ResolvConfHost:
-		unit := units.UserManagerUnit(user.UID)
 		return &Denial{
-			Reason: fmt.Sprintf("%s of %s runs without the /etc directory of network namespace %s; end all of %s's sessions, or run `systemctl stop %s` as root, then log in again",
-				unit, user.Name, etc.Name, user.Name, unit),
-			Err: fmt.Errorf("user manager PID %d sees the host's /etc/resolv.conf, not %s/resolv.conf", pid, netns.EtcDir(etc.Name)),
+			Reason: units.UserManagerUnit(user.UID) + " of " + user.Name + " runs without the /etc directory of network namespace " + etc.Name + "; " + stopManager(user),
+			Err:    fmt.Errorf("user manager PID %d sees the host's /etc/resolv.conf, not %s/resolv.conf", pid, netns.EtcDir(etc.Name)),
 		}
 	}
 	return nil
