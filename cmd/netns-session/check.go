@@ -82,7 +82,7 @@ matched, the namespace the session will join and what of /etc it overrides.`,
 			&cli.StringFlag{Name: "user", Usage: "show how the user `NAME` resolves"},
 		},
 		Action: func(c *cli.Context) error {
-			ck := &checker{out: c.App.Writer, users: userdb.System(), inspect: inspectNetns, etcView: netns.LoadOverlay}
+			ck := &checker{out: c.App.Writer, users: userdb.System(), inspect: inspectNetns, etcView: netns.CheckedEtcView}
 			if name := c.String("user"); name != "" {
 				return ck.user(c.String("config"), name)
 			}
@@ -97,9 +97,9 @@ type checker struct {
 	users config.Directory
 	// inspect checks that a path is a network namespace (inspectNetns).
 	inspect func(path string) error
-	// etcView plans the /etc overlay of the namespace called name
-	// (netns.LoadOverlay); nil leaves the namespaces' /etc directories
-	// unchecked.
+	// etcView plans the /etc overlay of the namespace called name and
+	// checks its shadow directories (netns.CheckedEtcView); nil leaves the
+	// namespaces' /etc directories unchecked.
 	etcView func(name string) (*netns.Overlay, error)
 	// host is the system whose resolver files are read with them.
 	host     etccheck.Host

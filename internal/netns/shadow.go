@@ -53,6 +53,19 @@ func (o *Overlay) Prepare() error {
 	return err
 }
 
+// CheckShadows tells, without writing anything, whether Prepare could make
+// o's shadow directories: a directory on the way that is unsafe fails with
+// ErrUnsafeShadow, as Prepare would at the next login. Shadows that are
+// missing or out of date are no error: the next login or sync puts them
+// right. A nil Overlay has nothing to check.
+func (o *Overlay) CheckShadows() error {
+	if o == nil || len(o.Shadows) == 0 {
+		return nil
+	}
+	_, err := shadowWriter{euid: os.Geteuid()}.sync(o)
+	return err
+}
+
 // safeChain lists the directories from the state directory
 // (/run/netns-session) down to ShadowRoot/Name, with the mode each is
 // created with: the state directory's is the one the units' locks give it.

@@ -224,7 +224,7 @@ func TestPrepareKeepsShadowDirectoriesSessionsHold(t *testing.T) {
 	}
 }
 
-func TestPrepareRefusesUnsafeDirectories(t *testing.T) {
+func TestPrepareAndCheckRefuseUnsafeDirectories(t *testing.T) {
 	tests := []struct {
 		name  string
 		files tree
@@ -252,10 +252,26 @@ func TestPrepareRefusesUnsafeDirectories(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(t, root)
 			}
-			if err := loadTestOverlay(t, root).Prepare(); !errors.Is(err, ErrUnsafeShadow) {
+			o := loadTestOverlay(t, root)
+			if err := o.CheckShadows(); !errors.Is(err, ErrUnsafeShadow) {
+				t.Errorf("CheckShadows() = %v, want ErrUnsafeShadow", err)
+			}
+			if err := o.Prepare(); !errors.Is(err, ErrUnsafeShadow) {
 				t.Fatalf("Prepare() = %v, want ErrUnsafeShadow", err)
 			}
 		})
+	}
+}
+
+// TestCheckShadowsWritesNothing: shadows not made yet are no error for a
+// check, which leaves them to the next login.
+func TestCheckShadowsWritesNothing(t *testing.T) {
+	root := testRoot(t, overlaySetup)
+	if err := loadTestOverlay(t, root).CheckShadows(); err != nil {
+		t.Fatalf("CheckShadows() = %v, want nil", err)
+	}
+	if _, err := os.Lstat(root + "/run/netns-session"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("CheckShadows created %s: %v", root+"/run/netns-session", err)
 	}
 }
 

@@ -13,3 +13,18 @@ func EtcView(name string) (*Overlay, error) {
 	}
 	return o, nil
 }
+
+// CheckedEtcView returns the overlay of the namespace called name as
+// EtcView would, but writes nothing: its shadow directories are only
+// checked (CheckShadows), for `netns-session check` to find what would deny
+// a login.
+func CheckedEtcView(name string) (*Overlay, error) {
+	o, err := LoadOverlay(name)
+	if err != nil || o == nil {
+		return nil, err
+	}
+	if err := o.CheckShadows(); err != nil {
+		return nil, err
+	}
+	return o, nil
+}

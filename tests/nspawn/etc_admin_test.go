@@ -91,5 +91,15 @@ func TestAdminSeesTheNamespaceEtc(t *testing.T) {
 				t.Errorf("check warned about ns0: %t, about ns1's loopback resolver: %t; want false, true:\n%s", ns0Warned, ns1Warned, all)
 			}
 		})
+		t.Run("check errs when ns0's shadow directories could not be made", func(t *testing.T) {
+			// Logins made /run/netns-session; one writable by others would
+			// make the next login refuse to use it.
+			c.Run(t, "chmod", "0777", "/run/netns-session")
+			defer c.Run(t, "chmod", "0700", "/run/netns-session")
+			out, stderr, err := c.Exec(t.Context(), "netns-session", "check")
+			if all := out + stderr; err == nil || !strings.Contains(all, "unsafe shadow directory") {
+				t.Errorf("check with /run/netns-session writable by all: err %v, want an error naming the unsafe shadow directory:\n%s", err, all)
+			}
+		})
 	})
 }
