@@ -22,6 +22,9 @@ const (
 	// execTimeout bounds every command run in a container, whatever the
 	// caller's context says, so a hung login cannot hang the suite.
 	execTimeout = 2 * time.Minute
+	// heldTimeout bounds a session a test holds open while it works, which
+	// on a loaded machine may take longer than execTimeout.
+	heldTimeout = 10 * time.Minute
 )
 
 // containerEnv is the environment of every command run in a container: the
@@ -380,7 +383,12 @@ func (c *Container) Exec(ctx context.Context, args ...string) (stdout, stderr st
 }
 
 func (c *Container) execWithInput(ctx context.Context, stdin io.Reader, args ...string) (string, string, error) {
-	ctx, cancel := context.WithTimeout(ctx, execTimeout)
+	return c.execFor(ctx, execTimeout, stdin, args...)
+}
+
+// execFor is execWithInput bounded by timeout instead of execTimeout.
+func (c *Container) execFor(ctx context.Context, timeout time.Duration, stdin io.Reader, args ...string) (string, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c.mu.Lock()
 	leader := c.current.leader
@@ -451,11 +459,23 @@ func (c *Container) WriteFile(t *testing.T, path, content string, mode os.FileMo
 // SSH runs command as user over ssh to 127.0.0.1 inside the container, with
 // root's key, so the login goes through sshd and the whole PAM session stack.
 func (c *Container) SSH(ctx context.Context, user, command string) (stdout, stderr string, err error) {
-	return c.Exec(ctx, "ssh", "-i", rootKey,
+	return c.Exec(ctx, sshArgs(user, command)...)
+}
+
+// sshHeld is SSH for a session held open while the test works: bounded by
+// heldTimeout, not execTimeout.
+func (c *Container) sshHeld(ctx context.Context, user, command string) (stdout, stderr string, err error) {
+	return c.execFor(ctx, heldTimeout, nil, sshArgs(user, command)...)
+}
+
+// sshArgs is the command line of a non-interactive ssh login of user to
+// the container's sshd with root's key, running command.
+func sshArgs(user, command string) []string {
+	return []string{"ssh", "-i", rootKey,
 		"-o", "BatchMode=yes",
 		"-o", "StrictHostKeyChecking=no",
 		"-o", "UserKnownHostsFile=/dev/null",
 		"-o", "ConnectTimeout=5",
 		"-o", "LogLevel=ERROR",
-		user+"@127.0.0.1", command)
+		user + "@127.0.0.1", command}
 }

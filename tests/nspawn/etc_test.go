@@ -252,7 +252,7 @@ type liveSession struct {
 
 // openLiveSession logs user in over ssh and keeps the session open until
 // Close. The session is not bound to the test's context, which is cancelled
-// before cleanups run, but to execTimeout, like every command in c.
+// before cleanups run, but to heldTimeout, like every session a test holds.
 func openLiveSession(t *testing.T, c *Container, user string) *liveSession {
 	t.Helper()
 	s := &liveSession{
@@ -262,7 +262,7 @@ func openLiveSession(t *testing.T, c *Container, user string) *liveSession {
 		done: make(chan error, 1),
 	}
 	go func() {
-		_, stderr, err := c.SSH(context.Background(), user, "timeout 600 /usr/local/bin/live-session "+s.dir)
+		_, stderr, err := c.sshHeld(context.Background(), user, "timeout 600 /usr/local/bin/live-session "+s.dir)
 		if err != nil {
 			err = fmt.Errorf("%w\n%s", err, stderr)
 		}

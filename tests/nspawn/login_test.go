@@ -354,7 +354,8 @@ func holdSession(t *testing.T, c *Container, user string) (release func()) {
 	held, releaseFlag := "/tmp/held-"+user, "/run/release-"+user
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := c.SSH(t.Context(), user, "touch "+held+"; timeout 600 sh -c 'until [ -e "+releaseFlag+" ]; do sleep 0.1; done'")
+		// Held while the test works, which under load outlasts execTimeout.
+		_, _, err := c.sshHeld(t.Context(), user, "touch "+held+"; timeout 600 sh -c 'until [ -e "+releaseFlag+" ]; do sleep 0.1; done'")
 		done <- err
 	}()
 	deadline := time.Now().Add(30 * time.Second)
