@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -38,6 +39,21 @@ var imagePackages = []string{
 	// name resolution as Debian and Ubuntu hosts do it, and resolvers a test
 	// puts on either side of a namespace (dns_test.go).
 	"systemd-resolved", "libnss-resolve", "dnsmasq-base",
+	// what an administrator installing the package meets: man pages, bash
+	// completion, and auth.log written by a syslog daemon (rsyslog, left
+	// disabled: the tests that read auth.log start it).
+	"man-db", "bash-completion", "rsyslog",
+}
+
+// suitePackages are installed in one suite's image only: Debian trixie's
+// packaged Go, which the module must build with.
+var suitePackages = map[string][]string{
+	"trixie": {"golang-1.24-go"},
+}
+
+// packagesFor is everything debootstrap installs on top of minbase for s.
+func packagesFor(s Suite) []string {
+	return append(slices.Clone(imagePackages), suitePackages[s.Name]...)
 }
 
 // testUsers are created in every image with these uids, a home, bash and a
@@ -64,6 +80,7 @@ var provisionScript = func() string {
 		fmt.Fprintf(&b, "install -m 0600 -o %s -g %s %s.pub /home/%s/.ssh/authorized_keys\n", u.Name, u.Name, rootKey, u.Name)
 	}
 	b.WriteString("install -d -m 0755 /etc/security\n")
+	b.WriteString("systemctl disable rsyslog.service\n")
 	b.WriteString(ldapProvisionScript)
 	b.WriteString(dnsProvisionScript)
 	return b.String()
@@ -105,7 +122,7 @@ func mirror() string {
 // package list, the provisioning or the mirror builds a new one.
 func imageKey(s Suite, mirror string) string {
 	h := sha256.New()
-	for _, part := range []string{s.Name, strings.Join(imagePackages, ","), provisionScript, mirror} {
+	for _, part := range []string{s.Name, strings.Join(packagesFor(s), ","), provisionScript, mirror} {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}
@@ -223,7 +240,7 @@ func buildImage(s Suite, mirror, dir, logPath string) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), imageBuildTimeout)
 	defer cancel()
-	args := []string{"--variant=minbase", "--include=" + strings.Join(imagePackages, ","), s.Name, tmp, mirror}
+	args := []string{"--variant=minbase", "--include=" + strings.Join(packagesFor(s), ","), s.Name, tmp, mirror}
 	fmt.Fprintf(log, "+ debootstrap %s\n", strings.Join(args, " "))
 	if err := runLogged(isolated(ctx, `exec debootstrap "$@"`, args...), log); err != nil {
 		return fmt.Errorf("running debootstrap: %w", err)
