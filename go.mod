@@ -1,12 +1,14 @@
 module github.com/netns-session/netns-session
 
-go 1.26.8
+go 1.24.0
+
+toolchain go1.26.8
 
 require (
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/godbus/dbus/v5 v5.2.4
 	github.com/urfave/cli/v2 v2.27.7
-	golang.org/x/sys v0.50.0
+	golang.org/x/sys v0.41.0
 )
 
 require (

@@ -523,7 +523,9 @@ func TestResolveConcurrently(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 8 {
 		for user, line := range want {
-			wg.Go(func() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				d, _, err := cfg.Resolve(user, dir)
 				switch {
 				case err != nil:
@@ -531,7 +533,7 @@ func TestResolveConcurrently(t *testing.T) {
 				case line == "" && d.Mapped(), line != "" && (d.Rule == nil || d.Rule.Name != line):
 					t.Errorf("Resolve(%s) = %+v, want line %q", user, d.Rule, line)
 				}
-			})
+			}()
 		}
 	}
 	wg.Wait()

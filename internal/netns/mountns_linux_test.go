@@ -447,7 +447,11 @@ func TestEnterMountNSLeavesTheRestOfTheProcessAlone(t *testing.T) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { built[i], errs[i] = holdMountNS(o, netnsPath, "/", nil) })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			built[i], errs[i] = holdMountNS(o, netnsPath, "/", nil)
+		}()
 	}
 	wg.Wait()
 	holders := map[int]ID{}

@@ -294,13 +294,15 @@ func TestConcurrentPrepares(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for range 8 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			o, err := layout{root}.loadOverlay("ns0")
 			if err == nil {
 				err = o.Prepare()
 			}
 			errs <- err
-		})
+		}()
 	}
 	wg.Wait()
 	close(errs)

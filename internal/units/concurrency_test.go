@@ -119,7 +119,9 @@ func startChild(t *testing.T, m *Manager, role string, uid uint32, iterations in
 // ends in ".conf".
 func watchDropIns(t *testing.T, m *Manager, uids []uint32, valid map[string]bool, stop <-chan struct{}) *sync.WaitGroup {
 	var wg sync.WaitGroup
-	wg.Go(func() {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
 		for {
 			select {
 			case <-stop:
@@ -141,7 +143,7 @@ func watchDropIns(t *testing.T, m *Manager, uids []uint32, valid map[string]bool
 				}
 			}
 		}
-	})
+	}()
 	return &wg
 }
 
@@ -186,7 +188,9 @@ func TestConcurrentEnsureGoroutines(t *testing.T) {
 			var wg sync.WaitGroup
 			for g := range goroutines {
 				uid := uids[g%len(uids)]
-				wg.Go(func() {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
 					for i := range iterations {
 						// Each login gets its own fake connection, which
 						// records what systemd would have loaded.
@@ -212,7 +216,7 @@ func TestConcurrentEnsureGoroutines(t *testing.T) {
 							return
 						}
 					}
-				})
+				}()
 			}
 			wg.Wait()
 			close(stop)

@@ -377,7 +377,9 @@ func (f *etcFixture) assertRepeatedLoginsLeaveNothing(t *testing.T, n, workers i
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for i := range next {
 				out, stderr, err := c.SSH(t.Context(), "alice", "stat -L -c %d:%i /proc/self/ns/net /proc/self/ns/mnt; grep -v '^#' /etc/resolv.conf")
 				if err != nil {
@@ -385,7 +387,7 @@ func (f *etcFixture) assertRepeatedLoginsLeaveNothing(t *testing.T, n, workers i
 				}
 				seen[i] = out
 			}
-		})
+		}()
 	}
 	for i := range n {
 		next <- i

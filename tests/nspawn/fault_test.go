@@ -191,13 +191,15 @@ func loginRounds(t *testing.T, c *Container, user string, n, workers int) []stri
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for i := range next {
 				if netns, _, err := sshNetns(t.Context(), c, user); err == nil {
 					got[i] = netns
 				}
 			}
-		})
+		}()
 	}
 	for i := range n {
 		next <- i

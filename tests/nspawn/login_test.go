@@ -201,9 +201,11 @@ ExecStart=/bin/sh -c 'stat -L -c %%d:%%i /proc/self/ns/net > %h/probe.out'
 			results := make([]string, n)
 			errs := make([]error, n)
 			for i := range n {
-				wg.Go(func() {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
 					results[i], _, errs[i] = sshNetns(t.Context(), c, users[i%2].name)
-				})
+				}()
 			}
 			wg.Wait()
 			for i := range n {

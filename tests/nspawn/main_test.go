@@ -206,12 +206,14 @@ func stopOnSignal() {
 		live.Lock()
 		var wg sync.WaitGroup
 		for c := range live.containers {
-			wg.Go(func() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				c.stop()
 				if err := c.remove(); err != nil {
 					fmt.Fprintf(os.Stderr, "nspawn suite: %v\n", err)
 				}
-			})
+			}()
 		}
 		wg.Wait()
 		removeRun() // still holding live: no container can be created now

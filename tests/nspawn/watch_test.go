@@ -227,7 +227,9 @@ func TestWatchLeavesCompliantSessionsAlone(t *testing.T) {
 		// The users log in at once, each one login after the other.
 		var wg sync.WaitGroup
 		for user, ns := range want {
-			wg.Go(func() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
 				for range rounds {
 					// The session stays open a while, so a watcher that
 					// terminated it would cut it short.
@@ -236,7 +238,7 @@ func TestWatchLeavesCompliantSessionsAlone(t *testing.T) {
 						t.Errorf("login of %s: %q, err %v, want %s and done\n%s", user, out, err, ns, stderr)
 					}
 				}
-			})
+			}()
 		}
 		wg.Wait()
 
