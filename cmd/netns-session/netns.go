@@ -112,8 +112,11 @@ func changeNamed(change func(netns.Registry, string) (bool, error), changed, unc
 // oneName returns the single NAME argument of add and del.
 func oneName(c *cli.Context) (string, error) {
 	if c.NArg() != 1 {
-		return "", fmt.Errorf("netns %s takes one NAME, got %q", c.Command.Name, c.Args().Slice())
+		return "", usageError(c, "netns %s takes one NAME, got %q", c.Command.Name, c.Args().Slice())
 	}
 	name := c.Args().First()
-	return name, netns.ValidateName(name)
+	if err := netns.ValidateName(name); err != nil {
+		return "", usageError(c, "%w", err)
+	}
+	return name, nil
 }

@@ -141,7 +141,7 @@ func runPAM(ctx context.Context, opts pamOptions, optsErr error) int {
 	if optsErr != nil && req.Type == "" {
 		// pam_exec always sets PAM_TYPE: this is someone at a terminal.
 		fmt.Fprintf(os.Stderr, "netns-session: %v; `netns-session help pam` lists the arguments\n", optsErr)
-		return 2
+		return exitUsage
 	}
 	// Before any lookup: a denied user is still looked up (keepManagerOff).
 	scrubEnv()
