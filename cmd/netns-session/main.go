@@ -37,6 +37,9 @@ then runs in that namespace; unmapped users stay on the host network.
 Usage errors (an unknown command or flag, wrong arguments) exit with status 64.
 See netns-session(8) and netns-session.conf(5).`,
 		Version: version,
+		// Shells ask for completions with --generate-bash-completion; see
+		// netns-session completion --help.
+		EnableBashCompletion: true,
 		Commands: []*cli.Command{
 			pamCommand(),
 			checkCommand(),
@@ -44,6 +47,7 @@ See netns-session(8) and netns-session.conf(5).`,
 			netnsCommand(),
 			watchCommand(),
 			statusCommand(),
+			completionCommand(),
 		},
 		// run prints every error, once; urfave/cli would print an exit
 		// error and exit itself.
@@ -106,8 +110,10 @@ func onUsageError(commands []*cli.Command) {
 // verb says what the command does with it.
 func configFlag(verb string) *cli.StringFlag {
 	return &cli.StringFlag{
-		Name:  "config",
-		Usage: verb + " only this config `FILE` instead of " + config.DefaultFile + " and " + config.DefaultDir + "/*.conf",
+		Name: "config",
+		// Completes file names in fish.
+		TakesFile: true,
+		Usage:     verb + " only this config `FILE` instead of " + config.DefaultFile + " and " + config.DefaultDir + "/*.conf",
 	}
 }
 

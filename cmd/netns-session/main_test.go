@@ -107,6 +107,10 @@ func TestExitStatusAndOutputOfTheCLI(t *testing.T) {
 			wantStderr: "netns-session: netns del takes one NAME, got [\"a\" \"b\"]; see netns-session netns del --help\n"},
 		{name: "netns add of a path", args: []string{"netns", "add", "../etc"}, wantCode: 64,
 			wantStderr: "netns-session: invalid namespace name \"../etc\": '/' not allowed in a name (use A-Z a-z 0-9 _ . -); see netns-session netns add --help\n"},
+		{name: "completion without a shell", args: []string{"completion"}, wantCode: 64,
+			wantStderr: "netns-session: completion takes one shell, bash, zsh, fish; got []; see netns-session completion --help\n"},
+		{name: "completion of an unknown shell", args: []string{"completion", "csh"}, wantCode: 64,
+			wantStderr: "netns-session: completion takes one shell, bash, zsh, fish; got [\"csh\"]; see netns-session completion --help\n"},
 		{name: "pam at a terminal with --help", args: []string{"pam", "--help"}, wantCode: 64,
 			wantStderr: "netns-session: unknown pam argument \"--help\" (want config=PATH, log=PATH or debug); `netns-session help pam` lists the arguments\n"},
 		{name: "no command", args: nil, wantCode: 0, wantStdout: "COMMANDS:"},
@@ -117,6 +121,7 @@ func TestExitStatusAndOutputOfTheCLI(t *testing.T) {
 		{name: "help of pam", args: []string{"help", "pam"}, wantCode: 0, wantStdout: "netns-session pam - "},
 		{name: "help of a subcommand", args: []string{"netns", "help", "add"}, wantCode: 0, wantStdout: "netns-session netns add - "},
 		{name: "version", args: []string{"--version"}, wantCode: 0, wantStdout: "netns-session version "},
+		{name: "completion", args: []string{"completion", "bash"}, wantCode: 0, wantStdout: "-F _netns_session netns-session\n"},
 		{name: "check's errors are printed once, by check", args: []string{"check", "--config", missing}, wantCode: 1,
 			wantStdout: "error: no config at " + missing},
 	}
@@ -137,16 +142,19 @@ func TestExitStatusAndOutputOfTheCLI(t *testing.T) {
 }
 
 // TestPAMLineNeverBuildsTheCLI runs main with PAM lines whose arguments the
-// CLI would answer itself, some with exit status 0 (pam help), which would
-// open every session unplaced, and all after every login paid for building
-// the CLI: the hook gets them and refuses them (at a terminal, as a usage
-// error; under pam_exec, as a broken config), printing nothing on stdout.
+// CLI would answer itself, some with exit status 0 (pam help, a request for
+// completions), which would open every session unplaced, and all after
+// every login paid for building the CLI: the hook gets them and refuses
+// them (at a terminal, as a usage error; under pam_exec, as a broken
+// config), printing nothing on stdout.
 func TestPAMLineNeverBuildsTheCLI(t *testing.T) {
 	for _, args := range [][]string{
 		{"pam", "--help"},
 		{"pam", "-h"},
 		{"pam", "help"},
 		{"pam", "--version"},
+		{"pam", "--generate-bash-completion"},
+		{"pam", "debug", "--generate-bash-completion"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			code, stdout, stderr := runMain(t, args...)
