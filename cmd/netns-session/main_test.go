@@ -6,8 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 )
 
 // asMainEnv makes the test binary run main instead of the tests: the tests
@@ -163,4 +166,99 @@ func TestPAMLineNeverBuildsTheCLI(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manPage is the source of netns-session(8).
+const manPage = "../../docs/netns-session.8.md"
+
+// TestManPageDocumentsEveryCommandAndFlag: netns-session(8) has a section
+// "## netns-session COMMAND ..." for every command and subcommand, which
+// names each of its flags and aliases in bold, and names the global flags
+// under GLOBAL OPTIONS, so that a command or flag added without its
+// documentation fails here.
+func TestManPageDocumentsEveryCommandAndFlag(t *testing.T) {
+	text, err := os.ReadFile(manPage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(text)
+	app := newApp()
+	app.Setup() // adds the help command and the global flags
+	type entry struct {
+		heading string
+		names   []string // flags and aliases, as the section must show them
+		// subcommands have sections of their own, which are not this one's.
+		subcommands []string
+	}
+	var entries []entry
+	var walk func(prefix string, commands []*cli.Command)
+	walk = func(prefix string, commands []*cli.Command) {
+		for _, cmd := range commands {
+			path := prefix + " " + cmd.Name
+			e := entry{heading: "## " + path}
+			for _, sub := range cmd.Subcommands {
+				e.subcommands = append(e.subcommands, sub.Name)
+			}
+			for _, alias := range cmd.Aliases {
+				e.names = append(e.names, "**"+alias+"**")
+			}
+			e.names = append(e.names, flagNames(cmd.Flags)...)
+			entries = append(entries, e)
+			walk(path, cmd.Subcommands)
+		}
+	}
+	walk(app.Name, app.Commands)
+	entries = append(entries, entry{heading: "# GLOBAL OPTIONS", names: flagNames(app.Flags)})
+	for _, e := range entries {
+		t.Run(e.heading, func(t *testing.T) {
+			section, ok := manSection(doc, e.heading, e.subcommands)
+			if !ok {
+				t.Fatalf("%s has no section %q", manPage, e.heading)
+			}
+			for _, name := range e.names {
+				if !strings.Contains(section, name) {
+					t.Errorf("section %q of %s does not name %s", e.heading, manPage, name)
+				}
+			}
+		})
+	}
+}
+
+// flagNames returns every name of flags as a man page shows it: **--name**,
+// **-n**.
+func flagNames(flags []cli.Flag) []string {
+	var names []string
+	for _, f := range flags {
+		for _, name := range f.Names() {
+			dashes := "--"
+			if len(name) == 1 {
+				dashes = "-"
+			}
+			names = append(names, "**"+dashes+name+"**")
+		}
+	}
+	return names
+}
+
+// manSection returns the section of the markdown doc whose heading line is
+// heading, alone or followed by a space and a word that is none of
+// subcommands, up to the next heading.
+func manSection(doc, heading string, subcommands []string) (string, bool) {
+	var section strings.Builder
+	in := false
+	for _, line := range strings.Split(doc, "\n") {
+		if strings.HasPrefix(line, "#") {
+			if in {
+				break
+			}
+			rest, found := strings.CutPrefix(line, heading+" ")
+			word, _, _ := strings.Cut(rest, " ")
+			in = line == heading || found && !slices.Contains(subcommands, word)
+			continue
+		}
+		if in {
+			section.WriteString(line + "\n")
+		}
+	}
+	return section.String(), in
 }
