@@ -30,12 +30,28 @@ func Load(path string) (*Config, error) {
 	return loader{file: DefaultFile, dir: DefaultDir}.load()
 }
 
+// LoadDraft reads the one file at path as Load does, for an administrator
+// who validates a draft before installing it: wherever it lies (/tmp, a home
+// directory), it is read even when someone other than root owns or may
+// write it or its directory. Those problems come back apart, as insecure,
+// each an ErrInsecure *Error whose Msg says what is wrong, so a report can
+// warn that the PAM hook would refuse the file there; err holds the rest, as
+// Load's does. The hook and the watcher use Load, which refuses such files.
+func LoadDraft(path string) (cfg *Config, insecure ErrorList, err error) {
+	cfg, err = loader{file: path, insecure: &insecure}.load()
+	return cfg, insecure, err
+}
+
 // loader reads a config file and a drop-in directory ("" for none), all
 // owned by trustedUID: root, except in tests that cannot create root-owned
 // files.
 type loader struct {
 	file, dir  string
 	trustedUID uint32
+	// insecure, when set, collects the files and directories someone
+	// other than trustedUID could have written, which are then read all
+	// the same (LoadDraft); when nil they are refused.
+	insecure *ErrorList
 }
 
 func (l loader) load() (*Config, error) {
@@ -147,12 +163,29 @@ func (l loader) checkOpened(f *os.File, path string, wantDir bool) (int64, error
 	case !wantDir && !info.Mode().IsRegular():
 		return 0, &Error{File: path, Msg: "not a regular file", Err: ErrInvalid}
 	}
-	return info.Size(), checkTrusted(path, info.Sys().(*syscall.Stat_t).Uid, info.Mode(), l.trustedUID)
+	why := untrusted(info.Sys().(*syscall.Stat_t).Uid, info.Mode(), l.trustedUID)
+	switch {
+	case why == "":
+	case l.insecure != nil:
+		*l.insecure = append(*l.insecure, &Error{File: path, Msg: why, Err: ErrInsecure})
+	default:
+		return 0, refusal(path, why)
+	}
+	return info.Size(), nil
 }
 
 // checkTrusted returns an ErrInsecure *Error when a file or directory with
 // this owner and mode could have been written by anyone but trustedUID.
 func checkTrusted(path string, uid uint32, mode fs.FileMode, trustedUID uint32) error {
+	if why := untrusted(uid, mode, trustedUID); why != "" {
+		return refusal(path, why)
+	}
+	return nil
+}
+
+// untrusted says why a file or directory with this owner and mode could
+// have been written by someone other than trustedUID, or "" if it could not.
+func untrusted(uid uint32, mode fs.FileMode, trustedUID uint32) string {
 	var why []string
 	if uid != trustedUID {
 		why = append(why, fmt.Sprintf("owned by uid %d, not root", uid))
@@ -163,12 +196,14 @@ func checkTrusted(path string, uid uint32, mode fs.FileMode, trustedUID uint32) 
 	if mode&0o002 != 0 {
 		why = append(why, "writable by others")
 	}
-	if why == nil {
-		return nil
-	}
+	return strings.Join(why, " and ")
+}
+
+// refusal is the ErrInsecure *Error that refuses path for the reason why.
+func refusal(path, why string) *Error {
 	return &Error{
 		File: path,
-		Msg:  fmt.Sprintf("refusing: %s (fix: chown root:root %s; chmod go-w %s)", strings.Join(why, " and "), path, path),
+		Msg:  fmt.Sprintf("refusing: %s (fix: chown root:root %s; chmod go-w %s)", why, path, path),
 		Err:  ErrInsecure,
 	}
 }

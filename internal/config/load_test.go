@@ -237,3 +237,100 @@ func TestLoadRefusesInsecureFiles(t *testing.T) {
 		})
 	}
 }
+
+// A draft is validated wherever it lies: LoadDraft reports every line error
+// of a file in a directory anyone may write (as /tmp), or of a file root
+// does not own, and names the location's problem apart, while Load, which
+// the PAM hook uses, still refuses it.
+func TestLoadDraftReportsEveryLineWhereverItLies(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: chowns files to another user and trusts root only")
+	}
+	const draft = "alice ns0\nbroken\nbob ns0 extra\nalice ns1\n@ bad\n"
+	wantLines := []string{
+		`FILE:2: missing namespace after "broken": want SELECTOR NETNS`,
+		`FILE:3: 3 fields, want 2: SELECTOR NETNS (comments start with #)`,
+		`FILE:4: duplicate selector "alice" (first at FILE:1)`,
+		`FILE:5: invalid group name "": empty name`,
+	}
+	tests := []struct {
+		name string
+		// dirMode is the directory's mode; the file's is 0644 unless
+		// fileMode is set.
+		dirMode, fileMode fs.FileMode
+		chownFile         bool
+		// insecure names what LoadDraft reports apart: "DIR" or "FILE"
+		// and why; "" for nothing.
+		insecure string
+	}{
+		{name: "a directory anyone may write, as /tmp", dirMode: fs.ModeSticky | 0o777, insecure: "DIR: writable by its group and writable by others"},
+		{name: "a file writable by its group", dirMode: 0o755, fileMode: 0o664, insecure: "FILE: writable by its group"},
+		{name: "a file owned by another user", dirMode: 0o755, chownFile: true, insecure: "FILE: owned by uid 65534, not root"},
+		{name: "a secure location", dirMode: 0o755},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "draft.conf")
+			fileMode := tt.fileMode
+			if fileMode == 0 {
+				fileMode = 0o644
+			}
+			if err := os.WriteFile(path, []byte(draft), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, fileMode); err != nil {
+				t.Fatal(err)
+			}
+			if tt.chownFile {
+				if err := os.Chown(path, 65534, 65534); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Chmod(dir, tt.dirMode); err != nil {
+				t.Fatal(err)
+			}
+			expand := strings.NewReplacer("FILE", path, "DIR", dir).Replace
+
+			cfg, insecure, err := LoadDraft(path)
+			var list ErrorList
+			if !errors.As(err, &list) {
+				t.Fatalf("LoadDraft: err = %v, want the line errors", err)
+			}
+			var got []string
+			for _, e := range list {
+				got = append(got, e.Error())
+			}
+			want := make([]string, len(wantLines))
+			for i, line := range wantLines {
+				want[i] = expand(line)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("LoadDraft errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if errors.Is(err, ErrInsecure) {
+				t.Errorf("LoadDraft counts the location among the errors: %v", err)
+			}
+			if cfg == nil || len(cfg.Rules()) != 1 {
+				t.Errorf("LoadDraft: want alice's valid line beside the errors, got %+v", cfg)
+			}
+			switch {
+			case tt.insecure == "" && len(insecure) > 0:
+				t.Errorf("LoadDraft: insecure = %v, want none", insecure)
+			case tt.insecure != "" && (len(insecure) != 1 || insecure[0].Error() != expand(tt.insecure) || !errors.Is(insecure[0], ErrInsecure)):
+				t.Errorf("LoadDraft: insecure = %v, want %s", insecure, expand(tt.insecure))
+			}
+
+			_, err = Load(path)
+			if tt.insecure == "" {
+				if errors.Is(err, ErrInsecure) {
+					t.Errorf("Load of a secure file: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInsecure) {
+				t.Errorf("Load, as the PAM hook reads a config: err = %v, want ErrInsecure", err)
+			}
+		})
+	}
+}
