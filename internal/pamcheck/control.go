@@ -1,0 +1,119 @@
+package pamcheck
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// returnValues are the names a "[value=action ...]" control may give,
+// libpam's _pam_token_returns, "default" last.
+var returnValues = []string{
+	"success", "open_err", "symbol_err", "service_err", "system_err", "buf_err",
+	"perm_denied", "auth_err", "cred_insufficient", "authinfo_unavail",
+	"user_unknown", "maxtries", "new_authtok_reqd", "acct_expired", "session_err",
+	"cred_unavail", "cred_expired", "cred_err", "no_module_data", "conv_err",
+	"authtok_err", "authtok_recover_err", "authtok_lock_busy",
+	"authtok_disable_aging", "try_again", "ignore", "abort", "authtok_expired",
+	"module_unknown", "bad_item", "conv_again", "incomplete", "default",
+}
+
+// notFailures are the results that required does not count as failures.
+var notFailures = []string{"success", "new_authtok_reqd", "ignore"}
+
+// checkControl says what is wrong with control as the hook's, and how
+// badly; why is "" for a control that, like required and requisite, denies
+// the session when the hook fails.
+func checkControl(control string) (sev Severity, why string) {
+	switch strings.ToLower(control) {
+	case "required", "requisite":
+		return 0, ""
+	case "optional":
+		return Error, "the session opens when the hook fails, so a mapped user whose namespace cannot be joined lands on the host network"
+	case "sufficient":
+		return Error, "the session opens when the hook fails, so a mapped user whose namespace cannot be joined lands on the host network, and its success ends the stack before the modules after it (pam_systemd.so)"
+	}
+	actions, err := parseControl(control)
+	if err != nil {
+		return Error, fmt.Sprintf("%v: Linux-PAM then counts every result as a failure, so every session through the stack fails, root's too", err)
+	}
+	action := func(value string) string {
+		if a, ok := actions[value]; ok {
+			return a
+		}
+		if a, ok := actions["default"]; ok {
+			return a
+		}
+		return "bad" // libpam's default for a "[...]" control
+	}
+	var open []string
+	for _, value := range returnValues[:len(returnValues)-1] {
+		if !slices.Contains(notFailures, value) && action(value) != "bad" && action(value) != "die" {
+			open = append(open, value+"="+action(value))
+		}
+	}
+	if open != nil {
+		return Error, fmt.Sprintf("a failure of the hook does not deny the session (%s), so a mapped user whose namespace cannot be joined lands on the host network", strings.Join(open, " "))
+	}
+	switch a := action("success"); a {
+	case "ok", "ignore":
+		return 0, ""
+	case "bad", "die":
+		return Error, "success=" + a + " fails every session through the stack, root's too"
+	default:
+		return Warning, "success=" + a + " skips the modules after the hook (pam_systemd.so)"
+	}
+}
+
+// parseControl reads a "[value=action ...]" control (without brackets) as
+// libpam's _pam_parse_control does: blanks may surround "=", an action is
+// ignore, ok, done, bad, die, reset or a jump N > 0.
+func parseControl(control string) (map[string]string, error) {
+	actions := map[string]string{}
+	s := control
+	for {
+		s = strings.TrimLeft(s, " \t\n\v\f\r")
+		if s == "" {
+			return actions, nil
+		}
+		value := ""
+		for _, v := range returnValues {
+			if strings.HasPrefix(s, v) {
+				value = v
+				break
+			}
+		}
+		if value == "" {
+			return nil, fmt.Errorf("malformed control %q: expecting a return value at %q", control, s)
+		}
+		s = strings.TrimLeft(s[len(value):], " \t\n\v\f\r")
+		if !strings.HasPrefix(s, "=") {
+			return nil, fmt.Errorf("malformed control %q: expecting \"=\" after %s", control, value)
+		}
+		s = strings.TrimLeft(s[1:], " \t\n\v\f\r")
+		action := ""
+		for _, a := range []string{"ignore", "ok", "done", "bad", "die", "reset"} {
+			if strings.HasPrefix(s, a) {
+				action = a
+				break
+			}
+		}
+		if action == "" {
+			end := 0
+			for end < len(s) && s[end] >= '0' && s[end] <= '9' {
+				end++
+			}
+			if n, err := strconv.Atoi(s[:end]); err != nil || n == 0 {
+				return nil, fmt.Errorf("malformed control %q: expecting an action for %s", control, value)
+			}
+			action = s[:end]
+		}
+		// A second default changes nothing: the first set every result
+		// not given yet, and results given later override it either way.
+		if _, set := actions[value]; value != "default" || !set {
+			actions[value] = action
+		}
+		s = s[len(action):]
+	}
+}
