@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"text/tabwriter"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/netns-session/netns-session/internal/config"
 	"github.com/netns-session/netns-session/internal/etccheck"
 	"github.com/netns-session/netns-session/internal/netns"
+	"github.com/netns-session/netns-session/internal/pamcheck"
 	"github.com/netns-session/netns-session/internal/userdb"
 )
 
@@ -20,7 +23,7 @@ func checkCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "check",
 		Usage:     "validate the config and show which network namespace each user gets",
-		UsageText: "netns-session check [--config FILE] [--user NAME]",
+		UsageText: "netns-session check [--config FILE] [--user NAME] [--quiet]",
 		Description: `Reads ` + config.DefaultFile + ` and ` + config.DefaultDir + `/*.conf
 (in lexical order) the way the PAM hook does, and prints every mapping: the
 selector and namespace as written, the namespace file, whether that file is a
@@ -75,16 +78,47 @@ hidden or the daemon is not running yet (a session opened before it starts
 reaches it once it runs), and mdns, ldap or wins in the hosts line, whose
 daemons look names up through the host's network.
 
+Without --config and --user, check is the pre-flight of the whole system:
+it also reads the PAM session stacks of sshd, login, su, su-l, sudo,
+sudo-i, cron and atd (those installed) as Linux-PAM builds them from
+/etc/pam.d, includes followed, and lists where each runs the hook. Errors,
+each at the file and line: a stack without the hook line (pam_exec.so
+running netns-session pam; the mapped users' sessions of that service stay
+on the host network), the hook after pam_systemd.so (the user's manager
+starts before the hook placed it), pam_env.so with user_readenv=1 before
+the hook (a user's ~/.pam_environment reaches the hook, which runs as
+root), a control that lets the session open when the hook fails (use
+required), an include PAM cannot read, kernel.yama.ptrace_scope 3 and
+SELinux enforcing (either refuses the join: mapped users cannot log in).
+
+With --config FILE, check validates that file alone, as a draft, wherever
+it lies (sshd -t -f, visudo -cf): every problem of every line, and, as a
+warning, an owner or mode for which the PAM hook would refuse the file
+where it lies. FILE being the live config (` + config.DefaultFile + `),
+those are errors, as for the hook.
+
 With --user NAME, shows how that user resolves instead: the rule, why it
-matched, the namespace the session will join and what of /etc it overrides.`,
+matched, the namespace the session will join and what of /etc it overrides.
+
+With --quiet, prints only the problems, and nothing when there are none;
+the exit status is the same.`,
 		Flags: []cli.Flag{
 			configFlag("check"),
 			&cli.StringFlag{Name: "user", Usage: "show how the user `NAME` resolves"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the problems, nothing when there are none"},
 		},
 		Action: func(c *cli.Context) error {
-			ck := &checker{out: c.App.Writer, users: userdb.System(), inspect: inspectNetns, etcView: netns.CheckedEtcView}
+			ck := &checker{out: c.App.Writer, problems: c.App.Writer, quiet: c.Bool("quiet"),
+				users: userdb.System(), inspect: inspectNetns, etcView: netns.CheckedEtcView}
+			if ck.quiet {
+				ck.out = io.Discard
+			}
 			if name := c.String("user"); name != "" {
 				return ck.user(c.String("config"), name)
+			}
+			if c.String("config") == "" {
+				// The live system: a draft does not depend on its wiring.
+				ck.pam = pamcheck.System{}.Check
 			}
 			return ck.all(c.String("config"))
 		},
@@ -93,7 +127,11 @@ matched, the namespace the session will join and what of /etc it overrides.`,
 
 // checker reports on a config and counts what it finds.
 type checker struct {
-	out   io.Writer
+	// out gets the report; problems (see finish) go to problems, which
+	// is out unless --quiet sends the report to io.Discard.
+	out, problems io.Writer
+	// quiet prints only the problems, nothing when there are none.
+	quiet bool
 	users config.Directory
 	// inspect checks that a path is a network namespace (inspectNetns).
 	inspect func(path string) error
@@ -102,7 +140,10 @@ type checker struct {
 	// namespaces' /etc directories unchecked.
 	etcView func(name string) (*netns.Overlay, error)
 	// host is the system whose resolver files are read with them.
-	host     etccheck.Host
+	host etccheck.Host
+	// pam reads the PAM wiring and the kernel settings of the join
+	// (pamcheck.System.Check); nil leaves them unchecked.
+	pam      func() pamcheck.Report
 	errors   []string
 	warnings []string
 	// netnsStates caches, in a word for the table, what checking a namespace
@@ -121,9 +162,21 @@ func (ck *checker) warnf(format string, args ...any) {
 }
 
 // load reads the config and records its problems. It returns nil when
-// there is no config to show.
+// there is no config to show. A file given by path that is not the live
+// config is a draft: read wherever it lies, its location's ownership and
+// mode only warned of, since the hook, which refuses it, does not read it.
 func (ck *checker) load(path string) *config.Config {
-	cfg, err := config.Load(path)
+	var cfg *config.Config
+	var err error
+	if isLive(path) {
+		cfg, err = config.Load(path)
+	} else {
+		var insecure config.ErrorList
+		cfg, insecure, err = config.LoadDraft(path)
+		for _, e := range insecure {
+			ck.warnf("%s: %s: the PAM hook refuses a config there; install it owned by root, in a directory only root may write, not writable by group or others (install -o root -g root -m 0644 %s %s)", e.File, e.Msg, path, config.DefaultFile)
+		}
+	}
 	var list config.ErrorList
 	switch {
 	case errors.As(err, &list):
@@ -156,7 +209,41 @@ func (ck *checker) all(path string) error {
 		fmt.Fprintf(ck.out, "\nunmapped = %s: %s\n", cfg.Unmapped, describeUnmapped(cfg.Unmapped))
 		fmt.Fprintf(ck.out, "enforce = %s: %s\n", cfg.Enforce, describeEnforce(cfg.Enforce))
 	}
-	return ck.finish(cfg != nil)
+	reported := ck.pamWiring(cfg != nil)
+	return ck.finish(cfg != nil || reported)
+}
+
+// pamWiring prints where the session stack of each installed PAM service
+// runs the hook, set apart from a report printed before, and records what
+// stands in the hook's way; it says whether it printed anything.
+func (ck *checker) pamWiring(afterReport bool) bool {
+	if ck.pam == nil {
+		return false
+	}
+	r := ck.pam()
+	if len(r.Stacks) > 0 {
+		if afterReport {
+			fmt.Fprintln(ck.out)
+		}
+		tw := tabwriter.NewWriter(ck.out, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "PAM SERVICE\tHOOK")
+		for i, st := range r.Stacks {
+			hook := "missing"
+			if r.Hooks[i] >= 0 {
+				hook = st.Entries[r.Hooks[i]].Position()
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", st.Service, hook)
+		}
+		tw.Flush()
+	}
+	for _, f := range r.Findings {
+		if f.Severity == pamcheck.Error {
+			ck.errorf("%s", f)
+		} else {
+			ck.warnf("%s", f)
+		}
+	}
+	return len(r.Stacks) > 0
 }
 
 // user prints how one user resolves.
@@ -287,6 +374,20 @@ func (ck *checker) etcDir(n config.Netns) (_ etccheck.Namespace, overrides strin
 	return ns, ck.host.Overrides(o), true
 }
 
+// isLive reports whether path, as given to --config, is the config the PAM
+// hook reads by default: "" or the same file as config.DefaultFile.
+func isLive(path string) bool {
+	if path == "" {
+		return true
+	}
+	file, err := os.Stat(path)
+	if err != nil {
+		return filepath.Clean(path) == config.DefaultFile
+	}
+	live, err := os.Stat(config.DefaultFile)
+	return err == nil && os.SameFile(file, live)
+}
+
 func inspectNetns(path string) error {
 	_, err := netns.CheckNetns(path)
 	return err
@@ -380,16 +481,22 @@ func (ck *checker) groupMembers(r config.Rule, g *config.Group) {
 // finish prints the problems and a summary, set apart from a report printed
 // before, and fails if any problem is an error.
 func (ck *checker) finish(afterReport bool) error {
-	if afterReport && len(ck.errors)+len(ck.warnings) > 0 {
-		fmt.Fprintln(ck.out)
+	out := ck.problems
+	if out == nil {
+		out = ck.out
+	}
+	if afterReport && !ck.quiet && len(ck.errors)+len(ck.warnings) > 0 {
+		fmt.Fprintln(out)
 	}
 	for _, e := range ck.errors {
-		fmt.Fprintln(ck.out, "error:", e)
+		fmt.Fprintln(out, "error:", e)
 	}
 	for _, w := range ck.warnings {
-		fmt.Fprintln(ck.out, "warning:", w)
+		fmt.Fprintln(out, "warning:", w)
 	}
-	fmt.Fprintf(ck.out, "%s, %s\n", plural(len(ck.errors), "error"), plural(len(ck.warnings), "warning"))
+	if !ck.quiet {
+		fmt.Fprintf(out, "%s, %s\n", plural(len(ck.errors), "error"), plural(len(ck.warnings), "warning"))
+	}
 	if len(ck.errors) > 0 {
 		return errCheckFailed
 	}

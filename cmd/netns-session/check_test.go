@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/netns-session/netns-session/internal/config/configtest"
 	"github.com/netns-session/netns-session/internal/etccheck"
 	"github.com/netns-session/netns-session/internal/netns"
+	"github.com/netns-session/netns-session/internal/pamcheck"
 )
 
 // inspectForTest inspects namespace files like check does, but looks at its
@@ -270,6 +273,7 @@ error: CONF:1: missing namespace after "alice": want SELECTOR NETNS
 func TestCheckCommand(t *testing.T) {
 	path := configtest.WriteConfig(t, "root /proc/self/ns/net\n")
 	dir := filepath.Dir(path)
+	draft := writeDraft(t, "broken\n", 0o755)
 	tests := []struct {
 		name     string
 		args     []string
@@ -279,6 +283,9 @@ func TestCheckCommand(t *testing.T) {
 		{"whole config", []string{"check", "--config", path}, "root      /proc/self/ns/net  /proc/self/ns/net  ok          uid 0     " + path + ":1\n", false},
 		{"one user", []string{"check", "--config", path, "--user", "root"}, "rule   root /proc/self/ns/net at " + path + ":1\n", false},
 		{"missing config", []string{"check", "--config", filepath.Join(dir, "none.conf")}, "error: no config at " + filepath.Join(dir, "none.conf") + "\n1 error, 0 warnings\n", true},
+		{"quiet, all well: nothing", []string{"check", "--config", path, "--quiet"}, "", false},
+		{"quiet, one user", []string{"check", "-q", "--config", path, "--user", "root"}, "", false},
+		{"quiet, a problem", []string{"check", "--quiet", "--config", draft}, "error: " + draft + ":1: missing namespace after \"broken\": want SELECTOR NETNS\n", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -286,7 +293,8 @@ func TestCheckCommand(t *testing.T) {
 			var out bytes.Buffer
 			app.Writer = &out
 			err := app.Run(append([]string{"netns-session"}, tt.args...))
-			if !strings.Contains(out.String(), tt.wantOut) {
+			if quiet := slices.Contains(tt.args, "--quiet") || slices.Contains(tt.args, "-q"); quiet && out.String() != tt.wantOut ||
+				!quiet && !strings.Contains(out.String(), tt.wantOut) {
 				t.Errorf("output does not contain %q:\n%s", tt.wantOut, out.String())
 			}
 			if (err != nil) != tt.wantFail {
@@ -444,6 +452,167 @@ etc    cannot be applied (see the errors)
 				t.Errorf("output:\n%s\nwant:\n%s", got, want)
 			}
 			if (err != nil) != tt.wantErr {
+				t.Errorf("err = %v, want failure %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// writeDraft writes content as draft.conf in a new directory with mode
+// dirMode, which may let anyone write it, as /tmp does.
+func writeDraft(t *testing.T, content string, dirMode os.FileMode) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "draft.conf")
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, dirMode); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A draft is validated wherever it lies: check names every line error of
+// it, and where it lies only as a warning; --quiet prints only problems.
+func TestCheckDraftReportsEveryProblem(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: a file of another user is insecure wherever it lies")
+	}
+	const broken = "alice -\nbroken\nbob - extra\nalice /proc/self/ns/net\n"
+	const where = "warning: DIR: writable by its group and writable by others: the PAM hook refuses a config there; install it owned by root, in a directory only root may write, not writable by group or others (install -o root -g root -m 0644 CONF /etc/security/netns-session.conf)\n"
+	lineErrors := `error: CONF:2: missing namespace after "broken": want SELECTOR NETNS
+error: CONF:3: 3 fields, want 2: SELECTOR NETNS (comments start with #)
+error: CONF:4: duplicate selector "alice" (first at CONF:1)
+`
+	table := `SELECTOR  NETNS  PATH            NETNS-FILE  RESOLVES  SOURCE
+alice     -      /proc/1/ns/net  ok          uid 1000  CONF:1
+
+unmapped = host: users no line matches join the host network namespace
+enforce = terminate: the watcher ends a session found outside its namespace
+`
+	tests := []struct {
+		name    string
+		config  string
+		dirMode os.FileMode
+		quiet   bool
+		want    string
+		wantErr bool
+	}{
+		{name: "line errors in /tmp", config: broken, dirMode: os.ModeSticky | 0o777, wantErr: true,
+			want: table + "\n" + lineErrors + where + "3 errors, 1 warning\n"},
+		{name: "line errors in /tmp, quiet", config: broken, dirMode: os.ModeSticky | 0o777, quiet: true, wantErr: true,
+			want: lineErrors + where},
+		{name: "a good draft in /tmp passes with the warning", config: "alice -\n", dirMode: os.ModeSticky | 0o777,
+			want: table + "\n" + where + "0 errors, 1 warning\n"},
+		{name: "a good draft where the hook would read it", config: "alice -\n", dirMode: 0o755,
+			want: table + "0 errors, 0 warnings\n"},
+		{name: "quiet says nothing when all is well", config: "alice -\n", dirMode: 0o755, quiet: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeDraft(t, tt.config, tt.dirMode)
+			var out bytes.Buffer
+			ck := &checker{out: &out, problems: &out, quiet: tt.quiet, users: configtest.Users(), inspect: inspectForTest}
+			if tt.quiet {
+				ck.out = io.Discard
+			}
+			err := ck.all(path)
+			want := strings.NewReplacer("CONF", path, "DIR", filepath.Dir(path)).Replace(tt.want)
+			if got := out.String(); got != want {
+				t.Errorf("output:\n%s\nwant:\n%s", got, want)
+			}
+			if (err != nil) != tt.wantErr {
+				t.Errorf("err = %v, want failure %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// The live config stays under the hook's rule: --config naming it is no
+// draft, and its location's problems are errors.
+func TestCheckLiveConfigIsNoDraft(t *testing.T) {
+	for _, tt := range []struct {
+		path string
+		want bool
+	}{
+		{"", true},
+		{config.DefaultFile, true},
+		{"/etc/security/../security/netns-session.conf", true},
+		{filepath.Join(t.TempDir(), "draft.conf"), false},
+	} {
+		if got := isLive(tt.path); got != tt.want {
+			t.Errorf("isLive(%q) = %t, want %t", tt.path, got, tt.want)
+		}
+	}
+}
+
+// pamTree lays out a PAM configuration: sshd reads common-session, which
+// runs the hook before pam_systemd.so; cron reads
+// common-session-noninteractive, whose content is nonInteractive.
+func pamTree(t *testing.T, nonInteractive string) pamcheck.System {
+	t.Helper()
+	root := t.TempDir()
+	for path, content := range map[string]string{
+		"etc/pam.d/sshd":                          "@include common-session\n",
+		"etc/pam.d/cron":                          "@include common-session-noninteractive\n",
+		"etc/pam.d/common-session":                "session required pam_unix.so\nsession required pam_exec.so seteuid /usr/sbin/netns-session pam\nsession optional pam_systemd.so\n",
+		"etc/pam.d/common-session-noninteractive": nonInteractive,
+		"proc/sys/kernel/yama/ptrace_scope":       "1\n",
+	} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(path)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, path), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pamcheck.System{Root: root}
+}
+
+// check of the live system lists where each PAM service runs the hook and
+// counts what pamcheck finds among the problems.
+func TestCheckPAMWiring(t *testing.T) {
+	const wired = "session required pam_unix.so\nsession required pam_exec.so seteuid /usr/sbin/netns-session pam\n"
+	const conf = "alice -\n"
+	table := `SELECTOR  NETNS  PATH            NETNS-FILE  RESOLVES  SOURCE
+alice     -      /proc/1/ns/net  ok          uid 1000  CONF:1
+
+unmapped = host: users no line matches join the host network namespace
+enforce = terminate: the watcher ends a session found outside its namespace
+
+PAM SERVICE  HOOK
+sshd         /etc/pam.d/common-session:2
+`
+	missing := `error: /etc/pam.d/common-session-noninteractive:1: the session stack of cron has no netns-session hook: mapped users' sessions opened through it stay on the host network; add "session required pam_exec.so seteuid /usr/sbin/netns-session pam" after this line (Debian: pam-auth-update --enable netns-session)` + "\n"
+	tests := []struct {
+		name           string
+		nonInteractive string
+		quiet          bool
+		want           string
+		wantErr        bool
+	}{
+		{name: "wired", nonInteractive: wired,
+			want: table + "cron         /etc/pam.d/common-session-noninteractive:2\n0 errors, 0 warnings\n"},
+		{name: "wired, quiet", nonInteractive: wired, quiet: true},
+		{name: "the hook missing from the non-interactive stack", nonInteractive: "session required pam_unix.so\n", wantErr: true,
+			want: table + "cron         missing\n\n" + missing + "1 error, 0 warnings\n"},
+		{name: "the hook missing, quiet", nonInteractive: "session required pam_unix.so\n", quiet: true, wantErr: true,
+			want: missing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := configtest.WriteConfig(t, conf)
+			var out bytes.Buffer
+			ck := &checker{out: &out, problems: &out, quiet: tt.quiet, users: configtest.Users(), inspect: inspectForTest, pam: pamTree(t, tt.nonInteractive).Check}
+			if tt.quiet {
+				ck.out = io.Discard
+			}
+			err := ck.all(path)
+			if got, want := out.String(), strings.ReplaceAll(tt.want, "CONF", path); got != want {
+				t.Errorf("output:\n%s\nwant:\n%s", got, want)
+			}
+			if (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, errCheckFailed)) {
 				t.Errorf("err = %v, want failure %v", err, tt.wantErr)
 			}
 		})
