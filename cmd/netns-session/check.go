@@ -108,6 +108,10 @@ the exit status is the same.`,
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the problems, nothing when there are none"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				// check alice most likely means to ask about alice.
+				return usageError(c, "check takes no arguments, got %q (to see how a user resolves: check --user NAME)", c.Args().Slice())
+			}
 			ck := &checker{out: c.App.Writer, problems: c.App.Writer, quiet: c.Bool("quiet"),
 				users: userdb.System(), inspect: inspectNetns, etcView: netns.CheckedEtcView}
 			if ck.quiet {

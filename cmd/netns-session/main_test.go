@@ -98,6 +98,8 @@ func TestExitStatusAndOutputOfTheCLI(t *testing.T) {
 			wantStderr: "netns-session: flag needs an argument: -config; see netns-session status --help\n"},
 		{name: "status with an argument", args: []string{"status", "alice"}, wantCode: 64,
 			wantStderr: "netns-session: status takes no arguments, got [\"alice\"]; see netns-session status --help\n"},
+		{name: "check with an argument", args: []string{"check", "alice"}, wantCode: 64,
+			wantStderr: "netns-session: check takes no arguments, got [\"alice\"] (to see how a user resolves: check --user NAME); see netns-session check --help\n"},
 		{name: "watch with an argument", args: []string{"watch", "alice"}, wantCode: 64,
 			wantStderr: "netns-session: watch takes no arguments, got [\"alice\"]; see netns-session watch --help\n"},
 		{name: "sync with arguments", args: []string{"sync", "alice", "bob"}, wantCode: 64,
