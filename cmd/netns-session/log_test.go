@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,7 +59,7 @@ func TestEventLogRecords(t *testing.T) {
 			var sent []string
 			var fields map[string]string
 			var stderr bytes.Buffer
-			l := newEventLog(tt.debug)
+			l := newEventLog(tt.debug, facilityDaemon)
 			l.stderr = &stderr
 			l.send = func(msg string, _ journal.Priority, vars map[string]string) error {
 				if tt.journalErr != nil {
@@ -89,7 +90,7 @@ func TestEventLogRecords(t *testing.T) {
 
 func TestEventLogFileLine(t *testing.T) {
 	var file bytes.Buffer
-	l := newEventLog(false)
+	l := newEventLog(false, facilityDaemon)
 	l.send = func(string, journal.Priority, map[string]string) error { return nil }
 	l.file = &file
 	l.Set("USER", "alice")
@@ -153,7 +154,7 @@ func TestEventLogFileIsOnlyARegularFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := newEventLog(false)
+			l := newEventLog(false, facilityDaemon)
 			l.send = func(string, journal.Priority, map[string]string) error { return nil }
 			done := make(chan error, 1)
 			go func() { done <- l.openFile(tt.path) }()
@@ -215,7 +216,7 @@ func TestEventLogFileOnlyOfItsOwnUser(t *testing.T) {
 			if err := os.Chown(path, tt.uid, 0); err != nil {
 				t.Fatal(err)
 			}
-			l := newEventLog(false)
+			l := newEventLog(false, facilityDaemon)
 			l.send = func(string, journal.Priority, map[string]string) error { return nil }
 			err := l.openFile(path)
 			if (err != nil) != tt.wantErr {
@@ -230,5 +231,113 @@ func TestEventLogFileOnlyOfItsOwnUser(t *testing.T) {
 				t.Errorf("after openFile(%s) = %v and a record: file %q, writer %v", path, err, data, l.file)
 			}
 		})
+	}
+}
+
+// TestEventLogKindsCarryFacilityPriorityAndID: the records an administrator
+// acts on carry their MESSAGE_ID, those about logins go to authpriv
+// whoever logs them (auth.log, secure), and the rest to the log's own
+// facility.
+func TestEventLogKindsCarryFacilityPriorityAndID(t *testing.T) {
+	tests := []struct {
+		name         string
+		facility     int
+		log          func(l *eventLog)
+		wantPrio     journal.Priority
+		wantFacility string
+		wantID       string // "" for none
+	}{
+		{name: "hook: a login placed", facility: facilityAuthpriv,
+			log:      func(l *eventLog) { l.Info("placed", map[string]string{"ACTION": "joined"}) },
+			wantPrio: journal.PriInfo, wantFacility: "10"},
+		{name: "hook: a login refused", facility: facilityAuthpriv,
+			log:      func(l *eventLog) { l.Error("session denied: x", map[string]string{"ACTION": "deny"}) },
+			wantPrio: journal.PriErr, wantFacility: "10", wantID: messageDenied},
+		{name: "hook: a login refused for a broken config", facility: facilityAuthpriv,
+			log:      func(l *eventLog) { l.Alert("session denied: x", map[string]string{"ACTION": "deny"}) },
+			wantPrio: journal.PriAlert, wantFacility: "10", wantID: messageDenied},
+		{name: "hook: root let in on the host", facility: facilityAuthpriv,
+			log: func(l *eventLog) {
+				l.Alert("config unusable, letting root in", map[string]string{"ACTION": "root-fallback"})
+			},
+			wantPrio: journal.PriAlert, wantFacility: "10", wantID: messageRootFallback},
+		{name: "hook: root let in unplaced", facility: facilityAuthpriv,
+			log:      func(l *eventLog) { l.Error("joining root's session", map[string]string{"ACTION": "root-unplaced"}) },
+			wantPrio: journal.PriErr, wantFacility: "10", wantID: messageRootUnplaced},
+		{name: "hook: root's session placed after the fallback", facility: facilityAuthpriv,
+			log: func(l *eventLog) {
+				l.Info("session of root placed on the host network", map[string]string{"ACTION": "root-fallback"})
+			},
+			wantPrio: journal.PriInfo, wantFacility: "10"},
+		{name: "hook: a debug line", facility: facilityAuthpriv,
+			log:      func(l *eventLog) { l.Debugf("step") },
+			wantPrio: journal.PriDebug, wantFacility: "10"},
+		{name: "watcher: a session terminated", facility: facilityDaemon,
+			log: func(l *eventLog) {
+				l.Warning("terminated", map[string]string{"ACTION": "terminate", "VERDICT": "violation"})
+			},
+			wantPrio: journal.PriWarning, wantFacility: "10", wantID: messageViolation},
+		{name: "watcher: a violation warned about", facility: facilityDaemon,
+			log:      func(l *eventLog) { l.Warning("violates", map[string]string{"ACTION": "warn", "VERDICT": "violation"}) },
+			wantPrio: journal.PriWarning, wantFacility: "10", wantID: messageViolation},
+		{name: "watcher: a termination that failed", facility: facilityDaemon,
+			log: func(l *eventLog) {
+				l.Error("not terminated", map[string]string{"ACTION": "terminate-failed", "VERDICT": "violation"})
+			},
+			wantPrio: journal.PriErr, wantFacility: "10", wantID: messageViolation},
+		{name: "watcher: a session in place", facility: facilityDaemon,
+			log:      func(l *eventLog) { l.Info("ok", map[string]string{"VERDICT": "ok"}) },
+			wantPrio: journal.PriInfo, wantFacility: "3"},
+		{name: "watcher: a reload refused", facility: facilityDaemon,
+			log:      func(l *eventLog) { l.Alert("reloading config: refused", map[string]string{"ACTION": "reload-refused"}) },
+			wantPrio: journal.PriAlert, wantFacility: "3", wantID: messageReloadRefused},
+		{name: "watcher: a sync", facility: facilityDaemon,
+			log:      func(l *eventLog) { l.Info("drop-in written", map[string]string{"ACTION": "sync-write"}) },
+			wantPrio: journal.PriInfo, wantFacility: "3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []journal.Priority
+			var vars map[string]string
+			l := newEventLog(true, tt.facility)
+			l.send = func(_ string, prio journal.Priority, v map[string]string) error {
+				got, vars = append(got, prio), v
+				return nil
+			}
+			tt.log(l)
+			if len(got) != 1 || got[0] != tt.wantPrio {
+				t.Fatalf("priorities %v, want one record at %d", got, tt.wantPrio)
+			}
+			if vars["SYSLOG_FACILITY"] != tt.wantFacility {
+				t.Errorf("SYSLOG_FACILITY=%q, want %q", vars["SYSLOG_FACILITY"], tt.wantFacility)
+			}
+			if id, ok := vars["MESSAGE_ID"]; id != tt.wantID || ok != (tt.wantID != "") {
+				t.Errorf("MESSAGE_ID=%q (set: %t), want %q", id, ok, tt.wantID)
+			}
+		})
+	}
+}
+
+// TestMessageIDsAreDistinctID128s: a MESSAGE_ID is 128 bits in 32
+// lowercase hex digits, as journalctl and catalog(7) take it, and names one
+// kind of record.
+func TestMessageIDsAreDistinctID128s(t *testing.T) {
+	seen := map[string]bool{}
+	for _, id := range messageIDs {
+		if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+			t.Errorf("MESSAGE_ID %q is not 32 lowercase hex digits", id)
+		}
+		if seen[id] {
+			t.Errorf("MESSAGE_ID %s is used twice", id)
+		}
+		seen[id] = true
+	}
+	for action, kind := range recordKinds {
+		if !slices.Contains(messageIDs, kind.messageID) {
+			t.Errorf("records of ACTION=%s carry %s, which messageIDs lacks", action, kind.messageID)
+		}
+	}
+	if !slices.Contains(messageIDs, violationKind.messageID) {
+		t.Errorf("violations carry %s, which messageIDs lacks", violationKind.messageID)
 	}
 }

@@ -128,7 +128,7 @@ func runPAM(ctx context.Context, opts pamOptions, optsErr error) int {
 	if caller != nil {
 		defer caller.Close()
 	}
-	log := newEventLog(opts.debug)
+	log := newEventLog(opts.debug, facilityAuthpriv)
 	if opts.logPath != "" {
 		if err := log.openFile(opts.logPath); err != nil {
 			log.Warning(err.Error(), nil)
@@ -219,7 +219,11 @@ func deny(log *eventLog, start time.Time, err error) int {
 	if !errors.As(err, &d) {
 		d = &hook.Denial{Reason: "internal error", Err: err}
 	}
-	log.Error("session denied: "+d.Error(), map[string]string{
+	record := log.Error
+	if d.Everyone {
+		record = log.Alert
+	}
+	record("session denied: "+d.Error(), map[string]string{
 		"ACTION":      "deny",
 		"DURATION_US": strconv.FormatInt(time.Since(start).Microseconds(), 10),
 	})

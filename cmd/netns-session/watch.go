@@ -112,7 +112,7 @@ func runWatch(c *cli.Context) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	log := newEventLog(c.Bool("debug"))
+	log := newEventLog(c.Bool("debug"), facilityDaemon)
 	users := userdb.System()
 	manager := units.New()
 	configPath := c.String("config")

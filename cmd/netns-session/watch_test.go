@@ -19,7 +19,7 @@ func brokenConfigAtStart(t *testing.T) error {
 	t.Helper()
 	unused := errors.New("not reached: the config is loaded first")
 	w := watch.New(watch.Config{
-		Log:        newEventLog(false),
+		Log:        newEventLog(false, facilityDaemon),
 		Judge:      &policy.Judge{},
 		Load:       func() (*config.Config, error) { return nil, errors.New("test.conf:1: no namespace") },
 		Sync:       func(context.Context, *config.Config) (*reconcile.Report, error) { return nil, unused },

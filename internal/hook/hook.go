@@ -34,10 +34,12 @@ const placingBudget = 20 * time.Second
 
 // Logger is what the hook uses of the event log: error records with
 // structured fields (without their prefix; empty values are dropped),
+// alerts (a policy that cannot be used denies every login but root's),
 // debug lines, and Set, which attaches a field to every later record of
 // the session (an empty value removes it).
 type Logger interface {
 	Error(msg string, fields map[string]string)
+	Alert(msg string, fields map[string]string)
 	Debugf(format string, args ...any)
 	Set(key, value string)
 }
@@ -131,6 +133,10 @@ type Placement struct {
 type Denial struct {
 	Reason string
 	Err    error
+	// Everyone says the policy cannot be used at all (the config is broken
+	// or insecure, or the environment unsafe): every login but root's is
+	// denied alike until an administrator acts.
+	Everyone bool
 }
 
 func (d *Denial) Error() string { return d.Reason + ": " + d.Err.Error() }
@@ -307,6 +313,14 @@ const (
 	brokenConfigReason      = "the netns-session configuration is broken; ask an administrator (journalctl -t netns-session)"
 )
 
+// deniesEveryone tells whether problem denies every login but root's, so
+// that it is an alert: a config or an environment that cannot be used must
+// be fixed now, while a directory that is down or slow denies only the
+// users whose policy rests on it, each logged as it is denied.
+func deniesEveryone(problem string) bool {
+	return problem == configUnusable || problem == unsafeEnvironment
+}
+
 // rootFallback handles a session whose policy cannot be used: the config,
 // or the environment the hook was started with, is not fit to decide on.
 // Everyone is denied, with reason, but root, who gets the host network so
@@ -318,13 +332,17 @@ func (h *Hook) rootFallback(ctx context.Context, req Request, problem, reason st
 			defer cancel()
 			h.keepManagerOff(ctx, user)
 		}
-		return nil, &Denial{Reason: reason, Err: cause}
+		return nil, &Denial{Reason: reason, Err: cause, Everyone: deniesEveryone(problem)}
 	}
 	ctx, cancel := h.placing(ctx)
 	defer cancel()
-	h.c.Log.Error(problem+", letting root in on the host network: "+cause.Error(), map[string]string{"ACTION": "root-fallback"})
+	logFallback := h.c.Log.Error
+	if deniesEveryone(problem) {
+		logFallback = h.c.Log.Alert
+	}
+	logFallback(problem+", letting root in on the host network: "+cause.Error(), map[string]string{"ACTION": "root-fallback"})
 	if err := h.join(ctx, netns.HostPath, nil); err != nil {
-		h.c.Log.Error("joining root's session to the host network: "+err.Error(), map[string]string{"ACTION": "root-unplaced"})
+		logFallback("joining root's session to the host network: "+err.Error(), map[string]string{"ACTION": "root-unplaced"})
 		return &Placement{Action: "root-unplaced", UID: "0", Message: "session of root let in where it was opened: " + problem + ", and joining the host network failed"}, nil
 	}
 	return &Placement{Action: "root-fallback", Netns: netns.HostPath, UID: "0", Message: "session of root placed on the host network despite the " + problem}, nil

@@ -97,6 +97,11 @@ func (l testLog) Error(msg string, fields map[string]string) {
 		*l.records = append(*l.records, fields["ACTION"]+": "+msg)
 	}
 }
+func (l testLog) Alert(msg string, fields map[string]string) {
+	if l.records != nil {
+		*l.records = append(*l.records, "ALERT "+fields["ACTION"]+": "+msg)
+	}
+}
 func (testLog) Debugf(string, ...any) {}
 func (l testLog) Set(key, value string) {
 	if l.fields != nil {
@@ -244,8 +249,8 @@ func TestBadPAMLineDeniesAllButRoot(t *testing.T) {
 
 			_, err := h.Open(context.Background(), Request{Type: "open_session", User: "carol", Service: "sshd"})
 			var d *Denial
-			if !errors.As(err, &d) || !strings.Contains(d.Reason, "configuration is broken") || !errors.Is(err, optsErr) {
-				t.Errorf("carol: %v, want a denial for a broken configuration caused by %v", err, optsErr)
+			if !errors.As(err, &d) || !strings.Contains(d.Reason, "configuration is broken") || !errors.Is(err, optsErr) || !d.Everyone {
+				t.Errorf("carol: %v (%+v), want a denial of everyone for a broken configuration caused by %v", err, d, optsErr)
 			}
 			placed, err := h.Open(context.Background(), Request{Type: "open_session", User: "root", Service: "sshd"})
 			if err != nil || placed == nil || !strings.HasPrefix(placed.Action, "root-") {
@@ -271,8 +276,8 @@ func TestUnsafeEnvironmentDeniesAllButRoot(t *testing.T) {
 			h := New(Config{EtcView: noEtc, Log: quietLog(), ConfigPath: path, Joiner: notJoined(), Units: m, Users: configtest.Users()})
 			_, err := h.Open(context.Background(), Request{Type: "open_session", User: tt.user, Service: "sshd", Unsafe: []string{tt.variable}})
 			var d *Denial
-			if !errors.As(err, &d) || !strings.Contains(d.Reason, "the PAM environment sets "+tt.variable) {
-				t.Fatalf("%s: %v, want a denial naming %s", tt.user, err, tt.variable)
+			if !errors.As(err, &d) || !strings.Contains(d.Reason, "the PAM environment sets "+tt.variable) || !d.Everyone {
+				t.Fatalf("%s: %v (%+v), want a denial of everyone naming %s", tt.user, err, d, tt.variable)
 			}
 			dropIn, err := os.ReadFile(m.DropInPath(uidOf(t, tt.user)))
 			if err != nil || !strings.Contains(string(dropIn), "NetworkNamespacePath=/dev/null\n") {
@@ -288,16 +293,17 @@ func TestUnsafeEnvironmentDeniesAllButRoot(t *testing.T) {
 
 // TestRootFallbackSaysWhatWentWrong lets root in when its policy cannot be
 // known, and checks that the journal names the cause: a directory that is
-// down is not a broken config.
+// down is not a broken config, which denies everyone else and so is an
+// alert.
 func TestRootFallbackSaysWhatWentWrong(t *testing.T) {
 	tests := []struct {
 		name, config string
 		users        config.Directory
-		want         string
+		want         string // the record, with "ALERT " before an alert
 	}{
-		{name: "broken config", config: "carol ns0 extra\n", users: configtest.Users(), want: "config unusable"},
-		{name: "root's source down", config: "carol ns0\n", users: configtest.Users("root"), want: "user database unavailable"},
-		{name: "group source down", config: "@research ns0\n", users: configtest.Users("research"), want: "user database unavailable"},
+		{name: "broken config", config: "carol ns0 extra\n", users: configtest.Users(), want: "ALERT root-fallback: config unusable"},
+		{name: "root's source down", config: "carol ns0\n", users: configtest.Users("root"), want: "root-fallback: user database unavailable"},
+		{name: "group source down", config: "@research ns0\n", users: configtest.Users("research"), want: "root-fallback: user database unavailable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -306,10 +312,11 @@ func TestRootFallbackSaysWhatWentWrong(t *testing.T) {
 			h := New(Config{EtcView: noEtc, Log: log, ConfigPath: path, Joiner: notJoined(), Units: testUnits(t), Users: tt.users})
 
 			placed, err := h.Open(context.Background(), Request{Type: "open_session", User: "root", Service: "sshd"})
-			if err != nil || placed == nil || !strings.Contains(placed.Message, tt.want) {
-				t.Errorf("root: %+v, %v; want let in, saying %q", placed, err, tt.want)
+			problem := tt.want[strings.Index(tt.want, ": ")+2:]
+			if err != nil || placed == nil || !strings.Contains(placed.Message, problem) {
+				t.Errorf("root: %+v, %v; want let in, saying %q", placed, err, problem)
 			}
-			if !slices.ContainsFunc(*records, func(r string) bool { return strings.HasPrefix(r, "root-fallback: "+tt.want+", ") }) {
+			if !slices.ContainsFunc(*records, func(r string) bool { return strings.HasPrefix(r, tt.want+", ") }) {
 				t.Errorf("journal records %q, want a root-fallback one saying %q", *records, tt.want)
 			}
 		})
@@ -427,6 +434,8 @@ func TestOpenPlacesMappedUser(t *testing.T) {
 				t.Errorf("carol: %+v, %v; want joined to %s: %q", placed, err, tt.target, tt.want)
 			case tt.wantDeny != "" && (!errors.As(err, &d) || d.Reason != tt.wantDeny || placed != nil):
 				t.Errorf("carol: %+v, %v; want denied: %q", placed, err, tt.wantDeny)
+			case tt.wantDeny != "" && d.Everyone:
+				t.Errorf("carol's denial %q says it denies everyone: only a policy that cannot be used does", d.Reason)
 			case tt.joinErr != nil && !errors.Is(err, tt.joinErr):
 				t.Errorf("denial %v does not carry the join's error %v", err, tt.joinErr)
 			}
