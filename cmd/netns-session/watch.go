@@ -89,14 +89,28 @@ the record of a session or manager in it says which file its process sees at
 /etc/resolv.conf: NETNS_SESSION_RESOLV_CONF=namespace, host, other or unknown
 (see "netns-session status --help"). It is recorded, never acted on.
 
-SIGHUP (systemctl reload netns-session) reads the config again, syncs the
-drop-ins and checks every running session against the new map. A config with
-errors is refused and the one loaded before stays in force. A config with
-errors at start stops the daemon with exit status 78. It reconnects, and
+SIGHUP, or "watch --reload", reads the config again, syncs the drop-ins and
+checks every running session against the new map. A config with errors is
+refused and the one loaded before stays in force; the watcher logs that as an
+alert, and its status (systemctl status) says so until a reload succeeds. The
+PAM hook reads the files at every login, so it denies every login but root's
+until they are fixed: check a draft with "netns-session check --config FILE"
+before putting it in place. A config with errors at start stops the daemon
+with exit status 78.
+
+"watch --reload", the service's ExecReload (systemctl reload netns-session),
+asks the running watcher to reload through its socket
+` + reloadSocket + ` and waits up to ` + reloadTimeout.String() + ` for its verdict: exit status 0
+once the new config is in force and the drop-ins synced, 78 with the reason
+on stderr (which the unit's journal and systemctl status show) when the
+watcher refused it, 1 when no watcher answers or none answers in time.
+--pid PID (ExecReload passes $MAINPID) asks only the watcher of that PID. It reconnects, and
 checks everything again, when the system bus or logind restarts.`,
 		Flags: []cli.Flag{
 			configFlag("read"),
 			&cli.BoolFlag{Name: "debug", Usage: "log every step"},
+			&cli.BoolFlag{Name: "reload", Usage: "ask the running watcher to read the config again, and exit with its verdict (the service's ExecReload)"},
+			&cli.IntFlag{Name: "pid", Usage: "with --reload, ask only the watcher of process `PID` (the service's $MAINPID)"},
 		},
 		Action: runWatch,
 	}
@@ -106,13 +120,42 @@ func runWatch(c *cli.Context) error {
 	if err := noArguments(c, "watch"); err != nil {
 		return err
 	}
+	if c.Bool("reload") {
+		if c.IsSet("config") || c.IsSet("debug") {
+			return errors.New("watch --reload asks the running watcher, which reads its own config: --config and --debug do not apply")
+		}
+		return reloadExit(requestReload(reloadSocket, c.Int("pid"), reloadTimeout))
+	}
+	if c.IsSet("pid") {
+		return errors.New("watch: --pid goes with --reload")
+	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	log := newEventLog(c.Bool("debug"), facilityDaemon)
+	reloads := make(chan watch.Reload)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case reloads <- watch.Reload{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	// Without the socket the watcher still watches, and reloads on SIGHUP;
+	// only systemctl reload fails, saying that no watcher answers.
+	if err := listenReloads(ctx, reloadSocket, reloads, log); err != nil {
+		log.Error(err.Error()+"; systemctl reload fails until the watcher restarts (kill -HUP still reloads)", map[string]string{"ACTION": "reload-socket"})
+	}
 
-	log := newEventLog(c.Bool("debug"), facilityDaemon)
 	users := userdb.System()
 	manager := units.New()
 	configPath := c.String("config")
@@ -142,7 +185,21 @@ func runWatch(c *cli.Context) error {
 		// turn of the loop.
 		Watchdog: interval / 2,
 	})
-	return watchExit(w.Run(ctx, hup))
+	return watchExit(w.Run(ctx, reloads))
+}
+
+// reloadExit maps the verdict of watch --reload to its exit status: a
+// config the watcher refused is exitConfig, with its reason; one line on
+// stderr either way, which the unit's journal keeps for systemctl status.
+func reloadExit(err error) error {
+	var refusal reloadRefusal
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &refusal):
+		return cli.Exit("netns-session: "+refusal.Error(), exitConfig)
+	}
+	return cli.Exit("netns-session: "+err.Error(), 1)
 }
 
 // watchExit maps what the watcher returns to the exit status of watch: a

@@ -8,4 +8,7 @@ var (
 	// does not run (the CLI exits with EX_CONFIG, which the unit does not
 	// restart).
 	ErrConfig = errors.New("loading config")
+	// ErrReloadRefused: the config could not be loaded on reload, so the
+	// one loaded before stays in force (the verdict of a Reload).
+	ErrReloadRefused = errors.New("reload refused, the config in force stays")
 )

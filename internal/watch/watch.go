@@ -13,8 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -57,11 +57,14 @@ const (
 
 // Logger is what the watcher uses of the event log: records with
 // structured fields (without their prefix; empty values are dropped) at
-// three priorities, and debug lines.
+// four priorities, and debug lines. Alert is for a config refused on
+// reload: the PAM hook reads the same files at every login, so it denies
+// every login but root's until they are fixed.
 type Logger interface {
 	Info(msg string, fields map[string]string)
 	Warning(msg string, fields map[string]string)
 	Error(msg string, fields map[string]string)
+	Alert(msg string, fields map[string]string)
 	Debugf(format string, args ...any)
 }
 
@@ -117,6 +120,15 @@ type Config struct {
 	// Now and After are the clock; nil for time.Now and time.AfterFunc.
 	Now   func() time.Time
 	After func(d time.Duration, f func())
+}
+
+// Reload asks a running watcher to read the config again.
+type Reload struct {
+	// Done, when not nil, gets the verdict: nil once the new config is in
+	// force and a sync of the drop-ins for it has been tried, or why the
+	// config was refused (the config in force stays). It needs room for one
+	// value: the watcher never waits for whoever asked.
+	Done chan<- error
 }
 
 // Watcher is the daemon. Everything is owned by the goroutine of Run.
@@ -212,9 +224,9 @@ func New(c Config) *Watcher {
 
 // Run is the daemon's life: it returns when ctx ends, or at once, with an
 // error wrapping ErrConfig, if the config cannot be loaded. Everything else
-// it retries or logs: a watcher that exits watches nothing. hup asks for a
-// reload.
-func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
+// it retries or logs: a watcher that exits watches nothing. Each value of
+// reloads asks for a reload.
+func (w *Watcher) Run(ctx context.Context, reloads <-chan Reload) error {
 	cfg, err := w.c.Load()
 	if err != nil {
 		return fmt.Errorf("%w (netns-session check shows the problems):\n%w", ErrConfig, err)
@@ -246,8 +258,8 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 			return nil
 		case <-ping:
 			w.ping()
-		case <-hup:
-			w.reload(ctx)
+		case r := <-reloads:
+			w.reload(ctx, r)
 		case <-retry.C:
 			if err := w.connect(ctx); err != nil {
 				w.c.Log.Warning(fmt.Sprintf("cannot watch logind, trying again in %v: %v", wait, err), map[string]string{"ACTION": "reconnect"})
@@ -258,7 +270,7 @@ func (w *Watcher) Run(ctx context.Context, hup <-chan os.Signal) error {
 			wait = minRetry
 			w.checkAll(ctx)
 			if !ready {
-				w.c.Notify(daemon.SdNotifyReady + "\nSTATUS=watching logind sessions")
+				w.c.Notify(daemon.SdNotifyReady + "\n" + watchingStatus)
 				ready = true
 			}
 		case ev, ok := <-w.events:
@@ -322,20 +334,55 @@ func (w *Watcher) disconnect() {
 	w.conn, w.events = nil, nil
 }
 
-// reload puts a new config in force, if it loads without errors.
-func (w *Watcher) reload(ctx context.Context) {
+// reload puts a new config in force, if it loads without errors, and
+// tells r and systemd (STATUS=, which systemctl status shows) the verdict.
+func (w *Watcher) reload(ctx context.Context, r Reload) {
 	w.c.Notify(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec())
-	defer w.c.Notify(daemon.SdNotifyReady)
 	cfg, err := w.c.Load()
 	if err != nil {
-		w.c.Log.Error("reloading config: keeping the config in force: "+err.Error(), map[string]string{"ACTION": "reload-refused"})
+		w.c.Log.Alert("reloading config: refused, the config in force stays; the PAM hook reads the files at every login and denies every login but root's until they are fixed: "+err.Error(),
+			map[string]string{"ACTION": "reload-refused"})
+		w.c.Notify(daemon.SdNotifyReady + "\nSTATUS=" + refusedStatus(err, w.c.Now()))
+		answer(r, fmt.Errorf("%w: %w", ErrReloadRefused, err))
 		return
 	}
+	defer w.c.Notify(daemon.SdNotifyReady)
 	w.judge.Config = cfg
 	w.c.Log.Info("config reloaded", map[string]string{"ACTION": "reload", "ENFORCE": cfg.Enforce.String()})
 	w.syncDropIns(ctx)
+	// The status before the answer: systemctl reload returns with it, and
+	// systemd reads it before it sees whoever asked exit.
+	w.c.Notify(watchingStatus)
+	answer(r, nil)
 	if w.conn != nil {
 		w.checkAll(ctx)
+	}
+}
+
+// watchingStatus is the daemon's status (STATUS=) while its config is the
+// files as they are.
+const watchingStatus = "STATUS=watching logind sessions"
+
+// refusedStatus is the daemon's status after a reload refused at now for
+// err: one line, the first problem and how many more.
+func refusedStatus(err error, now time.Time) string {
+	lines := strings.Split(err.Error(), "\n")
+	status := fmt.Sprintf("watching logind sessions; reload refused at %s, the config loaded before stays in force: %s", now.Format(time.TimeOnly), lines[0])
+	if len(lines) > 1 {
+		status += fmt.Sprintf(" (and %d more problems)", len(lines)-1)
+	}
+	return status
+}
+
+// answer gives the verdict of a reload to whoever asked for it, if anyone
+// did and still has room for it.
+func answer(r Reload, err error) {
+	if r.Done == nil {
+		return
+	}
+	select {
+	case r.Done <- err:
+	default:
 	}
 }
 

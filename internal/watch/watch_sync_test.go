@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -207,7 +206,7 @@ func TestWatchReportsAnEndedLingerWatchAndWatchesAgainAtTheNextSync(t *testing.T
 		t.Error("the watch that ended was not closed")
 	}
 
-	r.hup <- syscall.SIGHUP
+	r.reloads <- Reload{}
 	var second *fakeLingerWatch
 	select {
 	case second = <-watches:

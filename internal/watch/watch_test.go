@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -189,6 +188,7 @@ func (l recordLog) Warning(msg string, fields map[string]string) {
 	l.add(journal.PriWarning, msg, fields)
 }
 func (l recordLog) Error(msg string, fields map[string]string) { l.add(journal.PriErr, msg, fields) }
+func (l recordLog) Alert(msg string, fields map[string]string) { l.add(journal.PriAlert, msg, fields) }
 func (l recordLog) Debugf(format string, args ...any) {
 	l.add(journal.PriDebug, fmt.Sprintf(format, args...), nil)
 }
@@ -208,7 +208,7 @@ type watchRun struct {
 	sys     *fakeSystem
 	records chan logRecord
 	notes   chan string
-	hup     chan os.Signal
+	reloads chan Reload
 	done    chan error
 
 	mu      sync.Mutex
@@ -236,7 +236,7 @@ func startWatch(t *testing.T, sys *fakeSystem, conf string, opts ...func(*Config
 		sys:     sys,
 		records: make(chan logRecord, 1000),
 		notes:   make(chan string, 1000),
-		hup:     make(chan os.Signal, 1),
+		reloads: make(chan Reload, 1),
 		done:    make(chan error, 1),
 		config:  conf,
 	}
@@ -288,7 +288,7 @@ func startWatch(t *testing.T, sys *fakeSystem, conf string, opts ...func(*Config
 	}
 	w := New(c)
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { r.done <- w.Run(ctx, r.hup) }()
+	go func() { r.done <- w.Run(ctx, r.reloads) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -300,15 +300,16 @@ func startWatch(t *testing.T, sys *fakeSystem, conf string, opts ...func(*Config
 	return r
 }
 
-// waitNote waits for the watcher to notify systemd of state.
-func (r *watchRun) waitNote(t *testing.T, state string) {
+// waitNote waits for the watcher to notify systemd of state and returns
+// the whole notification.
+func (r *watchRun) waitNote(t *testing.T, state string) string {
 	t.Helper()
 	timeout := time.After(5 * time.Second)
 	for {
 		select {
 		case note := <-r.notes:
 			if strings.HasPrefix(note, state) {
-				return
+				return note
 			}
 		case err := <-r.done:
 			t.Fatalf("watcher ended before %s: %v", state, err)
@@ -721,15 +722,34 @@ func TestWatchRetriesFailedSubscription(t *testing.T) {
 func TestWatchReload(t *testing.T) {
 	sys := newFakeSystem()
 	sys.AddSession("3", "carol", 1002, 300, "user", netnstest.Host)
-	r := startWatch(t, sys, aliceInNs0)
+	verdict := make(chan error, 1)
+	// Whether the verdict had been given when the status was told:
+	// systemctl reload returns with the verdict, and must find the status.
+	verdictBeforeStatus := make(chan bool, 1)
+	r := startWatch(t, sys, aliceInNs0, func(c *Config) {
+		notify := c.Notify
+		c.Notify = func(state string) {
+			if state == "STATUS=watching logind sessions" {
+				verdictBeforeStatus <- len(verdict) > 0
+			}
+			notify(state)
+		}
+	})
 	r.waitNote(t, "READY=1")
 	r.waitRecord(t, map[string]string{"SESSION_ID": "3", "VERDICT": "ok"})
 
 	// carol is mapped now, with warn: her session violates and stays.
 	r.setConfig("enforce = warn\ncarol ns1\n")
-	r.hup <- syscall.SIGHUP
+	r.reloads <- Reload{Done: verdict}
 	r.waitNote(t, "RELOADING=1")
 	r.waitRecord(t, map[string]string{"ACTION": "reload", "ENFORCE": "warn"})
+	r.waitNote(t, "STATUS=watching logind sessions")
+	if <-verdictBeforeStatus {
+		t.Error("the verdict was given before the status was told")
+	}
+	if err := waitVerdict(t, verdict); err != nil {
+		t.Errorf("verdict on a good config: %v, want nil", err)
+	}
 	r.waitRecord(t, map[string]string{"SESSION_ID": "3", "VERDICT": "violation", "ACTION": "warn"})
 	r.waitNote(t, "READY=1")
 	if got := r.syncs(); !slices.Equal(got, []config.EnforcePolicy{config.EnforceTerminate, config.EnforceWarn}) {
@@ -737,13 +757,20 @@ func TestWatchReload(t *testing.T) {
 	}
 
 	// A broken config is refused; the one in force stays.
+	// The verdict is the load's error, and systemd's status says it.
 	r.setConfig("carol ns1 extra\n")
-	r.hup <- syscall.SIGHUP
+	r.reloads <- Reload{Done: verdict}
 	rec := r.waitRecord(t, map[string]string{"ACTION": "reload-refused"})
-	if rec.prio != journal.PriErr || !strings.Contains(rec.msg, "test.conf:1") {
-		t.Errorf("refusal %q at priority %d: want an error naming the line", rec.msg, rec.prio)
+	if rec.prio != journal.PriAlert || !strings.Contains(rec.msg, "test.conf:1") {
+		t.Errorf("refusal %q at priority %d: want an alert naming the line", rec.msg, rec.prio)
 	}
-	r.waitNote(t, "READY=1")
+	if err := waitVerdict(t, verdict); !errors.Is(err, ErrReloadRefused) || !strings.Contains(err.Error(), "test.conf:1: 3 fields") {
+		t.Errorf("verdict on a broken config: %v, want ErrReloadRefused naming the line", err)
+	}
+	note := r.waitNote(t, "READY=1\nSTATUS=watching logind sessions; reload refused at ")
+	if !strings.HasSuffix(note, "the config loaded before stays in force: test.conf:1: 3 fields, want 2: SELECTOR NETNS (comments start with #)") {
+		t.Errorf("status after the refusal: %q, want it to name the problem", note)
+	}
 	sys.AddSession("4", "carol", 1002, 400, "user", netnstest.Host)
 	sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "4", Path: "/org/freedesktop/login1/session/4"})
 	r.waitRecord(t, map[string]string{"SESSION_ID": "4", "VERDICT": "violation", "ACTION": "warn"})
@@ -752,6 +779,42 @@ func TestWatchReload(t *testing.T) {
 	}
 	if got := sys.terminatedSessions(); len(got) != 0 {
 		t.Errorf("terminated %v under enforce = warn", got)
+	}
+}
+
+// waitVerdict returns the verdict of a reload.
+func waitVerdict(t *testing.T, verdict <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-verdict:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("no verdict on the reload")
+		return nil
+	}
+}
+
+// TestWatchReloadStatusNamesTheFirstProblem: systemctl status shows one
+// line, so the status names the first problem of a config and counts the
+// others.
+func TestWatchReloadStatusNamesTheFirstProblem(t *testing.T) {
+	now := time.Date(2026, 11, 3, 14, 5, 6, 0, time.UTC)
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{name: "one problem", err: errors.New("a.conf:1: bad"),
+			want: "watching logind sessions; reload refused at 14:05:06, the config loaded before stays in force: a.conf:1: bad"},
+		{name: "three problems", err: errors.New("a.conf:1: bad\na.conf:2: worse\nb.conf:7: worst"),
+			want: "watching logind sessions; reload refused at 14:05:06, the config loaded before stays in force: a.conf:1: bad (and 2 more problems)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := refusedStatus(tt.err, now); got != tt.want {
+				t.Errorf("status %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
 
@@ -998,7 +1061,7 @@ func TestWatchNeverTerminatesOnUnknownVerdict(t *testing.T) {
 			sys.send(t, logind.Event{Kind: logind.SessionNew, SessionID: "2", Path: "/org/freedesktop/login1/session/2"})
 			r.waitRecord(t, map[string]string{"SESSION_ID": "2", "VERDICT": "unknown"})
 
-			r.hup <- syscall.SIGHUP
+			r.reloads <- Reload{}
 			r.waitNote(t, "RELOADING=1")
 			r.waitRecord(t, unknown)
 			r.waitNote(t, "READY=1")

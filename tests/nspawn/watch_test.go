@@ -90,10 +90,19 @@ echo $pid $(( $(date +%%s%%N) - start ))`, unit, user, limit.Nanoseconds()))
 // of match, given as NAME=value without the NETNS_SESSION_ prefix.
 func watchRecords(t *testing.T, c *Container, match ...string) []map[string]string {
 	t.Helper()
-	args := []string{"journalctl", "--no-pager", "-o", "json", "-t", "netns-session", "_SYSTEMD_UNIT=" + watchUnit}
+	matches := []string{"_SYSTEMD_UNIT=" + watchUnit}
 	for _, m := range match {
-		args = append(args, "NETNS_SESSION_"+m)
+		matches = append(matches, "NETNS_SESSION_"+m)
 	}
+	return records(t, c, matches...)
+}
+
+// records returns the records netns-session logged that match every
+// journalctl match of matches (full field names), their fields without
+// the NETNS_SESSION_ prefix.
+func records(t *testing.T, c *Container, matches ...string) []map[string]string {
+	t.Helper()
+	args := append([]string{"journalctl", "--no-pager", "-o", "json", "-t", "netns-session"}, matches...)
 	var records []map[string]string
 	for line := range strings.Lines(c.Run(t, args...)) {
 		if !strings.HasPrefix(line, "{") {
@@ -130,12 +139,16 @@ func waitRecord(t *testing.T, c *Container, match ...string) map[string]string {
 	}
 }
 
-// reloadWatcher reloads the watcher and waits until it has read the config:
-// ExecReload only sends the signal.
+// reloadWatcher reloads the watcher and returns the record of the reload
+// that wantAction names: "reload", which systemctl reload must report as
+// done, or "reload-refused", which it must report as failed.
 func reloadWatcher(t *testing.T, c *Container, wantAction string) map[string]string {
 	t.Helper()
 	before := len(watchRecords(t, c, "ACTION="+wantAction))
-	c.Run(t, "systemctl", "reload", watchUnit)
+	_, stderr, err := c.Exec(t.Context(), "systemctl", "reload", watchUnit)
+	if refused := wantAction == "reload-refused"; (err != nil) != refused {
+		t.Errorf("systemctl reload %s: %v, want it to fail: %t\n%s", watchUnit, err, refused, stderr)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if records := watchRecords(t, c, "ACTION="+wantAction); len(records) > before {
@@ -309,8 +322,8 @@ func TestWatchReloadFollowsNewMap(t *testing.T) {
 		t.Run("a broken config is refused and the old one kept", func(t *testing.T) {
 			c.WriteFile(t, configPath, "bob ns1 extra\n", 0o644)
 			rec := reloadWatcher(t, c, "reload-refused")
-			if rec["PRIORITY"] != "3" || !strings.Contains(rec["MESSAGE"], configPath+":1") {
-				t.Errorf("refusal logged as %q at priority %s: want an error naming the line", rec["MESSAGE"], rec["PRIORITY"])
+			if rec["PRIORITY"] != "1" || !strings.Contains(rec["MESSAGE"], configPath+":1") {
+				t.Errorf("refusal logged as %q at priority %s: want an alert naming the line", rec["MESSAGE"], rec["PRIORITY"])
 			}
 			if state := strings.TrimSpace(c.Run(t, "systemctl", "is-active", watchUnit)); state != "active" {
 				t.Errorf("watcher is %s after a broken reload", state)
