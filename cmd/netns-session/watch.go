@@ -122,12 +122,12 @@ func runWatch(c *cli.Context) error {
 	}
 	if c.Bool("reload") {
 		if c.IsSet("config") || c.IsSet("debug") {
-			return errors.New("watch --reload asks the running watcher, which reads its own config: --config and --debug do not apply")
+			return usageError(c, "watch --reload asks the running watcher, which reads its own config: --config and --debug do not apply")
 		}
 		return reloadExit(requestReload(reloadSocket, c.Int("pid"), reloadTimeout))
 	}
 	if c.IsSet("pid") {
-		return errors.New("watch: --pid goes with --reload")
+		return usageError(c, "watch: --pid goes with --reload")
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
