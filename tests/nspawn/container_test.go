@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,14 +49,15 @@ func forEachSuite(t *testing.T, fn func(t *testing.T, s Suite)) {
 }
 
 // Container is a booted Debian system: systemd as PID 1, logind, sshd, a
-// private network, and the netns-session under test at /usr/sbin/netns-session.
-// It is torn down when the test that booted it ends.
+// private network, and the netns-session under test at /usr/sbin/netns-session
+// (unless booted without it, see bootOptions). It is torn down when the test
+// that booted it ends.
 type Container struct {
 	Suite Suite
 	Name  string // nspawn's machine name, unique across runs
 
 	image   string   // the overlay's lower directory
-	binary  string   // bound in at /usr/sbin/netns-session
+	binds   []string // read-only binds, HOST:CONTAINER, the binary's among them
 	dir     string   // upper/, work/, root/ (the merged tree) and console.log
 	cgroups []string // where nspawn starts, see cgroupGroup
 
@@ -83,6 +85,13 @@ type bootOptions struct {
 	// binary is bound in at /usr/sbin/netns-session instead of the build
 	// under test, e.g. the fault-injection build.
 	binary string
+	// withoutBinary boots the image as debootstrap made it, with nothing
+	// at /usr/sbin/netns-session: the package tests install it with dpkg,
+	// which cannot replace a bind mount.
+	withoutBinary bool
+	// bindRO are more read-only binds, HOST:CONTAINER as systemd-nspawn's
+	// --bind-ro takes them.
+	bindRO []string
 }
 
 // bootWith is boot with options.
@@ -90,10 +99,14 @@ func bootWith(t *testing.T, s Suite, opts bootOptions) *Container {
 	t.Helper()
 	requireHarness(t)
 	image := imageFor(t, s)
-	if opts.binary == "" {
-		opts.binary = binary
+	binds := slices.Clone(opts.bindRO)
+	if !opts.withoutBinary {
+		if opts.binary == "" {
+			opts.binary = binary
+		}
+		binds = append(binds, opts.binary+":/usr/sbin/netns-session")
 	}
-	c, err := newContainer(s, image, opts.binary)
+	c, err := newContainer(s, image, binds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +118,7 @@ func bootWith(t *testing.T, s Suite, opts bootOptions) *Container {
 // newContainer creates the directories and cgroups of a container and
 // registers it for the signal handler, which holds live's lock for good once
 // it runs: nothing is created after the handler has cleaned up.
-func newContainer(s Suite, image, binaryPath string) (*Container, error) {
+func newContainer(s Suite, image string, binds []string) (*Container, error) {
 	live.Lock()
 	defer live.Unlock()
 	dir, err := os.MkdirTemp(runDir, s.Name+"-")
@@ -116,7 +129,7 @@ func newContainer(s Suite, image, binaryPath string) (*Container, error) {
 		Suite:   s,
 		Name:    "nst-" + filepath.Base(dir),
 		image:   image,
-		binary:  binaryPath,
+		binds:   binds,
 		dir:     dir,
 		cgroups: cgroupsOf(filepath.Base(runDir), filepath.Base(dir)),
 		execs:   map[int]struct{}{},
@@ -162,11 +175,14 @@ func (c *Container) start(t *testing.T) {
 mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3" "$4"
 shift 5
 exec systemd-nspawn "$@"`
-	cmd := isolated(context.Background(), script,
-		c.image, filepath.Join(c.dir, "upper"), filepath.Join(c.dir, "work"), root, strings.Join(c.cgroups, " "),
-		"--directory="+root, "--boot", "--private-network", "--keep-unit", "--register=no",
-		"--machine="+c.Name, "--bind-ro="+c.binary+":/usr/sbin/netns-session",
-		"--setenv=SYSTEMD_COLORS=0") // a console log without escape sequences
+	args := []string{c.image, filepath.Join(c.dir, "upper"), filepath.Join(c.dir, "work"), root, strings.Join(c.cgroups, " "),
+		"--directory=" + root, "--boot", "--private-network", "--keep-unit", "--register=no",
+		"--machine=" + c.Name,
+		"--setenv=SYSTEMD_COLORS=0"} // a console log without escape sequences
+	for _, b := range c.binds {
+		args = append(args, "--bind-ro="+b)
+	}
+	cmd := isolated(context.Background(), script, args...)
 	cmd.Stdout, cmd.Stderr = console, console
 	if err := startIsolated(cmd); err != nil {
 		t.Fatalf("starting systemd-nspawn: %v", err)
