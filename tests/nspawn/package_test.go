@@ -451,3 +451,55 @@ COMP_LINE="netns-session "
 COMP_POINT=${#COMP_LINE}
 "$fn" netns-session "" netns-session
 printf '%s\n' "${COMPREPLY[@]}"`
+
+// TestPackageVersionFromGitDescribe checks the versions packaging/version.sh
+// makes of what git describe prints: ones dpkg and rpm both take, releases
+// as tagged, and builds between tags ordered after their tag. It needs no
+// container.
+func TestPackageVersionFromGitDescribe(t *testing.T) {
+	git := func(args ...string) string {
+		out, err := exec.Command("git", append([]string{"-C", "../.."}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("git %s: %v", strings.Join(args, " "), err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	head := git("rev-parse", "--short", "HEAD")
+	when := git("log", "-1", "--format=%cd", "--date=format:%Y%m%d%H%M%S", head)
+	tests := []struct{ describe, want string }{
+		{"v1.2.3", "1.2.3"},
+		{"v1.2.3-4-gabc1234", "1.2.3+git4.gabc1234"},
+		{"v1.2.3-4-gabc1234-dirty", "1.2.3+git4.gabc1234+dirty"},
+		{"v1.2.3-rc1", "1.2.3~rc1"},
+		{head, "0.0.0~git" + when + "." + head},
+		{head + "-dirty", "0.0.0~git" + when + "." + head + ".dirty"},
+		{"dev", "0.0.0~dev"},
+		{"", "0.0.0~unknown"},
+		{"1.0_beta:x", "1.0.beta.x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.describe, func(t *testing.T) {
+			cmd := exec.Command("packaging/version.sh", tt.describe)
+			cmd.Dir = "../.."
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("packaging/version.sh %q: %v", tt.describe, err)
+			}
+			if got := strings.TrimSpace(string(out)); got != tt.want {
+				t.Errorf("packaging/version.sh %q = %q, want %q", tt.describe, got, tt.want)
+			}
+		})
+	}
+	if _, err := exec.LookPath("dpkg"); err == nil {
+		for _, order := range [][2]string{
+			{"0.0.0~git" + when + "." + head, "0.0.1"},
+			{"1.2.3~rc1", "1.2.3"},
+			{"1.2.3", "1.2.3+git4.gabc1234"},
+			{"1.2.3+git4.gabc1234", "1.2.4"},
+		} {
+			if err := exec.Command("dpkg", "--compare-versions", order[0], "lt", order[1]).Run(); err != nil {
+				t.Errorf("dpkg does not order %s before %s", order[0], order[1])
+			}
+		}
+	}
+}
