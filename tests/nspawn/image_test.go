@@ -46,9 +46,10 @@ var imagePackages = []string{
 }
 
 // suitePackages are installed in one suite's image only: Debian trixie's
-// packaged Go, which the module must build with.
+// packaged Go, which the module must build with, and the C compiler cgo
+// needs for the NSS lookups.
 var suitePackages = map[string][]string{
-	"trixie": {"golang-1.24-go"},
+	"trixie": {"golang-1.24-go", "gcc", "libc6-dev"},
 }
 
 // packagesFor is everything debootstrap installs on top of minbase for s.
