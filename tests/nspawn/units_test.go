@@ -1,10 +1,13 @@
 package nspawn
 
 import (
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // maxExposure is the highest "Overall exposure level" systemd-analyze
@@ -125,4 +128,59 @@ rm -rf /run/netns-session`)
 			}
 		}
 	})
+}
+
+// TestTrixieGoBuildsModule: the module builds, and vets, with Debian
+// trixie's packaged Go (golang-1.24-go, /usr/lib/go-1.24/bin/go) and no
+// other toolchain (GOTOOLCHAIN=local), offline, from the host's module
+// cache. Only trixie packages Go 1.24: bookworm's golang is 1.19.
+func TestTrixieGoBuildsModule(t *testing.T) {
+	requireHarness(t)
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The container has no network: everything the build and vet need must
+	// be in the cache it is given.
+	download := exec.CommandContext(t.Context(), "go", "mod", "download")
+	download.Dir = repo
+	if out, err := download.CombinedOutput(); err != nil {
+		t.Fatalf("go mod download on the host: %v\n%s", err, out)
+	}
+	modCache, err := exec.CommandContext(t.Context(), "go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatalf("go env GOMODCACHE on the host: %v", err)
+	}
+
+	c := bootWith(t, Suite{Name: "trixie"}, bootOptions{bindRO: []string{
+		repo + ":/src", strings.TrimSpace(string(modCache)) + ":/gomodcache",
+	}})
+	// -buildvcs=false: the checkout is a git worktree, and the image has no
+	// git to stamp the binary with.
+	const env = `export GOMODCACHE=/gomodcache GOFLAGS='-mod=mod -buildvcs=false' GOPROXY=off GOTOOLCHAIN=local
+export GOCACHE=/var/tmp/gocache GOPATH=/var/tmp/gopath
+cd /src
+`
+	const goBin = "/usr/lib/go-1.24/bin/go"
+	if v := c.Sh(t, env+goBin+" version"); !strings.Contains(v, "go version go1.24") {
+		t.Fatalf("%s version = %q, want go1.24", goBin, v)
+	}
+	// Go turns cgo off where it finds no C compiler, and the module needs
+	// cgo (internal/userdb).
+	if cgo := strings.TrimSpace(c.Sh(t, env+goBin+" env CGO_ENABLED")); cgo != "1" {
+		t.Fatalf("cgo is off (CGO_ENABLED=%s) with %s: the image lacks gcc or libc6-dev, which golang-1.24-go recommends", cgo, goBin)
+	}
+	for _, step := range []string{goBin + " build -o /var/tmp/netns-session ./cmd/netns-session", goBin + " vet ./..."} {
+		began := time.Now()
+		if out, stderr, err := c.Exec(t.Context(), "/bin/bash", "-c", env+step); err != nil {
+			t.Fatalf("%s: %v\n%s%s", step, err, out, stderr)
+		}
+		t.Logf("%s: %v", step, time.Since(began).Round(100*time.Millisecond))
+	}
+	if out := c.Run(t, "/var/tmp/netns-session", "--version"); !strings.Contains(out, "netns-session") {
+		t.Errorf("the binary built with Go 1.24 says %q", out)
+	}
+	if info := c.Sh(t, goBin+" version /var/tmp/netns-session"); !strings.Contains(info, "go1.24") {
+		t.Errorf("the binary was not built by Go 1.24: %s", info)
+	}
 }
