@@ -23,7 +23,7 @@ BUILDDIR   ?= build
 DISTDIR    ?= dist
 
 GO         ?= go
-VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    := -s -w -X main.version=$(VERSION)
 # urfave_cli_no_docs leaves out the CLI's man page and markdown writers, whose
 # package init costs every login a third of a millisecond (BENCHMARKS.md).

@@ -101,7 +101,8 @@ with exit status 78.
 "watch --reload", the service's ExecReload (systemctl reload netns-session),
 asks the running watcher to reload through its socket
 ` + reloadSocket + ` and waits up to ` + reloadTimeout.String() + ` for its verdict: exit status 0
-once the new config is in force and the drop-ins synced, 78 with the reason
+once the new config is in force and the drop-ins synced (or, when the sync
+failed, logged and retried as at start), 78 with the reason
 on stderr (which the unit's journal and systemctl status show) when the
 watcher refused it, 1 when no watcher answers or none answers in time.
 --pid PID (ExecReload passes $MAINPID) asks only the watcher of that PID. It reconnects, and

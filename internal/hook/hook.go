@@ -314,11 +314,14 @@ const (
 )
 
 // deniesEveryone tells whether problem denies every login but root's, so
-// that it is an alert: a config or an environment that cannot be used must
-// be fixed now, while a directory that is down or slow denies only the
-// users whose policy rests on it, each logged as it is denied.
+// that it is an alert: a config that cannot be used must be fixed now. A
+// directory that is down or slow denies only the users whose policy rests
+// on it; an unsafe PAM environment may come from one user's
+// ~/.pam_environment as well as from /etc/environment, and an alert any
+// user could raise at will would drown the ones that matter. Both are
+// errors, logged as each login is denied.
 func deniesEveryone(problem string) bool {
-	return problem == configUnusable || problem == unsafeEnvironment
+	return problem == configUnusable
 }
 
 // rootFallback handles a session whose policy cannot be used: the config,

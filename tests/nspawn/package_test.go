@@ -302,23 +302,34 @@ func TestPackageInstallEnableRemovePurge(t *testing.T) {
 			}
 		})
 
-		t.Run("removal refused while a hand-written line runs the binary", func(t *testing.T) {
-			c.Sh(t, "echo '"+hookLine+"' >> /etc/pam.d/login")
-			stdout, stderr, err := c.Exec(t.Context(), "/bin/bash", "-c", aptEnv+"apt-get remove -y -q netns-session")
-			if err == nil {
-				t.Errorf("apt-get remove succeeded with the line in /etc/pam.d/login\n%s", stdout)
-			} else if !strings.Contains(stdout+stderr, "/etc/pam.d/login:") {
-				t.Errorf("apt-get remove does not name the line that stops it:\n%s%s", stdout, stderr)
-			}
-			if status := c.Run(t, "dpkg-query", "-W", "-f", "${Status}", "netns-session"); status != "install ok installed" {
-				t.Errorf("package status after the refused removal = %q, want install ok installed", status)
-			}
-			assertLogins(t, c, map[string]string{"root": host, "bob": host, "alice": ns0})
-			// The refusal came before pam-auth-update could take the
-			// packaged line out: mapped users are still placed.
-			assertHookBeforeSystemd(t, c)
-			c.Sh(t, `sed -i '\|/usr/sbin/netns-session|d' /etc/pam.d/login`)
-		})
+		// Every form of a line Linux-PAM would run the binary from, though
+		// not spelled as the contract's: the type in capitals, the binary
+		// through /sbin (one file on a merged /usr), a line continued with
+		// a backslash, another type than session.
+		for _, tt := range []struct{ name, line string }{
+			{"the contract's line", hookLine},
+			{"Session in capitals, through /sbin", "Session required pam_exec.so seteuid /sbin/netns-session pam"},
+			{"a continued line", "session required pam_exec.so seteuid \\\n\t/usr/sbin/netns-session pam"},
+			{"an account line", "account required pam_exec.so /usr/sbin/netns-session pam"},
+		} {
+			t.Run("removal refused while a hand-written line runs the binary: "+tt.name, func(t *testing.T) {
+				c.Sh(t, "cat >> /etc/pam.d/login <<'EOF'\n"+tt.line+"\nEOF")
+				stdout, stderr, err := c.Exec(t.Context(), "/bin/bash", "-c", aptEnv+"apt-get remove -y -q netns-session")
+				if err == nil {
+					t.Errorf("apt-get remove succeeded with %q in /etc/pam.d/login\n%s", tt.line, stdout)
+				} else if !strings.Contains(stdout+stderr, "/etc/pam.d/login:") {
+					t.Errorf("apt-get remove does not name the line that stops it:\n%s%s", stdout, stderr)
+				}
+				if status := c.Run(t, "dpkg-query", "-W", "-f", "${Status}", "netns-session"); status != "install ok installed" {
+					t.Errorf("package status after the refused removal = %q, want install ok installed", status)
+				}
+				// The refusal came before pam-auth-update could take the
+				// packaged line out: mapped users are still placed.
+				assertHookBeforeSystemd(t, c)
+				c.Sh(t, `sed -i '/netns-session/d; /pam_exec.so seteuid \\$/d' /etc/pam.d/login`)
+			})
+		}
+		assertLogins(t, c, map[string]string{"root": host, "bob": host, "alice": ns0})
 
 		// Removal is only a test if there was something to take away.
 		c.Run(t, "test", "-e", "/run/systemd/system/user@1001.service.d/50-netns-session.conf")
@@ -361,7 +372,7 @@ func TestPackageInstallEnableRemovePurge(t *testing.T) {
 
 		c.Sh(t, aptEnv+"apt-get purge -y -q netns-session")
 		t.Run("purge removes the config and leaves logins working", func(t *testing.T) {
-			if left := c.Sh(t, "ls -d /etc/security/netns-session* /var/lib/netns-session /run/netns-session 2>/dev/null || true"); left != "" {
+			if left := c.Sh(t, "ls -d /etc/security/netns-session* /var/lib/netns-session 2>/dev/null || true"); left != "" {
 				t.Errorf("left after purge:\n%s", left)
 			}
 			if pam := hookLines(t, c); len(pam) > 0 {
