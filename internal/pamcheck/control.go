@@ -22,6 +22,31 @@ var returnValues = []string{
 // notFailures are the results that required does not count as failures.
 var notFailures = []string{"success", "new_authtok_reqd", "ignore"}
 
+// actions are what a control does on each return value, as written.
+type actions map[string]string
+
+// of is the action on value: the one given for it, else the default, else
+// libpam's default for a "[...]" control, bad.
+func (a actions) of(value string) string {
+	if action, ok := a[value]; ok {
+		return action
+	}
+	if action, ok := a["default"]; ok {
+		return action
+	}
+	return "bad"
+}
+
+// jump is the number of modules an action skips, 0 for one that is no
+// jump.
+func jump(action string) int {
+	n, err := strconv.Atoi(action)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
 // checkControl says what is wrong with control as the hook's, and how
 // badly; why is "" for a control that, like required and requisite, denies
 // the session when the hook fails.
@@ -38,25 +63,23 @@ func checkControl(control string) (sev Severity, why string) {
 	if err != nil {
 		return Error, fmt.Sprintf("%v: Linux-PAM then counts every result as a failure, so every session through the stack fails, root's too", err)
 	}
-	action := func(value string) string {
-		if a, ok := actions[value]; ok {
-			return a
-		}
-		if a, ok := actions["default"]; ok {
-			return a
-		}
-		return "bad" // libpam's default for a "[...]" control
-	}
+	// On a failure, ok and done make it the stack's result unless that is
+	// a failure already, as bad and die do: the session is denied either
+	// way (libpam's _pam_dispatch_aux). ignore passes the failure over,
+	// reset forgets it with the results before it, a jump skips it: the
+	// modules after decide alone.
 	var open []string
 	for _, value := range returnValues[:len(returnValues)-1] {
-		if !slices.Contains(notFailures, value) && action(value) != "bad" && action(value) != "die" {
-			open = append(open, value+"="+action(value))
+		switch a := actions.of(value); {
+		case slices.Contains(notFailures, value):
+		case a == "ignore", a == "reset", jump(a) > 0:
+			open = append(open, value+"="+a)
 		}
 	}
 	if open != nil {
 		return Error, fmt.Sprintf("a failure of the hook does not deny the session (%s), so a mapped user whose namespace cannot be joined lands on the host network", strings.Join(open, " "))
 	}
-	switch a := action("success"); a {
+	switch a := actions.of("success"); a {
 	case "ok", "ignore":
 		return 0, ""
 	case "bad", "die":
@@ -69,13 +92,13 @@ func checkControl(control string) (sev Severity, why string) {
 // parseControl reads a "[value=action ...]" control (without brackets) as
 // libpam's _pam_parse_control does: blanks may surround "=", an action is
 // ignore, ok, done, bad, die, reset or a jump N > 0.
-func parseControl(control string) (map[string]string, error) {
-	actions := map[string]string{}
+func parseControl(control string) (actions, error) {
+	parsed := actions{}
 	s := control
 	for {
 		s = strings.TrimLeft(s, " \t\n\v\f\r")
 		if s == "" {
-			return actions, nil
+			return parsed, nil
 		}
 		value := ""
 		for _, v := range returnValues {
@@ -111,8 +134,8 @@ func parseControl(control string) (map[string]string, error) {
 		}
 		// A second default changes nothing: the first set every result
 		// not given yet, and results given later override it either way.
-		if _, set := actions[value]; value != "default" || !set {
-			actions[value] = action
+		if _, set := parsed[value]; value != "default" || !set {
+			parsed[value] = action
 		}
 		s = s[len(action):]
 	}

@@ -134,6 +134,10 @@ func TestCheckFindsWhatStandsInTheHooksWay(t *testing.T) {
 			want: []string{`E /etc/pam.d/common-session-noninteractive:3: the session stack of sudo, cron, atd has no netns-session hook: mapped users' sessions opened through it stay on the host network; add "` + HookLine + `" after this line (Debian: pam-auth-update --enable netns-session)`},
 		},
 		{
+			name:   "the hook's control ok on every result: a failure still denies the session",
+			change: map[string]string{"etc/pam.d/common-session-noninteractive": "session [default=ok] pam_exec.so seteuid /usr/sbin/netns-session pam\n"},
+		},
+		{
 			name:   "an include that is missing",
 			change: map[string]string{"etc/pam.d/cron": "@include common-session-noninteractive\n@include cron-extra\n"},
 			want:   []string{"E /etc/pam.d/cron:2: includes cron-extra, which Linux-PAM cannot read (no such file or directory): it fails the sessions of cron, whose stack is checked without it"},
@@ -237,6 +241,10 @@ func TestCheckControl(t *testing.T) {
 		{"success=ok ignore=ignore module_unknown=ignore default=bad", "E a failure of the hook does not deny the session (module_unknown=ignore)"},
 		{"success=ok session_err=2 default=bad", "E a failure of the hook does not deny the session (session_err=2)"},
 		{"success=ok default=bad default=ignore", ""},
+		// ok and done on a failure make it the stack's result.
+		{"success=ok default=ok", ""},
+		{"success=ok session_err=done default=bad", ""},
+		{"success=ok session_err=reset default=bad", "E a failure of the hook does not deny the session (session_err=reset)"},
 		{"success=done default=bad", "W success=done skips the modules after the hook"},
 		{"success=1 default=bad", "W success=1 skips"},
 		{"success=okay", `E malformed control "success=okay": expecting a return value at "ay"`},
