@@ -118,14 +118,26 @@ func checkStack(c *collector, st Stack) int {
 			return fmt.Sprintf("includes %s, which Linux-PAM cannot read (%s): it fails the sessions of %s, whose stack is checked without it", b.target, describe(b.err), services)
 		})
 	}
-	hook, systemd := -1, -1
+	hook, systemd, miscased := -1, -1, -1
+	miscasedType := ""
 	for i, e := range st.Entries {
+		runs, otherType := runsHook(e)
 		switch {
-		case hook < 0 && IsHook(e):
+		case hook < 0 && runs && otherType == "":
 			hook = i
+		case miscased < 0 && runs && strings.EqualFold(otherType, "open_session"):
+			miscased, miscasedType = i, otherType
 		case systemd < 0 && moduleName(e) == "pam_systemd.so":
 			systemd = i
 		}
+	}
+	if hook < 0 && miscased >= 0 {
+		// The administrator meant this line as the hook: name it.
+		m := st.Entries[miscased]
+		c.add(Error, m.File, m.Line, "missing", st.Service, func(services string) string {
+			return fmt.Sprintf("the session stack of %s has no netns-session hook: this line's type=%s never matches, as pam_exec compares it exactly, so pam_exec skips the hook and mapped users' sessions opened through the stack stay on the host network; write type=open_session", services, miscasedType)
+		})
+		return hook
 	}
 	if hook < 0 {
 		at, where := missingAt(st, systemd)
@@ -183,28 +195,31 @@ func moduleName(e Entry) string { return path.Base(e.Module) }
 // first argument that is not one of them is the command.
 var pamExecOptions = []string{"debug", "expose_authtok", "seteuid", "quiet", "quiet_log", "stdout"}
 
-// IsHook reports whether e runs netns-session's PAM hook: pam_exec.so
-// running a program named Program, by any path, with the argument "pam",
-// at session open (no type= option, or type=open_session).
-func IsHook(e Entry) bool {
+// runsHook reports whether e has pam_exec.so run Program, by any path,
+// with the argument "pam", and the first of its type= values that is not
+// exactly "open_session" ("" for none): the line is the hook when there is
+// none. pam_exec reads its options' names in any case but compares the
+// type's value exactly (strcmp): any other value, OPEN_SESSION too, makes
+// it skip the line at session open.
+func runsHook(e Entry) (runs bool, otherType string) {
 	if moduleName(e) != "pam_exec.so" {
-		return false
+		return false, ""
 	}
 	for i, arg := range e.Args {
 		lower := strings.ToLower(arg)
 		switch {
 		case strings.HasPrefix(arg, "/"):
 		case strings.HasPrefix(lower, "type="):
-			if !strings.EqualFold(arg[len("type="):], "open_session") {
-				return false
+			if v := arg[len("type="):]; v != "open_session" && otherType == "" {
+				otherType = v
 			}
 			continue
 		case strings.HasPrefix(lower, "log="), slices.Contains(pamExecOptions, lower):
 			continue
 		}
-		return path.Base(arg) == Program && i+1 < len(e.Args) && e.Args[i+1] == "pam"
+		return path.Base(arg) == Program && i+1 < len(e.Args) && e.Args[i+1] == "pam", otherType
 	}
-	return false
+	return false, ""
 }
 
 // readsUserEnv reports whether pam_env's arguments turn user_readenv on:

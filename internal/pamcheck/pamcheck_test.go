@@ -134,6 +134,11 @@ func TestCheckFindsWhatStandsInTheHooksWay(t *testing.T) {
 			want: []string{`E /etc/pam.d/common-session-noninteractive:3: the session stack of sudo, cron, atd has no netns-session hook: mapped users' sessions opened through it stay on the host network; add "` + HookLine + `" after this line (Debian: pam-auth-update --enable netns-session)`},
 		},
 		{
+			name:   "the hook's type=OPEN_SESSION: pam_exec compares it exactly, so it never runs",
+			change: map[string]string{"etc/pam.d/common-session-noninteractive": "session required pam_unix.so\nsession required pam_exec.so type=OPEN_SESSION /usr/sbin/netns-session pam\n"},
+			want:   []string{"E /etc/pam.d/common-session-noninteractive:2: the session stack of sudo, cron, atd has no netns-session hook: this line's type=OPEN_SESSION never matches, as pam_exec compares it exactly, so pam_exec skips the hook and mapped users' sessions opened through the stack stay on the host network; write type=open_session"},
+		},
+		{
 			name:   "the hook's control ok on every result: a failure still denies the session",
 			change: map[string]string{"etc/pam.d/common-session-noninteractive": "session [default=ok] pam_exec.so seteuid /usr/sbin/netns-session pam\n"},
 		},
