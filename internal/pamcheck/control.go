@@ -22,6 +22,24 @@ var returnValues = []string{
 // notFailures are the results that required does not count as failures.
 var notFailures = []string{"success", "new_authtok_reqd", "ignore"}
 
+// keywordControls are the controls libpam spells out when it reads them
+// (_pam_parse_conf_file), "default" standing for every result not named.
+var keywordControls = map[string]string{
+	"required":   "success=ok new_authtok_reqd=ok ignore=ignore default=bad",
+	"requisite":  "success=ok new_authtok_reqd=ok ignore=ignore default=die",
+	"optional":   "success=ok new_authtok_reqd=ok default=ignore",
+	"sufficient": "success=done new_authtok_reqd=done default=ignore",
+}
+
+// controlActions reads a control as libpam does: the keywords spelled out,
+// a "[...]" control parsed.
+func controlActions(control string) (actions, error) {
+	if spelled, ok := keywordControls[strings.ToLower(control)]; ok {
+		control = spelled
+	}
+	return parseControl(control)
+}
+
 // actions are what a control does on each return value, as written.
 type actions map[string]string
 
@@ -35,6 +53,15 @@ func (a actions) of(value string) string {
 		return action
 	}
 	return "bad"
+}
+
+// written is how the control writes the action on value: "value=action",
+// or "default=action" when value has none of its own.
+func (a actions) written(value string) string {
+	if _, ok := a[value]; ok {
+		return value + "=" + a[value]
+	}
+	return "default=" + a.of(value)
 }
 
 // jump is the number of modules an action skips, 0 for one that is no

@@ -5,7 +5,9 @@
 // "[...]" fields; Debian's @include, include and substack followed) and
 // finds, each with file and line: a stack without the hook line, the hook
 // after pam_systemd.so, a pam_env.so with user_readenv=1 before the hook,
-// and a hook whose control lets a session open when it fails. It also reads
+// a line before the hook whose control can pass it (a success that ends
+// the stack, a jump past it), walked as libpam's dispatch walks it, and a
+// hook whose control lets a session open when it fails. It also reads
 // Yama's ptrace_scope, which can forbid the ptrace the join uses, and
 // whether SELinux enforces, which refuses the join. It writes nothing; what
 // the hook does is package hook's, the join nsjoin's.
@@ -146,6 +148,7 @@ func checkStack(c *collector, st Stack) int {
 		})
 		return hook
 	}
+	checkPassed(c, st, hook)
 	h := st.Entries[hook]
 	if systemd >= 0 && systemd < hook {
 		sd := st.Entries[systemd]
@@ -166,6 +169,42 @@ func checkStack(c *collector, st Stack) int {
 		})
 	}
 	return hook
+}
+
+// checkPassed records the module lines before the hook (st.Entries[hook])
+// that can make libpam's walk pass it: a success that ends the stack
+// (sufficient, done) or a jump past it. Each is an error, whatever the
+// module: pam_permit passes every login, pam_succeed_if those its
+// condition picks, and check cannot know which logins a module passes;
+// a mapped user among them opens a session on the host network, which the
+// policy never allows.
+func checkPassed(c *collector, st Stack, hook int) {
+	at := slices.IndexFunc(st.handlers, func(h handler) bool { return h.entry == hook })
+	h := st.Entries[hook]
+	for i, hd := range st.handlers[:at] {
+		if hd.entry < 0 {
+			continue
+		}
+		how := st.passesHook(i, at)
+		if how == nil {
+			continue
+		}
+		ends := "the stack"
+		if hd.level > 0 {
+			ends = "its substack"
+		}
+		for k, w := range how {
+			if strings.HasSuffix(w, "=done") {
+				how[k] = w + " ends " + ends + " before it when the module succeeds"
+			} else {
+				how[k] = w + " jumps past it"
+			}
+		}
+		e := st.Entries[hd.entry]
+		c.add(Error, e.File, e.Line, "passes", st.Service, func(services string) string {
+			return fmt.Sprintf("%s's control %q passes the netns-session hook (%s) in the session stack of %s: %s; the sessions it lets pass open without the hook, so a mapped user's stays on the host network; move the hook before this line", moduleName(e), e.Control, h.Position(), services, strings.Join(how, ", "))
+		})
+	}
 }
 
 // missingAt says where the hook belongs in a stack without it: before

@@ -1,6 +1,7 @@
 package pamcheck
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -73,6 +74,23 @@ func layOut(t *testing.T, files map[string]string) string {
 
 const absent = "\x00absent"
 
+// commonSession is debian()'s common-session with lines added before the
+// hook: the first of them is line 6.
+func commonSession(before string) string {
+	return "# common-session\n" +
+		"session [default=1] pam_permit.so\n" +
+		"session requisite pam_deny.so\n" +
+		"session required pam_permit.so\n" +
+		"session required pam_unix.so\n" +
+		before + hook + "session optional pam_systemd.so\n"
+}
+
+// passes is the finding of a line at common-session:line that passes the
+// hook at common-session:hookLine in the stacks that include it.
+func passes(line int, module, control string, hookLine int, how string) string {
+	return fmt.Sprintf("E /etc/pam.d/common-session:%d: %s's control %q passes the netns-session hook (/etc/pam.d/common-session:%d) in the session stack of sshd, login, su, su-l, sudo-i: %s; the sessions it lets pass open without the hook, so a mapped user's stays on the host network; move the hook before this line", line, module, control, hookLine, how)
+}
+
 func TestCheckFindsWhatStandsInTheHooksWay(t *testing.T) {
 	tests := []struct {
 		name string
@@ -132,6 +150,53 @@ func TestCheckFindsWhatStandsInTheHooksWay(t *testing.T) {
 				"session required pam_exec.so /usr/sbin/netns-session-old pam\n" +
 				"# session required pam_exec.so /usr/sbin/netns-session pam\n"},
 			want: []string{`E /etc/pam.d/common-session-noninteractive:3: the session stack of sudo, cron, atd has no netns-session hook: mapped users' sessions opened through it stay on the host network; add "` + HookLine + `" after this line (Debian: pam-auth-update --enable netns-session)`},
+		},
+		{
+			name:   "a sufficient line before the hook: its success ends the stack",
+			change: map[string]string{"etc/pam.d/common-session": commonSession("session sufficient pam_permit.so\n")},
+			want:   []string{passes(6, "pam_permit.so", "sufficient", 7, "success=done ends the stack before it when the module succeeds")},
+		},
+		{
+			name:   "a jump right before the hook lands past it",
+			change: map[string]string{"etc/pam.d/common-session": commonSession("session [success=1 default=ignore] pam_permit.so\n")},
+			want:   []string{passes(6, "pam_permit.so", "success=1 default=ignore", 7, "success=1 jumps past it")},
+		},
+		{
+			name:   "a default of done ends the stack when the module succeeds",
+			change: map[string]string{"etc/pam.d/common-session": commonSession("session [default=done] pam_succeed_if.so user ingroup staff\n")},
+			want:   []string{passes(6, "pam_succeed_if.so", "default=done", 7, "default=done ends the stack before it when the module succeeds")},
+		},
+		{
+			name: "a jump on failure past the hook, one on success to it, done on failure only, a jump too long: the first only",
+			change: map[string]string{"etc/pam.d/common-session": commonSession(
+				"session [success=ok default=4] pam_succeed_if.so user ingroup staff\n" +
+					"session [success=2 default=ignore] pam_permit.so\n" +
+					"session [success=ok session_err=done default=bad] pam_limits.so\n" +
+					"session [success=9 default=ignore] pam_permit.so\n")},
+			want: []string{passes(6, "pam_succeed_if.so", "success=ok default=4", 10, "default=4 jumps past it")},
+		},
+		{
+			name: "a substack counts as one module in a jump: the jump lands past the hook",
+			change: map[string]string{
+				"etc/pam.d/common-session": commonSession("session [success=2 default=ignore] pam_permit.so\nsession substack session-extra\n"),
+				"etc/pam.d/session-extra":  "session required pam_limits.so\nsession required pam_keyinit.so\n",
+			},
+			want: []string{passes(6, "pam_permit.so", "success=2 default=ignore", 8, "success=2 jumps past it")},
+		},
+		{
+			name: "a substack's sufficient ends only the substack, and a jump in it cannot leave it: the hook after runs",
+			change: map[string]string{
+				"etc/pam.d/common-session": commonSession("session substack session-extra\n"),
+				"etc/pam.d/session-extra":  "session sufficient pam_permit.so\nsession [success=2 default=ignore] pam_permit.so\nsession required pam_limits.so\n",
+			},
+		},
+		{
+			name: "a sufficient line in the substack that holds the hook ends the substack before it",
+			change: map[string]string{
+				"etc/pam.d/common-session-noninteractive": "session required pam_unix.so\nsession substack session-extra\n",
+				"etc/pam.d/session-extra":                 "session sufficient pam_permit.so\n" + hook,
+			},
+			want: []string{`E /etc/pam.d/session-extra:1: pam_permit.so's control "sufficient" passes the netns-session hook (/etc/pam.d/session-extra:2) in the session stack of sudo, cron, atd: success=done ends its substack before it when the module succeeds; the sessions it lets pass open without the hook, so a mapped user's stays on the host network; move the hook before this line`},
 		},
 		{
 			name:   "the hook's type=OPEN_SESSION: pam_exec compares it exactly, so it never runs",

@@ -54,8 +54,22 @@ type Stack struct {
 	// is, is not installed.
 	File    string
 	Entries []Entry
+	// handlers is the list libpam dispatches, in its order.
+	handlers []handler
 	// broken are the includes that could not be followed.
 	broken []brokenInclude
+}
+
+// A handler is one element of the list libpam builds for a stack and
+// walks: a module line, or a line the walk passes over but a jump counts
+// (the line of a substack, and the failing stand-in libpam puts where a
+// line names no module or an include cannot be read).
+type handler struct {
+	// entry is the module line's index in Entries, -1 for the others.
+	entry int
+	// level is the depth of substacks the handler is in: "done" and
+	// jumps do not leave the substack they are written in.
+	level int
 }
 
 // brokenInclude is an include, at File:Line, that libpam fails too.
@@ -74,51 +88,66 @@ func (s System) readStack(service string) (Stack, error) {
 		return st, err
 	}
 	st.File = file
-	s.addLines(&st, file, text, 0)
+	s.addLines(&st, file, text, 0, 0)
 	return st, nil
 }
 
 // addLines appends the session lines of a file's text, read at include
-// depth level, to st, following its includes. Lines of other types are
-// skipped, as libpam skips them when it builds the session stack; so are
-// lines it cannot parse, which it makes fail when run: they are PAM's
-// problem, not the hook's.
-func (s System) addLines(st *Stack, file, text string, level int) {
+// depth depth and substack level level, to st, following its includes.
+// Lines of other types are skipped, as libpam skips them when it builds
+// the session stack; a session line it cannot parse takes the place
+// libpam gives the stand-in that fails it: the line is PAM's problem, not
+// the hook's, but jumps count it.
+func (s System) addLines(st *Stack, file, text string, depth, level int) {
 	for _, l := range ParseLines(text) {
 		f := l.Fields
 		// Debian's "@include FILE" reads all of FILE's lines.
 		if f[0] == "@include" {
 			if len(f) > 1 {
-				s.include(st, file, l.N, f[1], level+1)
+				s.include(st, file, l.N, f[1], depth+1, level)
 			}
 			continue
 		}
-		if !strings.EqualFold(strings.TrimPrefix(f[0], "-"), "session") || len(f) < 3 {
+		if !strings.EqualFold(strings.TrimPrefix(f[0], "-"), "session") {
+			continue
+		}
+		if len(f) < 3 {
+			st.handlers = append(st.handlers, handler{entry: -1, level: level})
 			continue
 		}
 		switch control := f[1]; {
-		case strings.EqualFold(control, "include"), strings.EqualFold(control, "substack"):
-			// A substack confines the jumps and "done" of its lines,
-			// which this reading ignores anyway.
-			s.include(st, file, l.N, f[2], level+1)
+		case strings.EqualFold(control, "include"):
+			if !s.include(st, file, l.N, f[2], depth+1, level) {
+				st.handlers = append(st.handlers, handler{entry: -1, level: level})
+			}
+		case strings.EqualFold(control, "substack"):
+			// The substack's line, then its lines one level down.
+			st.handlers = append(st.handlers, handler{entry: -1, level: level})
+			if !s.include(st, file, l.N, f[2], depth+1, level+1) {
+				st.handlers = append(st.handlers, handler{entry: -1, level: level})
+			}
 		default:
+			st.handlers = append(st.handlers, handler{entry: len(st.Entries), level: level})
 			st.Entries = append(st.Entries, Entry{File: file, Line: l.N, Control: control, Module: f[2], Args: f[3:]})
 		}
 	}
 }
 
-// include reads the file that the line at file:line includes.
-func (s System) include(st *Stack, file string, line int, target string, level int) {
-	if level >= maxIncludeLevel {
+// include reads the file that the line at file:line includes into st, at
+// include depth depth and substack level level, and reports whether it
+// could.
+func (s System) include(st *Stack, file string, line int, target string, depth, level int) bool {
+	if depth >= maxIncludeLevel {
 		st.broken = append(st.broken, brokenInclude{file, line, target, ErrIncludeDepth})
-		return
+		return false
 	}
 	path, text, err := s.readPAMFile(target)
 	if err != nil {
 		st.broken = append(st.broken, brokenInclude{file, line, target, err})
-		return
+		return false
 	}
-	s.addLines(st, path, text, level)
+	s.addLines(st, path, text, depth, level)
+	return true
 }
 
 // readPAMFile reads the PAM file name refers to: an absolute path, or a

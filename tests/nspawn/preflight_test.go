@@ -137,6 +137,25 @@ func TestPreflightCheck(t *testing.T) {
 			}
 		})
 
+		t.Run("a sufficient line before the hook, which its success skips", func(t *testing.T) {
+			editPAM(t, c, commonSession, `/netns-session pam/i session sufficient pam_permit.so`)
+			permit := lineOf(t, c, commonSession, "session sufficient pam_permit.so")
+			want := fmt.Sprintf(`error: %s:%d: pam_permit.so's control "sufficient" passes the netns-session hook (%s:%d) in the session stack of sshd, login, su, su-l, sudo-i: success=done ends the stack before it`,
+				commonSession, permit, commonSession, lineOf(t, c, commonSession, hookLine))
+			if out, code := check(t, c); code != 1 || !hasProblem(out, want) {
+				t.Errorf("check: exit %d, want 1 and %q:\n%s", code, want, out)
+			}
+		})
+
+		t.Run("the hook with type=OPEN_SESSION, which pam_exec never matches", func(t *testing.T) {
+			editPAM(t, c, nonInteractive, `s|pam_exec.so seteuid /usr/sbin/netns-session pam|pam_exec.so type=OPEN_SESSION seteuid /usr/sbin/netns-session pam|`)
+			want := fmt.Sprintf("error: %s:%d: the session stack of sudo, cron, atd has no netns-session hook: this line's type=OPEN_SESSION never matches",
+				nonInteractive, lineOf(t, c, nonInteractive, "type=OPEN_SESSION"))
+			if out, code := check(t, c); code != 1 || !hasProblem(out, want) {
+				t.Errorf("check: exit %d, want 1 and %q:\n%s", code, want, out)
+			}
+		})
+
 		t.Run("a draft in /tmp: every line error, and /tmp only as a warning", func(t *testing.T) {
 			const draft = "/tmp/draft.conf"
 			c.WriteFile(t, draft, "alice ns0\nbroken\nbob ns0 extra\nalice -\n@ ns0\n", 0o644)
