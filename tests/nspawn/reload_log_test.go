@@ -169,22 +169,6 @@ func TestAuthLogShowsWhyALoginWasRefused(t *testing.T) {
 	})
 }
 
-// waitHookRecord waits for the hook to log a record matching every
-// journalctl match of matches and returns the last such.
-func waitHookRecord(t *testing.T, c *Container, matches ...string) map[string]string {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if recs := records(t, c, matches...); len(recs) > 0 {
-			return recs[len(recs)-1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the hook logged nothing with %q; it logged:\n%s", matches, c.Run(t, "journalctl", "--no-pager", "-o", "cat", "-t", "netns-session"))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // assertRecord checks the priority, facility and MESSAGE_ID of a record
 // of the hook.
 func assertRecord(t *testing.T, rec map[string]string, wantPriority, wantID string) {

@@ -127,13 +127,27 @@ func records(t *testing.T, c *Container, matches ...string) []map[string]string 
 // match and returns it.
 func waitRecord(t *testing.T, c *Container, match ...string) map[string]string {
 	t.Helper()
+	return waitForRecord(t, c, "the watcher", match, func() []map[string]string { return watchRecords(t, c, match...) })
+}
+
+// waitHookRecord waits for the hook to log a record matching every
+// journalctl match of matches and returns the last such.
+func waitHookRecord(t *testing.T, c *Container, matches ...string) map[string]string {
+	t.Helper()
+	return waitForRecord(t, c, "the hook", matches, func() []map[string]string { return records(t, c, matches...) })
+}
+
+// waitForRecord waits up to 10 s for find to return a record of who's, asked
+// for by match, and returns the last.
+func waitForRecord(t *testing.T, c *Container, who string, match []string, find func() []map[string]string) map[string]string {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if records := watchRecords(t, c, match...); len(records) > 0 {
-			return records[len(records)-1]
+		if recs := find(); len(recs) > 0 {
+			return recs[len(recs)-1]
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the watcher logged nothing with %q; it logged:\n%s", match, c.Run(t, "journalctl", "--no-pager", "-o", "cat", "-t", "netns-session"))
+			t.Fatalf("%s logged nothing with %q; it logged:\n%s", who, match, c.Run(t, "journalctl", "--no-pager", "-o", "cat", "-t", "netns-session"))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
